@@ -1,0 +1,199 @@
+"""The `lmforge` command line: one verb per stage, each a thin wrapper over the stage's entry point."""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from lmforge.errors import LmforgeError
+
+app = typer.Typer(help="Build fully open, language-adapted small language models end to end.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+tokenizer_app = typer.Typer(help="Train and inspect tokenizers.", no_args_is_help=True)
+app.add_typer(tokenizer_app, name="tokenizer")
+console = Console()
+
+RecipeArg = Annotated[Optional[Path], typer.Argument(help="Recipe file (.toml/.yaml); defaults apply without one.")]
+RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run directory (default: run.out_dir/run.name).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")]
+
+
+def _load(recipe: Path | None, overrides: list[str] | None):
+    from lmforge.recipe import load_recipe
+
+    return load_recipe(recipe, list(overrides or []))
+
+
+def _cli_args(recipe: Path | None, run_dir: Path, overrides: list[str]) -> list[str]:
+    args = [str(recipe)] if recipe else []
+    args += ["--run-dir", str(run_dir)]
+    for o in overrides:
+        args += ["--set", o]
+    return args
+
+
+def _stage(stage: str, recipe: Path | None, run_dir: Path | None, overrides: list[str]) -> dict:
+    from lmforge.pipeline import run_dir_for, run_stage
+    from lmforge.recipe import load_recipe
+
+    r = load_recipe(recipe, overrides)
+    rd = run_dir_for(r, run_dir)
+    return run_stage(stage, r, rd, _cli_args(recipe, rd, overrides))
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    recipe: RecipeArg = None,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Training text files/folders.")] = None,
+    vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size.")] = None,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Train a byte-level BPE tokenizer and save it as a Hugging Face tokenizer."""
+    overrides = list(set or [])
+    if input:
+        overrides.append(f"tokenizer.inputs={_toml_list(input)}")
+    if vocab_size:
+        overrides.append(f"tokenizer.vocab_size={vocab_size}")
+    s = _stage("tokenizer", recipe, run_dir, overrides)
+    console.print(f"tokenizer: {s['vocab_size']} tokens -> {s['out']}")
+    for lang, f in s["fertility"].items():
+        console.print(f"  {lang}: {f['tokens_per_word']:.3f} tokens/word")
+
+
+@app.command()
+def tokenize(
+    recipe: RecipeArg = None,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Training documents.")] = None,
+    val: Annotated[Optional[list[str]], typer.Option(help="Validation documents.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer folder (default: <run>/tokenizer).")] = None,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Turn JSONL/Parquet/text documents into packed token shards."""
+    overrides = list(set or [])
+    if input:
+        overrides.append(f"tokenize.train={_toml_list(input)}")
+    if val:
+        overrides.append(f"tokenize.val={_toml_list(val)}")
+    if tokenizer:
+        overrides.append(f"tokenize.tokenizer={_toml_list([tokenizer])[1:-1]}")
+    s = _stage("tokenize", recipe, run_dir, overrides)
+    for split, m in s.items():
+        console.print(f"tokenize: {split}: {m['docs']} documents, {m['tokens']:,} tokens -> {m['path']}")
+
+
+@app.command()
+def pretrain(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = None):
+    """Pretrain a Llama/Mistral-family model from scratch (resumes from the run's latest checkpoint)."""
+    s = _stage("pretrain", recipe, run_dir, list(set or []))
+    if s.get("interrupted"):
+        raise typer.Exit(143)
+    if "steps" in s:
+        console.print(f"pretrain: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {s['checkpoint']}")
+
+
+@app.command()
+def generate(
+    model: Annotated[Optional[str], typer.Argument(help="Model folder or run directory.")] = None,
+    prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p")] = None,
+    recipe: Annotated[Optional[Path], typer.Option(help="Recipe whose [generate] section to use.")] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option()] = None,
+    temperature: Annotated[Optional[float], typer.Option()] = None,
+    top_k: Annotated[Optional[int], typer.Option()] = None,
+    top_p: Annotated[Optional[float], typer.Option()] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    set: SetOpt = None,
+):
+    """Sample text from a checkpoint."""
+    from lmforge.generate import generate_texts, load_model_and_tokenizer
+    from lmforge.recipe import load_recipe
+
+    overrides = list(set or [])
+    for key, value in (("max_new_tokens", max_new_tokens), ("temperature", temperature), ("top_k", top_k),
+                       ("top_p", top_p), ("seed", seed)):
+        if value is not None:
+            overrides.append(f"generate.{key}={value}")
+    cfg = load_recipe(recipe, overrides).generate
+    source = model or cfg.checkpoint
+    if not source:
+        raise LmforgeError("generate: give a model folder or run directory")
+    m, tok = load_model_and_tokenizer(source)
+    for p, text in zip(prompt or cfg.prompts, generate_texts(m, tok, prompt or cfg.prompts, cfg.max_new_tokens,
+                                                             cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed)):
+        console.print(f"[bold]{p}[/bold]{text}", highlight=False, markup=True)
+
+
+@app.command()
+def plan(
+    recipe: RecipeArg = None,
+    params: Annotated[Optional[float], typer.Option(help="Model size in parameters, e.g. 125e6.")] = None,
+    flops: Annotated[Optional[float], typer.Option(help="Compute budget in FLOPs, e.g. 1e20.")] = None,
+    tokens: Annotated[Optional[float], typer.Option(help="Train on this many tokens instead of 20 per parameter.")] = None,
+    gpu: Annotated[str, typer.Option(help="GPU model for the time estimate.")] = "H100-SXM",
+    num_gpus: Annotated[int, typer.Option(help="Number of GPUs.")] = 1,
+    mfu: Annotated[float, typer.Option(help="Model FLOPs utilisation to assume.")] = 0.4,
+    set: SetOpt = None,
+):
+    """Chinchilla compute-optimal plan for a FLOP budget, a model size, or a recipe's model."""
+    from lmforge.plan import plan_for_compute, plan_for_params
+    from lmforge.plan.recipe_size import recipe_params
+
+    if flops is not None:
+        p = plan_for_compute(flops, gpu, num_gpus, mfu)
+    else:
+        if params is None:
+            if recipe is None:
+                raise LmforgeError("plan: give --flops, --params or a recipe")
+            params = recipe_params(_load(recipe, set))
+        p = plan_for_params(params, gpu, num_gpus, mfu, tokens)
+    console.print(f"parameters       {p.params / 1e6:,.1f}M")
+    console.print(f"tokens           {p.tokens / 1e9:,.3f}B ({p.tokens / p.params:.1f} per parameter)")
+    console.print(f"compute          {p.flops:.3e} FLOPs")
+    console.print(f"predicted loss   {p.predicted_loss:.3f} nats/token (Chinchilla fit, MassiveText)")
+    console.print(f"time             {p.hours:,.2f} h on {p.num_gpus}x {p.gpu} at {p.mfu:.0%} MFU")
+
+
+@app.command()
+def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: RunDirOpt = None, set: SetOpt = None):
+    """Run every stage of a recipe in order in one run directory."""
+    from lmforge.pipeline import run_dir_for, run_stage, save_resolved_recipe
+    from lmforge.recipe import load_recipe
+
+    overrides = list(set or [])
+    r = load_recipe(recipe, overrides)
+    rd = run_dir_for(r, run_dir)
+    rd.mkdir(parents=True, exist_ok=True)
+    save_resolved_recipe(r, rd)
+    for stage in r.run.stages:
+        console.rule(f"[bold]{stage}")
+        s = run_stage(stage, r, rd, _cli_args(recipe, rd, overrides))
+        if s.get("interrupted"):
+            console.print(f"stopped during {stage}; rerun the same command to resume")
+            raise typer.Exit(143)
+        if stage == "generate":
+            for sample in s["samples"]:
+                console.print(f"[bold]{sample['prompt']}[/bold]{sample['completion']}", highlight=False)
+    console.print(f"\nrun directory: {rd.resolve()}\nreport:        {(rd / 'report.md').resolve()}")
+
+
+def _toml_list(items: list[str]) -> str:
+    import json
+
+    return json.dumps([str(i) for i in items])
+
+
+def main() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # lmforge draws its own progress; HF's per-shard bars are noise
+    try:
+        app()
+    except LmforgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

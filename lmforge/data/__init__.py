@@ -1,0 +1,6 @@
+"""Documents in (JSONL, Parquet, text) and packed token shards out, for the trainer to stream."""
+
+from lmforge.data.packed import PackedTokens, ShardWriter, read_meta
+from lmforge.data.readers import iter_documents, resolve_inputs
+
+__all__ = ["PackedTokens", "ShardWriter", "iter_documents", "read_meta", "resolve_inputs"]

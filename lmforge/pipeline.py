@@ -1,0 +1,47 @@
+"""`lmforge run RECIPE`: run the recipe's stages in order in one run directory.
+
+Each stage is called through its public entry point with its own recipe section; stages
+share nothing but files in the run directory, so any of them can also be run alone.
+"""
+
+from pathlib import Path
+
+import yaml
+
+from lmforge.recipe import Recipe
+from lmforge.rundir import atomic_write_text
+
+
+def run_dir_for(recipe: Recipe, run_dir: str | Path | None) -> Path:
+    return Path(run_dir) if run_dir else Path(recipe.run.out_dir) / recipe.run.name
+
+
+def save_resolved_recipe(recipe: Recipe, run_dir: Path) -> Path:
+    """The fully resolved recipe, replayable with `lmforge run <run>/recipe.yaml`."""
+    path = run_dir / "recipe.yaml"
+    atomic_write_text(path, yaml.safe_dump(recipe.model_dump(), sort_keys=False, allow_unicode=True))
+    return path
+
+
+def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) -> dict:
+    """Run one named stage; `cli_args` re-create this recipe for a torchrun relaunch of pretrain."""
+    if stage == "tokenizer":
+        from lmforge.tokenizer import run_tokenizer_stage
+
+        return run_tokenizer_stage(recipe.tokenizer, run_dir)
+    if stage == "tokenize":
+        from lmforge.data.tokenize import run_tokenize_stage
+
+        return run_tokenize_stage(recipe.tokenize, run_dir)
+    if stage == "pretrain":
+        from lmforge.train import pretrain, run_under_torchrun, under_torchrun
+
+        if recipe.train.nproc_per_node > 1 and not under_torchrun():
+            run_under_torchrun(recipe.train.nproc_per_node, ["pretrain", *cli_args])
+            return {"launched": "torchrun"}
+        return pretrain(recipe.model, recipe.train, run_dir, recipe.run.seed)
+    if stage == "generate":
+        from lmforge.generate import run_generate_stage
+
+        return run_generate_stage(recipe.generate, run_dir)
+    raise ValueError(f"unknown stage {stage}")

@@ -1,0 +1,25 @@
+"""Recipes: one TOML/YAML file describes a whole pipeline; pydantic validates it."""
+
+from lmforge.recipe.load import apply_overrides, load_recipe, recipe_from_dict
+from lmforge.recipe.schema import (
+    GenerateConfig,
+    ModelConfig,
+    Recipe,
+    RunConfig,
+    TokenizeConfig,
+    TokenizerConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "GenerateConfig",
+    "ModelConfig",
+    "Recipe",
+    "RunConfig",
+    "TokenizeConfig",
+    "TokenizerConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_recipe",
+    "recipe_from_dict",
+]

@@ -1,0 +1,8 @@
+"""Training stage: pretraining a Llama/Mistral-family model from scratch (and resuming it)."""
+
+from lmforge.train.checkpoint import latest_checkpoint
+from lmforge.train.launch import run_under_torchrun, under_torchrun
+from lmforge.train.model import count_params, hf_config
+from lmforge.train.pretrain import pretrain
+
+__all__ = ["count_params", "hf_config", "latest_checkpoint", "pretrain", "run_under_torchrun", "under_torchrun"]

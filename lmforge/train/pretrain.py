@@ -1,0 +1,221 @@
+"""`lmforge pretrain`: the training loop, readable top to bottom (nanoGPT-style).
+
+One optimizer step = `grad_accum` micro-batches on each of `world` processes. Everything that
+decides the result (initial weights, sample order, learning rate) is a pure function of the
+seed and the step, and the rest (optimizer moments, RNG) is in every checkpoint, which is
+why a killed run resumes bit-identically on CPU.
+"""
+
+import contextlib
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lmforge.data import PackedTokens
+from lmforge.errors import ConfigError
+from lmforge.recipe import ModelConfig, TrainConfig
+from lmforge.rundir import MetricsWriter, record_stage
+from lmforge.train.checkpoint import (
+    checkpoint_steps,
+    latest_checkpoint,
+    load_model_weights,
+    load_resume_state,
+    save_checkpoint,
+)
+from lmforge.train.data_order import DataOrder
+from lmforge.train.distributed import (
+    any_across,
+    barrier,
+    mean_across,
+    setup_distributed,
+    teardown_distributed,
+    wrap_model,
+)
+from lmforge.train.model import build_model, count_params, flops_per_token, hf_config
+from lmforge.train.pretrain_report import write_pretrain_report
+from lmforge.train.schedule import lr_at
+from lmforge.train.trackers import Trackers
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms or biases), as in GPT-2/Llama."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                             fused=device.type == "cuda")
+
+
+@torch.no_grad()
+def evaluate(fwd, data: PackedTokens, cfg: TrainConfig, d, autocast) -> float:
+    """Mean loss over the first `eval_batches` micro-batches of the validation set (fixed windows)."""
+    fwd.eval()
+    n = min(len(data), cfg.eval_batches * cfg.micro_batch_size)
+    mine = list(range(d.rank, n, d.world)) or [0]
+    total = torch.zeros((), device=d.device)
+    for i in range(0, len(mine), cfg.micro_batch_size):
+        batch = torch.from_numpy(data.batch(mine[i : i + cfg.micro_batch_size])).to(d.device)
+        with autocast:
+            logits = fwd(input_ids=batch[:, :-1]).logits
+        total += F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
+    fwd.train()
+    return mean_across(total / (len(mine) * cfg.seq_len), d).item()
+
+
+class StopFlag:
+    """Turns SIGTERM (Slurm preemption, `kill`) into a checkpoint-and-exit at the next step."""
+
+    def __init__(self):
+        self.set = False
+        with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.set = True
+
+
+def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed: int) -> dict:
+    """Train (or resume) a model in `run_dir`; returns a summary of the run."""
+    started = time.time()
+    run_dir = Path(run_dir)
+    d = setup_distributed()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    elif d.world > 1 and d.device.type == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // int(d.world)))
+    stop = StopFlag()
+
+    data_dir = Path(cfg.data) if cfg.data else run_dir / "tokens" / "train"
+    val_dir = Path(cfg.val_data) if cfg.val_data else run_dir / "tokens" / "val"
+    train_data = PackedTokens(data_dir, cfg.seq_len)
+    val_data = PackedTokens(val_dir, cfg.seq_len) if (val_dir / "meta.json").exists() else None
+    meta = train_data.meta
+    tokenizer_dir = Path(meta.get("tokenizer") or run_dir / "tokenizer")
+
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
+    if cfg.fsdp and d.world == 1:
+        raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
+    pad_id = _pad_id(tokenizer_dir)
+    config = hf_config(model_cfg, meta["vocab_size"], cfg.seq_len, meta["eos_id"], pad_id)
+    raw = build_model(config, seed)
+    ckpt_root = run_dir / "checkpoints"
+    resume_from = latest_checkpoint(ckpt_root) if cfg.resume else None
+    if resume_from:
+        load_model_weights(raw, resume_from)
+    raw.to(d.device)
+    wrapped = wrap_model(raw, d, cfg.fsdp, bf16)
+    fwd = torch.compile(wrapped) if cfg.compile else wrapped
+    optimizer = make_optimizer(wrapped, cfg, d.device)
+    state = {"samples": 0, "tokens": 0}
+    step = 0
+    if resume_from:
+        saved = load_resume_state(resume_from, wrapped, optimizer)
+        step, state = saved["step"], {"samples": saved["samples"], "tokens": saved["tokens"]}
+
+    n_params = count_params(raw)
+    n_non_embed = count_params(raw, exclude_embeddings=True)
+    fpt = flops_per_token(config, n_non_embed, cfg.seq_len)
+    order = DataOrder(len(train_data), seed)
+    global_batch = cfg.micro_batch_size * cfg.grad_accum * d.world
+    save_at = checkpoint_steps(cfg.max_steps, cfg.checkpoint_every, cfg.log_spaced_checkpoints)
+    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=bf16 and not cfg.fsdp)
+    metrics = MetricsWriter(run_dir, "pretrain") if d.is_main else None
+    trackers = Trackers(run_dir, cfg.tensorboard, cfg.wandb, cfg.wandb_project, cfg.model_dump()) if d.is_main else None
+
+    def checkpoint(at: int, loss: float | None) -> Path:
+        return save_checkpoint(ckpt_root, at, raw, wrapped, optimizer, {**state, "loss": loss}, tokenizer_dir, d.is_main)
+
+    if step == 0 and 0 in save_at:
+        checkpoint(0, None)
+    if d.is_main:
+        msg = f"resuming from {resume_from.name}" if resume_from else "starting from scratch"
+        print(f"pretrain: {n_params / 1e6:.2f}M params, {len(train_data)} windows of {cfg.seq_len} tokens, "
+              f"{global_batch * cfg.seq_len} tokens/step, {msg}", flush=True)
+
+    progress = Progress(TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
+                        TimeRemainingColumn(), disable=not d.is_main, transient=True)
+    task = progress.add_task("steps", total=cfg.max_steps, completed=step, loss=float("nan"), tps=0.0)
+    interrupted, last_loss, window_tokens, window_time = False, None, 0, 0.0
+    with progress:
+        while step < cfg.max_steps:
+            t0 = time.perf_counter()
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=d.device)
+            for micro in range(cfg.grad_accum):
+                start = DataOrder.micro_slice(state["samples"], micro, d.rank, d.world, cfg.micro_batch_size)
+                batch = torch.from_numpy(train_data.batch(order.indices(start, cfg.micro_batch_size)))
+                batch = batch.to(d.device, non_blocking=True)
+                last_micro = micro == cfg.grad_accum - 1
+                sync = contextlib.nullcontext() if last_micro or d.world == 1 or cfg.fsdp else wrapped.no_sync()
+                with sync:
+                    with autocast:
+                        logits = fwd(input_ids=batch[:, :-1]).logits
+                    loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+                    (loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach()
+            grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip or float("inf"))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            state["samples"] += global_batch
+            state["tokens"] += global_batch * cfg.seq_len
+            window_tokens += global_batch * cfg.seq_len
+
+            if step % cfg.log_every == 0 or step == cfg.max_steps or step in save_at:
+                last_loss = mean_across(loss_sum / cfg.grad_accum, d).item()
+                norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+                window_time += time.perf_counter() - t0
+                tps = window_tokens / window_time
+                row = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(norm), "tokens": state["tokens"],
+                       "tok_per_s": tps, "model_flops_per_s": tps * fpt, "elapsed_s": time.time() - started}
+                if d.is_main:
+                    metrics.log(**row)
+                    trackers.log(step, {k: row[k] for k in ("loss", "lr", "grad_norm", "tok_per_s")})
+                progress.update(task, completed=step, loss=last_loss, tps=tps)
+                window_tokens, window_time = 0, 0.0
+            else:
+                window_time += time.perf_counter() - t0
+                progress.update(task, completed=step)
+            if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+                val_loss = evaluate(fwd, val_data, cfg, d, autocast)
+                if d.is_main:
+                    metrics.log(step=step, tokens=state["tokens"], val_loss=val_loss)
+                    trackers.log(step, {"val_loss": val_loss})
+            interrupted = any_across(stop.set, d) and step < cfg.max_steps
+            if step in save_at or interrupted:
+                checkpoint(step, last_loss)
+            if interrupted:
+                break
+
+    barrier(d)
+    summary = {"steps": step, "tokens": state["tokens"], "params": n_params, "final_loss": last_loss,
+               "interrupted": interrupted, "checkpoint": str(latest_checkpoint(ckpt_root) or ""),
+               "flops_per_token": fpt}
+    if d.is_main:
+        metrics.close()
+        trackers.close()
+        if interrupted:
+            print(f"pretrain: stopped by SIGTERM at step {step}; checkpoint saved, rerun to resume", flush=True)
+        else:
+            record_stage(run_dir, "pretrain", {"model": model_cfg.model_dump(), "train": cfg.model_dump(),
+                                               "world_size": d.world, "hf_config": config.to_dict()},
+                         [data_dir], seed, started, summary)
+            write_pretrain_report(run_dir, summary, config, cfg, d.world)
+    teardown_distributed()
+    return summary
+
+
+def _pad_id(tokenizer_dir: Path) -> int | None:
+    """The tokenizer's pad id goes into the model config so generation pads correctly."""
+    if not (tokenizer_dir / "tokenizer.json").exists():
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tokenizer_dir)).pad_token_id
