@@ -79,7 +79,7 @@ class StopFlag:
 
 
 def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed: int) -> dict:
-    """Train (or resume) a model in `run_dir`; returns a summary of the run."""
+    """Train (or resume) a model in `run_dir`; returns a summary of the run and the trained model."""
     started = time.time()
     run_dir = Path(run_dir)
     d = setup_distributed()
@@ -209,7 +209,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                          [data_dir], seed, started, summary)
             write_pretrain_report(run_dir, summary, config, cfg, d.world)
     teardown_distributed()
-    return summary
+    return {**summary, "model": raw}  # the in-memory model, for callers and tests; not in the manifest
 
 
 def _pad_id(tokenizer_dir: Path) -> int | None:

@@ -1,0 +1,88 @@
+"""Shared fixtures: a tiny tokenizer + packed dataset built from the shipped sample corpus."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "examples" / "corpus"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def corpus_subset(tmp: Path, lang: str, split: str, n: int) -> Path:
+    lines = (CORPUS / lang / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    out = tmp / f"{lang}-{split}.jsonl"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+TINY_RECIPE = """
+[run]
+name = "tiny"
+seed = 7
+stages = ["pretrain"]
+
+[model]
+hidden_size = 32
+num_layers = 2
+num_heads = 4
+num_kv_heads = 2
+
+[train]
+seq_len = 32
+micro_batch_size = 4
+max_steps = 12
+lr = 3e-3
+warmup_steps = 2
+checkpoint_every = 4
+log_every = 1
+eval_every = 6
+eval_batches = 2
+threads = 1
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A run directory holding a trained tokenizer and tokenized train/val splits (built once)."""
+    from lmforge.data.tokenize import run_tokenize_stage
+    from lmforge.recipe import TokenizeConfig, TokenizerConfig
+    from lmforge.tokenizer import run_tokenizer_stage
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    en, de = corpus_subset(tmp, "en", "train", 150), corpus_subset(tmp, "de", "train", 150)
+    en_val, de_val = corpus_subset(tmp, "en", "heldout", 20), corpus_subset(tmp, "de", "heldout", 20)
+    run = tmp / "base"
+    run_tokenizer_stage(TokenizerConfig(inputs=[str(en), str(de)], vocab_size=512,
+                                        fertility_texts={"en": str(en_val), "de": str(de_val)}), run)
+    run_tokenize_stage(TokenizeConfig(train=[str(en), str(de)], val=[str(en_val), str(de_val)]), run)
+    return run
+
+
+@pytest.fixture
+def tiny_run(tiny_data: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A fresh run directory pointing at the shared tokens, plus the tiny recipe file."""
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE + f'data = "{tiny_data / "tokens" / "train"}"\n'
+                      f'val_data = "{tiny_data / "tokens" / "val"}"\n')
+    return tmp_path / "run", recipe
+
+
+def lmforge(*args: str, cwd: Path = ROOT, env: dict | None = None, check: bool = True,
+            timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the CLI in a subprocess, the way a user does."""
+    proc = subprocess.run([sys.executable, "-m", "lmforge", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"lmforge {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
