@@ -13,7 +13,7 @@ app = typer.Typer(help="Build fully open, language-adapted small language models
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 tokenizer_app = typer.Typer(help="Train and inspect tokenizers.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
-console = Console()
+console = Console(soft_wrap=True)  # paths must stay on one line to be copy-pasted
 
 RecipeArg = Annotated[Optional[Path], typer.Argument(help="Recipe file (.toml/.yaml); defaults apply without one.")]
 RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run directory (default: run.out_dir/run.name).")]

@@ -111,10 +111,11 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     fwd = torch.compile(wrapped) if cfg.compile else wrapped
     optimizer = make_optimizer(wrapped, cfg, d.device)
     state = {"samples": 0, "tokens": 0}
-    step = 0
+    step, last_loss = 0, None
     if resume_from:
         saved = load_resume_state(resume_from, wrapped, optimizer)
-        step, state = saved["step"], {"samples": saved["samples"], "tokens": saved["tokens"]}
+        step, last_loss = saved["step"], saved["loss"]
+        state = {"samples": saved["samples"], "tokens": saved["tokens"]}
 
     n_params = count_params(raw)
     n_non_embed = count_params(raw, exclude_embeddings=True)
@@ -140,7 +141,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                         TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
                         TimeRemainingColumn(), disable=not d.is_main, transient=True)
     task = progress.add_task("steps", total=cfg.max_steps, completed=step, loss=float("nan"), tps=0.0)
-    interrupted, last_loss, window_tokens, window_time = False, None, 0, 0.0
+    interrupted, window_tokens, window_time = False, 0, 0.0
     with progress:
         while step < cfg.max_steps:
             t0 = time.perf_counter()

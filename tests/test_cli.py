@@ -1,0 +1,69 @@
+"""The CLI as a user meets it: help, one-line errors with a non-zero exit, plan, generate."""
+
+import pytest
+
+from lmforge.errors import ConfigError
+from lmforge.plan import plan_for_compute, plan_for_params
+from tests.conftest import lmforge, write_jsonl
+
+
+def test_help_lists_every_stage():
+    out = lmforge("--help").stdout
+    for verb in ("tokenizer", "tokenize", "pretrain", "generate", "plan", "run"):
+        assert verb in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "missing.toml"], "missing.toml: recipe file not found"),
+    (["pretrain", "--set", "train.lrr=1"], "unknown key 'train.lrr'"),
+    (["plan", "--flops", "1e20", "--gpu", "Z80"], "unknown GPU 'Z80'"),
+    (["generate", "no/such/model"], "no/such/model: no such model or run directory"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message):
+    proc = lmforge(*args, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {proc.stderr.strip()[7:]}"]
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_malformed_jsonl_reports_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n\n{"text": "also fine"}\n{oops}\n')
+    proc = lmforge("tokenizer", "train", "--input", str(bad), "--run-dir", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and f"{bad}:4: malformed JSON" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_chinchilla_plan_reproduces_the_paper():
+    # Chinchilla itself: 70B parameters on 1.4T tokens, about 5.9e23 FLOPs.
+    p = plan_for_compute(6 * 70e9 * 1.4e12)
+    assert p.params == pytest.approx(70e9, rel=1e-9) and p.tokens == pytest.approx(1.4e12, rel=1e-9)
+    assert 1.9 < p.predicted_loss < 2.0  # the fitted law's loss at that point
+    q = plan_for_params(125e6, gpu="H100-SXM", num_gpus=1, mfu=0.5)
+    assert q.tokens == 2.5e9 and q.hours == pytest.approx(6 * 125e6 * 2.5e9 / (989e12 * 0.5) / 3600)
+    with pytest.raises(ConfigError):
+        plan_for_params(1e6, mfu=1.5)
+
+
+def test_plan_cli_for_a_recipe(tmp_path):
+    from tests.conftest import ROOT
+
+    out = lmforge("plan", str(ROOT / "recipes" / "demo.toml"), "--gpu", "A100").stdout
+    assert "tokens" in out and "on 1x A100" in out
+
+
+def test_tokenize_and_generate_from_the_cli(tiny_data, tiny_run):
+    run_dir, recipe = tiny_run
+    lmforge("pretrain", str(recipe), "--run-dir", str(run_dir), "--set", "train.max_steps=3")
+    greedy = [lmforge("generate", str(run_dir), "-p", "Am Morgen", "--temperature", "0", "--max-new-tokens", "8").stdout
+              for _ in range(2)]
+    assert greedy[0] == greedy[1] and greedy[0].startswith("Am Morgen")
+    seeded = [lmforge("generate", str(run_dir), "-p", "The", "--seed", str(s), "--max-new-tokens", "12").stdout
+              for s in (1, 1, 2)]
+    assert seeded[0] == seeded[1]
+
+
+def test_tokenize_cli_with_own_inputs(tiny_data, tmp_path):
+    docs = write_jsonl(tmp_path / "d.jsonl", [{"text": "Der Hafen ist still."}, {"text": "The harbour is quiet."}])
+    out = lmforge("tokenize", "--input", str(docs), "--tokenizer", str(tiny_data / "tokenizer"),
+                  "--run-dir", str(tmp_path / "r")).stdout
+    assert "train: 2 documents" in out
