@@ -49,6 +49,7 @@ log_every = 1
 eval_every = 6
 eval_batches = 2
 threads = 1
+precision = "fp32"
 """
 
 

@@ -71,7 +71,9 @@ def _wait_for(path, proc, timeout=120):
 @pytest.mark.slow
 def test_killed_run_resumes_bit_identically(tiny_run, tmp_path):
     run_dir, recipe_path = tiny_run
-    args = ["pretrain", str(recipe_path), "--set", "train.max_steps=16", "--set", "train.checkpoint_every=8"]
+    # bf16 autocast on purpose: resume must be exact in the fast precision too (fp32 is covered elsewhere)
+    args = ["pretrain", str(recipe_path), "--set", "train.max_steps=16", "--set", "train.checkpoint_every=8",
+            "--set", "train.precision='bf16'"]
     lmforge(*args, "--run-dir", str(tmp_path / "straight"))
 
     killed = tmp_path / "killed"
@@ -118,7 +120,8 @@ def test_two_process_ddp_matches_one_process_with_accumulation(tiny_run, tmp_pat
     _, recipe_path = tiny_run
     common = ["pretrain", str(recipe_path), "--set", "train.max_steps=8", "--set", "train.log_spaced_checkpoints=false"]
     lmforge(*common, "--set", "train.grad_accum=2", "--run-dir", str(tmp_path / "accum"))
-    _torchrun(2, *common, "--run-dir", str(tmp_path / "ddp"))
+    # nproc_per_node makes lmforge relaunch itself under torchrun (gloo on CPU)
+    lmforge(*common, "--set", "train.nproc_per_node=2", "--run-dir", str(tmp_path / "ddp"))
     accum, ddp = losses(tmp_path / "accum"), losses(tmp_path / "ddp")
     assert sorted(accum) == sorted(ddp) == list(range(1, 9))
     for step in accum:
@@ -138,3 +141,14 @@ def test_fsdp2_matches_ddp(tiny_run, tmp_path):
         assert fsdp[step] == pytest.approx(ddp[step], rel=1e-4, abs=1e-5)
     # the gathered FSDP checkpoint is a plain HF folder
     AutoModelForCausalLM.from_pretrained(tmp_path / "fsdp" / "checkpoints" / "step-000006")
+
+
+@pytest.mark.slow
+def test_torch_compile_option_trains_like_eager(tiny_run, tmp_path):
+    _, recipe_path = tiny_run
+    common = ["pretrain", str(recipe_path), "--set", "train.max_steps=3", "--set", "train.log_spaced_checkpoints=false"]
+    lmforge(*common, "--run-dir", str(tmp_path / "eager"))
+    lmforge(*common, "--set", "train.compile=true", "--run-dir", str(tmp_path / "compiled"))
+    eager, compiled = losses(tmp_path / "eager"), losses(tmp_path / "compiled")
+    for step in eager:
+        assert compiled[step] == pytest.approx(eager[step], rel=1e-3)

@@ -84,7 +84,7 @@ class TrainConfig(Section):
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip: float = Field(1.0, ge=0)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the chip has native bf16 math
     compile: bool = False
     threads: int | None = Field(None, ge=1)
     nproc_per_node: int = Field(1, ge=1, description="> 1 relaunches the stage under torchrun")

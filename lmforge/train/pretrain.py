@@ -35,19 +35,24 @@ from lmforge.train.distributed import (
     teardown_distributed,
     wrap_model,
 )
+from lmforge.train.fused_loss import cross_entropy
 from lmforge.train.model import build_model, count_params, flops_per_token, hf_config
+from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain_report import write_pretrain_report
 from lmforge.train.schedule import lr_at
 from lmforge.train.trackers import Trackers
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on norms or biases), as in GPT-2/Llama."""
+    """AdamW with weight decay on matrices only (not on norms or biases), as in GPT-2/Llama.
+
+    The fused implementation (one kernel over all parameters) exists on CPU and GPU since torch 2.4.
+    """
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                             fused=device.type == "cuda")
+                             fused=device.type in ("cuda", "cpu"))
 
 
 @torch.no_grad()
@@ -96,7 +101,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     meta = train_data.meta
     tokenizer_dir = Path(meta.get("tokenizer") or run_dir / "tokenizer")
 
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
+    bf16 = use_bf16(cfg.precision, d.device)
     if cfg.fsdp and d.world == 1:
         raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
     pad_id = _pad_id(tokenizer_dir)
@@ -135,11 +140,13 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     if d.is_main:
         msg = f"resuming from {resume_from.name}" if resume_from else "starting from scratch"
         print(f"pretrain: {n_params / 1e6:.2f}M params, {len(train_data)} windows of {cfg.seq_len} tokens, "
-              f"{global_batch * cfg.seq_len} tokens/step, {msg}", flush=True)
+              f"{global_batch * cfg.seq_len} tokens/step, {'bf16' if bf16 else 'fp32'} on {d.device.type}, {msg}",
+              flush=True)
 
     progress = Progress(TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
-                        TimeRemainingColumn(), disable=not d.is_main, transient=True)
+                        TimeRemainingColumn(), disable=not d.is_main, transient=True,
+                        auto_refresh=False)  # redrawn at log steps: a 10 Hz refresh thread costs the loop GIL time
     task = progress.add_task("steps", total=cfg.max_steps, completed=step, loss=float("nan"), tps=0.0)
     interrupted, window_tokens, window_time = False, 0, 0.0
     with progress:
@@ -158,7 +165,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                 with sync:
                     with autocast:
                         logits = fwd(input_ids=batch[:, :-1]).logits
-                    loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+                    loss = cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip or float("inf"))
@@ -179,11 +186,10 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                 if d.is_main:
                     metrics.log(**row)
                     trackers.log(step, {k: row[k] for k in ("loss", "lr", "grad_norm", "tok_per_s")})
-                progress.update(task, completed=step, loss=last_loss, tps=tps)
+                progress.update(task, completed=step, loss=last_loss, tps=tps, refresh=True)
                 window_tokens, window_time = 0, 0.0
             else:
                 window_time += time.perf_counter() - t0
-                progress.update(task, completed=step)
             if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
                 val_loss = evaluate(fwd, val_data, cfg, d, autocast)
                 if d.is_main:
@@ -198,7 +204,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     barrier(d)
     summary = {"steps": step, "tokens": state["tokens"], "params": n_params, "final_loss": last_loss,
                "interrupted": interrupted, "checkpoint": str(latest_checkpoint(ckpt_root) or ""),
-               "flops_per_token": fpt}
+               "flops_per_token": fpt, "precision": "bf16" if bf16 else "fp32"}
     if d.is_main:
         metrics.close()
         trackers.close()

@@ -27,7 +27,7 @@ def write_pretrain_report(run_dir: Path, summary: dict, config, cfg: TrainConfig
         "",
         f"{config.model_type} model, {summary['params'] / 1e6:.2f}M parameters "
         f"({config.num_hidden_layers} layers, d={config.hidden_size}, {config.num_attention_heads} heads, "
-        f"{config.num_key_value_heads} KV heads), {world} process(es).",
+        f"{config.num_key_value_heads} KV heads), {world} process(es), {summary['precision']} compute.",
         "",
         "| figure | value |",
         "|---|---:|",
