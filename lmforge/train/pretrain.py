@@ -195,7 +195,9 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                 if d.is_main:
                     metrics.log(step=step, tokens=state["tokens"], val_loss=val_loss)
                     trackers.log(step, {"val_loss": val_loss})
-            interrupted = any_across(stop.set, d) and step < cfg.max_steps
+            # ranks agree on stopping at log steps only: an all-reduce every step would sync the GPU
+            if d.world == 1 or step % cfg.log_every == 0:
+                interrupted = any_across(stop.set, d) and step < cfg.max_steps
             if step in save_at or interrupted:
                 checkpoint(step, last_loss)
             if interrupted:
