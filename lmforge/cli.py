@@ -1,5 +1,6 @@
 """The `lmforge` command line: one verb per stage, each a thin wrapper over the stage's entry point."""
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -79,7 +80,7 @@ def tokenize(
     if val:
         overrides.append(f"tokenize.val={_toml_list(val)}")
     if tokenizer:
-        overrides.append(f"tokenize.tokenizer={_toml_list([tokenizer])[1:-1]}")
+        overrides.append(f"tokenize.tokenizer={json.dumps(tokenizer)}")
     s = _stage("tokenize", recipe, run_dir, overrides)
     for split, m in s.items():
         console.print(f"tokenize: {split}: {m['docs']} documents, {m['tokens']:,} tokens -> {m['path']}")
@@ -180,8 +181,7 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
 
 
 def _toml_list(items: list[str]) -> str:
-    import json
-
+    """A list of paths as a TOML array (JSON string syntax is valid TOML)."""
     return json.dumps([str(i) for i in items])
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-STAGES = ("tokenizer", "tokenize", "pretrain", "generate")
+Stage = Literal["tokenizer", "tokenize", "pretrain", "generate"]
 
 
 class Section(BaseModel):
@@ -20,7 +20,7 @@ class RunConfig(Section):
     name: str = "run"
     out_dir: str = "runs"
     seed: int = 1337
-    stages: list[Literal["tokenizer", "tokenize", "pretrain", "generate"]] = list(STAGES)
+    stages: list[Stage] = Field(default_factory=lambda: ["tokenizer", "tokenize", "pretrain", "generate"])
 
 
 class TokenizerConfig(Section):
@@ -98,11 +98,6 @@ class TrainConfig(Section):
     tensorboard: bool = False
     wandb: bool = False
     wandb_project: str = "lmforge"
-
-    @property
-    def tokens_per_step(self) -> int:
-        """Tokens in one optimizer step on one process."""
-        return self.seq_len * self.micro_batch_size * self.grad_accum
 
 
 class GenerateConfig(Section):

@@ -28,16 +28,3 @@ def line_plot(path: str | Path, series: dict[str, tuple[list[float], list[float]
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def bar_plot(path: str | Path, values: dict[str, float], ylabel: str, title: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5.0, 3.6), dpi=110)
-    ax.bar(list(values), list(values.values()), color=["#3b75af", "#4f9a55", "#c44e52", "#8172b2"][: len(values)])
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
