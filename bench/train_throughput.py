@@ -12,6 +12,9 @@ Three trainers run, alternating, `--rounds` times each:
 
     python bench/train_throughput.py                  # defaults: CPU, ~10M-parameter model
     python bench/train_throughput.py --steps 40 --hidden 512 --layers 8
+    # on a GPU, ~125M Llama (GPT-2-small shape); also prints MFU:
+    python bench/train_throughput.py --hidden 768 --layers 12 --heads 12 --kv-heads 12 --seq-len 1024 \
+        --batch 16 --steps 60 --warmup 20
 
 Prints tokens/s of each and the ratio; paste the table into bench/RESULTS.md.
 """
@@ -57,12 +60,26 @@ def model_config(a) -> ModelConfig:
     return ModelConfig(hidden_size=a.hidden, num_layers=a.layers, num_heads=a.heads, num_kv_heads=a.kv_heads)
 
 
-def run_lmforge(a, data: Path, out: Path) -> float:
+def run_lmforge(a, data: Path, out: Path) -> tuple[float, float]:
+    """Steady-state tokens/s and the model's training FLOPs per token."""
     run_dir = out / f"lmforge-{time.time_ns()}"
-    pretrain(model_config(a), train_config(a, data), run_dir, seed=0)
+    result = pretrain(model_config(a), train_config(a, data), run_dir, seed=0)
     rows = {r["step"]: r for r in read_metrics(run_dir, "pretrain") if "loss" in r}
     seconds = rows[a.steps]["elapsed_s"] - rows[a.warmup]["elapsed_s"]
-    return (a.steps - a.warmup) * a.batch * a.seq_len / seconds
+    return (a.steps - a.warmup) * a.batch * a.seq_len / seconds, result["flops_per_token"]
+
+
+def gpu_peak_flops() -> float | None:
+    """Dense bf16 peak of the local GPU from the planner's table, matched by name."""
+    if not torch.cuda.is_available():
+        return None
+    from lmforge.plan import GPUS
+
+    name = torch.cuda.get_device_name().replace(" ", "")
+    for key in sorted(GPUS, key=len, reverse=True):
+        if key.split("-")[0] in name and ("PCIe" in name) == ("PCIe" in key):
+            return GPUS[key] * 1e12
+    return None
 
 
 class Windows(torch.utils.data.Dataset):
@@ -119,8 +136,10 @@ def main() -> None:
     from lmforge.train.precision import use_bf16
 
     results = {"lmforge": [], "hf_trainer": [], "hf_trainer_bf16": []}
+    fpt = 0.0
     for _ in range(a.rounds):
-        results["lmforge"].append(run_lmforge(a, data, out))
+        tps, fpt = run_lmforge(a, data, out)
+        results["lmforge"].append(tps)
         results["hf_trainer"].append(run_hf_trainer(a, data, out, bf16=False))
         results["hf_trainer_bf16"].append(run_hf_trainer(a, data, out, bf16=True))
     best = {k: max(v) for k, v in results.items()}
@@ -135,6 +154,10 @@ def main() -> None:
         print(f"| {k} | {', '.join(f'{x:,.0f}' for x in v)} | {best[k]:,.0f} |")
     print(f"ratio lmforge / HF Trainer (defaults): {best['lmforge'] / best['hf_trainer']:.2f}x")
     print(f"ratio lmforge / HF Trainer (bf16=True): {best['lmforge'] / best['hf_trainer_bf16']:.2f}x")
+    peak = gpu_peak_flops()
+    if peak:
+        print(f"lmforge MFU on {torch.cuda.get_device_name()}: {best['lmforge'] * fpt / peak:.1%} "
+              f"({fpt / 1e6:.0f} MFLOP/token, bf16 dense peak {peak / 1e12:.0f} TFLOP/s)")
 
 
 if __name__ == "__main__":
