@@ -96,6 +96,30 @@ def pretrain(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = 
         console.print(f"pretrain: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {s['checkpoint']}")
 
 
+@app.command("eval")
+def eval_(
+    model: Annotated[Optional[str], typer.Argument(help="Model folder or run directory.")] = None,
+    bpb: Annotated[Optional[list[str]], typer.Option(help="LANG=FILE of held-out text, e.g. de=heldout.jsonl.")] = None,
+    recipe: Annotated[Optional[Path], typer.Option(help="Recipe whose [eval] section to use.")] = None,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Bits per byte and perplexity per language on held-out text (written to the run's report)."""
+    overrides = list(set or [])
+    if model:
+        overrides.append(f"eval.model={json.dumps(model)}")
+    for item in bpb or []:
+        lang, sep, path = item.partition("=")
+        if not sep:
+            raise LmforgeError(f"--bpb {item!r}: expected LANG=FILE")
+        overrides.append(f"eval.bpb_texts.{lang}={json.dumps(path)}")
+    if run_dir is None and model:
+        run_dir = Path(model) if (Path(model) / "checkpoints").is_dir() else Path(model) / "eval"
+    s = _stage("eval", recipe, run_dir, overrides)
+    for lang, score in s["bits_per_byte"].items():
+        console.print(f"{lang}: {score['bits_per_byte']:.4f} bits/byte, perplexity {score['perplexity']:.3f}")
+
+
 @app.command()
 def generate(
     model: Annotated[Optional[str], typer.Argument(help="Model folder or run directory.")] = None,

@@ -15,12 +15,14 @@ def test_demo_recipe_end_to_end(tmp_path):
                    "--set", "train.max_steps=30", "--set", "train.eval_every=15", "--set", "generate.max_new_tokens=8")
     assert f"report:        {(run_dir / 'report.md').resolve()}" in proc.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "generate"]
+    assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "eval", "generate"]
+    bpb = manifest["stages"]["eval"]["bits_per_byte"]
+    assert set(bpb) == {"en", "de"} and all(0 < s["bits_per_byte"] < 8 for s in bpb.values())
     for key in ("config", "code_commit", "inputs", "seeds", "versions", "hardware"):
         assert manifest[key], key
     assert all(s["wall_s"] > 0 for s in manifest["stages"].values())
     headings = [line for line in (run_dir / "report.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings == ["## Tokenizer", "## Tokenize", "## Pretrain", "## Generate"]
+    assert headings == ["## Tokenizer", "## Tokenize", "## Pretrain", "## Eval", "## Generate"]
     ckpt = run_dir / "checkpoints" / "step-000030"
     AutoModelForCausalLM.from_pretrained(ckpt)
     AutoTokenizer.from_pretrained(ckpt)

@@ -2,6 +2,7 @@
 
 from lmforge.recipe.load import apply_overrides, load_recipe, recipe_from_dict
 from lmforge.recipe.schema import (
+    EvalConfig,
     GenerateConfig,
     ModelConfig,
     Recipe,
@@ -12,6 +13,7 @@ from lmforge.recipe.schema import (
 )
 
 __all__ = [
+    "EvalConfig",
     "GenerateConfig",
     "ModelConfig",
     "Recipe",

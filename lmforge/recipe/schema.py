@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Stage = Literal["tokenizer", "tokenize", "pretrain", "generate"]
+Stage = Literal["tokenizer", "tokenize", "pretrain", "eval", "generate"]
 
 
 class Section(BaseModel):
@@ -110,10 +110,20 @@ class GenerateConfig(Section):
     seed: int = 0
 
 
+class EvalConfig(Section):
+    model: str | None = None  # default: the run's newest checkpoint
+    # language -> held-out text (JSONL/Parquet/txt); scored as bits per byte, side by side
+    bpb_texts: dict[str, str] = Field(default_factory=dict)
+    text_field: str = "text"
+    batch_size: int = Field(8, ge=1)
+    max_docs: int | None = Field(None, ge=1)
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)

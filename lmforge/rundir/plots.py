@@ -28,3 +28,27 @@ def line_plot(path: str | Path, series: dict[str, tuple[list[float], list[float]
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+LANGUAGE_COLOURS = ["#3b75af", "#4f9a55", "#c44e52", "#8172b2", "#ccb974"]
+
+
+def grouped_bars(path: str | Path, groups: dict[str, dict[str, float]], ylabel: str, title: str) -> Path:
+    """Bars per group (e.g. a model), one colour per key (e.g. a language), side by side."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for g in groups.values() for k in g))
+    width = 0.8 / max(1, len(keys))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(groups) + 2), 3.6), dpi=110)
+    for j, key in enumerate(keys):
+        xs = [i + j * width for i in range(len(groups))]
+        ax.bar(xs, [g.get(key, 0.0) for g in groups.values()], width, label=key,
+               color=LANGUAGE_COLOURS[j % len(LANGUAGE_COLOURS)])
+    ax.set_xticks([i + width * (len(keys) - 1) / 2 for i in range(len(groups))], list(groups))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(keys), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
