@@ -18,6 +18,7 @@ def test_demo_recipe_end_to_end(tmp_path):
     assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "eval", "generate"]
     bpb = manifest["stages"]["eval"]["bits_per_byte"]
     assert set(bpb) == {"en", "de"} and all(0 < s["bits_per_byte"] < 8 for s in bpb.values())
+    assert 0.0 <= manifest["stages"]["eval"]["memorization"]["memorized"] <= 1.0
     for key in ("config", "code_commit", "inputs", "seeds", "versions", "hardware"):
         assert manifest[key], key
     assert all(s["wall_s"] > 0 for s in manifest["stages"].values())

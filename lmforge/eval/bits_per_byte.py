@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.data import iter_documents
+from lmforge.eval.memorization import memorization
 from lmforge.generate import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import EvalConfig
 from lmforge.rundir import record_stage, write_report_section
@@ -77,6 +78,10 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
     scores = {lang: bits_per_byte(model, tokenizer, [path], cfg.text_field, cfg.batch_size, cfg.max_docs)
               for lang, path in cfg.bpb_texts.items()}
     summary = {"model": str(model_dir), "bits_per_byte": scores}
+    if cfg.memorization:
+        data = cfg.memorization_data or run_dir / "tokens" / "train"
+        summary["memorization"] = memorization(model, data, cfg.memorization_samples,
+                                               cfg.memorization_prefix, cfg.memorization_continuation)
     record_stage(run_dir, "eval", cfg.model_dump(), [model_dir, *cfg.bpb_texts.values()], None, started, summary)
     plot = grouped_bars(run_dir / "plots" / "eval_bits_per_byte.png", {model_dir.name: {l: s["bits_per_byte"]
                         for l, s in scores.items()}}, "bits per byte (lower is better)", "held-out text by language")
@@ -85,6 +90,11 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {lang} | {s['docs']} | {s['bytes']:,} | {s['tokens']:,} | {s['bits_per_byte']:.4f} | "
               f"{s['perplexity']:.3f} |" for lang, s in scores.items()]
+    if "memorization" in summary:
+        m = summary["memorization"]
+        lines += ["", f"Memorization (Pythia): {m['memorized']:.1%} of {m['sequences']} training sequences are "
+                  f"continued exactly for {m['continuation']} tokens from a {m['prefix']}-token prefix "
+                  f"({m['token_match']:.1%} of continuation tokens match)."]
     lines += ["", f"![bits per byte]({plot.relative_to(run_dir)})"]
     write_report_section(run_dir, "eval", "\n".join(lines))
     return summary

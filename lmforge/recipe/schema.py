@@ -117,6 +117,12 @@ class EvalConfig(Section):
     text_field: str = "text"
     batch_size: int = Field(8, ge=1)
     max_docs: int | None = Field(None, ge=1)
+    # Pythia memorization test on packed training tokens (default data: <run>/tokens/train)
+    memorization: bool = False
+    memorization_data: str | None = None
+    memorization_samples: int = Field(256, ge=1)
+    memorization_prefix: int = Field(32, ge=1)
+    memorization_continuation: int = Field(32, ge=1)
 
 
 class Recipe(Section):
