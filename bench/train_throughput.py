@@ -31,8 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lmforge.data import PackedTokens  # noqa: E402
-from lmforge.data.tokenize import run_tokenize_stage  # noqa: E402
+from lmforge.data import PackedTokens, run_tokenize_stage  # noqa: E402
 from lmforge.recipe import ModelConfig, TokenizeConfig, TokenizerConfig, TrainConfig  # noqa: E402
 from lmforge.rundir import read_metrics  # noqa: E402
 from lmforge.tokenizer import run_tokenizer_stage  # noqa: E402

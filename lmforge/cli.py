@@ -1,6 +1,7 @@
 """The `lmforge` command line: one verb per stage, each a thin wrapper over the stage's entry point."""
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,12 +20,6 @@ console = Console(soft_wrap=True)  # paths must stay on one line to be copy-past
 RecipeArg = Annotated[Optional[Path], typer.Argument(help="Recipe file (.toml/.yaml); defaults apply without one.")]
 RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run directory (default: run.out_dir/run.name).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")]
-
-
-def _load(recipe: Path | None, overrides: list[str] | None):
-    from lmforge.recipe import load_recipe
-
-    return load_recipe(recipe, list(overrides or []))
 
 
 def _cli_args(recipe: Path | None, run_dir: Path, overrides: list[str]) -> list[str]:
@@ -165,6 +160,7 @@ def plan(
     """Chinchilla compute-optimal plan for a FLOP budget, a model size, or a recipe's model."""
     from lmforge.plan import plan_for_compute, plan_for_params
     from lmforge.plan.recipe_size import recipe_params
+    from lmforge.recipe import load_recipe
 
     if flops is not None:
         p = plan_for_compute(flops, gpu, num_gpus, mfu)
@@ -172,7 +168,7 @@ def plan(
         if params is None:
             if recipe is None:
                 raise LmforgeError("plan: give --flops, --params or a recipe")
-            params = recipe_params(_load(recipe, set))
+            params = recipe_params(load_recipe(recipe, list(set or [])))
         p = plan_for_params(params, gpu, num_gpus, mfu, tokens)
     console.print(f"parameters       {p.params / 1e6:,.1f}M")
     console.print(f"tokens           {p.tokens / 1e9:,.3f}B ({p.tokens / p.params:.1f} per parameter)")
@@ -210,9 +206,9 @@ def _toml_list(items: list[str]) -> str:
 
 
 def main() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # lmforge draws its own progress; HF's per-shard bars are noise
+    # lmforge draws its own progress; HF's per-shard bars are noise. transformers reads this
+    # huggingface_hub switch when it is imported, so no import (~1 s) is needed here.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app()
     except LmforgeError as e:

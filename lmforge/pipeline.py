@@ -30,7 +30,7 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
 
         return run_tokenizer_stage(recipe.tokenizer, run_dir)
     if stage == "tokenize":
-        from lmforge.data.tokenize import run_tokenize_stage
+        from lmforge.data import run_tokenize_stage
 
         return run_tokenize_stage(recipe.tokenize, run_dir)
     if stage == "pretrain":

@@ -56,7 +56,7 @@ precision = "fp32"
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A run directory holding a trained tokenizer and tokenized train/val splits (built once)."""
-    from lmforge.data.tokenize import run_tokenize_stage
+    from lmforge.data import run_tokenize_stage
     from lmforge.recipe import TokenizeConfig, TokenizerConfig
     from lmforge.tokenizer import run_tokenizer_stage
 

@@ -2,5 +2,6 @@
 
 from lmforge.data.packed import PackedTokens, ShardWriter, read_meta
 from lmforge.data.readers import iter_documents, resolve_inputs
+from lmforge.data.tokenize import run_tokenize_stage
 
-__all__ = ["PackedTokens", "ShardWriter", "iter_documents", "read_meta", "resolve_inputs"]
+__all__ = ["PackedTokens", "ShardWriter", "iter_documents", "read_meta", "resolve_inputs", "run_tokenize_stage"]
