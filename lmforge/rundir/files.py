@@ -1,5 +1,6 @@
 """Small file primitives shared by every stage: atomic writes and content fingerprints."""
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -16,17 +17,27 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Keyed by size and mtime: stages of one run fingerprint the same files (sources for
+    meta.json and the manifest, a checkpoint for eval and generate), and each is read once."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def fingerprint(path: str | Path) -> dict:
-    """sha256 and size of a file, or of every file under a folder (sorted, so it is stable)."""
+    """sha256 and size of a file; for a folder, sha256 over each file's relative path and sha256."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    h = hashlib.sha256()
+    folder = hashlib.sha256()
     size = 0
     for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-                size += len(block)
-    return {"path": str(path), "sha256": h.hexdigest(), "bytes": size, "files": len(files)}
+        st = f.stat()
+        digest = _file_sha256(str(f.resolve()), st.st_size, st.st_mtime_ns)
+        folder.update(f"{f.relative_to(path) if path.is_dir() else f.name}\0{digest}\n".encode())
+        size += st.st_size
+    sha = folder.hexdigest() if path.is_dir() else digest
+    return {"path": str(path), "sha256": sha, "bytes": size, "files": len(files)}
