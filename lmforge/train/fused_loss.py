@@ -5,7 +5,8 @@ zero-filled gradient buffer and runs a separate log-softmax-backward kernel; on 
 backward kernel alone took ~13% of a small model's training step (profile in
 bench/RESULTS.md). For the mean loss the gradient is known in closed form,
 (softmax(z) - onehot(y)) / N, so we compute it in place from the log-softmax, store it
-instead of the log-softmax (same memory), and the backward pass becomes one multiply. The same idea underlies Liger-Kernel's fused linear cross-entropy.
+instead of the log-softmax (same memory), and the backward pass becomes one multiply.
+The same idea underlies Liger-Kernel's fused linear cross-entropy.
 """
 
 import torch

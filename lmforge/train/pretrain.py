@@ -102,6 +102,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     tokenizer_dir = Path(meta.get("tokenizer") or run_dir / "tokenizer")
 
     bf16 = use_bf16(cfg.precision, d.device)
+    precision = "bf16" if bf16 else "fp32"
     if cfg.fsdp and d.world == 1:
         raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
     pad_id = _pad_id(tokenizer_dir)
@@ -140,7 +141,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     if d.is_main:
         msg = f"resuming from {resume_from.name}" if resume_from else "starting from scratch"
         print(f"pretrain: {n_params / 1e6:.2f}M params, {len(train_data)} windows of {cfg.seq_len} tokens, "
-              f"{global_batch * cfg.seq_len} tokens/step, {'bf16' if bf16 else 'fp32'} on {d.device.type}, {msg}",
+              f"{global_batch * cfg.seq_len} tokens/step, {precision} on {d.device.type}, {msg}",
               flush=True)
 
     progress = Progress(TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(),
@@ -206,7 +207,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     barrier(d)
     summary = {"steps": step, "tokens": state["tokens"], "params": n_params, "final_loss": last_loss,
                "interrupted": interrupted, "checkpoint": str(latest_checkpoint(ckpt_root) or ""),
-               "flops_per_token": fpt, "precision": "bf16" if bf16 else "fp32"}
+               "flops_per_token": fpt, "precision": precision}
     if d.is_main:
         metrics.close()
         trackers.close()
