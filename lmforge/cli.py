@@ -94,15 +94,35 @@ def pretrain(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = 
 @app.command("eval")
 def eval_(
     model: Annotated[Optional[str], typer.Argument(help="Model folder or run directory.")] = None,
+    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Task spec (.toml/.yaml).")] = None,
     bpb: Annotated[Optional[list[str]], typer.Option(help="LANG=FILE of held-out text, e.g. de=heldout.jsonl.")] = None,
+    harness: Annotated[Optional[str], typer.Option(help="Score with 'lm-eval' (lm-evaluation-harness).")] = None,
+    tasks: Annotated[Optional[str], typer.Option(help="lm-eval registered tasks, comma-separated.")] = None,
+    num_fewshot: Annotated[Optional[int], typer.Option(help="Few-shot examples per item.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="First N items of each task.")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Compare with this model or run.")] = None,
+    target_language: Annotated[Optional[str], typer.Option(help="Deltas in it read as gain.")] = None,
+    source_language: Annotated[Optional[str], typer.Option(help="Deltas in it read as forgetting.")] = None,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Also evaluate every checkpoint of the run.")] = False,
     recipe: Annotated[Optional[Path], typer.Option(help="Recipe whose [eval] section to use.")] = None,
     run_dir: RunDirOpt = None,
     set: SetOpt = None,
 ):
-    """Bits per byte and perplexity per language on held-out text (written to the run's report)."""
+    """Tasks by language side by side, bits per byte, baseline comparison, checkpoint sweep."""
     overrides = list(set or [])
-    if model:
-        overrides.append(f"eval.model={json.dumps(model)}")
+    for key, value in (("model", model), ("harness", harness), ("baseline", baseline),
+                       ("target_language", target_language), ("source_language", source_language)):
+        if value is not None:
+            overrides.append(f"eval.{key}={json.dumps(value)}")
+    for key, value in (("num_fewshot", num_fewshot), ("limit", limit)):
+        if value is not None:
+            overrides.append(f"eval.{key}={value}")
+    if task:
+        overrides.append(f"eval.tasks={_toml_list(task)}")
+    if tasks:
+        overrides.append(f"eval.harness_tasks={_toml_list([t.strip() for t in tasks.split(',') if t.strip()])}")
+    if sweep:
+        overrides.append("eval.sweep=true")
     for item in bpb or []:
         lang, sep, path = item.partition("=")
         if not sep:
@@ -112,7 +132,13 @@ def eval_(
         run_dir = Path(model) if (Path(model) / "checkpoints").is_dir() else Path(model) / "eval"
     s = _stage("eval", recipe, run_dir, overrides)
     for lang, score in s["bits_per_byte"].items():
-        console.print(f"{lang}: {score['bits_per_byte']:.4f} bits/byte, perplexity {score['perplexity']:.3f}")
+        console.print(f"{lang}: {score:.4f} bits/byte")
+    for name, metrics in s["tasks"].items():
+        console.print(f"{name}: " + ", ".join(f"{m} {v:.3f}" for m, v in metrics.items()))
+    for row in s.get("comparison", []):
+        console.print(f"{row['name']} [{row['language']}] {row['metric']}: {row['baseline']:.3f} -> "
+                      f"{row['model']:.3f} ({row['reading']}, p={row['p_value']:.3f})")
+    console.print(f"results: {s['results']}")
 
 
 @app.command()

@@ -19,8 +19,9 @@ class Counter(torch.nn.Module):
         super().__init__()
         self.step = step
         self.device = torch.device("cpu")
+        self.config = None  # no architecture: the KV cache the caller passes stays unused
 
-    def forward(self, input_ids):
+    def forward(self, input_ids, **cache_args):
         return SimpleNamespace(logits=torch.nn.functional.one_hot((input_ids + self.step) % VOCAB, VOCAB).float())
 
 

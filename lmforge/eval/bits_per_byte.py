@@ -10,18 +10,12 @@ consecutive windows that each start where the previous one ended.
 """
 
 import math
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from lmforge.data import iter_documents
-from lmforge.eval.memorization import memorization
-from lmforge.generate import load_model_and_tokenizer, resolve_model_dir
-from lmforge.recipe import EvalConfig
-from lmforge.rundir import record_stage, write_report_section
-from lmforge.rundir.plots import grouped_bars
 
 
 def _windows(ids: list[int], context: int) -> list[list[int]]:
@@ -32,22 +26,24 @@ def _windows(ids: list[int], context: int) -> list[list[int]]:
 @torch.no_grad()
 def bits_per_byte(model, tokenizer, inputs: list[str | Path], text_field: str = "text", batch_size: int = 8,
                   max_docs: int | None = None) -> dict:
-    """NLL of every document token; returns bits/byte, nats/token, perplexity and counts."""
+    """NLL of every document token; returns bits/byte, nats/token, perplexity, counts, and the
+    bits and bytes of each document (paired bootstrap between models resamples documents)."""
     context = model.config.max_position_embeddings
     eos = tokenizer.eos_token_id
-    windows, nbytes, ndocs = [], 0, 0
+    windows, doc_bytes = [], []
     for text, _ in iter_documents(inputs, text_field):
-        if max_docs is not None and ndocs >= max_docs:
+        if max_docs is not None and len(doc_bytes) >= max_docs:
             break
         if not text:
             continue
-        ndocs += 1
-        nbytes += len(text.encode("utf-8"))
-        windows += _windows([eos, *tokenizer(text, add_special_tokens=False).input_ids], context)
-    windows.sort(key=len)  # similar lengths per batch: little padding
-    nll, ntokens = 0.0, 0
+        doc = len(doc_bytes)
+        doc_bytes.append(len(text.encode("utf-8")))
+        windows += [(doc, w) for w in _windows([eos, *tokenizer(text, add_special_tokens=False).input_ids], context)]
+    windows.sort(key=lambda dw: len(dw[1]))  # similar lengths per batch: little padding
+    doc_nll = [0.0] * len(doc_bytes)
+    ntokens = 0
     for i in range(0, len(windows), batch_size):
-        group = windows[i : i + batch_size]
+        owners, group = zip(*windows[i : i + batch_size])
         width = max(len(w) for w in group)
         batch = torch.full((len(group), width), eos, dtype=torch.long)
         labels = torch.full((len(group), width - 1), -100, dtype=torch.long)
@@ -56,45 +52,19 @@ def bits_per_byte(model, tokenizer, inputs: list[str | Path], text_field: str = 
             labels[row, : len(w) - 1] = torch.tensor(w[1:])
         # right padding needs no attention mask: causal attention never looks ahead at the pads
         logits = model(input_ids=batch[:, :-1].to(model.device)).logits.float()
-        nll += F.cross_entropy(logits.flatten(0, 1), labels.flatten().to(model.device),
-                               ignore_index=-100, reduction="sum").item()
+        token_nll = F.cross_entropy(logits.transpose(1, 2), labels.to(model.device), ignore_index=-100,
+                                    reduction="none")
+        for doc, row_nll in zip(owners, token_nll.sum(1).tolist()):
+            doc_nll[doc] += row_nll
         ntokens += int((labels != -100).sum())
+    nll, nbytes = sum(doc_nll), sum(doc_bytes)
     return {
-        "docs": ndocs,
+        "docs": len(doc_bytes),
         "bytes": nbytes,
         "tokens": ntokens,
         "bits_per_byte": nll / math.log(2) / max(nbytes, 1),
         "nats_per_token": nll / max(ntokens, 1),
         "perplexity": math.exp(nll / max(ntokens, 1)),
+        "doc_bits": [x / math.log(2) for x in doc_nll],
+        "doc_bytes": doc_bytes,
     }
-
-
-def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
-    """Score cfg.model (default: the run's newest checkpoint) on each language's held-out text."""
-    started = time.time()
-    run_dir = Path(run_dir)
-    model_dir = resolve_model_dir(cfg.model or run_dir)
-    model, tokenizer = load_model_and_tokenizer(model_dir)
-    scores = {lang: bits_per_byte(model, tokenizer, [path], cfg.text_field, cfg.batch_size, cfg.max_docs)
-              for lang, path in cfg.bpb_texts.items()}
-    summary = {"model": str(model_dir), "bits_per_byte": scores}
-    if cfg.memorization:
-        data = cfg.memorization_data or run_dir / "tokens" / "train"
-        summary["memorization"] = memorization(model, data, cfg.memorization_samples,
-                                               cfg.memorization_prefix, cfg.memorization_continuation)
-    record_stage(run_dir, "eval", cfg.model_dump(), [model_dir, *cfg.bpb_texts.values()], None, started, summary)
-    plot = grouped_bars(run_dir / "plots" / "eval_bits_per_byte.png", {model_dir.name: {l: s["bits_per_byte"]
-                        for l, s in scores.items()}}, "bits per byte (lower is better)", "held-out text by language")
-    lines = ["## Eval", "", f"Language modelling on held-out text, model `{model_dir}`.", "",
-             "| language | documents | bytes | tokens | bits/byte | perplexity (per token) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {lang} | {s['docs']} | {s['bytes']:,} | {s['tokens']:,} | {s['bits_per_byte']:.4f} | "
-              f"{s['perplexity']:.3f} |" for lang, s in scores.items()]
-    if "memorization" in summary:
-        m = summary["memorization"]
-        lines += ["", f"Memorization (Pythia): {m['memorized']:.1%} of {m['sequences']} training sequences are "
-                  f"continued exactly for {m['continuation']} tokens from a {m['prefix']}-token prefix "
-                  f"({m['token_match']:.1%} of continuation tokens match)."]
-    lines += ["", f"![bits per byte]({plot.relative_to(run_dir)})"]
-    write_report_section(run_dir, "eval", "\n".join(lines))
-    return summary

@@ -7,18 +7,22 @@ seed from the packed training shards, so the figure is comparable across checkpo
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 
 from lmforge.data import PackedTokens
 
 
 @torch.no_grad()
 def greedy_continuation(model, prefix: torch.Tensor, length: int) -> torch.Tensor:
-    """Argmax decoding, recomputing the (short) sequence each step: simple and cache-free."""
-    seq = prefix
+    """Argmax decoding with a KV cache: the prefix runs once, then one token per step."""
+    cache = DynamicCache(config=model.config)
+    logits = model(input_ids=prefix, past_key_values=cache, use_cache=True).logits
+    out = []
     for _ in range(length):
-        nxt = model(input_ids=seq).logits[:, -1].argmax(-1, keepdim=True)
-        seq = torch.cat([seq, nxt], dim=1)
-    return seq[:, prefix.shape[1]:]
+        nxt = logits[:, -1].argmax(-1, keepdim=True)
+        out.append(nxt)
+        logits = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits
+    return torch.cat(out, dim=1)
 
 
 def memorization(model, tokens_dir, samples: int = 256, prefix: int = 32, continuation: int = 32,

@@ -112,6 +112,21 @@ class GenerateConfig(Section):
 
 class EvalConfig(Section):
     model: str | None = None  # default: the run's newest checkpoint
+    # multiple-choice task specs (.toml/.yaml), e.g. examples/tasks/arc_sample_de.toml
+    tasks: list[str] = Field(default_factory=list)
+    num_fewshot: int | None = Field(None, ge=0, description="overrides each task's own num_fewshot")
+    fewshot_seed: int = 1234  # lm-evaluation-harness's default, so prompts match the harness
+    limit: int | None = Field(None, ge=1, description="first N items of each task")
+    # "lm-eval": score `tasks` and `harness_tasks` with lm-evaluation-harness instead of lmforge
+    harness: Literal["lm-eval"] | None = None
+    harness_tasks: list[str] = Field(default_factory=list, description="tasks registered in lm-eval")
+    # compare with this model (folder or run): per-task deltas with paired-bootstrap significance
+    baseline: str | None = None
+    target_language: str | None = None  # deltas in it are labelled "gain"
+    source_language: str | None = None  # deltas in it are labelled "forgetting"
+    bootstrap_samples: int = Field(1000, ge=100)
+    # evaluate every checkpoint of the run and plot each metric against training tokens
+    sweep: bool = False
     # language -> held-out text (JSONL/Parquet/txt); scored as bits per byte, side by side
     bpb_texts: dict[str, str] = Field(default_factory=dict)
     text_field: str = "text"

@@ -17,8 +17,9 @@ def line_plot(path: str | Path, series: dict[str, tuple[list[float], list[float]
     for name, (xs, ys) in series.items():
         if xs:
             ax.plot(xs, ys, label=name, marker="o" if len(xs) < 20 else None)
-    if logx:
-        ax.set_xscale("log")
+    if logx:  # symlog keeps x = 0 (e.g. the untrained checkpoint) on the axis
+        positive = [x for xs, _ in series.values() for x in xs if x > 0]
+        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -29,6 +29,13 @@ def train_bpe(inputs: list[str | Path], vocab_size: int, min_frequency: int = 2,
         show_progress=False,
     )
     tok.train_from_iterator((text for text, _ in iter_documents(inputs, text_field)), trainer)
+    # add_special_tokens=True starts a text with EOS, the document boundary the model trained on;
+    # this is what Llama-style tokenizers do with BOS, and what lm-evaluation-harness expects
+    eos_id = tok.token_to_id(EOS)
+    tok.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single=f"{EOS} $A", pair=f"{EOS} $A {EOS} $B", special_tokens=[(EOS, eos_id)]),
+    ])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=EOS,

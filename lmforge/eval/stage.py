@@ -1,0 +1,97 @@
+"""`lmforge eval`: score a model (and optionally a baseline and every checkpoint) and report.
+
+Full results, per-item correctness and per-document bits included, go to
+`<run>/eval/results.json` so later comparisons need no re-run; the manifest keeps headlines.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from lmforge.eval.bits_per_byte import bits_per_byte
+from lmforge.eval.compare import compare_results
+from lmforge.eval.harness import run_harness
+from lmforge.eval.memorization import memorization
+from lmforge.eval.multiple_choice import evaluate_task
+from lmforge.eval.report import eval_report
+from lmforge.eval.tasks import Task, load_task
+from lmforge.generate import load_model_and_tokenizer, resolve_model_dir
+from lmforge.recipe import EvalConfig
+from lmforge.rundir import atomic_write_text, record_stage, write_report_section
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def evaluate_model(model, tokenizer, cfg: EvalConfig, tasks: list[Task], work_dir: Path,
+                   harness: bool = True) -> dict:
+    """Bits per byte per language and every task, by lmforge or (cfg.harness) by lm-eval."""
+    out = {"bits_per_byte": {lang: bits_per_byte(model, tokenizer, [path], cfg.text_field, cfg.batch_size,
+                                                 cfg.max_docs) for lang, path in cfg.bpb_texts.items()}}
+    if harness and cfg.harness == "lm-eval":
+        out["tasks"] = run_harness(model, tokenizer, cfg.harness_tasks, tasks, work_dir, cfg.num_fewshot,
+                                   cfg.batch_size, cfg.limit, cfg.fewshot_seed)
+    else:
+        out["tasks"] = [evaluate_task(model, tokenizer, t, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit,
+                                      cfg.batch_size) for t in tasks]
+    return out
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    return sorted(p for p in (run_dir / "checkpoints").glob("step-*") if (p / "config.json").is_file())
+
+
+def sweep(run_dir: Path, cfg: EvalConfig, tasks: list[Task]) -> list[dict]:
+    """Every checkpoint of the run (the log-spaced suite included), with its training tokens."""
+    rows = []
+    for ckpt in _checkpoints(run_dir):
+        model, tokenizer = load_model_and_tokenizer(ckpt, _device())
+        state = json.loads((ckpt / "trainer_state.json").read_text()) if (ckpt / "trainer_state.json").is_file() else {}
+        r = evaluate_model(model, tokenizer, cfg, tasks, run_dir / "eval", harness=False)
+        rows.append({"checkpoint": ckpt.name, "step": state.get("step"), "tokens": state.get("tokens"),
+                     "bits_per_byte": {l: s["bits_per_byte"] for l, s in r["bits_per_byte"].items()},
+                     "tasks": {t["task"]: {m: v["value"] for m, v in t["metrics"].items()} for t in r["tasks"]}})
+    return rows
+
+
+def _headline(results: dict) -> dict:
+    """What the manifest keeps: the numbers, not the per-item vectors."""
+    return {"bits_per_byte": {l: s["bits_per_byte"] for l, s in results["bits_per_byte"].items()},
+            "tasks": {t["task"]: {m: v["value"] for m, v in t["metrics"].items()} for t in results["tasks"]}}
+
+
+def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
+    """Evaluate cfg.model (default: the run's newest checkpoint); tasks are checked before any model loads."""
+    started = time.time()
+    run_dir = Path(run_dir)
+    tasks = [load_task(p) for p in cfg.tasks]
+    model_dir = resolve_model_dir(cfg.model or run_dir)
+    baseline_dir = resolve_model_dir(cfg.baseline) if cfg.baseline else None
+    work_dir = run_dir / "eval"
+    model, tokenizer = load_model_and_tokenizer(model_dir, _device())
+    results = {"model": str(model_dir), **evaluate_model(model, tokenizer, cfg, tasks, work_dir)}
+    if cfg.memorization:
+        data = cfg.memorization_data or run_dir / "tokens" / "train"
+        results["memorization"] = memorization(model, data, cfg.memorization_samples, cfg.memorization_prefix,
+                                               cfg.memorization_continuation)
+    del model
+    if baseline_dir:
+        base, base_tok = load_model_and_tokenizer(baseline_dir, _device())
+        results["baseline"] = {"model": str(baseline_dir), **evaluate_model(base, base_tok, cfg, tasks, work_dir)}
+        results["comparison"] = compare_results(results, results["baseline"], cfg.target_language,
+                                                cfg.source_language, cfg.bootstrap_samples)
+        del base
+    if cfg.sweep:
+        results["sweep"] = sweep(run_dir, cfg, tasks)
+    atomic_write_text(work_dir / "results.json", json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    summary = {"model": str(model_dir), **_headline(results), "results": str(work_dir / "results.json")}
+    for key in ("memorization", "comparison"):
+        if key in results:
+            summary[key] = results[key]
+    inputs = [model_dir, *cfg.bpb_texts.values(), *cfg.tasks, *([baseline_dir] if baseline_dir else [])]
+    record_stage(run_dir, "eval", cfg.model_dump(), inputs, None, started, summary)
+    write_report_section(run_dir, "eval", eval_report(run_dir, results, cfg))
+    return summary
