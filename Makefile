@@ -27,6 +27,7 @@ test-fast: install
 
 bench: install
 	$(PY) bench/train_throughput.py
+	$(PY) bench/eval_throughput.py
 
 clean:
 	rm -rf runs bench/out .pytest_cache

@@ -16,9 +16,12 @@ def test_demo_recipe_end_to_end(tmp_path):
     assert f"report:        {(run_dir / 'report.md').resolve()}" in proc.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "eval", "generate"]
-    bpb = manifest["stages"]["eval"]["bits_per_byte"]
-    assert set(bpb) == {"en", "de"} and all(0 < s["bits_per_byte"] < 8 for s in bpb.values())
-    assert 0.0 <= manifest["stages"]["eval"]["memorization"]["memorized"] <= 1.0
+    ev = manifest["stages"]["eval"]
+    assert set(ev["bits_per_byte"]) == {"en", "de"} and all(0 < b < 8 for b in ev["bits_per_byte"].values())
+    assert {t.rsplit("_", 1)[1] for t in ev["tasks"]} == {"en", "de"} and len(ev["tasks"]) == 6
+    assert all(0 <= m["acc"] <= 1 for m in ev["tasks"].values())
+    assert 0.0 <= ev["memorization"]["memorized"] <= 1.0
+    assert "| benchmark | metric | en | de |" in (run_dir / "report.md").read_text()
     for key in ("config", "code_commit", "inputs", "seeds", "versions", "hardware"):
         assert manifest[key], key
     assert all(s["wall_s"] > 0 for s in manifest["stages"].values())

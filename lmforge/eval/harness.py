@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from lmforge.errors import ConfigError
+from lmforge.errors import ConfigError, DataError
 from lmforge.eval.multiple_choice import stderr
 from lmforge.eval.tasks import Task
 
@@ -70,14 +70,18 @@ def run_harness(model, tokenizer, task_names: list[str], exported: list[Task], w
     for t in exported:
         export_task(t, include)
     names = list(dict.fromkeys([*task_names, *by_name]))
-    manager = TaskManager(include_path=str(include) if exported else None, verbosity="ERROR")
+    manager = TaskManager(include_path=str(include) if exported else None)
     unknown = [n for n in names if n not in manager.all_tasks]
     if unknown:
         raise ConfigError(f"lm-eval does not know task(s) {', '.join(unknown)}")
     logging.getLogger("lm-eval").setLevel(logging.ERROR)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    out = simple_evaluate(model=lm, tasks=names, num_fewshot=num_fewshot, limit=limit, task_manager=manager,
-                          log_samples=True, fewshot_random_seed=seed, bootstrap_iters=0, verbosity="ERROR")
+    try:
+        out = simple_evaluate(model=lm, tasks=names, num_fewshot=num_fewshot, limit=limit, task_manager=manager,
+                              log_samples=True, fewshot_random_seed=seed, bootstrap_iters=0, verbosity="ERROR")
+    except OSError as e:  # ConnectionError included: registered tasks fetch their data from the Hub
+        raise DataError(f"lm-eval could not load task data ({str(e).splitlines()[0]}); its registered tasks "
+                        "download from the Hugging Face Hub, lmforge tasks (-t SPEC) run offline") from None
     results = []
     for name in names:
         scores = out["results"].get(name, {})

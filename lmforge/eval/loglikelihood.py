@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
+from lmforge.errors import DataError
+
 
 @dataclass
 class Encoded:
@@ -111,6 +113,10 @@ def score_items(model, encoded: list[Encoded], batch_size: int = 16, pad_id: int
     scores: list[list[float] | None] = [None] * len(encoded)
     fits = []
     for i, e in enumerate(encoded):
+        longest = max(map(len, e.choices))
+        if longest >= limit:  # the harness refuses these too: no context would be left
+            raise DataError(f"item {i}: a choice of {longest} tokens does not fit the model's "
+                            f"{limit - 1}-token context")
         if len(e.context) + max(map(len, e.choices)) > limit:
             scores[i] = score_separately(model, e)
         else:
