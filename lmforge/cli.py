@@ -91,6 +91,26 @@ def pretrain(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = 
         console.print(f"pretrain: {s['steps']} steps, final loss {s['final_loss']:.4f} -> {s['checkpoint']}")
 
 
+@app.command()
+def adapt(
+    recipe: RecipeArg = None,
+    base: Annotated[Optional[str], typer.Option(help="Model to adapt: HF folder, run, .gguf file or Hub id.")] = None,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Continued pretraining on a new language: mixes with replay, phases, tokenizer extension, RoPE scaling."""
+    overrides = list(set or [])
+    if base:
+        overrides.append(f"adapt.base={json.dumps(base)}")
+    s = _stage("adapt", recipe, run_dir, overrides)
+    if s.get("interrupted"):
+        raise typer.Exit(143)
+    for lang, after in s["after"]["bits_per_byte"].items():
+        before = s["before"]["bits_per_byte"][lang]
+        console.print(f"{lang}: {before:.4f} -> {after:.4f} bits/byte ({(after - before) / before:+.1%})")
+    console.print(f"adapted model: {s['model']}")
+
+
 @app.command("eval")
 def eval_(
     model: Annotated[Optional[str], typer.Argument(help="Model folder or run directory.")] = None,

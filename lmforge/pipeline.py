@@ -40,6 +40,10 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
             run_under_torchrun(recipe.train.nproc_per_node, ["pretrain", *cli_args])
             return {"launched": "torchrun"}
         return pretrain(recipe.model, recipe.train, run_dir, recipe.run.seed)
+    if stage == "adapt":
+        from lmforge.adapt import run_adapt_stage
+
+        return run_adapt_stage(recipe.adapt, recipe.train, run_dir, recipe.run.seed)
     if stage == "eval":
         from lmforge.eval import run_eval_stage
 

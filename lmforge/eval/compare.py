@@ -42,6 +42,14 @@ def reading(language: str, target: str | None, source: str | None) -> str:
     return "change"
 
 
+def verdict(row: dict) -> str:
+    """A comparison row in words: 'gain +0.120', 'forgetting 0.030', 'no forgetting', 'change -0.010'."""
+    delta = row["delta"]
+    if row["reading"] == "forgetting":
+        return f"forgetting {-delta:.3f}" if delta < 0 else "no forgetting"
+    return f"{row['reading']} {delta:+.3f}"
+
+
 def compare_results(model: dict, baseline: dict, target: str | None, source: str | None,
                     samples: int = 1000, seed: int = 0) -> list[dict]:
     """Rows for every task metric and every bits-per-byte language both results share.

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from lmforge.eval.compare import verdict
 from lmforge.recipe import EvalConfig
 from lmforge.rundir.plots import grouped_bars, line_plot
 
@@ -36,16 +37,10 @@ def _comparison(rows: list[dict], baseline: str) -> list[str]:
              "|---|---|---|---:|---:|---:|---|---:|---|"]
     for r in rows:
         delta = r["delta"]
-        if r["reading"] == "forgetting":
-            verdict = f"forgetting {max(0.0, -delta):.3f}" if delta < 0 else "no forgetting"
-        elif r["reading"] == "gain":
-            verdict = f"gain {delta:+.3f}"
-        else:
-            verdict = f"change {delta:+.3f}"
         star = "*" if r["p_value"] < 0.05 else ""
         lo, hi = r["ci95"]
         lines.append(f"| {r['name']} | {r['language']} | {r['metric']} | {r['baseline']:.3f} | {r['model']:.3f} | "
-                     f"{delta:+.3f}{star} | [{lo:+.3f}, {hi:+.3f}] | {r['p_value']:.3f} | {verdict} |")
+                     f"{delta:+.3f}{star} | [{lo:+.3f}, {hi:+.3f}] | {r['p_value']:.3f} | {verdict(r)} |")
     return lines
 
 

@@ -6,10 +6,13 @@ from lmforge.errors import CheckpointError
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A folder with config.json is a model; a run folder resolves to checkpoints/latest."""
+    """A folder with config.json is a model; a run folder resolves to its newest model: the
+    adapted model when the run has one (`adapt` comes after `pretrain`), else checkpoints/latest."""
     path = Path(path)
     if (path / "config.json").is_file():
         return path
+    if (path / "adapted" / "config.json").is_file():
+        return path / "adapted"
     pointer = path / "checkpoints" / "latest"
     if pointer.is_file():
         ckpt = path / "checkpoints" / pointer.read_text().strip()

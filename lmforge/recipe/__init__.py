@@ -2,9 +2,11 @@
 
 from lmforge.recipe.load import apply_overrides, load_recipe, recipe_from_dict
 from lmforge.recipe.schema import (
+    AdaptConfig,
     EvalConfig,
     GenerateConfig,
     ModelConfig,
+    PhaseConfig,
     Recipe,
     RunConfig,
     TokenizeConfig,
@@ -13,6 +15,8 @@ from lmforge.recipe.schema import (
 )
 
 __all__ = [
+    "AdaptConfig",
+    "PhaseConfig",
     "EvalConfig",
     "GenerateConfig",
     "ModelConfig",

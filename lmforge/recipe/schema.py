@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Stage = Literal["tokenizer", "tokenize", "pretrain", "eval", "generate"]
+Stage = Literal["tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate"]
 
 
 class Section(BaseModel):
@@ -70,6 +70,12 @@ class ModelConfig(Section):
 class TrainConfig(Section):
     data: str | None = None
     val_data: str | None = None
+    # a data mixture instead of `data`: named packed-token folders and their sampling weights
+    sources: dict[str, str] = Field(default_factory=dict)
+    mix: dict[str, float] = Field(default_factory=dict, description="source -> weight (default: equal)")
+    # continue training an existing HF model folder (its architecture; the [model] section is unused)
+    init_from: str | None = None
+    embedding_lr_scale: float = Field(1.0, gt=0, description="LR multiplier of the token embeddings")
     seq_len: int = Field(256, ge=8)
     micro_batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
@@ -98,6 +104,15 @@ class TrainConfig(Section):
     tensorboard: bool = False
     wandb: bool = False
     wandb_project: str = "lmforge"
+
+    @model_validator(mode="after")
+    def _mix_names_sources(self) -> "TrainConfig":
+        unknown = sorted(set(self.mix) - set(self.sources))
+        if unknown:
+            raise ValueError(f"mix names unknown source(s) {', '.join(unknown)}; sources: {sorted(self.sources)}")
+        if any(w < 0 for w in self.mix.values()) or (self.mix and sum(self.mix.values()) <= 0):
+            raise ValueError("mix weights must be >= 0 and not all zero")
+        return self
 
 
 class GenerateConfig(Section):
@@ -140,11 +155,53 @@ class EvalConfig(Section):
     memorization_continuation: int = Field(32, ge=1)
 
 
+class PhaseConfig(Section):
+    """One phase of continued pretraining: its own data mix, length, token budget and LR."""
+    name: str
+    mix: dict[str, float]  # source name -> weight, e.g. {de = 0.75, en = 0.25}
+    tokens: int = Field(ge=1, description="token budget of the phase")
+    seq_len: int | None = Field(None, ge=8)  # default: train.seq_len
+    lr: float | None = Field(None, gt=0)  # default: train.lr, i.e. re-warm to the base's peak LR
+    warmup_fraction: float = Field(0.01, ge=0, le=0.5)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    schedule: Literal["cosine", "wsd", "constant"] = "cosine"
+
+
+class AdaptConfig(Section):
+    base: str | None = None  # HF folder, run, .gguf file or Hub id; default: this run's newest checkpoint
+    trust_remote_code: bool = False
+    # source name -> text files (JSONL/Parquet/txt); tokenized with the (extended) base tokenizer
+    sources: dict[str, list[str]] = Field(default_factory=dict)
+    text_field: str = "text"
+    phases: list[PhaseConfig] = Field(default_factory=list)
+    embedding_lr_scale: float = Field(1.0, gt=0)
+    rope_scaling_factor: float | None = Field(None, gt=1)  # linear RoPE scaling, e.g. 2 doubles the context
+    new_tokens: int = Field(0, ge=0, description="target-language tokens to add to the tokenizer")
+    new_tokens_from: str | None = None  # source to learn them from (default: the first phase's heaviest)
+    # language -> held-out text, scored as bits per byte before and after adaptation
+    heldout: dict[str, str] = Field(default_factory=dict)
+    tasks: list[str] = Field(default_factory=list)  # eval task specs, scored before and after
+    target_language: str | None = None
+    source_language: str | None = None
+    passkey_trials: int = Field(0, ge=0, description="passkey retrieval trials at the old and new length")
+
+    @model_validator(mode="after")
+    def _phases_use_known_sources(self) -> "AdaptConfig":
+        for p in self.phases:
+            unknown = sorted(set(p.mix) - set(self.sources))
+            if unknown:
+                raise ValueError(f"phase '{p.name}' mixes unknown source(s) {', '.join(unknown)}")
+        if self.new_tokens_from and self.new_tokens_from not in self.sources:
+            raise ValueError(f"new_tokens_from: unknown source '{self.new_tokens_from}'")
+        return self
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    adapt: AdaptConfig = Field(default_factory=AdaptConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)

@@ -30,6 +30,7 @@ from lmforge.errors import CheckpointError
 from lmforge.rundir.files import atomic_write_text
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt"}
 
 
 def checkpoint_steps(max_steps: int, every: int, log_spaced: bool) -> set[int]:
@@ -68,9 +69,9 @@ def save_checkpoint(root: Path, step: int, raw_model, wrapped, optimizer, state:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     raw_model.save_pretrained(tmp, state_dict=model_sd, safe_serialization=True)
-    if tokenizer_dir and tokenizer_dir.is_dir():
-        for f in tokenizer_dir.iterdir():
-            if f.is_file():
+    if tokenizer_dir and tokenizer_dir.is_dir():  # may be a whole model folder (continued pretraining):
+        for f in tokenizer_dir.iterdir():         # take its tokenizer files, never its weights or config
+            if f.is_file() and not (tmp / f.name).exists() and f.suffix not in WEIGHT_SUFFIXES:
                 shutil.copy2(f, tmp / f.name)
     resume = {
         "optimizer": optim_sd,

@@ -27,6 +27,7 @@ from lmforge.train.checkpoint import (
     save_checkpoint,
 )
 from lmforge.train.data_order import DataOrder
+from lmforge.train.mixture import Mixture
 from lmforge.train.distributed import (
     any_across,
     barrier,
@@ -36,7 +37,7 @@ from lmforge.train.distributed import (
     wrap_model,
 )
 from lmforge.train.fused_loss import cross_entropy
-from lmforge.train.model import build_model, count_params, flops_per_token, hf_config
+from lmforge.train.model import build_model, count_params, flops_per_token, hf_config, load_base_model
 from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain_report import write_pretrain_report
 from lmforge.train.schedule import lr_at
@@ -46,13 +47,20 @@ from lmforge.train.trackers import Trackers
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (not on norms or biases), as in GPT-2/Llama.
 
-    The fused implementation (one kernel over all parameters) exists on CPU and GPU since torch 2.4.
+    Token embeddings get their own group so continued pretraining can move them more slowly
+    (`embedding_lr_scale` < 1) than the rest. The fused implementation (one kernel over all
+    parameters) exists on CPU and GPU since torch 2.4.
     """
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-                             fused=device.type in ("cuda", "cpu"))
+    embed = {id(p) for p in model.get_input_embeddings().parameters()} if cfg.embedding_lr_scale != 1 else set()
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2 and id(p) not in embed], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": [p for p in params if id(p) in embed], "weight_decay": cfg.weight_decay,
+         "lr_scale": cfg.embedding_lr_scale},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                             eps=cfg.eps, fused=device.type in ("cuda", "cpu"))
 
 
 @torch.no_grad()
@@ -94,20 +102,29 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         torch.set_num_threads(max(1, torch.get_num_threads() // int(d.world)))
     stop = StopFlag()
 
-    data_dir = Path(cfg.data) if cfg.data else run_dir / "tokens" / "train"
+    source_dirs = {n: Path(p) for n, p in cfg.sources.items()} or \
+        {"train": Path(cfg.data) if cfg.data else run_dir / "tokens" / "train"}
     val_dir = Path(cfg.val_data) if cfg.val_data else run_dir / "tokens" / "val"
-    train_data = PackedTokens(data_dir, cfg.seq_len)
+    sources = {n: PackedTokens(p, cfg.seq_len) for n, p in source_dirs.items()}
     val_data = PackedTokens(val_dir, cfg.seq_len) if (val_dir / "meta.json").exists() else None
-    meta = train_data.meta
+    meta = next(iter(sources.values())).meta
+    if len({(s.meta["vocab_size"], s.meta.get("tokenizer")) for s in sources.values()}) > 1:
+        raise ConfigError("train.sources were tokenized with different tokenizers")
     tokenizer_dir = Path(meta.get("tokenizer") or run_dir / "tokenizer")
 
     bf16 = use_bf16(cfg.precision, d.device)
     precision = "bf16" if bf16 else "fp32"
     if cfg.fsdp and d.world == 1:
         raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
-    pad_id = _pad_id(tokenizer_dir)
-    config = hf_config(model_cfg, meta["vocab_size"], cfg.seq_len, meta["eos_id"], pad_id)
-    raw = build_model(config, seed)
+    if cfg.init_from:
+        raw = load_base_model(cfg.init_from)
+        config = raw.config
+        if config.vocab_size < meta["vocab_size"]:
+            raise ConfigError(f"train.init_from: model has {config.vocab_size} token embeddings, the data uses "
+                              f"{meta['vocab_size']}")
+    else:
+        config = hf_config(model_cfg, meta["vocab_size"], cfg.seq_len, meta["eos_id"], _pad_id(tokenizer_dir))
+        raw = build_model(config, seed)
     ckpt_root = run_dir / "checkpoints"
     resume_from = latest_checkpoint(ckpt_root) if cfg.resume else None
     if resume_from:
@@ -126,7 +143,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     n_params = count_params(raw)
     n_non_embed = count_params(raw, exclude_embeddings=True)
     fpt = flops_per_token(config, n_non_embed, cfg.seq_len)
-    order = DataOrder(len(train_data), seed)
+    mixture = Mixture(sources, cfg.mix or {n: 1.0 for n in sources}, seed)
     global_batch = cfg.micro_batch_size * cfg.grad_accum * d.world
     save_at = checkpoint_steps(cfg.max_steps, cfg.checkpoint_every, cfg.log_spaced_checkpoints)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=bf16 and not cfg.fsdp)
@@ -140,7 +157,8 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         checkpoint(0, None)
     if d.is_main:
         msg = f"resuming from {resume_from.name}" if resume_from else "starting from scratch"
-        print(f"pretrain: {n_params / 1e6:.2f}M params, {len(train_data)} windows of {cfg.seq_len} tokens, "
+        windows = sum(len(s) for s in sources.values())
+        print(f"pretrain: {n_params / 1e6:.2f}M params, {windows} windows of {cfg.seq_len} tokens, "
               f"{global_batch * cfg.seq_len} tokens/step, {precision} on {d.device.type}, {msg}",
               flush=True)
 
@@ -155,11 +173,11 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
             t0 = time.perf_counter()
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             loss_sum = torch.zeros((), device=d.device)
             for micro in range(cfg.grad_accum):
                 start = DataOrder.micro_slice(state["samples"], micro, d.rank, d.world, cfg.micro_batch_size)
-                batch = torch.from_numpy(train_data.batch(order.indices(start, cfg.micro_batch_size)))
+                batch = torch.from_numpy(mixture.batch(start, cfg.micro_batch_size))
                 batch = batch.to(d.device, non_blocking=True)
                 last_micro = micro == cfg.grad_accum - 1
                 sync = contextlib.nullcontext() if last_micro or d.world == 1 or cfg.fsdp else wrapped.no_sync()
@@ -207,7 +225,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     barrier(d)
     summary = {"steps": step, "tokens": state["tokens"], "params": n_params, "final_loss": last_loss,
                "interrupted": interrupted, "checkpoint": str(latest_checkpoint(ckpt_root) or ""),
-               "flops_per_token": fpt, "precision": precision}
+               "flops_per_token": fpt, "precision": precision, "samples_per_source": mixture.counts()}
     if d.is_main:
         metrics.close()
         trackers.close()
@@ -216,7 +234,8 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         else:
             record_stage(run_dir, "pretrain", {"model": model_cfg.model_dump(), "train": cfg.model_dump(),
                                                "world_size": d.world, "hf_config": config.to_dict()},
-                         [data_dir], seed, started, summary)
+                         [*source_dirs.values(), *([cfg.init_from] if cfg.init_from else [])], seed, started,
+                         summary)
             write_pretrain_report(run_dir, summary, config, cfg, d.world)
     teardown_distributed()
     return {**summary, "model": raw}  # the in-memory model, for callers and tests; not in the manifest
