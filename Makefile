@@ -28,6 +28,7 @@ test-fast: install
 bench: install
 	$(PY) bench/train_throughput.py
 	$(PY) bench/eval_throughput.py
+	$(PY) bench/adapt_tradeoff.py
 
 clean:
 	rm -rf runs bench/out .pytest_cache

@@ -12,10 +12,16 @@ from tests.conftest import ROOT, lmforge
 def test_demo_recipe_end_to_end(tmp_path):
     run_dir = tmp_path / "demo"
     proc = lmforge("run", str(ROOT / "recipes" / "demo.toml"), "--run-dir", str(run_dir),
-                   "--set", "train.max_steps=30", "--set", "train.eval_every=15", "--set", "generate.max_new_tokens=8")
+                   "--set", "train.max_steps=30", "--set", "train.eval_every=15", "--set", "generate.max_new_tokens=8",
+                   "--set", 'adapt.phases=[{name = "german", mix = {de = 0.75, en = 0.25}, tokens = 40000}]',
+                   "--set", "adapt.passkey_trials=1")
     assert f"report:        {(run_dir / 'report.md').resolve()}" in proc.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "eval", "generate"]
+    assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate"]
+    adapt = manifest["stages"]["adapt"]
+    assert adapt["after"]["bits_per_byte"]["de"] < adapt["before"]["bits_per_byte"]["de"]
+    assert adapt["base"]["added_tokens"] == 256 and adapt["base"]["context_after"] == 256
+    assert manifest["stages"]["eval"]["model"].endswith("adapted")  # eval picks up the adapted model
     ev = manifest["stages"]["eval"]
     assert set(ev["bits_per_byte"]) == {"en", "de"} and all(0 < b < 8 for b in ev["bits_per_byte"].values())
     assert {t.rsplit("_", 1)[1] for t in ev["tasks"]} == {"en", "de"} and len(ev["tasks"]) == 6
@@ -26,7 +32,7 @@ def test_demo_recipe_end_to_end(tmp_path):
         assert manifest[key], key
     assert all(s["wall_s"] > 0 for s in manifest["stages"].values())
     headings = [line for line in (run_dir / "report.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings == ["## Tokenizer", "## Tokenize", "## Pretrain", "## Eval", "## Generate"]
+    assert headings == ["## Tokenizer", "## Tokenize", "## Pretrain", "## Adapt", "## Eval", "## Generate"]
     ckpt = run_dir / "checkpoints" / "step-000030"
     AutoModelForCausalLM.from_pretrained(ckpt)
     AutoTokenizer.from_pretrained(ckpt)

@@ -1,0 +1,204 @@
+"""Language adaptation: RoPE scaling, tokenizer extension, base loading, and the LeoLM direction."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+from lmforge.adapt import apply_linear_rope_scaling, extend_tokenizer, init_new_embeddings, load_base
+from lmforge.errors import CheckpointError
+from lmforge.tokenizer import fertility, train_bpe
+from tests.conftest import CORPUS, lmforge
+
+EN, DE = CORPUS / "en", CORPUS / "de"
+
+
+def tiny_llama(vocab: int = 97, tie: bool = True, **over) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, max_position_embeddings=32, tie_word_embeddings=tie, **over)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def rescaled(model, factor: float) -> LlamaForCausalLM:
+    config = model.config.__class__.from_dict(model.config.to_dict())
+    apply_linear_rope_scaling(config, factor)
+    other = LlamaForCausalLM(config).eval()
+    other.load_state_dict(model.state_dict())
+    return other
+
+
+def test_linear_rope_scaling_survives_save_load_and_interpolates_positions(tmp_path):
+    base = tiny_llama()
+    scaled = rescaled(base, 2.0)
+    scaled.save_pretrained(tmp_path / "scaled")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "scaled").eval()
+    assert loaded.config.rope_parameters["rope_type"] == "linear" and loaded.config.rope_parameters["factor"] == 2.0
+    assert loaded.config.max_position_embeddings == 64
+    x = torch.zeros(1, 1, 32)
+    p = torch.arange(32)[None]
+    cos_s, sin_s = loaded.model.rotary_emb(x, position_ids=2 * p)  # position 2p scaled == p unscaled
+    cos_b, sin_b = base.model.rotary_emb(x, position_ids=p)
+    assert torch.allclose(cos_s, cos_b, atol=1e-6) and torch.allclose(sin_s, sin_b, atol=1e-6)
+    ids = torch.randint(0, 97, (1, 48))  # beyond the original 32 positions
+    with torch.no_grad():
+        assert not torch.allclose(loaded(ids).logits, base(ids).logits, atol=1e-4)
+        assert torch.allclose(rescaled(base, 1.0)(ids).logits, base(ids).logits, atol=1e-6)  # identity scaling
+
+
+@pytest.fixture(scope="module")
+def en_tokenizer():
+    return train_bpe([EN / "train.jsonl"], 400)
+
+
+def test_tokenizer_extension_round_trips_keeps_old_ids_and_lowers_german_fertility(en_tokenizer):
+    old = en_tokenizer
+    new, added = extend_tokenizer(old, [DE / "train.jsonl"], 120)
+    assert len(added) == 120 and len(new) == len(old) + 120
+    assert all(new.convert_tokens_to_ids(t) == i for t, i in old.get_vocab().items())
+    texts = [json.loads(line)["text"] for path in (DE / "heldout.jsonl", EN / "heldout.jsonl")
+             for line in path.read_text(encoding="utf-8").splitlines()[:30]]
+    for text in texts + ["Grüße aus Köln! Ärger, Öl, Übermut — 42 €"]:
+        assert new.decode(new.encode(text, add_special_tokens=False)) == text
+    de_before, de_after = (fertility(t, [DE / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
+    en_before, en_after = (fertility(t, [EN / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
+    assert de_after < 0.85 * de_before
+    assert en_after <= en_before * 1.01  # English keeps (almost) its segmentation
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_new_embeddings_are_the_mean_of_their_old_pieces(en_tokenizer, tie):
+    old = en_tokenizer
+    new, added = extend_tokenizer(old, [DE / "train.jsonl"], 40)
+    model = tiny_llama(len(old), tie=tie)
+    emb_in = model.get_input_embeddings().weight.detach().clone()
+    emb_out = model.get_output_embeddings().weight.detach().clone()
+    init_new_embeddings(model, old, new, added)
+    assert model.get_input_embeddings().weight.shape[0] == len(new) == model.config.vocab_size
+    assert torch.equal(model.get_input_embeddings().weight[: len(old)], emb_in)
+    for token in added:
+        pieces = old.encode(new.convert_tokens_to_string([token]), add_special_tokens=False)
+        row = new.convert_tokens_to_ids(token)
+        assert torch.allclose(model.get_input_embeddings().weight[row], emb_in[pieces].mean(0), atol=1e-6)
+        assert torch.allclose(model.get_output_embeddings().weight[row], emb_out[pieces].mean(0), atol=1e-6)
+
+
+def test_base_sources_and_offline_hub_error(tmp_path, en_tokenizer, monkeypatch):
+    model = tiny_llama(len(en_tokenizer))
+    model.save_pretrained(tmp_path / "m")
+    en_tokenizer.save_pretrained(tmp_path / "m")
+    got, tok = load_base(tmp_path / "m")
+    assert torch.equal(got.get_input_embeddings().weight, model.get_input_embeddings().weight)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="HuggingFaceTB/SmolLM2-135M: not a local model and not downloadable"):
+        load_base("HuggingFaceTB/SmolLM2-135M")
+    with pytest.raises(CheckpointError, match="GGUF file not found"):
+        load_base(tmp_path / "missing.gguf")
+
+
+RECIPE = """
+[run]
+name = "leo"
+seed = 5
+stages = ["tokenizer", "tokenize", "pretrain", "adapt"]
+[tokenizer]
+inputs = ["{en}/train.jsonl"]
+vocab_size = 512
+[tokenize]
+train = ["{en}/train.jsonl"]
+[model]
+hidden_size = 64
+num_layers = 2
+num_heads = 4
+[train]
+seq_len = 64
+micro_batch_size = 8
+max_steps = 120
+lr = 3e-3
+warmup_steps = 10
+checkpoint_every = 120
+log_every = 20
+threads = 2
+[adapt]
+sources = {{ de = ["{de}/train.jsonl"], en = ["{en}/train.jsonl"] }}
+new_tokens = 64
+heldout = {{ en = "{en}/heldout.jsonl", de = "{de}/heldout.jsonl" }}
+target_language = "de"
+source_language = "en"
+[[adapt.phases]]
+name = "german"
+mix = {{ de = {de_weight}, en = {en_weight} }}
+tokens = 50000
+"""
+
+
+@pytest.mark.slow
+def test_adaptation_gains_german_and_replay_limits_english_forgetting(tmp_path):
+    """The LeoLM picture on the shipped data with a fixed seed: German bits per byte fall; with 25%
+    English replay, English bits per byte rise less than with none."""
+    after = {}
+    for name, de_w, en_w in (("no_replay", 1.0, 0.0), ("replay", 0.75, 0.25)):
+        recipe = tmp_path / f"{name}.toml"
+        recipe.write_text(RECIPE.format(en=EN, de=DE, de_weight=de_w, en_weight=en_w))
+        run = tmp_path / "runs" / name
+        lmforge("run", str(recipe), "--run-dir", str(run))
+        s = json.loads((run / "manifest.json").read_text())["stages"]["adapt"]
+        assert s["after"]["bits_per_byte"]["de"] < 0.8 * s["before"]["bits_per_byte"]["de"]
+        after[name] = s
+        assert (run / "adapted" / "model.safetensors").exists() and "## Adapt" in (run / "report.md").read_text()
+    en = {k: v["after"]["bits_per_byte"]["en"] - v["before"]["bits_per_byte"]["en"] for k, v in after.items()}
+    assert en["replay"] < en["no_replay"], en
+    assert after["replay"]["phases"][0]["samples_per_source"]["en"] > 0
+    assert "en" not in after["no_replay"]["phases"][0]["samples_per_source"]
+
+
+def smollm2_path():
+    import os
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    for candidate in (os.environ.get("LMFORGE_SMOLLM2"), ROOT.parent / "shared" / "SmolLM2-135M"):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(smollm2_path() is None, reason="no SmolLM2-135M here: set LMFORGE_SMOLLM2=<HF folder or .gguf>")
+def test_adapting_a_real_small_model_for_a_few_steps(tmp_path):
+    """A real base (HF folder or GGUF) through the whole stage on CPU: a few full-training steps."""
+    from lmforge.adapt import run_adapt_stage
+    from lmforge.recipe import AdaptConfig, PhaseConfig, TrainConfig
+
+    cfg = AdaptConfig(base=str(smollm2_path()), sources={"de": [str(DE / "train.jsonl")], "en": [str(EN / "train.jsonl")]},
+                      phases=[PhaseConfig(name="de", mix={"de": 0.75, "en": 0.25}, tokens=4 * 2 * 128)],
+                      heldout={"de": str(DE / "heldout.jsonl")}, target_language="de")
+    s = run_adapt_stage(cfg, TrainConfig(seq_len=128, micro_batch_size=2, lr=1e-5, max_steps=1), tmp_path, seed=0)
+    assert s["phases"][0]["steps"] == 4
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "adapted").config.model_type == "llama"
+
+
+def test_adapt_config_errors_are_one_line(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[adapt]\nsources = { de = ["x.jsonl"] }\n[[adapt.phases]]\nname = "p"\n'
+                      'mix = { fr = 1.0 }\ntokens = 1000\n')
+    bad = lmforge("adapt", str(recipe), "--run-dir", str(tmp_path / "run"), check=False)
+    assert bad.returncode == 2 and "phase 'p' mixes unknown source(s) fr" in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0
+    recipe.write_text('[adapt]\nsources = { de = ["x.jsonl"] }\n')
+    bad = lmforge("adapt", str(recipe), "--run-dir", str(tmp_path / "run"), check=False)
+    assert bad.returncode == 2 and "give [adapt.sources] and at least one [[adapt.phases]]" in bad.stderr
+
+
+def test_passkey_prompt_has_the_requested_length_and_hides_the_key_at_the_depth(en_tokenizer):
+    from lmforge.adapt.context import NEEDLE, QUESTION, passkey_prompt
+
+    needle = en_tokenizer.encode(NEEDLE["en"].format(key=48213), add_special_tokens=False)
+    question = en_tokenizer.encode(QUESTION["en"], add_special_tokens=False)
+    for length, depth in ((128, 0.0), (256, 0.5), (512, 0.9)):
+        ids = passkey_prompt(en_tokenizer, length, 48213, depth)
+        assert len(ids) == length and ids[-len(question):] == question
+        at = next(i for i in range(length) if ids[i : i + len(needle)] == needle)
+        assert abs(at / (length - len(needle) - len(question)) - depth) < 0.02
