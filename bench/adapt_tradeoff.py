@@ -61,7 +61,7 @@ def main() -> None:
     plot = line_plot(ROOT / "bench" / "adapt_tradeoff.png",
                      {label: ([100 * (r[4] - r[3]) / r[3] for r in rows], [100 * (r[2] - r[1]) / r[1] for r in rows])},
                      "English bits/byte change, % (forgetting)", "German bits/byte change, % (gain)",
-                     "Gain vs forgetting, English demo base adapted to German")
+                     "Gain vs forgetting, English demo base adapted to German", logx=True)
     print(f"plot: {plot.relative_to(ROOT)}")
 
 

@@ -130,6 +130,12 @@ source_language = "en"
 name = "german"
 mix = {{ de = {de_weight}, en = {en_weight} }}
 tokens = 50000
+[[adapt.phases]]
+name = "long"
+mix = {{ de = {de_weight}, en = {en_weight} }}
+seq_len = 128
+lr = 1e-3
+tokens = 4096
 """
 
 
@@ -149,6 +155,9 @@ def test_adaptation_gains_german_and_replay_limits_english_forgetting(tmp_path):
         assert (run / "adapted" / "model.safetensors").exists() and "## Adapt" in (run / "report.md").read_text()
     en = {k: v["after"]["bits_per_byte"]["en"] - v["before"]["bits_per_byte"]["en"] for k, v in after.items()}
     assert en["replay"] < en["no_replay"], en
+    phases = after["replay"]["phases"]
+    assert [(p["name"], p["seq_len"], p["steps"], p["lr"]) for p in phases] == [("german", 64, 98, 3e-3),
+                                                                               ("long", 128, 4, 1e-3)]
     assert after["replay"]["phases"][0]["samples_per_source"]["en"] > 0
     assert "en" not in after["no_replay"]["phases"][0]["samples_per_source"]
 
@@ -202,3 +211,15 @@ def test_passkey_prompt_has_the_requested_length_and_hides_the_key_at_the_depth(
         assert len(ids) == length and ids[-len(question):] == question
         at = next(i for i in range(length) if ids[i : i + len(needle)] == needle)
         assert abs(at / (length - len(needle) - len(question)) - depth) < 0.02
+
+
+def test_embedding_lr_scale_gives_embeddings_their_own_learning_rate():
+    from lmforge.recipe import TrainConfig
+    from lmforge.train.pretrain import make_optimizer
+
+    model = tiny_llama()
+    opt = make_optimizer(model, TrainConfig(lr=1e-3, embedding_lr_scale=0.1), torch.device("cpu"))
+    scaled = [g for g in opt.param_groups if g.get("lr_scale") == 0.1]
+    assert len(scaled) == 1 and scaled[0]["params"] == [model.get_input_embeddings().weight]
+    n_params = sum(len(g["params"]) for g in opt.param_groups)
+    assert n_params == len(list(model.parameters()))  # every parameter in exactly one group
