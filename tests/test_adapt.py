@@ -223,3 +223,65 @@ def test_embedding_lr_scale_gives_embeddings_their_own_learning_rate():
     assert len(scaled) == 1 and scaled[0]["params"] == [model.get_input_embeddings().weight]
     n_params = sum(len(g["params"]) for g in opt.param_groups)
     assert n_params == len(list(model.parameters()))  # every parameter in exactly one group
+
+
+def write_tiny_gguf(path, model, tok) -> None:
+    """A llama GGUF as llama.cpp's converter writes one: fp32 tensors under GGUF names, q/k rows
+    permuted to llama.cpp's rotary layout, a gpt2 (byte-level BPE) vocabulary with its merges."""
+    import gguf
+    import numpy as np
+
+    c = model.config
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny")
+    w.add_context_length(c.max_position_embeddings)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_embedding_length(c.hidden_size)
+    w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
+    w.add_rope_freq_base(10000.0)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_vocab_size(c.vocab_size)
+    spec = json.loads(tok.backend_tokenizer.to_str())
+    specials = {t["content"] for t in spec["added_tokens"]}
+    vocab = sorted(spec["model"]["vocab"], key=spec["model"]["vocab"].get)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(vocab)
+    w.add_token_types([gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL for t in vocab])
+    w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in spec["model"]["merges"]])
+    w.add_bos_token_id(tok.eos_token_id)
+    w.add_eos_token_id(tok.eos_token_id)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, c.num_hidden_layers)
+
+    def permute(x, heads):
+        return x.reshape(heads, 2, x.shape[0] // heads // 2, *x.shape[1:]).swapaxes(1, 2).reshape(x.shape)
+
+    for name, t in model.state_dict().items():
+        x = t.numpy().astype(np.float32)
+        if name.endswith("q_proj.weight"):
+            x = permute(x, c.num_attention_heads)
+        elif name.endswith("k_proj.weight"):
+            x = permute(x, c.num_key_value_heads)
+        w.add_tensor(names.get_name(name, try_suffixes=(".weight",)), x)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_gguf_base_is_dequantised_once_and_cached_as_safetensors(tmp_path, en_tokenizer):
+    pytest.importorskip("gguf")  # in the [test] extra
+    model = tiny_llama(len(en_tokenizer), tie=False, num_key_value_heads=2)
+    write_tiny_gguf(tmp_path / "tiny.gguf", model, en_tokenizer)
+    got, tok = load_base(tmp_path / "tiny.gguf")
+    ids = torch.tensor([en_tokenizer.encode("In the morning, the baker bakes bread.", add_special_tokens=False)])
+    assert tok.encode("In the morning, the baker bakes bread.", add_special_tokens=False) == ids[0].tolist()
+    with torch.no_grad():
+        assert torch.allclose(got(ids).logits, model(ids).logits, atol=1e-6)
+    cache = [p for p in tmp_path.iterdir() if p.name.startswith(".tiny.lmforge-")]
+    assert len(cache) == 1 and (cache[0] / "model.safetensors").exists()
+    stamp = (cache[0] / "model.safetensors").stat().st_mtime_ns
+    load_base(tmp_path / "tiny.gguf")
+    assert (cache[0] / "model.safetensors").stat().st_mtime_ns == stamp  # converted once

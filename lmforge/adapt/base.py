@@ -31,7 +31,14 @@ def _from_gguf(path: Path):
             tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         except ImportError as e:
             raise ConfigError(f"{path}: loading GGUF needs the gguf package ({e})") from None
-        model.save_pretrained(cache, safe_serialization=True)
+        # transformers keeps a GGUF model marked as quantized (not serializable): rebuild it as a
+        # plain fp32 model from its config and the dequantised weights, then save that
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(model.state_dict())
+        plain.save_pretrained(cache, safe_serialization=True)
         tokenizer.save_pretrained(cache)
     return load_model_and_tokenizer(cache)
 
