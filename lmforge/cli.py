@@ -193,6 +193,47 @@ def generate(
 
 
 @app.command()
+def sft(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = None):
+    """Instruction-tune the run's model (full, LoRA or LLaMA-Adapter) into a chat model."""
+    s = _stage("sft", recipe, run_dir, list(set or []))
+    for lang, before in s["heldout_loss_before"].items():
+        console.print(f"{lang}: held-out loss {before:.4f} -> {s['heldout_loss_after'][lang]:.4f}")
+    _print_samples(s["samples"])
+    console.print(f"chat model: {s['model']}")
+
+
+def _print_samples(samples: list[dict]) -> None:
+    for x in samples:
+        console.print(f"[bold]user:[/bold] {x['prompt']}\n[bold]assistant:[/bold] {x['reply']}", highlight=False)
+
+
+@app.command()
+def chat(
+    model: Annotated[str, typer.Argument(help="Chat model folder, adapter folder or run directory.")],
+    prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Answer this once and exit.")] = None,
+    system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,
+    max_new_tokens: Annotated[int, typer.Option()] = 128,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.7,
+    top_k: Annotated[int, typer.Option()] = 50,
+    top_p: Annotated[float, typer.Option()] = 0.95,
+    seed: Annotated[int, typer.Option()] = 0,
+):
+    """Talk to a model: streaming replies, history, /reset, /exit. Non-interactive with --prompt or piped stdin."""
+    from lmforge.chat import Sampling
+    from lmforge.chat.terminal import answer_once, interactive
+    from lmforge.generate import load_model_and_tokenizer
+
+    m, tok = load_model_and_tokenizer(model)
+    sampling = Sampling(max_new_tokens, temperature, top_k, top_p, seed)
+    if prompt is None and not sys.stdin.isatty():
+        prompt = sys.stdin.read().strip()
+    if prompt is not None:
+        answer_once(m, tok, prompt, system, sampling)
+    else:
+        interactive(m, tok, system, sampling)
+
+
+@app.command()
 def plan(
     recipe: RecipeArg = None,
     params: Annotated[Optional[float], typer.Option(help="Model size in parameters, e.g. 125e6.")] = None,
@@ -243,6 +284,8 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
         if stage == "generate":
             for sample in s["samples"]:
                 console.print(f"[bold]{sample['prompt']}[/bold]{sample['completion']}", highlight=False)
+        if stage == "sft":
+            _print_samples(s["samples"])
     console.print(f"\nrun directory: {rd.resolve()}\nreport:        {(rd / 'report.md').resolve()}")
 
 

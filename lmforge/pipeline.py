@@ -52,4 +52,8 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
         from lmforge.generate import run_generate_stage
 
         return run_generate_stage(recipe.generate, run_dir)
+    if stage == "sft":
+        from lmforge.sft import run_sft_stage
+
+        return run_sft_stage(recipe.sft, run_dir, recipe.run.seed)
     raise ValueError(f"unknown stage {stage}")

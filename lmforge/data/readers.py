@@ -45,7 +45,7 @@ def resolve_inputs(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-def _iter_jsonl(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
+def _jsonl_records(path: Path) -> Iterator[tuple[dict, str]]:
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8") as f:
@@ -56,16 +56,39 @@ def _iter_jsonl(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-                if not isinstance(row, dict) or text_field not in row:
-                    raise DataError(f"{path}:{lineno}: missing field '{text_field}'")
-                text = row[text_field]
-                if not isinstance(text, str):
-                    raise DataError(f"{path}:{lineno}: field '{text_field}' is not a string")
-                yield text, f"{path}:{lineno}"
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{lineno}: expected a JSON object")
+                yield row, f"{path}:{lineno}"
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read ({e})") from None
+
+
+def _iter_jsonl(path: Path, text_field: str) -> Iterator[tuple[str, str]]:
+    for row, where in _jsonl_records(path):
+        if text_field not in row:
+            raise DataError(f"{where}: missing field '{text_field}'")
+        text = row[text_field]
+        if not isinstance(text, str):
+            raise DataError(f"{where}: field '{text_field}' is not a string")
+        yield text, where
+
+
+def iter_records(inputs: list[str | Path]) -> Iterator[tuple[dict, str]]:
+    """Yield `(record, origin)` for every row of JSONL/Parquet inputs (structured data such as
+    instruction sets, where no single text field exists)."""
+    for path in resolve_inputs(inputs):
+        kind = _kind(path)
+        if kind in (".jsonl", ".jsonl.gz", ".json"):
+            yield from _jsonl_records(path)
+        elif kind == ".parquet":
+            import pyarrow.parquet as pq
+
+            for row, record in enumerate(pq.read_table(path).to_pylist(), 1):
+                yield record, f"{path}:{row}"
+        else:
+            raise DataError(f"{path}: records need JSONL or Parquet, not plain text")
 
 
 def _iter_parquet(path: Path, text_field: str) -> Iterator[tuple[str, str]]:

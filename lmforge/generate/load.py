@@ -5,14 +5,20 @@ from pathlib import Path
 from lmforge.errors import CheckpointError
 
 
+def is_model_dir(path: Path) -> bool:
+    """An HF model folder, or a peft adapter folder (which names its base)."""
+    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+
+
 def resolve_model_dir(path: str | Path) -> Path:
-    """A folder with config.json is a model; a run folder resolves to its newest model: the
-    adapted model when the run has one (`adapt` comes after `pretrain`), else checkpoints/latest."""
+    """A model or adapter folder is itself; a run folder resolves to its newest model, in stage
+    order: the chat model (`sft`), its adapter, the adapted model (`adapt`), the newest checkpoint."""
     path = Path(path)
-    if (path / "config.json").is_file():
+    if is_model_dir(path):
         return path
-    if (path / "adapted" / "config.json").is_file():
-        return path / "adapted"
+    for newest_first in ("chat", "sft/adapter", "adapted"):
+        if is_model_dir(path / newest_first):
+            return path / newest_first
     pointer = path / "checkpoints" / "latest"
     if pointer.is_file():
         ckpt = path / "checkpoints" / pointer.read_text().strip()
@@ -25,9 +31,11 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 def load_model_and_tokenizer(path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
     """Load with safetensors only; remote code only when the user explicitly allows it."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     model_dir = resolve_model_dir(path)
+    if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").is_file():
+        return _load_adapter(model_dir, device, trust_remote_code)
     if not any(model_dir.glob("*.safetensors")):
         raise CheckpointError(f"{model_dir}: no .safetensors weights (lmforge does not load pickled weights)")
     try:
@@ -35,8 +43,24 @@ def load_model_and_tokenizer(path: str | Path, device: str = "cpu", trust_remote
                                                      trust_remote_code=trust_remote_code)
     except ValueError as e:
         raise CheckpointError(f"{model_dir}: not a causal language model ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), _tokenizer(model_dir, trust_remote_code)
+
+
+def _tokenizer(model_dir: Path, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{model_dir}: no usable tokenizer ({str(e).splitlines()[0]})") from None
-    return model.to(device).eval(), tokenizer
+
+
+def _load_adapter(adapter_dir: Path, device: str, trust_remote_code: bool):
+    """A peft adapter (LoRA, LLaMA-Adapter) on top of the base its config names, loaded the safe way."""
+    import json
+
+    from peft import PeftModel
+
+    base_path = json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    base, _ = load_model_and_tokenizer(base_path, device, trust_remote_code)
+    return PeftModel.from_pretrained(base, adapter_dir).to(device).eval(), _tokenizer(adapter_dir, trust_remote_code)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Stage = Literal["tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate"]
+Stage = Literal["tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft"]
 
 
 class Section(BaseModel):
@@ -196,6 +196,42 @@ class AdaptConfig(Section):
         return self
 
 
+class SftDataset(Section):
+    path: str
+    format: Literal["auto", "alpaca", "dolly", "sharegpt", "messages", "oasst1"] = "auto"
+    weight: float = Field(1.0, gt=0, description="0.5 = a seeded half of the set, 2 = every conversation twice")
+    languages: list[str] = Field(default_factory=list, description="keep only these (empty: all)")
+    language: str | None = None  # for records that carry no language tag
+
+
+class SftConfig(Section):
+    model: str | None = None  # default: the run's newest model (adapted, else its last checkpoint)
+    datasets: list[SftDataset] = Field(default_factory=list)
+    heldout: list[SftDataset] = Field(default_factory=list)  # loss before and after, per language
+    method: Literal["full", "lora", "adapter"] = "lora"  # adapter: LLaMA-Adapter (peft adaption prompt)
+    lora_rank: int = Field(16, ge=1)
+    lora_alpha: float = Field(32.0, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                             "gate_proj", "up_proj", "down_proj"])
+    adapter_len: int = Field(10, ge=1)
+    adapter_layers: int = Field(2, ge=1)
+    merge: bool = True  # LoRA: also save the adapter merged into the base (loads with plain transformers)
+    max_len: int | None = Field(None, ge=8)  # default: the model's context
+    too_long: Literal["skip", "truncate"] = "skip"
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    log_every: int = Field(10, ge=1)
+    # after training, answer these (one exchange each) and show them in the report and console
+    sample_prompts: list[str] = Field(default_factory=list)
+    max_new_tokens: int = Field(48, ge=1)
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
@@ -205,3 +241,4 @@ class Recipe(Section):
     adapt: AdaptConfig = Field(default_factory=AdaptConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    sft: SftConfig = Field(default_factory=SftConfig)

@@ -1,0 +1,5 @@
+"""Chat with a model: one turn at a time with streaming (`reply`), used by `lmforge chat` and SFT samples."""
+
+from lmforge.chat.session import Sampling, reply
+
+__all__ = ["Sampling", "reply"]

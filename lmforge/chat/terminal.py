@@ -1,0 +1,49 @@
+"""The terminal side of `lmforge chat`: a read-eval-print loop with streaming, and one-shot mode."""
+
+import sys
+
+from lmforge.chat.session import Sampling, reply
+
+HELP = "commands: /reset (forget the conversation), /exit (or Ctrl-D)"
+
+
+def _start(system: str | None) -> list[dict]:
+    return [{"role": "system", "content": system}] if system else []
+
+
+def _stream(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def answer_once(model, tokenizer, prompt: str, system: str | None, sampling: Sampling) -> str:
+    """Print the reply to one prompt (streamed) and return it: for scripts and pipes."""
+    text = reply(model, tokenizer, _start(system) + [{"role": "user", "content": prompt}], sampling, _stream)
+    sys.stdout.write("\n")
+    return text
+
+
+def interactive(model, tokenizer, system: str | None, sampling: Sampling) -> None:
+    history = _start(system)
+    print(HELP, flush=True)
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print(flush=True)
+            return
+        if not line:
+            continue
+        if line in ("/exit", "/quit"):
+            return
+        if line == "/reset":
+            history = _start(system)
+            print("(conversation reset)", flush=True)
+            continue
+        history.append({"role": "user", "content": line})
+        sys.stdout.write("assistant> ")
+        answer = reply(model, tokenizer, history, sampling, _stream)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        history.append({"role": "assistant", "content": answer})
+        sampling.seed += 1  # a new draw each turn, still reproducible from the start seed

@@ -1,0 +1,100 @@
+"""`lmforge sft`: instruction-tune the run's model into a chat model.
+
+    <run>/sft/adapter/   the peft adapter (LoRA or LLaMA-Adapter), when one is trained
+    <run>/chat/          the chat model as a plain HF folder: full fine-tune, or LoRA merged
+                         into the base (`sft.merge`); `chat`, `eval` and `generate` pick it up
+"""
+
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from lmforge.chat import Sampling, reply
+from lmforge.errors import ConfigError
+from lmforge.generate import load_model_and_tokenizer, resolve_model_dir
+from lmforge.recipe import SftConfig
+from lmforge.rundir import MetricsWriter, record_stage, write_report_section
+from lmforge.sft.data import encode_all, mix_datasets
+from lmforge.sft.train import attach_method, heldout_loss, train_sft
+from lmforge.train import latest_checkpoint
+
+
+def _base(cfg: SftConfig, run_dir: Path) -> Path:
+    """The model to tune: sft.model, else the run's adapted model, else its newest checkpoint
+    (never its own earlier chat output)."""
+    if cfg.model:
+        return resolve_model_dir(cfg.model)
+    for candidate in (run_dir / "adapted", latest_checkpoint(run_dir / "checkpoints")):
+        if candidate is not None and (candidate / "config.json").is_file():
+            return candidate
+    raise ConfigError(f"sft.model: not set, and {run_dir} has no adapted model or checkpoint")
+
+
+def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> dict:
+    started = time.time()
+    run_dir = Path(run_dir)
+    if not cfg.datasets:
+        raise ConfigError("sft.datasets: give at least one instruction file")
+    base_dir = _base(cfg, run_dir)
+    model, tokenizer = load_model_and_tokenizer(base_dir)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    max_len = cfg.max_len or model.config.max_position_embeddings
+
+    convs, skipped, where = mix_datasets(cfg.datasets, seed)
+    examples, long, long_where = encode_all(tokenizer, convs, max_len, cfg.too_long)
+    skipped.update(long)
+    where += long_where
+    if not examples:
+        raise ConfigError("sft: no usable conversations in sft.datasets")
+    held_convs, _, _ = mix_datasets(cfg.heldout, seed) if cfg.heldout else ([], Counter(), [])
+    by_lang = defaultdict(list)
+    for c in held_convs:
+        by_lang[c["language"] or "-"].append(c)
+    heldout = {lang: encode_all(tokenizer, cs, max_len, "truncate")[0] for lang, cs in by_lang.items()}
+    before = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}
+
+    model = attach_method(model, cfg)
+    metrics = MetricsWriter(run_dir, "sft")
+    trained = train_sft(model, examples, cfg, seed, pad, metrics.log)
+    metrics.close()
+    after = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}
+
+    chat_dir = run_dir / "chat"
+    if cfg.method == "full":
+        model.save_pretrained(chat_dir, safe_serialization=True)
+        tokenizer.save_pretrained(chat_dir)
+    else:
+        model.save_pretrained(run_dir / "sft" / "adapter")
+        tokenizer.save_pretrained(run_dir / "sft" / "adapter")
+        if cfg.method == "lora" and cfg.merge:
+            model = model.merge_and_unload()
+            model.save_pretrained(chat_dir, safe_serialization=True)
+            tokenizer.save_pretrained(chat_dir)
+    samples = [{"prompt": p, "reply": reply(model, tokenizer, [{"role": "user", "content": p}],
+                                            Sampling(max_new_tokens=cfg.max_new_tokens, temperature=0))}
+               for p in cfg.sample_prompts]
+    summary = {"base": str(base_dir), "model": str(resolve_model_dir(run_dir)), "method": cfg.method,
+               "conversations": len(examples), "skipped": dict(skipped), "skipped_where": where[:20],
+               "languages": dict(Counter(c["language"] or "-" for c in convs)),
+               "heldout_loss_before": before, "heldout_loss_after": after, **trained, "samples": samples}
+    record_stage(run_dir, "sft", cfg.model_dump(), [base_dir, *(d.path for d in cfg.datasets + cfg.heldout)],
+                 seed, started, summary)
+    write_report_section(run_dir, "sft", _report(summary))
+    return summary
+
+
+def _report(s: dict) -> str:
+    lines = ["## SFT", "", f"`{s['base']}` tuned with **{s['method']}** on {s['conversations']} conversations "
+             f"({', '.join(f'{k}: {v}' for k, v in s['languages'].items())}), {s['steps']} steps, "
+             f"{s['trainable_params']:,} trainable parameters, {s['tok_per_s']:,.0f} tokens/s; chat model "
+             f"`{s['model']}`."]
+    if s["skipped"]:
+        lines += ["", "Skipped or truncated: " + ", ".join(f"{k}: {v}" for k, v in s["skipped"].items())
+                  + (f" (first: `{s['skipped_where'][0]}`)" if s["skipped_where"] else "") + "."]
+    if s["heldout_loss_before"]:
+        lines += ["", "| held-out language | loss before (nats/assistant token) | after |", "|---|---:|---:|"]
+        lines += [f"| {lang} | {b:.4f} | {s['heldout_loss_after'][lang]:.4f} |"
+                  for lang, b in s["heldout_loss_before"].items()]
+    for x in s["samples"]:
+        lines += ["", f"> **user:** {x['prompt']}".replace("\n", "\n> "), ">", f"> **assistant:** {x['reply']}"]
+    return "\n".join(lines)

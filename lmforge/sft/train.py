@@ -1,0 +1,96 @@
+"""The SFT loop: full fine-tuning, LoRA or LLaMA-Adapter (both through `peft`) on padded batches.
+
+Same ingredients as pretraining (AdamW, warmup + cosine, clipping, bf16 autocast where the chip
+has it) on the model's own loss, which HF computes over the label tokens only.
+"""
+
+import math
+import time
+import warnings
+
+import torch
+
+from lmforge.recipe import SftConfig, TrainConfig
+from lmforge.sft.data import IGNORE, batches, collate
+from lmforge.train import lr_at, use_bf16
+
+
+def attach_method(model, cfg: SftConfig):
+    """Wrap the model for parameter-efficient tuning; full fine-tuning trains it as it is."""
+    if cfg.method == "full":
+        return model
+    from peft import AdaptionPromptConfig, LoraConfig, get_peft_model
+
+    # peft asks transformers a deprecated question on every wrap; the answer is right, the warning noise
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+    if cfg.method == "lora":
+        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+        targets = [t for t in cfg.lora_targets if t in names]
+        if not targets:
+            raise ValueError(f"none of sft.lora_targets {cfg.lora_targets} are modules of this model")
+        peft_cfg = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                              target_modules=targets, task_type="CAUSAL_LM")
+    else:
+        peft_cfg = AdaptionPromptConfig(adapter_len=cfg.adapter_len, task_type="CAUSAL_LM",
+                                        adapter_layers=min(cfg.adapter_layers, model.config.num_hidden_layers))
+    return get_peft_model(model, peft_cfg)
+
+
+@torch.no_grad()
+def heldout_loss(model, examples: list[tuple], batch_size: int, pad_id: int) -> float:
+    """Mean negative log-likelihood per assistant token (token-weighted over all examples)."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        b = {k: v.to(model.device) for k, v in collate(examples[i : i + batch_size], pad_id).items()}
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
+        labels = b["labels"][:, 1:]
+        total += torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE,
+                                                   reduction="sum").item()
+        count += int((labels != IGNORE).sum())
+    return total / max(count, 1)
+
+
+def train_sft(model, examples: list[tuple], cfg: SftConfig, seed: int, pad_id: int, log) -> dict:
+    """Train for cfg.epochs over `examples`; `log(step=..., loss=..., lr=...)` receives progress."""
+    torch.manual_seed(seed)
+    device = model.device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
+                                  fused=device.type in ("cuda", "cpu"))
+    per_step = cfg.batch_size * cfg.grad_accum
+    steps = max(1, math.ceil(len(examples) * cfg.epochs / per_step))
+    schedule = TrainConfig(lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps,
+                           schedule="cosine")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
+    epoch, stream = 0, batches(examples, cfg.batch_size, pad_id, seed, 0)
+    model.train()
+    started, tokens, loss = time.perf_counter(), 0, float("nan")
+    for step in range(steps):
+        lr = lr_at(step, schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        total = 0.0
+        for _ in range(cfg.grad_accum):
+            batch = next(stream, None)
+            if batch is None:
+                epoch += 1
+                stream = batches(examples, cfg.batch_size, pad_id, seed, epoch)
+                batch = next(stream)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast:
+                out = model(**batch)
+            (out.loss / cfg.grad_accum).backward()
+            total += out.loss.item() / cfg.grad_accum
+            tokens += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss = total
+        if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
+            log(step=step + 1, loss=loss, lr=lr, tok_per_s=tokens / (time.perf_counter() - started))
+    model.eval()
+    return {"steps": steps, "epochs": cfg.epochs, "final_loss": loss, "tokens": tokens,
+            "tok_per_s": tokens / (time.perf_counter() - started),
+            "trainable_params": sum(p.numel() for p in params)}
