@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/train_throughput.py
 	$(PY) bench/eval_throughput.py
 	$(PY) bench/adapt_tradeoff.py
+	$(PY) bench/sft_throughput.py
 
 clean:
 	rm -rf runs bench/out .pytest_cache

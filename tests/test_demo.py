@@ -14,10 +14,14 @@ def test_demo_recipe_end_to_end(tmp_path):
     proc = lmforge("run", str(ROOT / "recipes" / "demo.toml"), "--run-dir", str(run_dir),
                    "--set", "train.max_steps=30", "--set", "train.eval_every=15", "--set", "generate.max_new_tokens=8",
                    "--set", 'adapt.phases=[{name = "german", mix = {de = 0.75, en = 0.25}, tokens = 40000}]',
-                   "--set", "adapt.passkey_trials=1")
+                   "--set", "adapt.passkey_trials=1", "--set", "sft.epochs=0.3")
     assert f"report:        {(run_dir / 'report.md').resolve()}" in proc.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate"]
+    assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft"]
+    sft = manifest["stages"]["sft"]
+    assert set(sft["heldout_loss_after"]) == {"en", "de"} and len(sft["samples"]) == 2
+    assert all(sft["heldout_loss_after"][l] < sft["heldout_loss_before"][l] for l in ("en", "de"))
+    assert "assistant:" in proc.stdout  # the demo ends with the bilingual exchange
     adapt = manifest["stages"]["adapt"]
     assert adapt["after"]["bits_per_byte"]["de"] < adapt["before"]["bits_per_byte"]["de"]
     assert adapt["base"]["added_tokens"] == 256 and adapt["base"]["context_after"] == 256
@@ -32,7 +36,7 @@ def test_demo_recipe_end_to_end(tmp_path):
         assert manifest[key], key
     assert all(s["wall_s"] > 0 for s in manifest["stages"].values())
     headings = [line for line in (run_dir / "report.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings == ["## Tokenizer", "## Tokenize", "## Pretrain", "## Adapt", "## Eval", "## Generate"]
+    assert headings == ["## Tokenizer", "## Tokenize", "## Pretrain", "## Adapt", "## Eval", "## Generate", "## SFT"]
     ckpt = run_dir / "checkpoints" / "step-000030"
     AutoModelForCausalLM.from_pretrained(ckpt)
     AutoTokenizer.from_pretrained(ckpt)
