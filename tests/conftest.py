@@ -87,3 +87,14 @@ def lmforge(*args: str, cwd: Path = ROOT, env: dict | None = None, check: bool =
     if check and proc.returncode != 0:
         raise AssertionError(f"lmforge {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def pretrain_tiny(tiny_run: tuple[Path, Path], *overrides: str) -> Path:
+    """Pretrain the tiny recipe for 8 steps in the fresh run directory (checkpoints 0, 1, 2, 4, 8)."""
+    from lmforge.recipe import load_recipe
+    from lmforge.train import pretrain
+
+    run_dir, recipe_path = tiny_run
+    r = load_recipe(recipe_path, ["train.max_steps=8", *overrides])
+    pretrain(r.model, r.train, run_dir, r.run.seed)
+    return run_dir

@@ -8,17 +8,12 @@ import torch.nn.functional as F
 
 from lmforge.eval import bits_per_byte
 from lmforge.generate import load_model_and_tokenizer
-from lmforge.recipe import load_recipe
-from lmforge.train import pretrain
-from tests.conftest import CORPUS, lmforge, write_jsonl
+from tests.conftest import CORPUS, lmforge, pretrain_tiny, write_jsonl
 
 
 @pytest.fixture
 def trained(tiny_run):
-    run_dir, recipe_path = tiny_run
-    r = load_recipe(recipe_path, ["train.max_steps=8"])
-    pretrain(r.model, r.train, run_dir, r.run.seed)
-    return run_dir
+    return pretrain_tiny(tiny_run)
 
 
 def test_bpb_is_total_nll_in_bits_over_bytes(trained, tmp_path):

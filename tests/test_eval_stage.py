@@ -4,19 +4,14 @@ import json
 
 import pytest
 
-from lmforge.recipe import load_recipe
-from lmforge.train import pretrain
-from tests.conftest import CORPUS, ROOT, lmforge, write_jsonl
+from tests.conftest import CORPUS, ROOT, lmforge, pretrain_tiny, write_jsonl
 
 TASKS = ROOT / "examples" / "tasks"
 
 
 @pytest.fixture
 def trained(tiny_run):
-    run_dir, recipe_path = tiny_run
-    r = load_recipe(recipe_path, ["train.max_steps=8", "model.max_position_embeddings=64"])
-    pretrain(r.model, r.train, run_dir, r.run.seed)
-    return run_dir
+    return pretrain_tiny(tiny_run, "model.max_position_embeddings=64")
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.conftest import ROOT, write_jsonl
 SHIPPED = sorted((ROOT / "examples" / "tasks").glob("*.toml"))
 
 
-def spec(tmp_path, data_rows, **extra) -> "Path":
+def spec(tmp_path, data_rows, **extra) -> Path:
     write_jsonl(tmp_path / "items.jsonl", data_rows)
     lines = ['name = "t"', 'language = "en"', 'data = "items.jsonl"', 'prompt = "Q: {{q}}\\nA:"']
     lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]

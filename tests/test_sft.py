@@ -12,11 +12,10 @@ import pytest
 import torch
 
 from lmforge.errors import DataError
-from lmforge.recipe import SftConfig, SftDataset, load_recipe
+from lmforge.recipe import SftConfig, SftDataset
 from lmforge.sft import encode, mix_datasets, read_conversations
 from lmforge.sft.data import IGNORE
-from lmforge.train import pretrain
-from tests.conftest import ROOT, lmforge, write_jsonl
+from tests.conftest import ROOT, lmforge, pretrain_tiny, write_jsonl
 
 INSTR = ROOT / "examples" / "instructions"
 
@@ -101,10 +100,7 @@ def test_labels_are_exactly_the_assistant_turns(tiny_data):
 
 @pytest.fixture
 def base_run(tiny_run):
-    run_dir, recipe_path = tiny_run
-    r = load_recipe(recipe_path, ["train.max_steps=8", "model.max_position_embeddings=128"])
-    pretrain(r.model, r.train, run_dir, r.run.seed)
-    return run_dir
+    return pretrain_tiny(tiny_run, "model.max_position_embeddings=128")
 
 
 def test_lora_trains_only_the_adapter_and_merges_exactly(base_run):

@@ -14,7 +14,6 @@ that a shipped task exports to a harness YAML and both tools build byte-identica
     answer = "answer"               # field holding the index of the right one
 """
 
-import json
 import random
 import tomllib
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import yaml
 from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lmforge.data import iter_records
 from lmforge.errors import ConfigError, DataError
 
 # the harness's Jinja settings, so that both tools render the same prompt text
@@ -76,30 +76,20 @@ def _read_items(path: Path, spec: TaskSpec) -> list[dict]:
     if not path.is_file():
         raise DataError(f"{path}: task data file not found")
     docs = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: malformed JSON ({e.msg})") from None
-            if not isinstance(doc, dict):
-                raise DataError(f"{where}: an item must be a JSON object")
-            for field in (spec.choices, spec.answer):
-                if field not in doc:
-                    raise DataError(f"{where}: missing field '{field}'")
-            choices, answer = doc[spec.choices], doc[spec.answer]
-            if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
-                raise DataError(f"{where}: '{spec.choices}' must be a list of at least two non-empty strings")
-            if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
-                raise DataError(f"{where}: answer index {answer!r} out of range for {len(choices)} choices")
-            try:
-                render(spec.prompt, doc)
-            except TemplateError as e:
-                raise DataError(f"{where}: prompt template fails on this item ({e})") from None
-            docs.append(doc)
+    for doc, where in iter_records([path]):
+        for field in (spec.choices, spec.answer):
+            if field not in doc:
+                raise DataError(f"{where}: missing field '{field}'")
+        choices, answer = doc[spec.choices], doc[spec.answer]
+        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c for c in choices):
+            raise DataError(f"{where}: '{spec.choices}' must be a list of at least two non-empty strings")
+        if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
+            raise DataError(f"{where}: answer index {answer!r} out of range for {len(choices)} choices")
+        try:
+            render(spec.prompt, doc)
+        except TemplateError as e:
+            raise DataError(f"{where}: prompt template fails on this item ({e})") from None
+        docs.append(doc)
     if not docs:
         raise DataError(f"{path}: no items")
     return docs
