@@ -201,5 +201,6 @@ def test_llama_adapter_saves_an_adapter_that_loads_back(base_run, tmp_path):
     assert (adapter / "adapter_config.json").exists() and not (base_run / "chat").exists()
     model, tok = load_model_and_tokenizer(base_run)  # the run resolves to its adapter, on its base
     assert type(model).__name__.startswith("Peft")
+    assert tok.chat_template  # saved with the adapter
     gates = [p.detach() for n, p in model.named_parameters() if "adaption_gate" in n]
     assert gates and all(float(g.abs().sum()) > 0 for g in gates)  # zero-initialised gates were trained and kept

@@ -16,6 +16,7 @@ from lmforge.recipe import SftConfig
 from lmforge.rundir import MetricsWriter, record_stage, write_report_section
 from lmforge.sft.data import encode_all, mix_datasets
 from lmforge.sft.train import attach_method, heldout_loss, train_sft
+from lmforge.tokenizer import CHATML_TEMPLATE
 from lmforge.train import latest_checkpoint
 
 
@@ -37,6 +38,8 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> dict:
         raise ConfigError("sft.datasets: give at least one instruction file")
     base_dir = _base(cfg, run_dir)
     model, tokenizer = load_model_and_tokenizer(base_dir)
+    if not tokenizer.chat_template:  # the documented default, saved with the chat model below
+        tokenizer.chat_template = CHATML_TEMPLATE
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     max_len = cfg.max_len or model.config.max_position_embeddings
 
