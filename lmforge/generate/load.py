@@ -29,20 +29,27 @@ def resolve_model_dir(path: str | Path) -> Path:
     raise CheckpointError(f"{path}: not a model folder (no config.json) nor a run with checkpoints")
 
 
-def load_model_and_tokenizer(path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
-    """Load with safetensors only; remote code only when the user explicitly allows it."""
+def load_causal_lm(path: str | Path, trust_remote_code: bool = False, **kwargs):
+    """The causal LM of a model folder or run (no tokenizer), safetensors only; `kwargs` go to
+    `from_pretrained` (dtype, attention implementation)."""
     from transformers import AutoModelForCausalLM
 
     model_dir = resolve_model_dir(path)
-    if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").is_file():
-        return _load_adapter(model_dir, device, trust_remote_code)
     if not any(model_dir.glob("*.safetensors")):
         raise CheckpointError(f"{model_dir}: no .safetensors weights (lmforge does not load pickled weights)")
     try:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True,
-                                                     trust_remote_code=trust_remote_code)
+        return AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True,
+                                                    trust_remote_code=trust_remote_code, **kwargs)
     except ValueError as e:
         raise CheckpointError(f"{model_dir}: not a causal language model ({str(e).splitlines()[0]})") from None
+
+
+def load_model_and_tokenizer(path: str | Path, device: str = "cpu", trust_remote_code: bool = False):
+    """Load with safetensors only; remote code only when the user explicitly allows it."""
+    model_dir = resolve_model_dir(path)
+    if (model_dir / "adapter_config.json").is_file() and not (model_dir / "config.json").is_file():
+        return _load_adapter(model_dir, device, trust_remote_code)
+    model = load_causal_lm(model_dir, trust_remote_code)
     return model.to(device).eval(), _tokenizer(model_dir, trust_remote_code)
 
 
@@ -62,5 +69,5 @@ def _load_adapter(adapter_dir: Path, device: str, trust_remote_code: bool):
     from peft import PeftModel
 
     base_path = json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
-    base, _ = load_model_and_tokenizer(base_path, device, trust_remote_code)
+    base = load_causal_lm(base_path, trust_remote_code)
     return PeftModel.from_pretrained(base, adapter_dir).to(device).eval(), _tokenizer(adapter_dir, trust_remote_code)

@@ -5,12 +5,10 @@ there is no private model class that would need converting.
 """
 
 import math
-from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, PretrainedConfig
 
-from lmforge.errors import CheckpointError
 from lmforge.recipe import ModelConfig
 
 
@@ -60,16 +58,3 @@ def flops_per_token(config: PretrainedConfig, n_params_no_embed: int, seq_len: i
     return 6 * n_params_no_embed + 6 * config.vocab_size * config.hidden_size \
         + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 
-
-def load_base_model(path: str | Path) -> torch.nn.Module:
-    """Continued pretraining starts from an HF folder or a run's newest checkpoint, in fp32.
-
-    Weights are read with safetensors only; the architecture is whatever the folder's config says.
-    """
-    from lmforge.generate import resolve_model_dir
-
-    model_dir = resolve_model_dir(path)
-    if not any(model_dir.glob("*.safetensors")):
-        raise CheckpointError(f"{model_dir}: no .safetensors weights (lmforge does not load pickled weights)")
-    return AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True, dtype=torch.float32,
-                                                attn_implementation="sdpa")

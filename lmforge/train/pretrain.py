@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lmforge.data import PackedTokens
 from lmforge.errors import ConfigError
+from lmforge.generate import load_causal_lm
 from lmforge.recipe import ModelConfig, TrainConfig
 from lmforge.rundir import MetricsWriter, record_stage
 from lmforge.train.checkpoint import (
@@ -37,7 +38,7 @@ from lmforge.train.distributed import (
     wrap_model,
 )
 from lmforge.train.fused_loss import cross_entropy
-from lmforge.train.model import build_model, count_params, flops_per_token, hf_config, load_base_model
+from lmforge.train.model import build_model, count_params, flops_per_token, hf_config
 from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain_report import write_pretrain_report
 from lmforge.train.schedule import lr_at
@@ -116,8 +117,8 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     precision = "bf16" if bf16 else "fp32"
     if cfg.fsdp and d.world == 1:
         raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
-    if cfg.init_from:
-        raw = load_base_model(cfg.init_from)
+    if cfg.init_from:  # continued pretraining: the folder's architecture and weights, in fp32
+        raw = load_causal_lm(cfg.init_from, dtype=torch.float32, attn_implementation="sdpa")
         config = raw.config
         if config.vocab_size < meta["vocab_size"]:
             raise ConfigError(f"train.init_from: model has {config.vocab_size} token embeddings, the data uses "
