@@ -15,17 +15,16 @@ that a shipped task exports to a harness YAML and both tools build byte-identica
 """
 
 import random
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from lmforge.data import iter_records
 from lmforge.errors import ConfigError, DataError
+from lmforge.recipe import read_config_file, validate
 
 # the harness's Jinja settings, so that both tools render the same prompt text
 _JINJA = Environment(loader=BaseLoader(), undefined=StrictUndefined, keep_trailing_newline=True)
@@ -102,20 +101,7 @@ def render(template: str, doc: dict) -> str:
 def load_task(spec_path: str | Path) -> Task:
     """Load a spec (.toml/.yaml) and its items; all problems are reported with the file they are in."""
     path = Path(spec_path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: task spec not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot parse task spec ({str(e).splitlines()[0]})") from None
-    try:
-        spec = TaskSpec.model_validate(raw or {})
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        msg = f"unknown key '{key}'" if err["type"] == "extra_forbidden" else f"{key}: {err['msg']}"
-        raise ConfigError(f"{path}: {msg}") from None
+    spec = validate(TaskSpec, read_config_file(path, "task spec"), str(path))
     docs = _read_items(path.parent / spec.data, spec)
     fewshot = _read_items(path.parent / spec.fewshot_data, spec) if spec.fewshot_data else docs
     return Task(spec, path, docs, fewshot)

@@ -1,6 +1,6 @@
 """Recipes: one TOML/YAML file describes a whole pipeline; pydantic validates it."""
 
-from lmforge.recipe.load import apply_overrides, load_recipe, recipe_from_dict
+from lmforge.recipe.load import apply_overrides, load_recipe, read_config_file, recipe_from_dict, validate
 from lmforge.recipe.schema import (
     AdaptConfig,
     EvalConfig,
@@ -31,5 +31,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "load_recipe",
+    "read_config_file",
     "recipe_from_dict",
+    "validate",
 ]

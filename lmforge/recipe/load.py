@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lmforge.errors import ConfigError
 from lmforge.recipe.schema import Recipe
 
 
-def read_recipe_file(path: str | Path) -> dict[str, Any]:
-    """Parse a .toml, .yaml or .yml file into a plain dictionary."""
+def read_config_file(path: str | Path, what: str = "recipe") -> dict[str, Any]:
+    """Parse a .toml, .yaml or .yml file (a recipe, a task spec) into a plain dictionary."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: recipe file not found")
+        raise ConfigError(f"{path}: {what} file not found")
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".toml":
@@ -27,13 +27,13 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
         if path.suffix in (".yaml", ".yml"):
             data = yaml.safe_load(text) or {}
             if not isinstance(data, dict):
-                raise ConfigError(f"{path}: a recipe must be a mapping of sections")
+                raise ConfigError(f"{path}: a {what} must be a mapping of keys")
             return data
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-    raise ConfigError(f"{path}: recipe must end in .toml, .yaml or .yml")
+    raise ConfigError(f"{path}: {what} must end in .toml, .yaml or .yml")
 
 
 def parse_value(text: str) -> Any:
@@ -64,8 +64,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Validate a raw dictionary; the first problem becomes a one-line ConfigError naming the key."""
+    return validate(Recipe, raw, source)
+
+
+def validate(model: type[BaseModel], raw: dict[str, Any], source: str):
+    """`model` from `raw`, or a one-line ConfigError naming the first bad key and where it is."""
     try:
-        return Recipe.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -76,7 +81,7 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
     """Load a recipe file (or defaults when `path` is None) with overrides applied."""
-    raw = read_recipe_file(path) if path else {}
+    raw = read_config_file(path) if path else {}
     raw = apply_overrides(raw, overrides or [])
     return recipe_from_dict(raw, source=str(path) if path else "--set")
 
