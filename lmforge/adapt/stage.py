@@ -27,20 +27,20 @@ from lmforge.adapt.context import apply_linear_rope_scaling, passkey_accuracy
 from lmforge.adapt.tokenizer_extension import extend_tokenizer, init_new_embeddings
 from lmforge.data import read_meta, tokenize_files
 from lmforge.errors import ConfigError
-from lmforge.eval import bits_per_byte, compare_results, evaluate_task, load_task, verdict
+from lmforge.eval import compare_results, comparison_table, evaluate_model, headline, load_task
 from lmforge.generate import load_model_and_tokenizer
-from lmforge.recipe import AdaptConfig, ModelConfig, PhaseConfig, TrainConfig
+from lmforge.recipe import AdaptConfig, EvalConfig, ModelConfig, PhaseConfig, TrainConfig
 from lmforge.rundir import record_stage, write_report_section
 from lmforge.rundir.plots import grouped_bars
 from lmforge.tokenizer import fertility
 from lmforge.train import latest_checkpoint, pretrain
 
 
-def measure(model, tokenizer, cfg: AdaptConfig, tasks, passkey_lengths: list[int]) -> dict:
-    """Everything compared before/after: bits per byte, tasks, fertility, passkey."""
-    out = {"bits_per_byte": {lang: bits_per_byte(model, tokenizer, [p], cfg.text_field)
-                             for lang, p in cfg.heldout.items()},
-           "tasks": [evaluate_task(model, tokenizer, t) for t in tasks],
+def measure(model, tokenizer, cfg: AdaptConfig, tasks, passkey_lengths: list[int], work_dir: Path) -> dict:
+    """Everything compared before/after: the eval stage's bits per byte and tasks, plus fertility
+    and passkey retrieval."""
+    scoring = EvalConfig(bpb_texts=cfg.heldout, text_field=cfg.text_field)
+    out = {**evaluate_model(model, tokenizer, scoring, tasks, work_dir),
            "fertility": {lang: fertility(tokenizer, [p], cfg.text_field)["tokens_per_word"]
                          for lang, p in cfg.heldout.items()}}
     if cfg.passkey_trials:
@@ -50,8 +50,9 @@ def measure(model, tokenizer, cfg: AdaptConfig, tasks, passkey_lengths: list[int
     return out
 
 
-def prepare_base(model, tokenizer, cfg: AdaptConfig, source, out: Path) -> dict:
-    """Extend the base's tokenizer, scale its RoPE, save it as a plain HF folder (changes `model`)."""
+def prepare_base(model, tokenizer, cfg: AdaptConfig, source, out: Path):
+    """Extend the base's tokenizer, scale its RoPE, save it as a plain HF folder (changes `model`);
+    returns what was done and the tokenizer the adapted model uses."""
     info = {"source": str(source), "vocab_before": len(tokenizer), "added_tokens": 0,
             "context_before": model.config.max_position_embeddings}
     if cfg.new_tokens:
@@ -66,7 +67,7 @@ def prepare_base(model, tokenizer, cfg: AdaptConfig, source, out: Path) -> dict:
     info["context_after"] = model.config.max_position_embeddings
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    return info
+    return info, tokenizer
 
 
 def phase_config(train: TrainConfig, phase: PhaseConfig, sources: dict[str, Path], init_from: Path,
@@ -100,11 +101,10 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
     base_model, base_tok = load_base(source, cfg.trust_remote_code)
     old_ctx = base_model.config.max_position_embeddings
     lengths = [old_ctx] + ([int(old_ctx * cfg.rope_scaling_factor)] if cfg.rope_scaling_factor else [])
-    before = measure(base_model, base_tok, cfg, tasks, lengths)
-    base_info = prepare_base(base_model, base_tok, cfg, source, work / "base")
+    before = measure(base_model, base_tok, cfg, tasks, lengths, work)
+    base_info, tokenizer = prepare_base(base_model, base_tok, cfg, source, work / "base")
     del base_model
 
-    tokenizer = load_model_and_tokenizer(work / "base")[1]
     token_dirs = {}
     for name, files in cfg.sources.items():
         token_dirs[name] = work / "tokens" / name
@@ -127,7 +127,7 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
     shutil.rmtree(final, ignore_errors=True)
     shutil.copytree(init_from, final, ignore=shutil.ignore_patterns("resume_state.pt"))
     model, tokenizer = load_model_and_tokenizer(final)
-    after = measure(model, tokenizer, cfg, tasks, lengths)
+    after = measure(model, tokenizer, cfg, tasks, lengths, work)
     comparison = compare_results(after, before, cfg.target_language, cfg.source_language)
     summary = {"model": str(final), "base": base_info, "phases": phases, "comparison": comparison,
                "before": _headline(before), "after": _headline(after)}
@@ -139,9 +139,7 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
 
 
 def _headline(m: dict) -> dict:
-    return {"bits_per_byte": {l: s["bits_per_byte"] for l, s in m["bits_per_byte"].items()},
-            "tasks": {t["task"]: {k: v["value"] for k, v in t["metrics"].items()} for t in m["tasks"]},
-            "fertility": m["fertility"], **({"passkey": m["passkey"]} if "passkey" in m else {})}
+    return {**headline(m), "fertility": m["fertility"], **({"passkey": m["passkey"]} if "passkey" in m else {})}
 
 
 def _report(run_dir: Path, s: dict, cfg: AdaptConfig) -> str:
@@ -178,9 +176,5 @@ def _report(run_dir: Path, s: dict, cfg: AdaptConfig) -> str:
         lines += ["", "Passkey retrieval (share of trials): " + ", ".join(
             f"{n} tokens: {before['passkey'][n]:.0%} -> {after['passkey'][n]:.0%}" for n in after["passkey"])]
     lines += ["", "Gain and forgetting (positive = better; paired bootstrap, * p < 0.05):", "",
-              "| benchmark | language | metric | before | after | delta | p | reading |", "|---|---|---|---:|---:|---:|---:|---|"]
-    for r in s["comparison"]:
-        star = "*" if r["p_value"] < 0.05 else ""
-        lines.append(f"| {r['name']} | {r['language']} | {r['metric']} | {r['baseline']:.3f} | {r['model']:.3f} | "
-                     f"{r['delta']:+.3f}{star} | {r['p_value']:.3f} | {verdict(r)} |")
+              *comparison_table(s["comparison"], "before", "after")]
     return "\n".join(lines)

@@ -2,11 +2,11 @@
 memorization, checkpoint sweeps, a baseline comparison (gain/forgetting) and the lm-eval bridge."""
 
 from lmforge.eval.bits_per_byte import bits_per_byte
-from lmforge.eval.compare import compare_results, paired_bootstrap, verdict
+from lmforge.eval.compare import compare_results, comparison_table, paired_bootstrap
 from lmforge.eval.memorization import memorization
 from lmforge.eval.multiple_choice import evaluate_task
-from lmforge.eval.stage import run_eval_stage
+from lmforge.eval.stage import evaluate_model, headline, run_eval_stage
 from lmforge.eval.tasks import load_task
 
-__all__ = ["bits_per_byte", "compare_results", "evaluate_task", "load_task", "memorization", "paired_bootstrap",
-           "run_eval_stage", "verdict"]
+__all__ = ["bits_per_byte", "compare_results", "comparison_table", "evaluate_model", "evaluate_task", "headline",
+           "load_task", "memorization", "paired_bootstrap", "run_eval_stage"]

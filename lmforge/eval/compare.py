@@ -78,3 +78,15 @@ def compare_results(model: dict, baseline: dict, target: str | None, source: str
         rows.append({"name": "bits per byte", "language": lang, "metric": "bpb", "model": s["bits_per_byte"],
                      "baseline": b["bits_per_byte"], "reading": reading(lang, target, source), **boot})
     return rows
+
+
+def comparison_table(rows: list[dict], before: str = "baseline", after: str = "model") -> list[str]:
+    """Markdown rows of `compare_results`, one line each, * marking p < 0.05."""
+    lines = [f"| benchmark | language | metric | {before} | {after} | delta | 95% interval | p | reading |",
+             "|---|---|---|---:|---:|---:|---|---:|---|"]
+    for r in rows:
+        star = "*" if r["p_value"] < 0.05 else ""
+        lo, hi = r["ci95"]
+        lines.append(f"| {r['name']} | {r['language']} | {r['metric']} | {r['baseline']:.3f} | {r['model']:.3f} | "
+                     f"{r['delta']:+.3f}{star} | [{lo:+.3f}, {hi:+.3f}] | {r['p_value']:.3f} | {verdict(r)} |")
+    return lines

@@ -23,26 +23,23 @@ class Encoded:
     choices: list[list[int]]
 
 
-def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """The harness's split: trailing spaces of the context move to the continuation, the whole
-    string is encoded once and the continuation is what follows the context's own encoding."""
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-    if not context:  # an empty prompt is conditioned on the BOS/EOS token alone
-        cont = tokenizer.encode(continuation, add_special_tokens=False)
-        return [tokenizer.bos_token_id or tokenizer.eos_token_id], cont
-    whole = tokenizer.encode(context + continuation)
-    ctx = tokenizer.encode(context)
-    return ctx, whole[len(ctx):]
-
-
 def encode_item(tokenizer, context: str, choices: list[str], delimiter: str) -> Encoded:
-    pairs = [encode_pair(tokenizer, context, delimiter + c) for c in choices]
-    ctx = pairs[0][0]
-    if any(p[0] != ctx for p in pairs):  # cannot happen with the harness's split; guard the shared path
-        raise ValueError("context encodes differently across choices")
-    return Encoded(ctx, [p[1] for p in pairs])
+    """The harness's split, with the context encoded once for all choices: trailing spaces of the
+    context move to each continuation, context + continuation is encoded whole, and a choice is
+    what follows the context's own encoding."""
+    stripped = context.rstrip()
+    continuations = [context[len(stripped):] + delimiter + c for c in choices]
+    if not stripped:  # an empty prompt is conditioned on the BOS/EOS token alone
+        return Encoded([tokenizer.bos_token_id or tokenizer.eos_token_id],
+                       [tokenizer.encode(c, add_special_tokens=False) for c in continuations])
+    ctx = tokenizer.encode(stripped)
+    return Encoded(ctx, [tokenizer.encode(stripped + c)[len(ctx):] for c in continuations])
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """One (context, continuation) pair, split as `encode_item` splits each choice."""
+    enc = encode_item(tokenizer, context, [continuation], "")
+    return enc.context, enc.choices[0]
 
 
 def max_length(model) -> int:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lmforge.eval.compare import verdict
+from lmforge.eval.compare import comparison_table
 from lmforge.recipe import EvalConfig
 from lmforge.rundir.plots import grouped_bars, line_plot
 
@@ -30,18 +30,9 @@ def _primary(metrics: dict[str, float]) -> float:
 
 
 def _comparison(rows: list[dict], baseline: str) -> list[str]:
-    lines = ["", f"### Compared with `{baseline}`", "",
-             "Positive delta = better (accuracy up, bits per byte down). Paired bootstrap over items "
-             "(documents for bits per byte); * marks p < 0.05.", "",
-             "| benchmark | language | metric | baseline | model | delta | 95% interval | p | reading |",
-             "|---|---|---|---:|---:|---:|---|---:|---|"]
-    for r in rows:
-        delta = r["delta"]
-        star = "*" if r["p_value"] < 0.05 else ""
-        lo, hi = r["ci95"]
-        lines.append(f"| {r['name']} | {r['language']} | {r['metric']} | {r['baseline']:.3f} | {r['model']:.3f} | "
-                     f"{delta:+.3f}{star} | [{lo:+.3f}, {hi:+.3f}] | {r['p_value']:.3f} | {verdict(r)} |")
-    return lines
+    return ["", f"### Compared with `{baseline}`", "",
+            "Positive delta = better (accuracy up, bits per byte down). Paired bootstrap over items "
+            "(documents for bits per byte); * marks p < 0.05.", "", *comparison_table(rows)]
 
 
 def _sweep(run_dir: Path, rows: list[dict]) -> list[str]:

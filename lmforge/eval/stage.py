@@ -52,13 +52,12 @@ def sweep(run_dir: Path, cfg: EvalConfig, tasks: list[Task]) -> list[dict]:
         state = json.loads((ckpt / "trainer_state.json").read_text()) if (ckpt / "trainer_state.json").is_file() else {}
         r = evaluate_model(model, tokenizer, cfg, tasks, run_dir / "eval", harness=False)
         rows.append({"checkpoint": ckpt.name, "step": state.get("step"), "tokens": state.get("tokens"),
-                     "bits_per_byte": {l: s["bits_per_byte"] for l, s in r["bits_per_byte"].items()},
-                     "tasks": {t["task"]: {m: v["value"] for m, v in t["metrics"].items()} for t in r["tasks"]}})
+                     **headline(r)})
     return rows
 
 
-def _headline(results: dict) -> dict:
-    """What the manifest keeps: the numbers, not the per-item vectors."""
+def headline(results: dict) -> dict:
+    """The numbers of `evaluate_model`'s results without the per-item vectors (manifest, sweep)."""
     return {"bits_per_byte": {l: s["bits_per_byte"] for l, s in results["bits_per_byte"].items()},
             "tasks": {t["task"]: {m: v["value"] for m, v in t["metrics"].items()} for t in results["tasks"]}}
 
@@ -87,7 +86,7 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
     if cfg.sweep:
         results["sweep"] = sweep(run_dir, cfg, tasks)
     atomic_write_text(work_dir / "results.json", json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    summary = {"model": str(model_dir), **_headline(results), "results": str(work_dir / "results.json")}
+    summary = {"model": str(model_dir), **headline(results), "results": str(work_dir / "results.json")}
     for key in ("memorization", "comparison"):
         if key in results:
             summary[key] = results[key]
