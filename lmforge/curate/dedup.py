@@ -41,6 +41,15 @@ def ngram_hashes(text: str, n: int) -> np.ndarray:
     return np.unique(np.array([zlib.crc32(g.encode()) for g in grams], dtype=np.uint64))
 
 
+def _drop(step: PipelineStep, doc, reason: str, on_drop) -> None:
+    """Count a dropped document under its reason and hand it to `on_drop` (side file, accounting)."""
+    step.stat_update("dropped")
+    step.stat_update(f"dropped_{reason}")
+    doc.metadata["filter_reason"] = reason
+    if on_drop:
+        on_drop(doc)
+
+
 class ExactDedup(PipelineStep):
     name = "🫂 exact dedup"
     type = "🫂 - DEDUP"
@@ -55,11 +64,7 @@ class ExactDedup(PipelineStep):
             self.stat_update("total")
             key = hashlib.blake2b(normalise(doc.text).encode(), digest_size=16).digest()
             if key in seen:
-                self.stat_update("dropped")
-                self.stat_update("dropped_exact_duplicate")
-                doc.metadata["filter_reason"] = "exact_duplicate"
-                if self.on_drop:
-                    self.on_drop(doc)
+                _drop(self, doc, "exact_duplicate", self.on_drop)
                 continue
             seen.add(key)
             self.stat_update("forwarded")
@@ -122,12 +127,8 @@ class MinHashDedup(PipelineStep):
         for i, doc in enumerate(docs):
             self.stat_update("total")
             if i in drop:
-                self.stat_update("dropped")
-                self.stat_update("dropped_near_duplicate")
-                doc.metadata["filter_reason"] = "near_duplicate"
                 doc.metadata["duplicate_of"] = docs[drop[i]].id
-                if self.on_drop:
-                    self.on_drop(doc)
+                _drop(self, doc, "near_duplicate", self.on_drop)
                 continue
             self.stat_update("forwarded")
             yield doc

@@ -49,7 +49,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> dict:
     where += long_where
     if not examples:
         raise ConfigError("sft: no usable conversations in sft.datasets")
-    held_convs, _, _ = mix_datasets(cfg.heldout, seed) if cfg.heldout else ([], Counter(), [])
+    held_convs, _, _ = mix_datasets(cfg.heldout, seed)
     by_lang = defaultdict(list)
     for c in held_convs:
         by_lang[c["language"] or "-"].append(c)
