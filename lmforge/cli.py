@@ -60,6 +60,41 @@ def tokenizer_train(
 
 
 @app.command()
+def curate(
+    recipe: RecipeArg = None,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Raw documents: files, folders, "
+                                                       "globs, hf:DATASET.")] = None,
+    language: Annotated[Optional[list[str]], typer.Option("--language", "-l", help="Languages to keep.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Local worker processes.")] = None,
+    report_only: Annotated[bool, typer.Option("--report-only", help="Only account and report a finished run "
+                                              "(after a Slurm submission).")] = False,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Clean raw text: language ID, quality filters, PII redaction, dedup; every document accounted for."""
+    from lmforge.curate import run_curate_stage
+    from lmforge.pipeline import run_dir_for
+    from lmforge.recipe import load_recipe
+
+    overrides = list(set or [])
+    if input:
+        overrides.append(f"curate.inputs={_toml_list(input)}")
+    if language:
+        overrides.append(f"curate.languages={_toml_list(language)}")
+    if workers:
+        overrides.append(f"curate.workers={workers}")
+    r = load_recipe(recipe, overrides)
+    s = run_curate_stage(r.curate, run_dir_for(r, run_dir), report_only=report_only)
+    if "submitted" in s:
+        console.print(f"curate: submitted to {s['submitted']}; logs in {s['logs']}; {s['next']}")
+        return
+    console.print(f"curate: {s['read']:,} read = {s['kept']:,} kept + {sum(s['dropped'].values()):,} dropped "
+                  f"-> {s['data']}")
+    for reason, n in s["dropped"].items():
+        console.print(f"  {reason}: {n:,}")
+
+
+@app.command()
 def tokenize(
     recipe: RecipeArg = None,
     input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Training documents.")] = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from lmforge.recipe import Recipe
+from lmforge.recipe import Recipe, recipe_from_dict
 from lmforge.rundir import atomic_write_text
 
 
@@ -23,8 +23,28 @@ def save_resolved_recipe(recipe: Recipe, run_dir: Path) -> Path:
     return path
 
 
+def expand_run_dir(recipe: Recipe, run_dir: Path) -> Recipe:
+    """`{run}` in any recipe string stands for the run directory, so a stage can read what an
+    earlier stage wrote (e.g. `tokenize.train = ["{run}/curate/data/en"]`) whatever the run's name."""
+    def sub(value):
+        if isinstance(value, str):
+            return value.replace("{run}", str(run_dir))
+        if isinstance(value, list):
+            return [sub(v) for v in value]
+        if isinstance(value, dict):
+            return {k: sub(v) for k, v in value.items()}
+        return value
+
+    return recipe_from_dict(sub(recipe.model_dump()))
+
+
 def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) -> dict:
     """Run one named stage; `cli_args` re-create this recipe for a torchrun relaunch of pretrain."""
+    recipe = expand_run_dir(recipe, run_dir)
+    if stage == "curate":
+        from lmforge.curate import run_curate_stage
+
+        return run_curate_stage(recipe.curate, run_dir)
     if stage == "tokenizer":
         from lmforge.tokenizer import run_tokenizer_stage
 

@@ -20,11 +20,13 @@ import hashlib
 import re
 import zlib
 from collections import defaultdict
+from contextlib import nullcontext
 from itertools import combinations
 
 import numpy as np
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.writers.disk_base import DiskWriter
 
 PRIME = (1 << 31) - 1  # Mersenne prime: a, x < 2^31 keeps a * x + b < 2^63, no uint64 overflow
 WORD = re.compile(r"\w+")
@@ -41,34 +43,36 @@ def ngram_hashes(text: str, n: int) -> np.ndarray:
     return np.unique(np.array([zlib.crc32(g.encode()) for g in grams], dtype=np.uint64))
 
 
-def _drop(step: PipelineStep, doc, reason: str, on_drop) -> None:
-    """Count a dropped document under its reason and hand it to `on_drop` (side file, accounting)."""
+def drop(step: PipelineStep, doc, reason: str, writer: DiskWriter | None, rank: int) -> None:
+    """Count a dropped document under its reason and write it to the step's side file, the way
+    datatrove's BaseFilter does for filters (same stat names, same `filter_reason` metadata)."""
     step.stat_update("dropped")
     step.stat_update(f"dropped_{reason}")
     doc.metadata["filter_reason"] = reason
-    if on_drop:
-        on_drop(doc)
+    if writer:
+        writer.write(doc, rank)
 
 
 class ExactDedup(PipelineStep):
     name = "🫂 exact dedup"
     type = "🫂 - DEDUP"
 
-    def __init__(self, on_drop=None):
+    def __init__(self, exclusion_writer: DiskWriter | None = None):
         super().__init__()
-        self.on_drop = on_drop  # called with each dropped document (side file, accounting)
+        self.exclusion_writer = exclusion_writer
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         seen = set()
-        for doc in data:
-            self.stat_update("total")
-            key = hashlib.blake2b(normalise(doc.text).encode(), digest_size=16).digest()
-            if key in seen:
-                _drop(self, doc, "exact_duplicate", self.on_drop)
-                continue
-            seen.add(key)
-            self.stat_update("forwarded")
-            yield doc
+        with self.exclusion_writer or nullcontext() as writer:
+            for doc in data:
+                self.stat_update("total")
+                key = hashlib.blake2b(normalise(doc.text).encode(), digest_size=16).digest()
+                if key in seen:
+                    drop(self, doc, "exact_duplicate", writer, rank)
+                    continue
+                seen.add(key)
+                self.stat_update("forwarded")
+                yield doc
 
 
 class MinHashDedup(PipelineStep):
@@ -76,13 +80,13 @@ class MinHashDedup(PipelineStep):
     type = "🫂 - DEDUP"
 
     def __init__(self, bands: int = 14, rows: int = 8, ngram: int = 5, verify_threshold: float | None = None,
-                 seed: int = 1, on_drop=None):
+                 seed: int = 1, exclusion_writer: DiskWriter | None = None):
         super().__init__()
         self.bands, self.rows, self.ngram, self.verify = bands, rows, ngram, verify_threshold
         rng = np.random.default_rng(seed)
         self.a = rng.integers(1, PRIME, size=bands * rows, dtype=np.uint64)
         self.b = rng.integers(0, PRIME, size=bands * rows, dtype=np.uint64)
-        self.on_drop = on_drop  # called with each dropped document (side file, accounting)
+        self.exclusion_writer = exclusion_writer
 
     def signature(self, hashes: np.ndarray) -> np.ndarray:
         """Per permutation the minimum of (a * x + b) mod p over the n-gram hashes x: the modulo
@@ -123,12 +127,13 @@ class MinHashDedup(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         docs = list(data)
         with self.track_time():
-            drop = self.duplicates([d.text for d in docs])
-        for i, doc in enumerate(docs):
-            self.stat_update("total")
-            if i in drop:
-                doc.metadata["duplicate_of"] = docs[drop[i]].id
-                _drop(self, doc, "near_duplicate", self.on_drop)
-                continue
-            self.stat_update("forwarded")
-            yield doc
+            dupes = self.duplicates([d.text for d in docs])
+        with self.exclusion_writer or nullcontext() as writer:
+            for i, doc in enumerate(docs):
+                self.stat_update("total")
+                if i in dupes:
+                    doc.metadata["duplicate_of"] = docs[dupes[i]].id
+                    drop(self, doc, "near_duplicate", writer, rank)
+                    continue
+                self.stat_update("forwarded")
+                yield doc

@@ -32,7 +32,7 @@ class OfflineLanguageFilter(BaseFilter):
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         lang, score = identify(doc.text)
         doc.metadata["language"], doc.metadata["language_score"] = lang, score
+        self.stat_update(f"lang_{lang}")  # every document's language, kept or not, for the report
         if (self.languages and lang not in self.languages) or score < self.threshold:
             return False, "language"
-        self.stat_update(f"lang_{lang}")
         return True

@@ -3,6 +3,7 @@
 from lmforge.recipe.load import apply_overrides, load_recipe, read_config_file, recipe_from_dict, validate
 from lmforge.recipe.schema import (
     AdaptConfig,
+    CurateConfig,
     EvalConfig,
     GenerateConfig,
     ModelConfig,
@@ -18,6 +19,7 @@ from lmforge.recipe.schema import (
 
 __all__ = [
     "AdaptConfig",
+    "CurateConfig",
     "PhaseConfig",
     "EvalConfig",
     "GenerateConfig",

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Stage = Literal["tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft"]
+Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft"]
 
 
 class Section(BaseModel):
@@ -21,6 +21,54 @@ class RunConfig(Section):
     out_dir: str = "runs"
     seed: int = 1337
     stages: list[Stage] = Field(default_factory=lambda: ["tokenizer", "tokenize", "pretrain", "generate"])
+
+
+class MinHashConfig(Section):
+    enabled: bool = True
+    bands: int = Field(14, ge=1)  # FineWeb's 14 x 8; see lmforge/curate/dedup.py for lighter edits
+    rows: int = Field(8, ge=1)
+    ngram: int = Field(5, ge=1)
+    verify_threshold: float | None = Field(None, ge=0, le=1)  # exact Jaccard check of candidate pairs
+
+
+class QualityClassifierConfig(Section):
+    model: str | None = None  # weights from an earlier run (.npz); or train from the example files below
+    positive: list[str] = Field(default_factory=list)
+    negative: list[str] = Field(default_factory=list)
+    threshold: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _model_or_examples(self) -> "QualityClassifierConfig":
+        if not self.model and not (self.positive and self.negative):
+            raise ValueError("give `model` or both `positive` and `negative` example files")
+        return self
+
+
+class CurateConfig(Section):
+    # JSONL(.gz)/Parquet/.txt/WARC files, folders or globs; "hf:NAME" streams a Hub dataset; a
+    # folder written by datasets' save_to_disk is read as a dataset
+    inputs: list[str] = Field(default_factory=list)
+    text_field: str = "text"
+    hf_split: str = "train"
+    hf_config: str | None = None
+    normalise: bool = True  # ftfy + NFC
+    languages: list[str] = Field(default_factory=lambda: ["en", "de"])  # empty: keep every language
+    language_threshold: float = Field(0.65, ge=0, le=1)
+    filters: list[Literal["gopher_repetition", "gopher_quality", "c4", "fineweb"]] = Field(
+        default_factory=lambda: ["gopher_repetition", "gopher_quality", "c4", "fineweb"])
+    # language -> filter -> threshold overrides on top of the en/de presets (lmforge/curate/presets.py)
+    thresholds: dict[str, dict[str, dict]] = Field(default_factory=dict)
+    quality_classifier: QualityClassifierConfig | None = None
+    pii: bool = True
+    exact_dedup: bool = True
+    minhash: MinHashConfig = Field(default_factory=MinHashConfig)
+    write_dropped: bool = True  # side files of dropped documents (bad input is always written)
+    workers: int = Field(2, ge=1)
+    tasks: int | None = Field(None, ge=1)  # filtering tasks; default: workers
+    executor: Literal["local", "slurm", "ray"] = "local"
+    # passed to datatrove's SlurmPipelineExecutor / RayPipelineExecutor (partition, time, cpus_per_task, ...)
+    executor_options: dict = Field(default_factory=dict)
+    out: str | None = None  # default: <run>/curate
 
 
 class TokenizerConfig(Section):
@@ -234,6 +282,7 @@ class SftConfig(Section):
 
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
+    curate: CurateConfig = Field(default_factory=CurateConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -1,0 +1,31 @@
+"""FineWeb's own quality rules (Penedo et al. 2024): line punctuation, short lines, duplicated
+line characters and list-likeness, with datatrove's FineWebQualityFilter thresholds and reasons."""
+
+from datatrove.utils.text import TERMINAL_PUNCTUATION
+
+STOP_CHARS = tuple(TERMINAL_PUNCTUATION)
+
+
+def fineweb_quality(text: str, words: list[str], *, line_punct_thr: float = 0.12,
+                    line_punct_exclude_zero: bool = False, short_line_thr: float = 0.67,
+                    short_line_length: int = 30, char_duplicates_ratio: float = 0.01,
+                    new_line_ratio: float = 0.3) -> str | None:
+    """The first FineWeb rule the document breaks, or None."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        return "empty"
+    ratio = sum(1 for line in lines if line.endswith(STOP_CHARS)) / len(lines)
+    if ratio < line_punct_thr and not (ratio == 0 and line_punct_exclude_zero):
+        return "line_punct_ratio"
+    if sum(1 for line in lines if len(line) <= short_line_length) / len(lines) > short_line_thr:
+        return "short_line_ratio"
+    seen, dup_chars = set(), 0
+    for line in lines:
+        if line in seen:
+            dup_chars += len(line)
+        seen.add(line)
+    if dup_chars / len(text.replace("\n", "")) > char_duplicates_ratio:
+        return "char_dup_ratio"
+    if text.count("\n") / len(words) > new_line_ratio:
+        return "list_ratio"
+    return None

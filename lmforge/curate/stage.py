@@ -1,0 +1,198 @@
+"""`lmforge curate`: raw text in, clean, language-tagged, deduplicated JSONL shards out.
+
+Two datatrove pipelines, run by one of datatrove's executors (local process pool by default,
+Slurm or Ray with the same recipe):
+
+  1. filter, N tasks in parallel (input files are spread over tasks):
+     readers -> bad input -> ftfy/NFC -> language ID -> heuristic filters -> [quality classifier]
+     -> PII redaction -> <out>/filtered/
+  2. dedup, one task (needs every document; depends on 1):
+     exact dedup -> MinHash-LSH -> <out>/data/<language>/<rank>.jsonl.gz
+
+Dropped documents go to <out>/dropped/<step>/ with their reason in `metadata.filter_reason`;
+the accounting (read = kept + dropped per reason) and histograms go to <out>/accounting.json,
+the run's report and PNG plots. The run stops with an error if the accounting does not balance.
+"""
+
+import contextlib
+import glob
+import inspect
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from datatrove.pipeline.writers import JsonlWriter
+from loguru import logger
+
+from lmforge.curate.accounting import LengthProbe, account
+from lmforge.curate.c4 import c4_lines
+from lmforge.curate.dedup import ExactDedup, MinHashDedup
+from lmforge.curate.fineweb import fineweb_quality
+from lmforge.curate.gopher import gopher_quality, gopher_repetition
+from lmforge.curate.language import OfflineLanguageFilter
+from lmforge.curate.normalise import NormaliseText
+from lmforge.curate.pii import RedactPII
+from lmforge.curate.presets import PRESETS
+from lmforge.curate.quality_classifier import QualityClassifierFilter, train_quality_classifier
+from lmforge.curate.quality_filters import HeuristicFilters
+from lmforge.curate.readers import (AccountedDatasetReader, AccountedParquetReader, JsonlReader, RejectBadInput,
+                                    TextFolderReader, WarcReader, input_format, is_saved_dataset)
+from lmforge.curate.report import write_curate_report
+from lmforge.errors import ConfigError
+from lmforge.recipe import CurateConfig
+from lmforge.rundir import atomic_write_text, record_stage
+
+READERS = {"jsonl": JsonlReader, "parquet": AccountedParquetReader, "txt": TextFolderReader, "warc": WarcReader}
+CHECKS = {"gopher_repetition": gopher_repetition, "gopher_quality": gopher_quality, "c4": c4_lines,
+          "fineweb": fineweb_quality}
+
+
+def check_thresholds(cfg: CurateConfig) -> None:
+    """Every override names a known filter and parameter, and every kept language has thresholds."""
+    for lang, filters in cfg.thresholds.items():
+        for name, values in filters.items():
+            if name not in CHECKS:
+                raise ConfigError(f"curate.thresholds.{lang}.{name}: unknown filter; choose from {list(CHECKS)}")
+            params = inspect.signature(CHECKS[name]).parameters
+            for key in values:
+                if key not in params or params[key].kind is not inspect.Parameter.KEYWORD_ONLY:
+                    raise ConfigError(f"curate.thresholds.{lang}.{name}.{key}: unknown threshold")
+    if "gopher_quality" in cfg.filters:
+        for lang in cfg.languages:
+            if lang not in PRESETS and "stop_words" not in cfg.thresholds.get(lang, {}).get("gopher_quality", {}):
+                raise ConfigError(f"curate: no filter thresholds for language {lang!r}; presets exist for "
+                                  f"{sorted(PRESETS)}; give curate.thresholds.{lang}.gopher_quality.stop_words")
+
+
+def build_readers(cfg: CurateConfig, out: Path) -> list:
+    """One reader per input format; files of a format are listed in a paths file so that the
+    executor spreads them over tasks."""
+    files: dict[str, list[Path]] = {}
+    readers = []
+    for item in cfg.inputs:
+        if item.startswith("hf:"):
+            options = {"split": cfg.hf_split} | ({"name": cfg.hf_config} if cfg.hf_config else {})
+            readers.append(AccountedDatasetReader(item[3:], dataset_options=options, text_key=cfg.text_field))
+            continue
+        path = Path(item)
+        if is_saved_dataset(path):
+            readers.append(AccountedDatasetReader(str(path.resolve()), load_from_disk=True, text_key=cfg.text_field,
+                                                  dataset_options={"split": cfg.hf_split}))
+            continue
+        matches = [Path(p) for p in sorted(glob.glob(item))] if any(c in item for c in "*?[") else [path]
+        if not matches or not all(m.exists() for m in matches):
+            raise ConfigError(f"curate.inputs: {item}: no such file or folder")
+        for m in matches:
+            found = sorted(p for p in m.rglob("*") if p.is_file()) if m.is_dir() else [m]
+            for f in found:
+                fmt = input_format(f)
+                if fmt is None and not m.is_dir():
+                    raise ConfigError(f"curate.inputs: {f}: unknown format (JSONL, Parquet, .txt, WARC)")
+                if fmt:
+                    files.setdefault(fmt, []).append(f.resolve())
+    for fmt, paths in files.items():
+        root = Path(os.path.commonpath([p.parent for p in paths]))
+        listing = out / f"inputs_{fmt}.txt"
+        listing.write_text("\n".join(str(p.relative_to(root)) for p in paths) + "\n")
+        readers.append(READERS[fmt](str(root), paths_file=str(listing), text_key=cfg.text_field))
+    if not readers:
+        raise ConfigError("curate.inputs: no input files found")
+    return readers
+
+
+def side_file(out: Path, step: str) -> JsonlWriter:
+    return JsonlWriter(str(out / "dropped" / step), output_filename="${rank}.jsonl.gz")
+
+
+def filter_pipeline(cfg: CurateConfig, out: Path, quality_model: Path | None) -> list:
+    dropped = (lambda step: side_file(out, step)) if cfg.write_dropped else (lambda step: None)
+    steps = [*build_readers(cfg, out), RejectBadInput(side_file(out, "bad_input"))]
+    steps += [NormaliseText()] if cfg.normalise else []
+    steps += [LengthProbe(str(out / "stats"), "read"),
+              OfflineLanguageFilter(cfg.languages, cfg.language_threshold, exclusion_writer=dropped("language"))]
+    if cfg.filters:
+        steps.append(HeuristicFilters(cfg.filters, cfg.thresholds, exclusion_writer=dropped("heuristics")))
+    if quality_model:
+        steps.append(QualityClassifierFilter(str(quality_model), cfg.quality_classifier.threshold,
+                                             exclusion_writer=dropped("quality_classifier")))
+    steps += [RedactPII()] if cfg.pii else []
+    return steps + [JsonlWriter(str(out / "filtered"), output_filename="${rank}.jsonl.gz")]
+
+
+def dedup_pipeline(cfg: CurateConfig, out: Path) -> list:
+    dropped = (lambda step: side_file(out, step)) if cfg.write_dropped else (lambda step: None)
+    steps = [JsonlReader(str(out / "filtered"), glob_pattern="*.jsonl.gz")]
+    steps += [ExactDedup(exclusion_writer=dropped("exact_dedup"))] if cfg.exact_dedup else []
+    m = cfg.minhash
+    if m.enabled:
+        steps.append(MinHashDedup(m.bands, m.rows, m.ngram, m.verify_threshold, exclusion_writer=dropped("near_dedup")))
+    return steps + [LengthProbe(str(out / "stats"), "kept"),
+                    JsonlWriter(str(out / "data"), output_filename="${language}/${rank}.jsonl.gz")]
+
+
+def make_executor(cfg: CurateConfig, pipeline: list, logging_dir: Path, tasks: int, workers: int, depends=None):
+    """datatrove's executor for the recipe's `executor`: the same pipeline, local or on a cluster."""
+    common = {"pipeline": pipeline, "tasks": tasks, "logging_dir": str(logging_dir), "depends": depends}
+    if cfg.executor == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(**common, workers=workers, skip_completed=False)
+    if cfg.executor == "slurm":
+        from datatrove.executor import SlurmPipelineExecutor
+
+        options = {"time": "24:00:00", "job_name": f"lmforge-curate-{logging_dir.name}"} | cfg.executor_options
+        if "partition" not in options:
+            raise ConfigError("curate.executor_options.partition: the Slurm partition to submit to")
+        return SlurmPipelineExecutor(**common, **options)
+    from datatrove.executor import RayPipelineExecutor
+
+    return RayPipelineExecutor(**common, **cfg.executor_options)
+
+
+def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool = False) -> dict:
+    """Curate `cfg.inputs` into `<out>/data/<language>/`; returns the accounting."""
+    started = time.time()
+    run_dir = Path(run_dir)
+    out = Path(cfg.out) if cfg.out else run_dir / "curate"
+    phases = [out / "logs" / "filter", out / "logs" / "dedup"]
+    if not report_only:
+        if not cfg.inputs:
+            raise ConfigError("curate.inputs: give at least one input file, folder or hf:DATASET")
+        check_thresholds(cfg)
+        for part in ("data", "dropped", "filtered", "logs", "stats"):  # a rerun starts clean
+            shutil.rmtree(out / part, ignore_errors=True)
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+        quality_model = None
+        if cfg.quality_classifier:
+            qc = cfg.quality_classifier
+            quality_model = Path(qc.model) if qc.model else \
+                train_quality_classifier(qc.positive, qc.negative, out / "quality_classifier.npz")
+            if not quality_model.exists():
+                raise ConfigError(f"curate.quality_classifier.model: {quality_model}: no such file")
+        tasks = cfg.tasks or cfg.workers
+        first = make_executor(cfg, filter_pipeline(cfg, out, quality_model), phases[0], tasks, cfg.workers)
+        second = make_executor(cfg, dedup_pipeline(cfg, out), phases[1], 1, 1, depends=first)
+        # datatrove logs every task to stderr (loguru); keep that in a file next to its task logs
+        with open(out / "logs" / "console.log", "w") as console, contextlib.redirect_stderr(console):
+            logger.remove()
+            logger.add(console)
+            second.run()  # runs (or submits) the filter phase first
+        logger.remove()
+        logger.add(sys.stderr, level="WARNING")
+        if cfg.executor == "slurm":
+            return {"submitted": "slurm", "logs": str(out / "logs"),
+                    "next": "when the jobs finish: lmforge curate RECIPE --report-only"}
+    accounting = account(phases, out / "stats")
+    atomic_write_text(out / "accounting.json", json.dumps(accounting, indent=2))
+    if not accounting["balanced"]:
+        raise RuntimeError(f"curate: accounting does not balance: read {accounting['read']} != kept "
+                           f"{accounting['kept']} + dropped {sum(accounting['dropped'].values())}")
+    summary = {k: accounting[k] for k in ("read", "kept", "dropped", "languages_kept", "pii_redacted")}
+    summary["data"] = str(out / "data")
+    record_stage(run_dir, "curate", cfg.model_dump(), [i for i in cfg.inputs if not i.startswith("hf:")], None,
+                 started, summary)
+    write_curate_report(run_dir, out, accounting)
+    return summary
