@@ -1,4 +1,4 @@
-"""Curation blocks (issue #3, in progress): offline language ID and PII redaction in datatrove."""
+"""Curation blocks: offline language ID, PII redaction, exact and MinHash dedup."""
 
 import json
 import random
@@ -74,14 +74,17 @@ def planted_corpus(seed: int = 0, originals: int = 400, copies: int = 200):
     return [Document(text=docs[i], id=str(i)) for i in order], truth
 
 
-def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision():
+def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision(tmp_path):
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+
     from lmforge.curate import MinHashDedup
 
     docs, truth = planted_corpus()
-    step = MinHashDedup(bands=32, rows=2, verify_threshold=0.3)
-    dropped = []
-    step.on_drop = dropped.append
+    step = MinHashDedup(bands=32, rows=2, verify_threshold=0.3,
+                        exclusion_writer=JsonlWriter(str(tmp_path), output_filename="dropped.jsonl"))
     kept = list(step.run(iter(docs)))
+    dropped = list(JsonlReader(str(tmp_path)).run())  # the side file holds every dropped document
     group = lambda doc_id: truth.get(int(doc_id), int(doc_id))  # noqa: E731  copies belong to their original
     # precision: a dropped document really duplicates the one it was matched to
     right = sum(group(d.id) == group(d.metadata["duplicate_of"]) for d in dropped)

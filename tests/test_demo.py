@@ -17,7 +17,13 @@ def test_demo_recipe_end_to_end(tmp_path):
                    "--set", "adapt.passkey_trials=1", "--set", "sft.epochs=0.3")
     assert f"report:        {(run_dir / 'report.md').resolve()}" in proc.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft"]
+    assert list(manifest["stages"]) == ["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate",
+                                        "sft"]
+    curate = manifest["stages"]["curate"]
+    assert curate["read"] == curate["kept"] + sum(curate["dropped"].values()) == 845  # every shipped record
+    assert {"malformed", "empty", "undecodable", "language", "exact_duplicate", "near_duplicate"} <= set(curate["dropped"])
+    assert set(curate["languages_kept"]) == {"en", "de"} and curate["pii_redacted"]["email"] >= 3
+    assert manifest["inputs"]["tokenize"][0]["path"].startswith(str(run_dir / "curate" / "data" / "en"))
     sft = manifest["stages"]["sft"]
     assert set(sft["heldout_loss_after"]) == {"en", "de"} and len(sft["samples"]) == 2
     assert all(sft["heldout_loss_after"][l] < sft["heldout_loss_before"][l] for l in ("en", "de"))
@@ -36,7 +42,7 @@ def test_demo_recipe_end_to_end(tmp_path):
         assert manifest[key], key
     assert all(s["wall_s"] > 0 for s in manifest["stages"].values())
     headings = [line for line in (run_dir / "report.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings == ["## Tokenizer", "## Tokenize", "## Pretrain", "## Adapt", "## Eval", "## Generate", "## SFT"]
+    assert headings == ["## Curate", "## Tokenizer", "## Tokenize", "## Pretrain", "## Adapt", "## Eval", "## Generate", "## SFT"]
     ckpt = run_dir / "checkpoints" / "step-000030"
     AutoModelForCausalLM.from_pretrained(ckpt)
     AutoTokenizer.from_pretrained(ckpt)

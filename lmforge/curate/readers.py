@@ -26,10 +26,10 @@ def bad_record(reason: str, where: str, detail: str) -> Document:
     return Document(text="", id=where, metadata={"bad_input": reason, "source": where, "detail": detail})
 
 
-def _document_or_bad(reader, parent_method, data: dict, source: str, index: int) -> Document:
+def _document_or_bad(reader, parent_method, data: dict, source: str, index: int | str) -> Document:
     """The parent reader's document, or a bad record where it would have skipped silently."""
     text = data.get(reader.text_key)
-    where = f"{source}:{index + 1}"
+    where = f"{source}:{index + 1 if isinstance(index, int) else index}"  # 1-based lines; datasets give ids
     if text is not None and not isinstance(text, str):
         return bad_record("malformed", where, f"{reader.text_key!r} is {type(text).__name__}, not a string")
     doc = parent_method(data, source, index)

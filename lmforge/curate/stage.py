@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 from datatrove.pipeline.writers import JsonlWriter
-from loguru import logger
 
 from lmforge.curate.accounting import LengthProbe, account
 from lmforge.curate.c4 import c4_lines
@@ -152,6 +151,23 @@ def make_executor(cfg: CurateConfig, pipeline: list, logging_dir: Path, tasks: i
     return RayPipelineExecutor(**common, **cfg.executor_options)
 
 
+@contextlib.contextmanager
+def quiet_stderr(path: Path):
+    """datatrove logs every task of every worker process to stderr; send that (file descriptor 2,
+    which the workers inherit) to a file next to its per-task logs, and keep the terminal for
+    lmforge's summary."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "w") as console:
+        os.dup2(console.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool = False) -> dict:
     """Curate `cfg.inputs` into `<out>/data/<language>/`; returns the accounting."""
     started = time.time()
@@ -175,13 +191,8 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
         tasks = cfg.tasks or cfg.workers
         first = make_executor(cfg, filter_pipeline(cfg, out, quality_model), phases[0], tasks, cfg.workers)
         second = make_executor(cfg, dedup_pipeline(cfg, out), phases[1], 1, 1, depends=first)
-        # datatrove logs every task to stderr (loguru); keep that in a file next to its task logs
-        with open(out / "logs" / "console.log", "w") as console, contextlib.redirect_stderr(console):
-            logger.remove()
-            logger.add(console)
+        with quiet_stderr(out / "logs" / "console.log"):
             second.run()  # runs (or submits) the filter phase first
-        logger.remove()
-        logger.add(sys.stderr, level="WARNING")
         if cfg.executor == "slurm":
             return {"submitted": "slurm", "logs": str(out / "logs"),
                     "next": "when the jobs finish: lmforge curate RECIPE --report-only"}
