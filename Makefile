@@ -26,10 +26,12 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/train_throughput.py
 	$(PY) bench/eval_throughput.py
 	$(PY) bench/adapt_tradeoff.py
 	$(PY) bench/sft_throughput.py
+	$(PY) bench/curate_throughput.py
 
 clean:
 	rm -rf runs bench/out .pytest_cache

