@@ -57,4 +57,5 @@ def test_demo_recipe_validates():
     from tests.conftest import ROOT
 
     r = load_recipe(ROOT / "recipes" / "demo.toml")
-    assert r.run.stages[0] == "tokenizer" and r.model.family == "llama"
+    assert r.run.stages[:2] == ["curate", "tokenizer"] and r.model.family == "llama"
+    assert r.tokenize.train == ["{run}/curate/data/en"]  # expanded to the run directory by the pipeline
