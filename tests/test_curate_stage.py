@@ -100,6 +100,7 @@ def curated(tmp_path_factory):
     clean = next(t for t in de[26:] if t in passing)
     (raw / "txt" / "a.txt").write_text(clean + "\nKontakt: max.mustermann@example.de oder 030 12345678.\n")
     (raw / "txt" / "b.txt").write_bytes(b"\xff\xfe broken")
+    (raw / "txt" / "notes.docx").write_bytes(b"PK not text")  # not a format curate reads: listed, not read
     write_warc(raw / "crawl.warc.gz", [f"<html><body><article><p>{p.replace(chr(10), '</p><p>')}</p></article>"
                                        "</body></html>" for p in en[25:28]] + ["<html><body></body></html>"])
     Dataset.from_dict({"text": de[21:26]}).save_to_disk(str(raw / "saved_dataset"))
@@ -127,6 +128,8 @@ def test_every_record_is_accounted_for_with_bad_input_named_by_file_and_line(cur
     for where in ("web.jsonl:5", "web.jsonl:8", "web.jsonl:10", "web_de.jsonl.gz:21", "b.txt:1", "crawl.warc.gz:"):
         assert where in report, where
     assert f"{acc['read']} read = {acc['kept']} kept" in proc.stdout
+    assert "1 file(s) of unknown format" in report
+    assert "notes.docx" in (run_dir / "curate" / "ignored_files.txt").read_text()
     for png in ("curate_reasons", "curate_languages", "curate_lengths"):
         assert (run_dir / "plots" / f"{png}.png").stat().st_size > 5000
 

@@ -5,6 +5,7 @@ drop statistics compare one to one; the difference is speed. Word n-grams become
 hashes of word ids in numpy instead of joined strings, and the "duplicated n-gram characters" scan
 (a sequential walk that skips ahead after each hit) only visits positions whose n-gram occurs more
 than once: a unique n-gram is never hit and never causes a skip, so leaving it out changes nothing.
+Once all n-grams of some n are unique, longer ones are too, and their scans are skipped.
 """
 
 import re
@@ -49,7 +50,8 @@ def gopher_quality(text: str, words: list[str], *, min_doc_words: int | None = 5
     if max_ellipsis_lines_ratio and \
             sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) > max_ellipsis_lines_ratio:
         return "gopher_too_many_end_ellipsis"
-    if max_non_alpha_words_ratio and sum(1 for w in words if ALPHA.search(w)) / n_words < max_non_alpha_words_ratio:
+    if max_non_alpha_words_ratio and \
+            sum(1 for w in words if w.isalpha() or ALPHA.search(w)) / n_words < max_non_alpha_words_ratio:
         return "gopher_below_alpha_threshold"
     if min_stop_words and len(set(stop_words).intersection(words)) < min_stop_words:
         return "gopher_enough_stop_words"
@@ -67,13 +69,16 @@ def _duplicates(parts: list[str]) -> tuple[int, int]:
     return elements, chars
 
 
-def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
-    """One 64-bit key per word n-gram (wrapping multiply-add over word ids)."""
-    count = len(ids) - n + 1
-    keys = np.zeros(count, dtype=np.uint64)
-    for k in range(n):
-        keys = keys * MIX + ids[k : k + count]
-    return keys
+class _NgramKeys:
+    """64-bit keys of word n-grams (wrapping multiply-add over word ids), each n built from n - 1."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids, self.keys = ids, {1: ids}
+
+    def __call__(self, n: int) -> np.ndarray:
+        for m in range(max(self.keys) + 1, n + 1):
+            self.keys[m] = self.keys[m - 1][:-1] * MIX + self.ids[m - 1 :]
+        return self.keys[n]
 
 
 def _duplicated_chars(inverse: np.ndarray, counts: np.ndarray, span: np.ndarray, n: int) -> int:
@@ -117,23 +122,27 @@ def gopher_repetition(text: str, words: list[str], *, dup_line_frac: float | Non
     vocab: dict[str, int] = {}
     ids = np.array([vocab.setdefault(w, len(vocab) + 1) for w in words], dtype=np.uint64)
     cum = np.concatenate([[0], np.cumsum([len(w) for w in words])])
+    ngram_keys = _NgramKeys(ids)
     for n, frac in top_n_grams:
         n = int(n)
         if len(words) < n:
             continue
-        _, first, counts = np.unique(_ngram_keys(ids, n), return_index=True, return_counts=True)
+        _, first, counts = np.unique(ngram_keys(n), return_index=True, return_counts=True)
         top = counts.max()
         start = int(first[counts == top].min())  # ties: the n-gram seen first, as Counter.most_common
         chars = int(cum[start + n] - cum[start]) + n - 1  # the n-gram joined with spaces
         if chars * int(top) / len(text) > frac:
             return f"top_{n}_gram"
+    unique_from = None  # once every n-gram is unique, every longer one is too
     for n, frac in dup_n_grams:
         n = int(n)
-        if len(words) < n:
+        if len(words) < n or (unique_from is not None and n >= unique_from):
             continue
-        _, inverse, counts = np.unique(_ngram_keys(ids, n), return_inverse=True, return_counts=True)
-        if counts.max() > 1:
-            span = cum[n:] - cum[: len(cum) - n]  # characters of each n-gram joined without spaces
-            if _duplicated_chars(inverse, counts, span, n) / len(text) > frac:
-                return f"duplicated_{n}_n_grams"
+        _, inverse, counts = np.unique(ngram_keys(n), return_inverse=True, return_counts=True)
+        if counts.max() == 1:
+            unique_from = n
+            continue
+        span = cum[n:] - cum[: len(cum) - n]  # characters of each n-gram joined without spaces
+        if _duplicated_chars(inverse, counts, span, n) / len(text) > frac:
+            return f"duplicated_{n}_n_grams"
     return None

@@ -7,6 +7,8 @@ pages and FineWeb-2's German rules to German ones. Drop reasons are "<filter>/<r
 filters after it judge the shortened text, as in datatrove's FineWeb pipeline order.
 """
 
+from collections.abc import Sequence
+
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
@@ -18,13 +20,15 @@ from lmforge.curate.presets import FILTERS, thresholds
 from lmforge.curate.words import split_words
 from lmforge.errors import ConfigError
 
-CHECKS = {"gopher_repetition": gopher_repetition, "gopher_quality": gopher_quality, "fineweb": fineweb_quality}
+# the rules per filter name; their keyword-only arguments are the thresholds a recipe may override
+CHECKS = {"gopher_repetition": gopher_repetition, "gopher_quality": gopher_quality, "c4": c4_lines,
+          "fineweb": fineweb_quality}
 
 
 class HeuristicFilters(BaseFilter):
     name = "📏 Heuristic filters"
 
-    def __init__(self, filters: list[str] = list(FILTERS), overrides: dict | None = None,
+    def __init__(self, filters: Sequence[str] = FILTERS, overrides: dict | None = None,
                  default_language: str = "en", exclusion_writer: DiskWriter | None = None):
         super().__init__(exclusion_writer)
         unknown = sorted(set(filters) - set(FILTERS))
@@ -46,9 +50,12 @@ class HeuristicFilters(BaseFilter):
         words = None
         for name in self.filters:
             if name == "c4":
-                text, reason = c4_lines(doc.text, **preset[name])
+                text, reason = CHECKS[name](doc.text, **preset[name])
                 if text != doc.text:
-                    doc.text, words = text, None
+                    # C4 also re-joins lines; only a removed line or citation changes the words
+                    if words is not None and text.split() != doc.text.split():
+                        words = None
+                    doc.text = text
             else:
                 words = split_words(doc.text) if words is None else words
                 reason = CHECKS[name](doc.text, words, **preset[name])

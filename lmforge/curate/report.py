@@ -74,6 +74,10 @@ def write_curate_report(run_dir: Path, out: Path, acc: dict) -> Path:
     lines += [f"| {r} | {n:,} | {n / max(acc['read'], 1):.1%} |" for r, n in acc["dropped"].items()]
     lines += ["", "| language | detected | kept |", "|---|---:|---:|"]
     lines += [f"| {k} | {acc['languages_detected'].get(k, 0):,} | {acc['languages_kept'].get(k, 0):,} |" for k in langs]
+    ignored = out / "ignored_files.txt"
+    if ignored.exists():
+        n = len(ignored.read_text().splitlines())
+        lines += ["", f"{n} file(s) of unknown format in the input folders were not read: `{ignored}`."]
     if acc["pii_redacted"]:
         lines += ["", "PII redacted: " + ", ".join(f"{k} {v:,}" for k, v in acc["pii_redacted"].items())]
     bad = bad_inputs(out)

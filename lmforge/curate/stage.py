@@ -27,16 +27,13 @@ from pathlib import Path
 from datatrove.pipeline.writers import JsonlWriter
 
 from lmforge.curate.accounting import LengthProbe, account
-from lmforge.curate.c4 import c4_lines
 from lmforge.curate.dedup import ExactDedup, MinHashDedup
-from lmforge.curate.fineweb import fineweb_quality
-from lmforge.curate.gopher import gopher_quality, gopher_repetition
 from lmforge.curate.language import OfflineLanguageFilter
 from lmforge.curate.normalise import NormaliseText
 from lmforge.curate.pii import RedactPII
 from lmforge.curate.presets import PRESETS
 from lmforge.curate.quality_classifier import QualityClassifierFilter, train_quality_classifier
-from lmforge.curate.quality_filters import HeuristicFilters
+from lmforge.curate.quality_filters import CHECKS, HeuristicFilters
 from lmforge.curate.readers import (AccountedDatasetReader, AccountedParquetReader, JsonlReader, RejectBadInput,
                                     TextFolderReader, WarcReader, input_format, is_saved_dataset)
 from lmforge.curate.report import write_curate_report
@@ -45,8 +42,6 @@ from lmforge.recipe import CurateConfig
 from lmforge.rundir import atomic_write_text, record_stage
 
 READERS = {"jsonl": JsonlReader, "parquet": AccountedParquetReader, "txt": TextFolderReader, "warc": WarcReader}
-CHECKS = {"gopher_repetition": gopher_repetition, "gopher_quality": gopher_quality, "c4": c4_lines,
-          "fineweb": fineweb_quality}
 
 
 def check_thresholds(cfg: CurateConfig) -> None:
@@ -68,9 +63,10 @@ def check_thresholds(cfg: CurateConfig) -> None:
 
 def build_readers(cfg: CurateConfig, out: Path) -> list:
     """One reader per input format; files of a format are listed in a paths file so that the
-    executor spreads them over tasks."""
+    executor spreads them over tasks. Files of unknown format inside input folders are not read;
+    they are listed in <out>/ignored_files.txt and counted in the report."""
     files: dict[str, list[Path]] = {}
-    readers = []
+    readers, ignored = [], []
     for item in cfg.inputs:
         if item.startswith("hf:"):
             options = {"split": cfg.hf_split} | ({"name": cfg.hf_config} if cfg.hf_config else {})
@@ -92,6 +88,8 @@ def build_readers(cfg: CurateConfig, out: Path) -> list:
                     raise ConfigError(f"curate.inputs: {f}: unknown format (JSONL, Parquet, .txt, WARC)")
                 if fmt:
                     files.setdefault(fmt, []).append(f.resolve())
+                else:
+                    ignored.append(str(f))
     for fmt, paths in files.items():
         root = Path(os.path.commonpath([p.parent for p in paths]))
         listing = out / f"inputs_{fmt}.txt"
@@ -99,6 +97,8 @@ def build_readers(cfg: CurateConfig, out: Path) -> list:
         readers.append(READERS[fmt](str(root), paths_file=str(listing), text_key=cfg.text_field))
     if not readers:
         raise ConfigError("curate.inputs: no input files found")
+    if ignored:
+        (out / "ignored_files.txt").write_text("\n".join(ignored) + "\n")
     return readers
 
 
@@ -180,6 +180,7 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
         check_thresholds(cfg)
         for part in ("data", "dropped", "filtered", "logs", "stats"):  # a rerun starts clean
             shutil.rmtree(out / part, ignore_errors=True)
+        (out / "ignored_files.txt").unlink(missing_ok=True)
         (out / "logs").mkdir(parents=True, exist_ok=True)
         quality_model = None
         if cfg.quality_classifier:
