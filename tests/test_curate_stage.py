@@ -178,6 +178,7 @@ def test_bad_curate_config_fails_in_one_line(tmp_path):
          "curate.thresholds.de.gopher_quality.min_words: unknown threshold"),
         (["-i", str(tmp_path / "a.jsonl"), "-l", "fr"], "no filter thresholds for language 'fr'"),
         (["-i", str(tmp_path / "a.jsonl"), "--set", "curate.executor=\"slurm\""], "curate.executor_options.partition"),
+        (["--report-only"], "no stats yet (has the curate job finished?)"),
     ]
     for args, message in cases:
         proc = lmforge("curate", *args, "--run-dir", str(tmp_path / "run"), check=False)

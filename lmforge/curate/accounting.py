@@ -15,6 +15,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from lmforge.curate.readers import RejectBadInput
+from lmforge.errors import DataError
 
 # length histogram bins: 4 per octave from 1 character to 32M characters
 BINS = [2 ** (k / 4) for k in range(4 * 25 + 1)]
@@ -60,7 +61,7 @@ def step_stats(logging_dir: Path) -> list[dict]:
     """datatrove's merged per-step stats of one executor run: [{"name", "stats": {key: total}}]."""
     path = logging_dir / "stats.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no stats yet (has the curate job finished?)")
+        raise DataError(f"{path}: no stats yet (has the curate job finished?)")
     return [{"name": s["name"], "stats": {k: (v["total"] if isinstance(v, dict) else v) for k, v in s["stats"].items()}}
             for s in json.loads(path.read_text())]
 
