@@ -73,7 +73,7 @@ def curate(
 ):
     """Clean raw text: language ID, quality filters, PII redaction, dedup; every document accounted for."""
     from lmforge.curate import run_curate_stage
-    from lmforge.pipeline import run_dir_for
+    from lmforge.pipeline import expand_run_dir, run_dir_for
     from lmforge.recipe import load_recipe
 
     overrides = list(set or [])
@@ -84,7 +84,8 @@ def curate(
     if workers:
         overrides.append(f"curate.workers={workers}")
     r = load_recipe(recipe, overrides)
-    s = run_curate_stage(r.curate, run_dir_for(r, run_dir), report_only=report_only)
+    rd = run_dir_for(r, run_dir)  # called directly (not via run_stage) for --report-only
+    s = run_curate_stage(expand_run_dir(r, rd).curate, rd, report_only=report_only)
     if "submitted" in s:
         console.print(f"curate: submitted to {s['submitted']}; logs in {s['logs']}; {s['next']}")
         return

@@ -66,21 +66,24 @@ def step_stats(logging_dir: Path) -> list[dict]:
             for s in json.loads(path.read_text())]
 
 
+def _summed(steps: list[dict], prefix: str) -> dict[str, int]:
+    """Stats named `<prefix><key>` summed over steps, by key (drop reasons, languages, PII kinds)."""
+    out: dict[str, int] = {}
+    for s in steps:
+        for name, value in s["stats"].items():
+            if name.startswith(prefix):
+                out[name.removeprefix(prefix)] = out.get(name.removeprefix(prefix), 0) + int(value)
+    return out
+
+
 def account(phases: list[Path], stats_dir: Path) -> dict:
     """Read, kept, dropped per step and reason, and whether they balance."""
     steps = [s for logging_dir in phases for s in step_stats(logging_dir)]
-    read = next(s["stats"].get("total", 0) for s in steps if s["name"].endswith(RejectBadInput.name))
-    dropped: dict[str, int] = {}
-    for s in steps:
-        for key, value in s["stats"].items():
-            if key.startswith("dropped_"):
-                dropped[key.removeprefix("dropped_")] = dropped.get(key.removeprefix("dropped_"), 0) + int(value)
+    read = int(next(s["stats"].get("total", 0) for s in steps if s["name"].endswith(RejectBadInput.name)))
+    dropped = _summed(steps, "dropped_")
     kept = read_probe(stats_dir, "kept")
-    language_detected = {k.removeprefix("lang_"): int(v) for s in steps for k, v in s["stats"].items()
-                         if k.startswith("lang_")}
-    pii = {k.removeprefix("redacted_"): int(v) for s in steps for k, v in s["stats"].items()
-           if k.startswith("redacted_")}
-    return {"read": int(read), "kept": kept["documents"], "dropped": dict(sorted(dropped.items(), key=lambda kv: -kv[1])),
-            "balanced": int(read) == kept["documents"] + sum(dropped.values()),
-            "languages_detected": language_detected, "languages_kept": kept["languages"], "pii_redacted": pii,
+    return {"read": read, "kept": kept["documents"], "dropped": dict(sorted(dropped.items(), key=lambda kv: -kv[1])),
+            "balanced": read == kept["documents"] + sum(dropped.values()),
+            "languages_detected": _summed(steps, "lang_"), "languages_kept": kept["languages"],
+            "pii_redacted": _summed(steps, "redacted_"),
             "length_bins": {"read": read_probe(stats_dir, "read")["length_bins"], "kept": kept["length_bins"]}}

@@ -28,6 +28,8 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
+from lmforge.curate.drop import drop
+
 PRIME = (1 << 31) - 1  # Mersenne prime: a, x < 2^31 keeps a * x + b < 2^63, no uint64 overflow
 WORD = re.compile(r"\w+")
 
@@ -41,16 +43,6 @@ def ngram_hashes(text: str, n: int) -> np.ndarray:
     words = WORD.findall(text.lower())
     grams = [" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))]
     return np.unique(np.array([zlib.crc32(g.encode()) for g in grams], dtype=np.uint64))
-
-
-def drop(step: PipelineStep, doc, reason: str, writer: DiskWriter | None, rank: int) -> None:
-    """Count a dropped document under its reason and write it to the step's side file, the way
-    datatrove's BaseFilter does for filters (same stat names, same `filter_reason` metadata)."""
-    step.stat_update("dropped")
-    step.stat_update(f"dropped_{reason}")
-    doc.metadata["filter_reason"] = reason
-    if writer:
-        writer.write(doc, rank)
 
 
 class ExactDedup(PipelineStep):

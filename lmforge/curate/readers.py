@@ -21,6 +21,8 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.readers import HuggingFaceDatasetReader, ParquetReader
 from datatrove.pipeline.readers.base import BaseDiskReader
 
+from lmforge.curate.drop import drop
+
 
 def bad_record(reason: str, where: str, detail: str) -> Document:
     return Document(text="", id=where, metadata={"bad_input": reason, "source": where, "detail": detail})
@@ -128,8 +130,6 @@ class RejectBadInput(PipelineStep):
         self.exclusion_writer = exclusion_writer
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from lmforge.curate.dedup import drop
-
         with self.exclusion_writer or nullcontext() as writer:
             for doc in data:
                 self.stat_update("total")

@@ -74,8 +74,7 @@ def build_readers(cfg: CurateConfig, out: Path) -> list:
             continue
         path = Path(item)
         if is_saved_dataset(path):
-            readers.append(AccountedDatasetReader(str(path.resolve()), load_from_disk=True, text_key=cfg.text_field,
-                                                  dataset_options={"split": cfg.hf_split}))
+            readers.append(AccountedDatasetReader(str(path.resolve()), load_from_disk=True, text_key=cfg.text_field))
             continue
         matches = [Path(p) for p in sorted(glob.glob(item))] if any(c in item for c in "*?[") else [path]
         if not matches or not all(m.exists() for m in matches):
@@ -106,28 +105,34 @@ def side_file(out: Path, step: str) -> JsonlWriter:
     return JsonlWriter(str(out / "dropped" / step), output_filename="${rank}.jsonl.gz")
 
 
+def dropped_writer(cfg: CurateConfig, out: Path, step: str) -> JsonlWriter | None:
+    """The step's side file for dropped documents, if the recipe keeps them."""
+    return side_file(out, step) if cfg.write_dropped else None
+
+
 def filter_pipeline(cfg: CurateConfig, out: Path, quality_model: Path | None) -> list:
-    dropped = (lambda step: side_file(out, step)) if cfg.write_dropped else (lambda step: None)
     steps = [*build_readers(cfg, out), RejectBadInput(side_file(out, "bad_input"))]
     steps += [NormaliseText()] if cfg.normalise else []
     steps += [LengthProbe(str(out / "stats"), "read"),
-              OfflineLanguageFilter(cfg.languages, cfg.language_threshold, exclusion_writer=dropped("language"))]
+              OfflineLanguageFilter(cfg.languages, cfg.language_threshold,
+                                    exclusion_writer=dropped_writer(cfg, out, "language"))]
     if cfg.filters:
-        steps.append(HeuristicFilters(cfg.filters, cfg.thresholds, exclusion_writer=dropped("heuristics")))
+        steps.append(HeuristicFilters(cfg.filters, cfg.thresholds,
+                                      exclusion_writer=dropped_writer(cfg, out, "heuristics")))
     if quality_model:
         steps.append(QualityClassifierFilter(str(quality_model), cfg.quality_classifier.threshold,
-                                             exclusion_writer=dropped("quality_classifier")))
+                                             exclusion_writer=dropped_writer(cfg, out, "quality_classifier")))
     steps += [RedactPII()] if cfg.pii else []
     return steps + [JsonlWriter(str(out / "filtered"), output_filename="${rank}.jsonl.gz")]
 
 
 def dedup_pipeline(cfg: CurateConfig, out: Path) -> list:
-    dropped = (lambda step: side_file(out, step)) if cfg.write_dropped else (lambda step: None)
     steps = [JsonlReader(str(out / "filtered"), glob_pattern="*.jsonl.gz")]
-    steps += [ExactDedup(exclusion_writer=dropped("exact_dedup"))] if cfg.exact_dedup else []
+    steps += [ExactDedup(exclusion_writer=dropped_writer(cfg, out, "exact_dedup"))] if cfg.exact_dedup else []
     m = cfg.minhash
     if m.enabled:
-        steps.append(MinHashDedup(m.bands, m.rows, m.ngram, m.verify_threshold, exclusion_writer=dropped("near_dedup")))
+        steps.append(MinHashDedup(m.bands, m.rows, m.ngram, m.verify_threshold,
+                                  exclusion_writer=dropped_writer(cfg, out, "near_dedup")))
     return steps + [LengthProbe(str(out / "stats"), "kept"),
                     JsonlWriter(str(out / "data"), output_filename="${language}/${rank}.jsonl.gz")]
 
