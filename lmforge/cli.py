@@ -214,7 +214,8 @@ def generate(
     set: SetOpt = None,
 ):
     """Sample text from a checkpoint."""
-    from lmforge.generate import generate_texts, load_model_and_tokenizer
+    from lmforge.generate import generate_texts
+    from lmforge.models import load_model_and_tokenizer
     from lmforge.recipe import load_recipe
 
     overrides = list(set or [])
@@ -261,7 +262,7 @@ def chat(
     """Talk to a model: streaming replies, history, /reset, /exit. Non-interactive with --prompt or piped stdin."""
     from lmforge.chat import Sampling
     from lmforge.chat.terminal import answer_once, interactive
-    from lmforge.generate import load_model_and_tokenizer
+    from lmforge.models import load_model_and_tokenizer
 
     m, tok = load_model_and_tokenizer(model)
     sampling = Sampling(max_new_tokens, temperature, top_k, top_p, seed)

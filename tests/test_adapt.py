@@ -4,21 +4,14 @@ import json
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
-from lmforge.adapt import apply_linear_rope_scaling, extend_tokenizer, init_new_embeddings, load_base
-from lmforge.errors import CheckpointError
+from lmforge.adapt import apply_linear_rope_scaling, extend_tokenizer, init_new_embeddings
 from lmforge.tokenizer import fertility, train_bpe
 from tests.conftest import CORPUS, lmforge
+from tests.tiny_models import tiny_llama
 
 EN, DE = CORPUS / "en", CORPUS / "de"
-
-
-def tiny_llama(vocab: int = 97, tie: bool = True, **over) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, max_position_embeddings=32, tie_word_embeddings=tie, **over)
-    return LlamaForCausalLM(cfg).eval()
 
 
 def rescaled(model, factor: float) -> LlamaForCausalLM:
@@ -82,19 +75,6 @@ def test_new_embeddings_are_the_mean_of_their_old_pieces(en_tokenizer, tie):
         row = new.convert_tokens_to_ids(token)
         assert torch.allclose(model.get_input_embeddings().weight[row], emb_in[pieces].mean(0), atol=1e-6)
         assert torch.allclose(model.get_output_embeddings().weight[row], emb_out[pieces].mean(0), atol=1e-6)
-
-
-def test_base_sources_and_offline_hub_error(tmp_path, en_tokenizer, monkeypatch):
-    model = tiny_llama(len(en_tokenizer))
-    model.save_pretrained(tmp_path / "m")
-    en_tokenizer.save_pretrained(tmp_path / "m")
-    got, tok = load_base(tmp_path / "m")
-    assert torch.equal(got.get_input_embeddings().weight, model.get_input_embeddings().weight)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointError, match="HuggingFaceTB/SmolLM2-135M: not a local model and not downloadable"):
-        load_base("HuggingFaceTB/SmolLM2-135M")
-    with pytest.raises(CheckpointError, match="GGUF file not found"):
-        load_base(tmp_path / "missing.gguf")
 
 
 RECIPE = """
@@ -162,33 +142,6 @@ def test_adaptation_gains_german_and_replay_limits_english_forgetting(tmp_path):
     assert "en" not in after["no_replay"]["phases"][0]["samples_per_source"]
 
 
-def smollm2_path():
-    import os
-    from pathlib import Path
-
-    from tests.conftest import ROOT
-
-    for candidate in (os.environ.get("LMFORGE_SMOLLM2"), ROOT.parent / "shared" / "SmolLM2-135M"):
-        if candidate and Path(candidate).exists():
-            return Path(candidate)
-    return None
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(smollm2_path() is None, reason="no SmolLM2-135M here: set LMFORGE_SMOLLM2=<HF folder or .gguf>")
-def test_adapting_a_real_small_model_for_a_few_steps(tmp_path):
-    """A real base (HF folder or GGUF) through the whole stage on CPU: a few full-training steps."""
-    from lmforge.adapt import run_adapt_stage
-    from lmforge.recipe import AdaptConfig, PhaseConfig, TrainConfig
-
-    cfg = AdaptConfig(base=str(smollm2_path()), sources={"de": [str(DE / "train.jsonl")], "en": [str(EN / "train.jsonl")]},
-                      phases=[PhaseConfig(name="de", mix={"de": 0.75, "en": 0.25}, tokens=4 * 2 * 128)],
-                      heldout={"de": str(DE / "heldout.jsonl")}, target_language="de")
-    s = run_adapt_stage(cfg, TrainConfig(seq_len=128, micro_batch_size=2, lr=1e-5, max_steps=1), tmp_path, seed=0)
-    assert s["phases"][0]["steps"] == 4
-    assert AutoModelForCausalLM.from_pretrained(tmp_path / "adapted").config.model_type == "llama"
-
-
 def test_adapt_config_errors_are_one_line(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('[adapt]\nsources = { de = ["x.jsonl"] }\n[[adapt.phases]]\nname = "p"\n'
@@ -223,65 +176,3 @@ def test_embedding_lr_scale_gives_embeddings_their_own_learning_rate():
     assert len(scaled) == 1 and scaled[0]["params"] == [model.get_input_embeddings().weight]
     n_params = sum(len(g["params"]) for g in opt.param_groups)
     assert n_params == len(list(model.parameters()))  # every parameter in exactly one group
-
-
-def write_tiny_gguf(path, model, tok) -> None:
-    """A llama GGUF as llama.cpp's converter writes one: fp32 tensors under GGUF names, q/k rows
-    permuted to llama.cpp's rotary layout, a gpt2 (byte-level BPE) vocabulary with its merges."""
-    import gguf
-    import numpy as np
-
-    c = model.config
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("tiny")
-    w.add_context_length(c.max_position_embeddings)
-    w.add_block_count(c.num_hidden_layers)
-    w.add_feed_forward_length(c.intermediate_size)
-    w.add_embedding_length(c.hidden_size)
-    w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
-    w.add_rope_freq_base(10000.0)
-    w.add_head_count(c.num_attention_heads)
-    w.add_head_count_kv(c.num_key_value_heads)
-    w.add_layer_norm_rms_eps(c.rms_norm_eps)
-    w.add_vocab_size(c.vocab_size)
-    spec = json.loads(tok.backend_tokenizer.to_str())
-    specials = {t["content"] for t in spec["added_tokens"]}
-    vocab = sorted(spec["model"]["vocab"], key=spec["model"]["vocab"].get)
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list(vocab)
-    w.add_token_types([gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL for t in vocab])
-    w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in spec["model"]["merges"]])
-    w.add_bos_token_id(tok.eos_token_id)
-    w.add_eos_token_id(tok.eos_token_id)
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, c.num_hidden_layers)
-
-    def permute(x, heads):
-        return x.reshape(heads, 2, x.shape[0] // heads // 2, *x.shape[1:]).swapaxes(1, 2).reshape(x.shape)
-
-    for name, t in model.state_dict().items():
-        x = t.numpy().astype(np.float32)
-        if name.endswith("q_proj.weight"):
-            x = permute(x, c.num_attention_heads)
-        elif name.endswith("k_proj.weight"):
-            x = permute(x, c.num_key_value_heads)
-        w.add_tensor(names.get_name(name, try_suffixes=(".weight",)), x)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-
-def test_gguf_base_is_dequantised_once_and_cached_as_safetensors(tmp_path, en_tokenizer):
-    pytest.importorskip("gguf")  # in the [test] extra
-    model = tiny_llama(len(en_tokenizer), tie=False, num_key_value_heads=2)
-    write_tiny_gguf(tmp_path / "tiny.gguf", model, en_tokenizer)
-    got, tok = load_base(tmp_path / "tiny.gguf")
-    ids = torch.tensor([en_tokenizer.encode("In the morning, the baker bakes bread.", add_special_tokens=False)])
-    assert tok.encode("In the morning, the baker bakes bread.", add_special_tokens=False) == ids[0].tolist()
-    with torch.no_grad():
-        assert torch.allclose(got(ids).logits, model(ids).logits, atol=1e-6)
-    cache = [p for p in tmp_path.iterdir() if p.name.startswith(".tiny.lmforge-")]
-    assert len(cache) == 1 and (cache[0] / "model.safetensors").exists()
-    stamp = (cache[0] / "model.safetensors").stat().st_mtime_ns
-    load_base(tmp_path / "tiny.gguf")
-    assert (cache[0] / "model.safetensors").stat().st_mtime_ns == stamp  # converted once

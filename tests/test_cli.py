@@ -17,7 +17,7 @@ def test_help_lists_every_stage():
     (["run", "missing.toml"], "missing.toml: recipe file not found"),
     (["pretrain", "--set", "train.lrr=1"], "unknown key 'train.lrr'"),
     (["plan", "--flops", "1e20", "--gpu", "Z80"], "unknown GPU 'Z80'"),
-    (["generate", "no/such/model"], "no/such/model: no such model or run directory"),
+    (["generate", "no/such/model"], "no/such/model: no such model folder, run, GGUF file or Hub id"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message):
     proc = lmforge(*args, check=False)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.eval import bits_per_byte
-from lmforge.generate import load_model_and_tokenizer
+from lmforge.models import load_model_and_tokenizer
 from tests.conftest import CORPUS, lmforge, pretrain_tiny, write_jsonl
 
 

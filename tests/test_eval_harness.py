@@ -6,7 +6,7 @@ import yaml
 from lmforge.eval.harness import export_task, run_harness
 from lmforge.eval.multiple_choice import evaluate_task
 from lmforge.eval.tasks import load_task
-from lmforge.generate import load_model_and_tokenizer
+from lmforge.models import load_model_and_tokenizer
 from lmforge.recipe import load_recipe
 from lmforge.train import pretrain
 from tests.conftest import ROOT, lmforge

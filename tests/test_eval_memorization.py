@@ -7,7 +7,7 @@ import torch
 
 from lmforge.data import ShardWriter
 from lmforge.eval import memorization
-from lmforge.generate import load_model_and_tokenizer
+from lmforge.models import load_model_and_tokenizer
 
 VOCAB = 50
 

@@ -104,7 +104,7 @@ def base_run(tiny_run):
 
 
 def test_lora_trains_only_the_adapter_and_merges_exactly(base_run):
-    from lmforge.generate import load_model_and_tokenizer
+    from lmforge.models import load_model_and_tokenizer
     from lmforge.sft.data import encode_all
     from lmforge.sft.train import attach_method, train_sft
 
@@ -191,7 +191,7 @@ path = "{INSTR / 'chat_de_heldout.jsonl'}"
 
 
 def test_llama_adapter_saves_an_adapter_that_loads_back(base_run, tmp_path):
-    from lmforge.generate import load_model_and_tokenizer
+    from lmforge.models import load_model_and_tokenizer
     from lmforge.sft.stage import run_sft_stage
 
     cfg = SftConfig(method="adapter", adapter_len=4, adapter_layers=1, epochs=0.2, batch_size=8, lr=1e-2,

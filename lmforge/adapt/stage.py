@@ -22,13 +22,12 @@ import shutil
 import time
 from pathlib import Path
 
-from lmforge.adapt.base import load_base
 from lmforge.adapt.context import apply_linear_rope_scaling, passkey_accuracy
 from lmforge.adapt.tokenizer_extension import extend_tokenizer, init_new_embeddings
 from lmforge.data import read_meta, tokenize_files
 from lmforge.errors import ConfigError
 from lmforge.eval import compare_results, comparison_table, evaluate_model, headline, load_task
-from lmforge.generate import load_model_and_tokenizer
+from lmforge.models import load_model_and_tokenizer
 from lmforge.recipe import AdaptConfig, EvalConfig, ModelConfig, PhaseConfig, TrainConfig
 from lmforge.rundir import record_stage, write_report_section
 from lmforge.rundir.plots import grouped_bars
@@ -98,7 +97,7 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
         raise ConfigError(f"adapt.base: not set, and {run_dir} has no pretrain checkpoint to adapt")
     tasks = [load_task(p) for p in cfg.tasks]
 
-    base_model, base_tok = load_base(source, cfg.trust_remote_code)
+    base_model, base_tok = load_model_and_tokenizer(source, trust_remote_code=cfg.trust_remote_code)
     old_ctx = base_model.config.max_position_embeddings
     lengths = [old_ctx] + ([int(old_ctx * cfg.rope_scaling_factor)] if cfg.rope_scaling_factor else [])
     before = measure(base_model, base_tok, cfg, tasks, lengths, work)

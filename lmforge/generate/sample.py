@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from lmforge.generate.load import load_model_and_tokenizer, resolve_model_dir
+from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import GenerateConfig
 from lmforge.rundir import record_stage, write_report_section
 

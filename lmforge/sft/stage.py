@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lmforge.chat import Sampling, reply
 from lmforge.errors import ConfigError
-from lmforge.generate import load_model_and_tokenizer, resolve_model_dir
+from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import SftConfig
 from lmforge.rundir import MetricsWriter, record_stage, write_report_section
 from lmforge.sft.data import encode_all, mix_datasets

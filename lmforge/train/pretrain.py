@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lmforge.data import PackedTokens
 from lmforge.errors import ConfigError
-from lmforge.generate import load_causal_lm
+from lmforge.models import load_causal_lm
 from lmforge.recipe import ModelConfig, TrainConfig
 from lmforge.rundir import MetricsWriter, record_stage
 from lmforge.train.checkpoint import (

@@ -1,0 +1,51 @@
+"""GGUF file -> plain HF folder (fp32 safetensors + tokenizer), converted once and cached.
+
+transformers dequantises GGUF tensors (Q4/Q8/F16 ...) through the `gguf` package but keeps the
+model marked as quantized, which cannot be saved or trained. We rebuild a plain model from the
+same config and weights and save that, next to the file when its folder is writable (so a copied
+file carries its cache), else under ~/.cache/lmforge/gguf. The key covers path, size and mtime:
+a changed file converts again.
+"""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from lmforge.errors import CheckpointError, ConfigError
+
+
+def cache_dir(path: Path) -> Path:
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    name = f".{path.stem}.lmforge-{key}"
+    if os.access(path.parent, os.W_OK):
+        return path.parent / name
+    return Path(os.environ.get("LMFORGE_CACHE", Path.home() / ".cache" / "lmforge")) / "gguf" / name
+
+
+def gguf_to_folder(path: Path) -> Path:
+    cache = cache_dir(path)
+    if (cache / "config.json").is_file():
+        return cache
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    except ImportError as e:
+        raise ConfigError(f"{path}: loading GGUF needs the gguf package ({e})") from None
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a GGUF model transformers can read ({str(e).splitlines()[0]})") from None
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    partial = cache.with_name(cache.name + ".partial")  # an interrupted conversion never looks finished
+    shutil.rmtree(partial, ignore_errors=True)
+    plain.save_pretrained(partial, safe_serialization=True)
+    tokenizer.save_pretrained(partial)
+    partial.rename(cache)
+    return cache

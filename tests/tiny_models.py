@@ -1,0 +1,59 @@
+"""Tiny real models for tests: a random Llama, and a GGUF file written the way llama.cpp's converter does."""
+
+import json
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+def tiny_llama(vocab: int = 97, tie: bool = True, **over) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, max_position_embeddings=32, tie_word_embeddings=tie, **over)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def write_tiny_gguf(path, model, tok) -> None:
+    """A llama GGUF as llama.cpp's converter writes one: fp32 tensors under GGUF names, q/k rows
+    permuted to llama.cpp's rotary layout, a gpt2 (byte-level BPE) vocabulary with its merges."""
+    import gguf
+    import numpy as np
+
+    c = model.config
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny")
+    w.add_context_length(c.max_position_embeddings)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_embedding_length(c.hidden_size)
+    w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
+    w.add_rope_freq_base(10000.0)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_vocab_size(c.vocab_size)
+    spec = json.loads(tok.backend_tokenizer.to_str())
+    specials = {t["content"] for t in spec["added_tokens"]}
+    vocab = sorted(spec["model"]["vocab"], key=spec["model"]["vocab"].get)
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(vocab)
+    w.add_token_types([gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL for t in vocab])
+    w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in spec["model"]["merges"]])
+    w.add_bos_token_id(tok.eos_token_id)
+    w.add_eos_token_id(tok.eos_token_id)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, c.num_hidden_layers)
+
+    def permute(x, heads):
+        return x.reshape(heads, 2, x.shape[0] // heads // 2, *x.shape[1:]).swapaxes(1, 2).reshape(x.shape)
+
+    for name, t in model.state_dict().items():
+        x = t.numpy().astype(np.float32)
+        if name.endswith("q_proj.weight"):
+            x = permute(x, c.num_attention_heads)
+        elif name.endswith("k_proj.weight"):
+            x = permute(x, c.num_key_value_heads)
+        w.add_tensor(names.get_name(name, try_suffixes=(".weight",)), x)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
