@@ -264,8 +264,8 @@ def chat(
     from lmforge.chat.terminal import answer_once, interactive
     from lmforge.models import load_model_and_tokenizer
 
+    sampling = Sampling(max_new_tokens, temperature, top_k, top_p, seed)  # checked before the model loads
     m, tok = load_model_and_tokenizer(model)
-    sampling = Sampling(max_new_tokens, temperature, top_k, top_p, seed)
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read().strip()
     if prompt is not None:

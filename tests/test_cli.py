@@ -67,3 +67,38 @@ def test_tokenize_cli_with_own_inputs(tiny_data, tmp_path):
     out = lmforge("tokenize", "--input", str(docs), "--tokenizer", str(tiny_data / "tokenizer"),
                   "--run-dir", str(tmp_path / "r")).stdout
     assert "train: 2 documents" in out
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--max-new-tokens", "0", "max_new_tokens must be at least 1 (got 0)"),
+    ("--temperature", "-0.5", "temperature must be 0 (greedy) or more (got -0.5)"),
+    ("--top-p", "0", "top_p must be in (0, 1] (got 0.0)"),
+    ("--top-p", "1.5", "top_p must be in (0, 1] (got 1.5)"),
+])
+def test_bad_sampling_options_fail_in_one_line_before_loading(option, value, message, tmp_path):
+    proc = lmforge("chat", str(tmp_path / "no-model-needed"), "--prompt", "hi", option, value, check=False, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {message}"
+
+
+def test_an_exception_inside_generation_ends_the_stream_with_an_error(tiny_run):
+    import time
+
+    from lmforge.chat import GenerationError, Sampling, reply
+    from lmforge.models import load_model_and_tokenizer
+    from tests.conftest import pretrain_tiny
+
+    model, tok = load_model_and_tokenizer(pretrain_tiny(tiny_run))
+    calls = {"n": 0}
+    forward = model.forward
+
+    def failing_forward(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # after two streamed tokens
+            raise RuntimeError("device lost")
+        return forward(*args, **kwargs)
+
+    model.forward = failing_forward
+    seen, started = [], time.time()
+    with pytest.raises(GenerationError, match="generation failed: RuntimeError: device lost"):
+        reply(model, tok, [{"role": "user", "content": "Hallo"}], Sampling(max_new_tokens=20, temperature=0), seen.append)
+    assert time.time() - started < 1.0 and calls["n"] == 3

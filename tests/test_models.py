@@ -11,7 +11,7 @@ from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from tests.conftest import CORPUS, ROOT, TINY_RECIPE, lmforge
 from tests.tiny_models import write_tiny_gguf
 
-TASK = ROOT / "examples" / "tasks" / "hellaswag_de.toml"
+TASK = ROOT / "examples" / "tasks" / "hellaswag_sample_de.toml"
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
 
@@ -103,7 +103,7 @@ def test_recipe_keys_take_a_gguf(forms, tiny_data, tmp_path):
     from lmforge.train import pretrain
 
     gguf = str(forms["gguf"])
-    s = run_sft_stage(SftConfig(model=gguf, method="lora", epochs=0.05, batch_size=8, max_new_tokens=2,
+    s = run_sft_stage(SftConfig(model=gguf, method="lora", epochs=0.05, batch_size=8, max_new_tokens=2, too_long="truncate",
                                 sample_prompts=[], datasets=[SftDataset(path=str(ROOT / "examples" / "instructions"
                                                                                    / "chat_de_heldout.jsonl"))]),
                       tmp_path / "sft", seed=0)
@@ -114,6 +114,6 @@ def test_recipe_keys_take_a_gguf(forms, tiny_data, tmp_path):
                         TrainConfig(seq_len=32, micro_batch_size=4, threads=1), tmp_path / "adapt", seed=0)
     assert a["phases"][0]["steps"] == 2 and a["base"]["source"] == gguf
     p = pretrain(ModelConfig(), TrainConfig(init_from=gguf, data=str(tiny_data / "tokens" / "train"), seq_len=32,
-                                            micro_batch_size=4, max_steps=2, threads=1, eval_every=0),
+                                            micro_batch_size=4, max_steps=2, threads=1),
                  tmp_path / "pre", seed=0)
     assert p["steps"] == 2

@@ -2,7 +2,9 @@
 
 Generation runs in a background thread feeding transformers' `TextIteratorStreamer`, so the
 caller prints tokens as they are produced. The reply ends at the template's end-of-turn token
-(`<|im_end|>` for ChatML) or the tokenizer's EOS.
+(`<|im_end|>` for ChatML) or the tokenizer's EOS. Sampling options are checked before anything
+runs, and an exception inside the thread ends the stream and is raised in the caller (a thread
+that dies silently would leave the streamer waiting forever).
 """
 
 from dataclasses import dataclass
@@ -10,7 +12,12 @@ from threading import Thread
 
 import torch
 
+from lmforge.errors import ConfigError, LmforgeError
 from lmforge.tokenizer import encode_chat
+
+
+class GenerationError(LmforgeError):
+    """The model failed while generating; the stream was ended."""
 
 
 @dataclass
@@ -20,6 +27,14 @@ class Sampling:
     top_k: int = 50
     top_p: float = 0.95
     seed: int = 0
+
+    def __post_init__(self):
+        for name, ok, rule in (("max_new_tokens", self.max_new_tokens >= 1, "at least 1"),
+                               ("temperature", self.temperature >= 0, "0 (greedy) or more"),
+                               ("top_k", self.top_k >= 0, "0 (off) or more"),
+                               ("top_p", 0 < self.top_p <= 1, "in (0, 1]")):
+            if not ok:
+                raise ConfigError(f"{name} must be {rule} (got {getattr(self, name)})")
 
 
 def stop_ids(tokenizer) -> list[int]:
@@ -45,7 +60,16 @@ def reply(model, tokenizer, history: list[dict], sampling: Sampling, on_text=Non
     if not greedy:
         kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
     torch.manual_seed(sampling.seed)
-    thread = Thread(target=model.generate, kwargs=kwargs, daemon=True)
+    failure: list[BaseException] = []
+
+    def run():
+        try:
+            model.generate(**kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            failure.append(e)
+            streamer.end()  # wakes the reader at once instead of leaving it blocked
+
+    thread = Thread(target=run, daemon=True)
     thread.start()
     pieces = []
     for piece in streamer:
@@ -53,4 +77,7 @@ def reply(model, tokenizer, history: list[dict], sampling: Sampling, on_text=Non
         if on_text:
             on_text(piece)
     thread.join()
+    if failure:
+        e = failure[0]
+        raise GenerationError(f"generation failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
     return "".join(pieces).strip()

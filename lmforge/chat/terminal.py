@@ -2,7 +2,7 @@
 
 import sys
 
-from lmforge.chat.session import Sampling, reply
+from lmforge.chat.session import GenerationError, Sampling, reply
 
 HELP = "commands: /reset (forget the conversation), /exit (or Ctrl-D)"
 
@@ -42,7 +42,12 @@ def interactive(model, tokenizer, system: str | None, sampling: Sampling) -> Non
             continue
         history.append({"role": "user", "content": line})
         sys.stdout.write("assistant> ")
-        answer = reply(model, tokenizer, history, sampling, _stream)
+        try:
+            answer = reply(model, tokenizer, history, sampling, _stream)
+        except GenerationError as e:  # the conversation goes on without the failed turn
+            print(f"\nerror: {e}", file=sys.stderr, flush=True)
+            history.pop()
+            continue
         sys.stdout.write("\n")
         sys.stdout.flush()
         history.append({"role": "assistant", "content": answer})
