@@ -49,6 +49,8 @@ class HeuristicFilters(BaseFilter):
         preset = self.preset(doc.metadata.get("language", self.default_language))
         words = None
         for name in self.filters:
+            if preset[name] is None:  # this language's pipeline does not run it
+                continue
             if name == "c4":
                 text, reason = CHECKS[name](doc.text, **preset[name])
                 if text != doc.text:
