@@ -8,6 +8,8 @@ Slurm or Ray with the same recipe):
      -> PII redaction -> <out>/filtered/
   2. dedup, one task (needs every document; depends on 1):
      exact dedup -> MinHash-LSH -> <out>/data/<language>/<rank>.jsonl.gz
+     or, with `minhash.multistage`, datatrove's four MinHash stages (minhash_stages.py), none of
+     which holds the corpus in memory: signatures -> buckets -> clusters -> filter + write.
 
 Dropped documents go to <out>/dropped/<step>/ with their reason in `metadata.filter_reason`;
 the accounting (read = kept + dropped per reason) and histograms go to <out>/accounting.json,
@@ -29,6 +31,7 @@ from datatrove.pipeline.writers import JsonlWriter
 from lmforge.curate.accounting import LengthProbe, account
 from lmforge.curate.dedup import ExactDedup, MinHashDedup
 from lmforge.curate.language import OfflineLanguageFilter
+from lmforge.curate.minhash_stages import bucket_step, cluster_step, filter_step, minhash_config, signature_step
 from lmforge.curate.normalise import NormaliseText
 from lmforge.curate.pii import RedactPII
 from lmforge.curate.presets import PRESETS
@@ -126,15 +129,43 @@ def filter_pipeline(cfg: CurateConfig, out: Path, quality_model: Path | None) ->
     return steps + [JsonlWriter(str(out / "filtered"), output_filename="${rank}.jsonl.gz")]
 
 
+def filtered_reader(out: Path) -> JsonlReader:
+    return JsonlReader(str(out / "filtered"), glob_pattern="*.jsonl.gz")
+
+
+def written(out: Path) -> list:
+    return [LengthProbe(str(out / "stats"), "kept"),
+            JsonlWriter(str(out / "data"), output_filename="${language}/${rank}.jsonl.gz")]
+
+
 def dedup_pipeline(cfg: CurateConfig, out: Path) -> list:
-    steps = [JsonlReader(str(out / "filtered"), glob_pattern="*.jsonl.gz")]
+    steps = [filtered_reader(out)]
     steps += [ExactDedup(exclusion_writer=dropped_writer(cfg, out, "exact_dedup"))] if cfg.exact_dedup else []
     m = cfg.minhash
     if m.enabled:
         steps.append(MinHashDedup(m.bands, m.rows, m.ngram, m.verify_threshold,
                                   exclusion_writer=dropped_writer(cfg, out, "near_dedup")))
-    return steps + [LengthProbe(str(out / "stats"), "kept"),
-                    JsonlWriter(str(out / "data"), output_filename="${language}/${rank}.jsonl.gz")]
+    return steps + written(out)
+
+
+def multistage_dedup(cfg: CurateConfig, out: Path, tasks: int) -> list[tuple[str, list, int]]:
+    """datatrove's four MinHash stages as (name, pipeline, tasks); the last also writes the data.
+    Exact dedup runs inside each final task: exact copies across tasks have equal signatures, so
+    MinHash removes them (as near duplicates)."""
+    m, mh = cfg.minhash, out / "minhash"
+    config = minhash_config(m.bands, m.rows, m.ngram)
+    last = [filtered_reader(out), filter_step(str(mh / "remove_ids"), dropped_writer(cfg, out, "near_dedup"))]
+    last += [ExactDedup(exclusion_writer=dropped_writer(cfg, out, "exact_dedup"))] if cfg.exact_dedup else []
+    return [("minhash_signatures", [filtered_reader(out), signature_step(str(mh / "signatures"), config)], tasks),
+            ("minhash_buckets", [bucket_step(str(mh / "signatures"), str(mh / "buckets"), config)], m.bands),
+            ("minhash_clusters", [cluster_step(str(mh / "buckets"), str(mh / "remove_ids"), config)], 1),
+            ("dedup", last + written(out), tasks)]
+
+
+def dedup_phases(cfg: CurateConfig, out: Path, tasks: int) -> list[tuple[str, list, int]]:
+    if cfg.minhash.enabled and cfg.minhash.multistage:
+        return multistage_dedup(cfg, out, tasks)
+    return [("dedup", dedup_pipeline(cfg, out), 1)]
 
 
 def make_executor(cfg: CurateConfig, pipeline: list, logging_dir: Path, tasks: int, workers: int, depends=None):
@@ -153,7 +184,7 @@ def make_executor(cfg: CurateConfig, pipeline: list, logging_dir: Path, tasks: i
         return SlurmPipelineExecutor(**common, **options)
     from datatrove.executor import RayPipelineExecutor
 
-    return RayPipelineExecutor(**common, **cfg.executor_options)
+    return RayPipelineExecutor(**common, workers=workers, skip_completed=False, **cfg.executor_options)
 
 
 @contextlib.contextmanager
@@ -178,12 +209,17 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
     started = time.time()
     run_dir = Path(run_dir)
     out = Path(cfg.out) if cfg.out else run_dir / "curate"
-    phases = [out / "logs" / "filter", out / "logs" / "dedup"]
+    tasks = cfg.tasks or cfg.workers
+    dedup = dedup_phases(cfg, out, tasks)
+    phases = [out / "logs" / "filter"] + [out / "logs" / name for name, _, _ in dedup]
     if not report_only:
         if not cfg.inputs:
             raise ConfigError("curate.inputs: give at least one input file, folder or hf:DATASET")
         check_thresholds(cfg)
-        for part in ("data", "dropped", "filtered", "logs", "stats"):  # a rerun starts clean
+        if cfg.minhash.multistage and cfg.minhash.verify_threshold is not None:
+            raise ConfigError("curate.minhash.verify_threshold: exact-Jaccard verification exists only in the "
+                              "in-memory path (multistage = false)")
+        for part in ("data", "dropped", "filtered", "logs", "minhash", "stats"):  # a rerun starts clean
             shutil.rmtree(out / part, ignore_errors=True)
         (out / "ignored_files.txt").unlink(missing_ok=True)
         (out / "logs").mkdir(parents=True, exist_ok=True)
@@ -194,11 +230,11 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
                 train_quality_classifier(qc.positive, qc.negative, out / "quality_classifier.npz")
             if not quality_model.exists():
                 raise ConfigError(f"curate.quality_classifier.model: {quality_model}: no such file")
-        tasks = cfg.tasks or cfg.workers
-        first = make_executor(cfg, filter_pipeline(cfg, out, quality_model), phases[0], tasks, cfg.workers)
-        second = make_executor(cfg, dedup_pipeline(cfg, out), phases[1], 1, 1, depends=first)
+        last = make_executor(cfg, filter_pipeline(cfg, out, quality_model), phases[0], tasks, cfg.workers)
+        for (name, pipeline, n), logs in zip(dedup, phases[1:]):
+            last = make_executor(cfg, pipeline, logs, n, min(n, cfg.workers), depends=last)
         with quiet_stderr(out / "logs" / "console.log"):
-            second.run()  # runs (or submits) the filter phase first
+            last.run()  # runs (or submits) every phase before it first
         if cfg.executor == "slurm":
             return {"submitted": "slurm", "logs": str(out / "logs"),
                     "next": "when the jobs finish: lmforge curate RECIPE --report-only"}

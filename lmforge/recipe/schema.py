@@ -29,6 +29,9 @@ class MinHashConfig(Section):
     rows: int = Field(8, ge=1)
     ngram: int = Field(5, ge=1)
     verify_threshold: float | None = Field(None, ge=0, le=1)  # exact Jaccard check of candidate pairs
+    # datatrove's four-stage MinHash (signatures -> buckets -> clusters -> filter) for corpora that do
+    # not fit one task's memory; same executors, no verification
+    multistage: bool = False
 
 
 class QualityClassifierConfig(Section):
