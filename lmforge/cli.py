@@ -153,14 +153,14 @@ def adapt(
 
 @app.command("eval")
 def eval_(
-    model: Annotated[Optional[str], typer.Argument(help="Model folder or run directory.")] = None,
+    model: Annotated[Optional[str], typer.Argument(help="Model: HF folder, run, adapter, .gguf file or Hub id.")] = None,
     task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Task spec (.toml/.yaml).")] = None,
     bpb: Annotated[Optional[list[str]], typer.Option(help="LANG=FILE of held-out text, e.g. de=heldout.jsonl.")] = None,
     harness: Annotated[Optional[str], typer.Option(help="Score with 'lm-eval' (lm-evaluation-harness).")] = None,
     tasks: Annotated[Optional[str], typer.Option(help="lm-eval registered tasks, comma-separated.")] = None,
     num_fewshot: Annotated[Optional[int], typer.Option(help="Few-shot examples per item.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="First N items of each task.")] = None,
-    baseline: Annotated[Optional[str], typer.Option(help="Compare with this model or run.")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Compare with this model (any form the model argument takes).")] = None,
     target_language: Annotated[Optional[str], typer.Option(help="Deltas in it read as gain.")] = None,
     source_language: Annotated[Optional[str], typer.Option(help="Deltas in it read as forgetting.")] = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="Also evaluate every checkpoint of the run.")] = False,
@@ -203,7 +203,7 @@ def eval_(
 
 @app.command()
 def generate(
-    model: Annotated[Optional[str], typer.Argument(help="Model folder or run directory.")] = None,
+    model: Annotated[Optional[str], typer.Argument(help="Model: HF folder, run, adapter, .gguf file or Hub id.")] = None,
     prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p")] = None,
     recipe: Annotated[Optional[Path], typer.Option(help="Recipe whose [generate] section to use.")] = None,
     max_new_tokens: Annotated[Optional[int], typer.Option()] = None,
@@ -250,7 +250,7 @@ def _print_samples(samples: list[dict]) -> None:
 
 @app.command()
 def chat(
-    model: Annotated[str, typer.Argument(help="Chat model folder, adapter folder or run directory.")],
+    model: Annotated[str, typer.Argument(help="Model: HF folder, run, adapter, .gguf file or Hub id.")],
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Answer this once and exit.")] = None,
     system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,
     max_new_tokens: Annotated[int, typer.Option()] = 128,

@@ -72,8 +72,11 @@ def build_readers(cfg: CurateConfig, out: Path) -> list:
     readers, ignored = [], []
     for item in cfg.inputs:
         if item.startswith("hf:"):
-            options = {"split": cfg.hf_split} | ({"name": cfg.hf_config} if cfg.hf_config else {})
-            readers.append(AccountedDatasetReader(item[3:], dataset_options=options, text_key=cfg.text_field))
+            name = item[3:]
+            config = cfg.hf_config.get(name) if isinstance(cfg.hf_config, dict) else cfg.hf_config
+            options = {"split": cfg.hf_split} | ({"name": config} if config else {})
+            readers.append(AccountedDatasetReader(name, dataset_options=options, text_key=cfg.text_field,
+                                                  streaming=True, limit=cfg.hf_limit or -1))
             continue
         path = Path(item)
         if is_saved_dataset(path):

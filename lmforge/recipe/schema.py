@@ -53,7 +53,9 @@ class CurateConfig(Section):
     inputs: list[str] = Field(default_factory=list)
     text_field: str = "text"
     hf_split: str = "train"
-    hf_config: str | None = None
+    # the dataset's config (subset), for every hf: input or per dataset: { "HuggingFaceFW/fineweb-2" = "deu_Latn" }
+    hf_config: str | dict[str, str] | None = None
+    hf_limit: int | None = Field(None, ge=1)  # read at most this many records of each hf: input, per task
     normalise: bool = True  # ftfy + NFC
     languages: list[str] = Field(default_factory=lambda: ["en", "de"])  # empty: keep every language
     language_threshold: float = Field(0.65, ge=0, le=1)
