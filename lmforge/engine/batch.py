@@ -1,0 +1,254 @@
+"""The decode engine: one thread decodes every running request together (continuous batching).
+
+A request that arrives while others decode is prefilled alone (batch of one, no padding, so its
+prompt is read exactly as `generate` reads it) and then joins the running batch before the next
+step: its KV cache is left-padded to the batch's length and stacked onto the shared cache, with
+the padding masked out. Each step feeds one token per row with its own position, samples each row
+with its own parameters and generator, and retires rows that hit EOS, a stop string, their
+`max_tokens` or were cancelled; columns every row has as padding are trimmed away.
+
+Continuous rather than dynamic batching because replies differ wildly in length: with a batch
+formed once, a 500-token answer would hold 7 finished slots hostage; here a slot frees the step its
+request ends and the next request takes it at once.
+
+Callers get events through a callback (called on the engine thread): ("text", piece),
+("done", finish_reason, usage) or ("error", message). `stream()` wraps that in a plain iterator.
+"""
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from lmforge.engine.sampling import SamplingParams, make_generator, sample
+from lmforge.engine.text_stream import TextStream
+from lmforge.errors import LmforgeError
+
+
+class QueueFull(LmforgeError):
+    """More requests are waiting than the engine accepts."""
+
+
+@dataclass
+class Request:
+    prompt: list[int]
+    params: SamplingParams
+    emit: Callable[[tuple], None]
+    cancelled: bool = False
+    generator: torch.Generator | None = None
+    text: TextStream | None = None
+    tokens: list[int] = field(default_factory=list)  # the reply's tokens
+    ended_by_token: bool = False  # EOS / end-of-turn sampled: generated, counted, not part of the reply
+    position: int = 0  # position id of the next token fed
+
+    def cancel(self) -> None:
+        """Free the request's slot at the next step (a client that went away)."""
+        self.cancelled = True
+
+
+def stop_token_ids(tokenizer) -> set[int]:
+    """EOS and the chat template's end-of-turn token (`<|im_end|>` for ChatML), where it exists."""
+    ids = {tokenizer.eos_token_id}
+    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
+        i = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(i, int) and i != tokenizer.unk_token_id:
+            ids.add(i)
+    return {i for i in ids if i is not None}
+
+
+class Engine:
+    def __init__(self, model, tokenizer, max_batch: int = 8, max_waiting: int = 64, start: bool = True):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.max_batch, self.max_waiting = max_batch, max_waiting
+        self.stops = stop_token_ids(tokenizer)
+        self.context = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer (K, V) [B, H, T, D]
+        self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
+        self.wake = threading.Condition()
+        self.steps = 0
+        if start:  # tests drive `run_once` themselves, step by step
+            threading.Thread(target=self._loop, name="lmforge-engine", daemon=True).start()
+
+    # ---- the caller's side -------------------------------------------------------------------
+
+    def submit(self, prompt: list[int], params: SamplingParams, emit: Callable[[tuple], None]) -> Request:
+        if not prompt:
+            raise LmforgeError("empty prompt")
+        if len(prompt) + params.max_tokens > self.context:
+            raise LmforgeError(f"prompt ({len(prompt)} tokens) + max_tokens ({params.max_tokens}) exceeds the "
+                               f"model's context of {self.context} tokens")
+        req = Request(list(prompt), params, emit)
+        with self.wake:
+            if len(self.waiting) >= self.max_waiting:
+                raise QueueFull(f"{len(self.waiting)} requests are already waiting")
+            self.waiting.append(req)
+            self.wake.notify()
+        return req
+
+    def stream(self, prompt: list[int], params: SamplingParams):
+        """Yield text pieces, then return (finish_reason, usage); raises LmforgeError on failure."""
+        events: queue.Queue = queue.Queue()
+        req = self.submit(prompt, params, events.put)
+        try:
+            while True:
+                ev = events.get()
+                if ev[0] == "text":
+                    yield ev[1]
+                elif ev[0] == "done":
+                    return ev[1], ev[2]
+                else:
+                    raise LmforgeError(f"generation failed: {ev[1]}")
+        finally:
+            req.cancel()  # no-op when finished; frees the slot when the consumer stops early
+
+    def load(self) -> dict:
+        return {"running": len(self.running), "waiting": len(self.waiting), "max_batch": self.max_batch}
+
+    # ---- the engine thread -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self.wake:
+                while not self.waiting and not self.running:
+                    self.wake.wait()
+            self.run_once()
+
+    def run_once(self) -> None:
+        """Admit waiting requests into free slots (prefill), then one decode step for the batch."""
+        with self.wake:
+            joining = []
+            while self.waiting and len(self.running) + len(joining) < self.max_batch:
+                joining.append(self.waiting.popleft())
+        try:
+            with torch.inference_mode():
+                for req in joining:
+                    if not req.cancelled:
+                        self._prefill(req)
+                    else:
+                        req.emit(("done", "cancelled", _usage(req)))
+                if self.running:
+                    self._step()
+        except Exception as e:  # noqa: BLE001 - every request hears of it; the engine goes on
+            message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            for req in self.running + [r for r in joining if r not in self.running]:
+                req.emit(("error", message))
+            self.running, self.cache, self.mask = [], None, None
+
+    def _prefill(self, req: Request) -> None:
+        ids = torch.tensor([req.prompt], device=self.model.device)
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        req.generator, req.position = make_generator(req.params.seed), len(req.prompt)
+        req.text = TextStream(self.tokenizer, req.params.stop)
+        self._join(req, kv)
+        if not self._accept(req, out.logits[0, -1].float()):
+            self._retire([req])
+
+    def _join(self, req: Request, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Stack the new row's cache onto the batch's, left-padding whichever is shorter."""
+        length = kv[0][0].shape[2]
+        row_mask = torch.ones(1, length, dtype=torch.long, device=self.model.device)
+        if self.cache is None:
+            self.cache, self.mask = kv, row_mask
+        else:
+            total = max(length, self.mask.shape[1])
+            self.cache = [(torch.cat([_left_pad(k, total), _left_pad(k2, total)]),
+                           torch.cat([_left_pad(v, total), _left_pad(v2, total)]))
+                          for (k, v), (k2, v2) in zip(self.cache, kv)]
+            self.mask = torch.cat([_left_pad_mask(self.mask, total), _left_pad_mask(row_mask, total)])
+        self.running.append(req)
+
+    def _step(self) -> None:
+        from transformers import DynamicCache
+
+        gone = [r for r in self.running if r.cancelled]
+        for req in gone:  # before the forward: a client that left costs no more compute
+            req.emit(("done", "cancelled", _usage(req)))
+        self._retire(gone)
+        if not self.running:
+            return
+        last = torch.tensor([[r.tokens[-1]] for r in self.running], device=self.model.device)
+        positions = torch.tensor([[r.position] for r in self.running], device=self.model.device)
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        cache = DynamicCache(ddp_cache_data=self.cache, config=self.model.config)
+        out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions, past_key_values=cache,
+                         use_cache=True, logits_to_keep=1)
+        self.cache = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self.steps += 1
+        logits = out.logits[:, -1].float()
+        done = []
+        for i, req in enumerate(self.running):
+            req.position += 1
+            if not self._accept(req, logits[i]):
+                done.append(req)
+        self._retire(done)
+
+    def _accept(self, req: Request, logits: torch.Tensor) -> bool:
+        """Sample the row's next token and send its text; False once the request is finished."""
+        token = sample(logits, req.params, req.generator)
+        req.tokens.append(token)
+        if token in self.stops:
+            req.tokens.pop()
+            req.ended_by_token = True
+            return self._finish(req, "stop")
+        piece, stopped = req.text.push(token)
+        if piece:
+            req.emit(("text", piece))
+        if stopped:
+            return self._finish(req, "stop", flush=False)
+        if len(req.tokens) >= req.params.max_tokens:
+            return self._finish(req, "length")
+        return True
+
+    def _finish(self, req: Request, reason: str, flush: bool = True) -> bool:
+        tail = req.text.finish() if flush else ""
+        if tail:
+            req.emit(("text", tail))
+        req.emit(("done", reason, _usage(req)))
+        return False
+
+    def _retire(self, done: list[Request]) -> None:
+        if not done:
+            return
+        keep = [i for i, r in enumerate(self.running) if r not in done]
+        self.running = [self.running[i] for i in keep]
+        if not keep:
+            self.cache, self.mask = None, None
+            return
+        index = torch.tensor(keep, device=self.model.device)
+        self.mask = self.mask[index]
+        pad = int((self.mask.cumsum(1) == 0).sum(1).min())  # columns that are padding in every row
+        self.mask = self.mask[:, pad:]
+        self.cache = [(k[index, :, pad:], v[index, :, pad:]) for k, v in self.cache]
+
+
+def _usage(req: Request) -> dict:
+    completion = len(req.tokens) + req.ended_by_token
+    return {"prompt_tokens": len(req.prompt), "completion_tokens": completion,
+            "total_tokens": len(req.prompt) + completion}
+
+
+def _left_pad(x: torch.Tensor, length: int) -> torch.Tensor:
+    missing = length - x.shape[2]
+    return x if missing == 0 else torch.cat([x.new_zeros(*x.shape[:2], missing, x.shape[3]), x], dim=2)
+
+
+def _left_pad_mask(m: torch.Tensor, length: int) -> torch.Tensor:
+    missing = length - m.shape[1]
+    return m if missing == 0 else torch.cat([m.new_zeros(m.shape[0], missing), m], dim=1)
+
+
+def wait_idle(engine: Engine, timeout: float = 10.0) -> bool:
+    """True once nothing runs or waits (tests, shutdown)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if not engine.running and not engine.waiting:
+            return True
+        time.sleep(0.01)
+    return False

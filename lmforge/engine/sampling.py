@@ -1,0 +1,53 @@
+"""Per-request sampling parameters, checked once, and the sampler that applies them to one row.
+
+Each request in a batch keeps its own temperature, top-k, top-p and random generator, so a
+request seeded with 7 draws the same tokens whatever else is decoding beside it.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+
+from lmforge.errors import ConfigError
+
+
+@dataclass
+class SamplingParams:
+    max_tokens: int = 128
+    temperature: float = 0.7  # 0 = greedy
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        for name, ok, rule in (("max_tokens", self.max_tokens >= 1, "at least 1"),
+                               ("temperature", self.temperature >= 0, "0 (greedy) or more"),
+                               ("top_k", self.top_k >= 0, "0 (off) or more"),
+                               ("top_p", 0 < self.top_p <= 1, "in (0, 1]")):
+            if not ok:
+                raise ConfigError(f"{name} must be {rule} (got {getattr(self, name)})")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ConfigError("stop strings must be non-empty strings")
+
+
+def make_generator(seed: int | None) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+    return g
+
+
+def sample(logits: torch.Tensor, p: SamplingParams, generator: torch.Generator) -> int:
+    """One token id from one row of logits (1-D, fp32)."""
+    if p.temperature == 0:
+        return int(logits.argmax())
+    logits = logits / p.temperature
+    if p.top_k and p.top_k < logits.numel():
+        kth = torch.topk(logits, p.top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if p.top_p < 1.0:
+        sorted_probs, order = probs.sort(descending=True)
+        keep = sorted_probs.cumsum(0) - sorted_probs < p.top_p  # the smallest set reaching top_p
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
