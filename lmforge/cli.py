@@ -275,6 +275,30 @@ def chat(
 
 
 @app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="Model: HF folder, run, adapter, .gguf file or Hub id.")],
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    backend: Annotated[str, typer.Option(help="torch (lmforge's decode engine) or llama.cpp (GGUF files).")] = "torch",
+    api_key: Annotated[Optional[str], typer.Option(help="Require 'Authorization: Bearer KEY' on /v1/* "
+                                                   "(default: $LMFORGE_API_KEY).")] = None,
+    guardrails: Annotated[Optional[Path], typer.Option(help="Topical rails file (.toml/.yaml).")] = None,
+    max_batch: Annotated[int, typer.Option(help="Requests decoded together.")] = 8,
+    max_waiting: Annotated[int, typer.Option(help="Queued requests beyond the batch; more get 429.")] = 64,
+    dtype: Annotated[str, typer.Option(help="torch backend weights: fp32 or bf16.")] = "fp32",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Model name clients use (default: the folder/file name).")] = None,
+):
+    """Serve a model over the OpenAI API (chat and completions, streamed or not) with a web chat page at /."""
+    from lmforge.serve.run import serve as run_server
+
+    if dtype not in ("fp32", "bf16"):
+        raise LmforgeError(f"--dtype {dtype!r}: choose fp32 or bf16")
+    run_server(model, host, port, backend, api_key, str(guardrails) if guardrails else None, max_batch, max_waiting,
+               dtype, threads, name)
+
+
+@app.command()
 def plan(
     recipe: RecipeArg = None,
     params: Annotated[Optional[float], typer.Option(help="Model size in parameters, e.g. 125e6.")] = None,

@@ -1,0 +1,37 @@
+"""What the server decodes with. Both backends take the same calls, so the API, the guardrails and
+the page sit in front of either:
+
+    context                      the model's context length in tokens
+    chat_prompt(messages)        the conversation rendered with the model's own chat template
+    text_prompt(text)            a plain completion prompt
+    prompt_tokens(prompt)        its length in tokens (for usage and context checks)
+    submit(prompt, params, emit) start decoding; `emit` gets ("text", piece) / ("done", reason,
+                                 usage) / ("error", message); returns a handle with cancel()
+    load()                       running / waiting counts for /health
+"""
+
+from lmforge.engine import Engine
+from lmforge.tokenizer import encode_chat
+
+
+class TorchBackend:
+    """lmforge's own decode engine over any model the loader resolves."""
+
+    def __init__(self, model, tokenizer, max_batch: int = 8, max_waiting: int = 64):
+        self.engine = Engine(model, tokenizer, max_batch=max_batch, max_waiting=max_waiting)
+        self.tokenizer, self.context = tokenizer, self.engine.context
+
+    def chat_prompt(self, messages: list[dict]) -> list[int]:
+        return encode_chat(self.tokenizer, messages, add_generation_prompt=True)
+
+    def text_prompt(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=True).input_ids
+
+    def prompt_tokens(self, prompt: list[int]) -> int:
+        return len(prompt)
+
+    def submit(self, prompt, params, emit):
+        return self.engine.submit(prompt, params, emit)
+
+    def load(self) -> dict:
+        return self.engine.load()
