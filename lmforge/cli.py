@@ -253,25 +253,26 @@ def chat(
     model: Annotated[str, typer.Argument(help="Model: HF folder, run, adapter, .gguf file or Hub id.")],
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Answer this once and exit.")] = None,
     system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,
-    max_new_tokens: Annotated[int, typer.Option()] = 128,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "--max-tokens")] = 128,
     temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.7,
     top_k: Annotated[int, typer.Option()] = 50,
     top_p: Annotated[float, typer.Option()] = 0.95,
     seed: Annotated[int, typer.Option()] = 0,
 ):
     """Talk to a model: streaming replies, history, /reset, /exit. Non-interactive with --prompt or piped stdin."""
-    from lmforge.chat import Sampling
+    from lmforge.chat import make_engine
     from lmforge.chat.terminal import answer_once, interactive
+    from lmforge.engine import SamplingParams
     from lmforge.models import load_model_and_tokenizer
 
-    sampling = Sampling(max_new_tokens, temperature, top_k, top_p, seed)  # checked before the model loads
-    m, tok = load_model_and_tokenizer(model)
+    sampling = SamplingParams(max_new_tokens, temperature, top_k, top_p, seed)  # checked before the model loads
+    engine = make_engine(*load_model_and_tokenizer(model))
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read().strip()
     if prompt is not None:
-        answer_once(m, tok, prompt, system, sampling)
+        answer_once(engine, prompt, system, sampling)
     else:
-        interactive(m, tok, system, sampling)
+        interactive(engine, system, sampling)
 
 
 @app.command()

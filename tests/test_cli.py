@@ -70,7 +70,7 @@ def test_tokenize_cli_with_own_inputs(tiny_data, tmp_path):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--max-new-tokens", "0", "max_new_tokens must be at least 1 (got 0)"),
+    ("--max-new-tokens", "0", "max_tokens must be at least 1 (got 0)"),
     ("--temperature", "-0.5", "temperature must be 0 (greedy) or more (got -0.5)"),
     ("--top-p", "0", "top_p must be in (0, 1] (got 0.0)"),
     ("--top-p", "1.5", "top_p must be in (0, 1] (got 1.5)"),
@@ -83,7 +83,8 @@ def test_bad_sampling_options_fail_in_one_line_before_loading(option, value, mes
 def test_an_exception_inside_generation_ends_the_stream_with_an_error(tiny_run):
     import time
 
-    from lmforge.chat import GenerationError, Sampling, reply
+    from lmforge.chat import GenerationError, make_engine, reply
+    from lmforge.engine import SamplingParams
     from lmforge.models import load_model_and_tokenizer
     from tests.conftest import pretrain_tiny
 
@@ -100,5 +101,6 @@ def test_an_exception_inside_generation_ends_the_stream_with_an_error(tiny_run):
     model.forward = failing_forward
     seen, started = [], time.time()
     with pytest.raises(GenerationError, match="generation failed: RuntimeError: device lost"):
-        reply(model, tok, [{"role": "user", "content": "Hallo"}], Sampling(max_new_tokens=20, temperature=0), seen.append)
+        reply(make_engine(model, tok), [{"role": "user", "content": "Hallo"}],
+              SamplingParams(max_tokens=20, temperature=0), seen.append)
     assert time.time() - started < 1.0 and calls["n"] == 3

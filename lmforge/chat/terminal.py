@@ -2,7 +2,8 @@
 
 import sys
 
-from lmforge.chat.session import GenerationError, Sampling, reply
+from lmforge.chat.session import GenerationError, reply
+from lmforge.engine import Engine, SamplingParams
 
 HELP = "commands: /reset (forget the conversation), /exit (or Ctrl-D)"
 
@@ -16,14 +17,14 @@ def _stream(piece: str) -> None:
     sys.stdout.flush()
 
 
-def answer_once(model, tokenizer, prompt: str, system: str | None, sampling: Sampling) -> str:
+def answer_once(engine: Engine, prompt: str, system: str | None, sampling: SamplingParams) -> str:
     """Print the reply to one prompt (streamed) and return it: for scripts and pipes."""
-    text = reply(model, tokenizer, _start(system) + [{"role": "user", "content": prompt}], sampling, _stream)
+    text = reply(engine, _start(system) + [{"role": "user", "content": prompt}], sampling, _stream)
     sys.stdout.write("\n")
     return text
 
 
-def interactive(model, tokenizer, system: str | None, sampling: Sampling) -> None:
+def interactive(engine: Engine, system: str | None, sampling: SamplingParams) -> None:
     history = _start(system)
     print(HELP, flush=True)
     while True:
@@ -43,7 +44,7 @@ def interactive(model, tokenizer, system: str | None, sampling: Sampling) -> Non
         history.append({"role": "user", "content": line})
         sys.stdout.write("assistant> ")
         try:
-            answer = reply(model, tokenizer, history, sampling, _stream)
+            answer = reply(engine, history, sampling, _stream)
         except GenerationError as e:  # the conversation goes on without the failed turn
             print(f"\nerror: {e}", file=sys.stderr, flush=True)
             history.pop()
@@ -51,4 +52,4 @@ def interactive(model, tokenizer, system: str | None, sampling: Sampling) -> Non
         sys.stdout.write("\n")
         sys.stdout.flush()
         history.append({"role": "assistant", "content": answer})
-        sampling.seed += 1  # a new draw each turn, still reproducible from the start seed
+        sampling.seed = (sampling.seed or 0) + 1  # a new draw each turn, still reproducible from the start seed

@@ -1,10 +1,9 @@
-"""Sampling with temperature, top-k and top-p through transformers' `generate`."""
+"""Sample continuations of prompts through the shared decode engine (all prompts in one batch)."""
 
 import time
 from pathlib import Path
 
-import torch
-
+from lmforge.engine import Engine, SamplingParams
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import GenerateConfig
 from lmforge.rundir import record_stage, write_report_section
@@ -12,25 +11,24 @@ from lmforge.rundir import record_stage, write_report_section
 
 def generate_texts(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, temperature: float = 0.8,
                    top_k: int = 50, top_p: float = 0.95, seed: int = 0) -> list[str]:
-    """Continuations (without the prompt) for each prompt; temperature 0 means greedy decoding."""
-    torch.manual_seed(seed)
-    out = []
-    for prompt in prompts:
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(model.device)
-        sample = temperature > 0
-        with torch.no_grad():
-            gen = model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=max_new_tokens,
-                do_sample=sample,
-                temperature=temperature if sample else None,
-                top_k=top_k if sample else None,
-                top_p=top_p if sample else None,
-                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-            )
-        out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True))
-    return out
+    """Continuations (without the prompt) for each prompt; temperature 0 means greedy decoding.
+    Prompt i is sampled with seed + i, so each is reproducible on its own."""
+    engine = Engine(model, tokenizer, max_batch=max(1, len(prompts)), start=False)
+    engine.stops = {tokenizer.eos_token_id} - {None}  # raw text: only EOS ends a continuation
+    events: list[list[tuple]] = [[] for _ in prompts]
+    for i, prompt in enumerate(prompts):
+        ids = tokenizer(prompt, add_special_tokens=False).input_ids
+        params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                seed=seed + i)
+        engine.submit(ids, params, events[i].append)
+    while engine.running or engine.waiting:
+        engine.run_once()
+    for evs in events:
+        if evs and evs[-1][0] == "error":
+            from lmforge.chat import GenerationError
+
+            raise GenerationError(f"generation failed: {evs[-1][1]}")
+    return ["".join(ev[1] for ev in evs if ev[0] == "text") for evs in events]
 
 
 def run_generate_stage(cfg: GenerateConfig, run_dir: str | Path) -> dict:

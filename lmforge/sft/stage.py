@@ -9,7 +9,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from lmforge.chat import Sampling, reply
+from lmforge.chat import make_engine, reply
+from lmforge.engine import SamplingParams
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import SftConfig
@@ -73,8 +74,9 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> dict:
             model = model.merge_and_unload()
             model.save_pretrained(chat_dir, safe_serialization=True)
             tokenizer.save_pretrained(chat_dir)
-    samples = [{"prompt": p, "reply": reply(model, tokenizer, [{"role": "user", "content": p}],
-                                            Sampling(max_new_tokens=cfg.max_new_tokens, temperature=0))}
+    engine = make_engine(model, tokenizer)
+    samples = [{"prompt": p, "reply": reply(engine, [{"role": "user", "content": p}],
+                                            SamplingParams(max_tokens=cfg.max_new_tokens, temperature=0))}
                for p in cfg.sample_prompts]
     summary = {"base": str(base_dir), "model": str(resolve_model_dir(run_dir)), "method": cfg.method,
                "conversations": len(examples), "skipped": dict(skipped), "skipped_where": where[:20],
