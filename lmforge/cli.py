@@ -258,6 +258,7 @@ def chat(
     top_k: Annotated[int, typer.Option()] = 50,
     top_p: Annotated[float, typer.Option()] = 0.95,
     seed: Annotated[int, typer.Option()] = 0,
+    guardrails: Annotated[Optional[Path], typer.Option(help="Topical rails file: refused messages never reach the model.")] = None,
 ):
     """Talk to a model: streaming replies, history, /reset, /exit. Non-interactive with --prompt or piped stdin."""
     from lmforge.chat import make_engine
@@ -266,13 +267,18 @@ def chat(
     from lmforge.models import load_model_and_tokenizer
 
     sampling = SamplingParams(max_new_tokens, temperature, top_k, top_p, seed)  # checked before the model loads
+    rails = None
+    if guardrails:
+        from lmforge.guardrails import load_rails
+
+        rails = load_rails(guardrails)
     engine = make_engine(*load_model_and_tokenizer(model))
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read().strip()
     if prompt is not None:
-        answer_once(engine, prompt, system, sampling)
+        answer_once(engine, prompt, system, sampling, rails)
     else:
-        interactive(engine, system, sampling)
+        interactive(engine, system, sampling, rails)
 
 
 @app.command()
@@ -297,6 +303,31 @@ def serve(
         raise LmforgeError(f"--dtype {dtype!r}: choose fp32 or bf16")
     run_server(model, host, port, backend, api_key, str(guardrails) if guardrails else None, max_batch, max_waiting,
                dtype, threads, name)
+
+
+guardrails_app = typer.Typer(help="Topical guardrails.", no_args_is_help=True)
+app.add_typer(guardrails_app, name="guardrails")
+
+
+@guardrails_app.command("check")
+def guardrails_check(
+    rails: Annotated[Path, typer.Argument(help="Rails file (.toml/.yaml).")],
+    labelled: Annotated[Path, typer.Option("--labelled", help="JSONL of {\"text\", \"topic\": NAME or null}.")],
+):
+    """Precision and recall per topic on labelled prompts, and the threshold that would balance them."""
+    from lmforge.guardrails import check, load_rails, read_labelled
+
+    r = load_rails(rails)
+    texts, labels = read_labelled(labelled)
+    res = check(r, texts, labels)
+    console.print(f"{len(texts)} prompts, embedder {r.embedder_name}, mode {r.mode}")
+    console.print("topic                 action  n   threshold  precision  recall   balanced at  (P / R)")
+    for row in res["topics"]:
+        console.print(f"{row['topic']:<21} {row['action']:<7} {row['support']:<3} {row['threshold']:>9.3f}  "
+                      f"{row['precision']:>9.1%}  {row['recall']:>6.1%}   {row['balanced_threshold']:>10.3f}  "
+                      f"({row['balanced_precision']:.1%} / {row['balanced_recall']:.1%})")
+    console.print(f"refuse/pass accuracy {res['accuracy']:.1%}; macro precision {res['macro_precision']:.1%}, "
+                  f"macro recall {res['macro_recall']:.1%}")
 
 
 @app.command()

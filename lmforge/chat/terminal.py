@@ -17,14 +17,22 @@ def _stream(piece: str) -> None:
     sys.stdout.flush()
 
 
-def answer_once(engine: Engine, prompt: str, system: str | None, sampling: SamplingParams) -> str:
+def _refusal(rails, history: list[dict]) -> str | None:
+    return rails.check_messages(history) if rails is not None else None
+
+
+def answer_once(engine: Engine, prompt: str, system: str | None, sampling: SamplingParams, rails=None) -> str:
     """Print the reply to one prompt (streamed) and return it: for scripts and pipes."""
-    text = reply(engine, _start(system) + [{"role": "user", "content": prompt}], sampling, _stream)
+    history = _start(system) + [{"role": "user", "content": prompt}]
+    refusal = _refusal(rails, history)
+    text = refusal if refusal is not None else reply(engine, history, sampling, _stream)
+    if refusal is not None:
+        sys.stdout.write(refusal)
     sys.stdout.write("\n")
     return text
 
 
-def interactive(engine: Engine, system: str | None, sampling: SamplingParams) -> None:
+def interactive(engine: Engine, system: str | None, sampling: SamplingParams, rails=None) -> None:
     history = _start(system)
     print(HELP, flush=True)
     while True:
@@ -43,6 +51,11 @@ def interactive(engine: Engine, system: str | None, sampling: SamplingParams) ->
             continue
         history.append({"role": "user", "content": line})
         sys.stdout.write("assistant> ")
+        refusal = _refusal(rails, history)
+        if refusal is not None:  # the model never sees the message; the canned reply is not history
+            print(refusal, flush=True)
+            history.pop()
+            continue
         try:
             answer = reply(engine, history, sampling, _stream)
         except GenerationError as e:  # the conversation goes on without the failed turn

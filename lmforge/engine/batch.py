@@ -71,7 +71,7 @@ class Engine:
         self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer (K, V) [B, H, T, D]
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
-        self.steps = 0
+        self.steps, self.submitted = 0, 0
         if start:  # tests drive `run_once` themselves, step by step
             threading.Thread(target=self._loop, name="lmforge-engine", daemon=True).start()
 
@@ -88,6 +88,7 @@ class Engine:
             if len(self.waiting) >= self.max_waiting:
                 raise QueueFull(f"{len(self.waiting)} requests are already waiting")
             self.waiting.append(req)
+            self.submitted += 1
             self.wake.notify()
         return req
 
@@ -108,7 +109,8 @@ class Engine:
             req.cancel()  # no-op when finished; frees the slot when the consumer stops early
 
     def load(self) -> dict:
-        return {"running": len(self.running), "waiting": len(self.waiting), "max_batch": self.max_batch}
+        return {"running": len(self.running), "waiting": len(self.waiting), "max_batch": self.max_batch,
+                "submitted": self.submitted}
 
     # ---- the engine thread -------------------------------------------------------------------
 
