@@ -292,15 +292,16 @@ def serve(
     guardrails: Annotated[Optional[Path], typer.Option(help="Topical rails file (.toml/.yaml).")] = None,
     max_batch: Annotated[int, typer.Option(help="Requests decoded together.")] = 8,
     max_waiting: Annotated[int, typer.Option(help="Queued requests beyond the batch; more get 429.")] = 64,
-    dtype: Annotated[str, typer.Option(help="torch backend weights: fp32 or bf16.")] = "fp32",
+    dtype: Annotated[str, typer.Option(help="torch backend weights: auto (bf16 where the chip has bf16 math), "
+                                            "fp32 or bf16.")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Model name clients use (default: the folder/file name).")] = None,
 ):
     """Serve a model over the OpenAI API (chat and completions, streamed or not) with a web chat page at /."""
     from lmforge.serve.run import serve as run_server
 
-    if dtype not in ("fp32", "bf16"):
-        raise LmforgeError(f"--dtype {dtype!r}: choose fp32 or bf16")
+    if dtype not in ("auto", "fp32", "bf16"):
+        raise LmforgeError(f"--dtype {dtype!r}: choose auto, fp32 or bf16")
     run_server(model, host, port, backend, api_key, str(guardrails) if guardrails else None, max_batch, max_waiting,
                dtype, threads, name)
 
@@ -386,6 +387,9 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
         if stage == "sft":
             _print_samples(s["samples"])
     console.print(f"\nrun directory: {rd.resolve()}\nreport:        {(rd / 'report.md').resolve()}")
+    if "sft" in r.run.stages:
+        console.print(f"chat with it:  lmforge chat {rd}\nserve it:      lmforge serve {rd}   "
+                      "then open http://127.0.0.1:8000/ (OpenAI API at /v1)")
 
 
 def _toml_list(items: list[str]) -> str:

@@ -23,6 +23,10 @@ def build_backend(ref: str, backend: str, max_batch: int, max_waiting: int, dtyp
 
         if threads:
             torch.set_num_threads(threads)
+        if dtype == "auto":  # bf16 weights halve the bytes read per token where the chip has bf16 math
+            from lmforge.train.precision import use_bf16
+
+            dtype = "bf16" if use_bf16("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu")) else "fp32"
         kwargs = {"dtype": {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]}
         model, tokenizer = load_model_and_tokenizer(ref, **kwargs)
         return TorchBackend(model, tokenizer, max_batch=max_batch, max_waiting=max_waiting)
@@ -34,7 +38,7 @@ def build_backend(ref: str, backend: str, max_batch: int, max_waiting: int, dtyp
 
 
 def serve(ref: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", api_key: str | None = None,
-          guardrails: str | None = None, max_batch: int = 8, max_waiting: int = 64, dtype: str = "fp32",
+          guardrails: str | None = None, max_batch: int = 8, max_waiting: int = 64, dtype: str = "auto",
           threads: int | None = None, name: str | None = None) -> None:
     import uvicorn
 
