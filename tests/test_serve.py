@@ -173,3 +173,19 @@ def test_load_with_malformed_requests_interleaved(server):
     rss_after = psutil.Process(server.proc.pid).memory_info().rss
     print(f"\nserver RSS {rss_before / 2**20:.0f} MiB -> {rss_after / 2**20:.0f} MiB")
     assert rss_after < rss_before * 1.25 + 64 * 2**20  # flat: no per-request growth
+
+
+def test_a_full_queue_answers_429(tiny_model):
+    from fastapi.testclient import TestClient
+
+    from lmforge.engine import Engine, SamplingParams
+    from lmforge.models import load_model_and_tokenizer
+    from lmforge.serve import TorchBackend, create_app
+
+    model, tok = load_model_and_tokenizer(tiny_model)
+    backend = TorchBackend(model, tok)
+    backend.engine = Engine(model, tok, max_batch=1, max_waiting=2, start=False)  # nothing drains its queue
+    for _ in range(2):
+        backend.engine.submit([1, 2, 3], SamplingParams(max_tokens=2), lambda ev: None)
+    r = TestClient(create_app(backend, "tiny")).post("/v1/completions", json={"prompt": "hi", "max_tokens": 2})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "queue_full"

@@ -68,7 +68,7 @@ class Engine:
         self.context = getattr(model.config, "max_position_embeddings", None) or 2048
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
-        self.cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer (K, V) [B, H, T, D]
+        self.cache = None  # the batch's transformers DynamicCache: per layer K, V of shape [B, H, T, D]
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
         self.steps, self.submitted = 0, 0
@@ -157,18 +157,26 @@ class Engine:
         length = kv[0][0].shape[2]
         row_mask = torch.ones(1, length, dtype=torch.long, device=self.model.device)
         if self.cache is None:
-            self.cache, self.mask = kv, row_mask
+            self._set_cache(kv)
+            self.mask = row_mask
         else:
             total = max(length, self.mask.shape[1])
-            self.cache = [(torch.cat([_left_pad(k, total), _left_pad(k2, total)]),
-                           torch.cat([_left_pad(v, total), _left_pad(v2, total)]))
-                          for (k, v), (k2, v2) in zip(self.cache, kv)]
+            self._set_cache([(torch.cat([_left_pad(k, total), _left_pad(k2, total)]),
+                              torch.cat([_left_pad(v, total), _left_pad(v2, total)]))
+                             for (k, v), (k2, v2) in zip(self._kv(), kv)])
             self.mask = torch.cat([_left_pad_mask(self.mask, total), _left_pad_mask(row_mask, total)])
         self.running.append(req)
 
-    def _step(self) -> None:
+    def _kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(layer.keys, layer.values) for layer in self.cache.layers]
+
+    def _set_cache(self, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """A new cache object only when the batch changes; decode steps append to it in place."""
         from transformers import DynamicCache
 
+        self.cache = DynamicCache(ddp_cache_data=kv, config=self.model.config)
+
+    def _step(self) -> None:
         gone = [r for r in self.running if r.cancelled]
         for req in gone:  # before the forward: a client that left costs no more compute
             req.emit(("done", "cancelled", _usage(req)))
@@ -178,10 +186,8 @@ class Engine:
         last = torch.tensor([[r.tokens[-1]] for r in self.running], device=self.model.device)
         positions = torch.tensor([[r.position] for r in self.running], device=self.model.device)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        cache = DynamicCache(ddp_cache_data=self.cache, config=self.model.config)
-        out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions, past_key_values=cache,
-                         use_cache=True, logits_to_keep=1)
-        self.cache = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions,
+                         past_key_values=self.cache, use_cache=True, logits_to_keep=1)
         self.steps += 1
         logits = out.logits[:, -1].float()
         done = []
@@ -227,7 +233,7 @@ class Engine:
         self.mask = self.mask[index]
         pad = int((self.mask.cumsum(1) == 0).sum(1).min())  # columns that are padding in every row
         self.mask = self.mask[:, pad:]
-        self.cache = [(k[index, :, pad:], v[index, :, pad:]) for k, v in self.cache]
+        self._set_cache([(k[index, :, pad:], v[index, :, pad:]) for k, v in self._kv()])
 
 
 def _usage(req: Request) -> dict:
