@@ -70,13 +70,18 @@ def tiny_data(tmp_path_factory) -> Path:
     return run
 
 
+def tiny_recipe(folder: Path, tiny_data: Path) -> Path:
+    """The tiny recipe file in `folder`, reading the shared tokens."""
+    recipe = folder / "tiny.toml"
+    recipe.write_text(TINY_RECIPE + f'data = "{tiny_data / "tokens" / "train"}"\n'
+                      f'val_data = "{tiny_data / "tokens" / "val"}"\n')
+    return recipe
+
+
 @pytest.fixture
 def tiny_run(tiny_data: Path, tmp_path: Path) -> tuple[Path, Path]:
     """A fresh run directory pointing at the shared tokens, plus the tiny recipe file."""
-    recipe = tmp_path / "tiny.toml"
-    recipe.write_text(TINY_RECIPE + f'data = "{tiny_data / "tokens" / "train"}"\n'
-                      f'val_data = "{tiny_data / "tokens" / "val"}"\n')
-    return tmp_path / "run", recipe
+    return tmp_path / "run", tiny_recipe(tmp_path, tiny_data)
 
 
 def lmforge(*args: str, cwd: Path = ROOT, env: dict | None = None, check: bool = True,

@@ -17,12 +17,10 @@ TASKS = ROOT / "examples" / "tasks"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_data):
-    from tests.conftest import TINY_RECIPE
+    from tests.conftest import tiny_recipe
 
     tmp = tmp_path_factory.mktemp("harness")
-    recipe = tmp / "tiny.toml"
-    recipe.write_text(TINY_RECIPE + f'data = "{tiny_data / "tokens" / "train"}"\n'
-                      f'val_data = "{tiny_data / "tokens" / "val"}"\n')
+    recipe = tiny_recipe(tmp, tiny_data)
     # a 64-position model: room for every 0-shot item, while 2-shot prompts still need truncation
     r = load_recipe(recipe, ["train.max_steps=8", "model.max_position_embeddings=64"])
     pretrain(r.model, r.train, tmp / "run", r.run.seed)

@@ -8,7 +8,7 @@ import torch
 
 from lmforge.errors import CheckpointError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
-from tests.conftest import CORPUS, ROOT, TINY_RECIPE, lmforge
+from tests.conftest import CORPUS, ROOT, lmforge, tiny_recipe
 from tests.tiny_models import write_tiny_gguf
 
 TASK = ROOT / "examples" / "tasks" / "hellaswag_sample_de.toml"
@@ -24,10 +24,7 @@ def forms(tiny_data, tmp_path_factory) -> dict:
     from lmforge.train import pretrain
 
     tmp = tmp_path_factory.mktemp("forms")
-    recipe = tmp / "tiny.toml"
-    recipe.write_text(TINY_RECIPE + f'data = "{tiny_data / "tokens" / "train"}"\n'
-                      f'val_data = "{tiny_data / "tokens" / "val"}"\n')
-    r = load_recipe(recipe, ["train.max_steps=4"])
+    r = load_recipe(tiny_recipe(tmp, tiny_data), ["train.max_steps=4"])
     pretrain(r.model, r.train, tmp / "run", r.run.seed)
     folder = tmp / "folder"
     shutil.copytree(resolve_model_dir(tmp / "run"), folder, ignore=shutil.ignore_patterns("resume_state.pt"))

@@ -15,13 +15,10 @@ openai = pytest.importorskip("openai")
 @pytest.fixture(scope="module")
 def tiny_model(tiny_data, tmp_path_factory):
     """A tiny pretrained model with room for prompt and reply (128 positions)."""
-    from tests.conftest import TINY_RECIPE
+    from tests.conftest import tiny_recipe
 
     tmp = tmp_path_factory.mktemp("serve")
-    recipe = tmp / "tiny.toml"
-    recipe.write_text(TINY_RECIPE + f'data = "{tiny_data / "tokens" / "train"}"\n'
-                      f'val_data = "{tiny_data / "tokens" / "val"}"\n')
-    return pretrain_tiny((tmp / "run", recipe), "train.seq_len=128")
+    return pretrain_tiny((tmp / "run", tiny_recipe(tmp, tiny_data)), "train.seq_len=128")
 
 
 @pytest.fixture(scope="module")
