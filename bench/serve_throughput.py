@@ -150,6 +150,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2, help="requests per client per level")
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--only", nargs="+", default=["a", "b", "c", "d"])
+    p.add_argument("--dtype", default="auto", help="torch backend weights for (b): auto, fp32 or bf16")
     a = p.parse_args()
     from lmforge.models import packaged_gguf, resolve_model_dir
     from tests.conftest import free_port
@@ -166,7 +167,8 @@ def main() -> None:
         elif name in ("b", "c"):
             backend = "torch" if name == "b" else "llama.cpp"
             proc = subprocess.Popen([sys.executable, "-m", "lmforge", "serve", gguf, "--port", str(port), "--name", "m",
-                                     "--backend", backend, "--max-batch", str(max(a.clients)), "--threads", threads],
+                                     "--backend", backend, "--max-batch", str(max(a.clients)), "--threads", threads,
+                                     "--dtype", a.dtype],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             import xllamacpp
