@@ -138,10 +138,10 @@ def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
 
 def _submit_all(req, prompt, backend, queue: asyncio.Queue):
     loop = asyncio.get_running_loop()
-    handles = []
+    handles, length = [], backend.prompt_tokens(prompt)
     try:
         for i in range(req.n):
-            params = _params(req, backend.prompt_tokens(prompt), backend.context, i)
+            params = _params(req, length, backend.context, i)
             emit = (lambda i: lambda ev: loop.call_soon_threadsafe(queue.put_nowait, (i, ev)))(i)
             handles.append(backend.submit(prompt, params, emit))
     except QueueFull as e:
