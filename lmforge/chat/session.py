@@ -6,13 +6,10 @@ and an exception inside the model ends the reply with a `GenerationError`. The r
 the template's end-of-turn token (`<|im_end|>` for ChatML) or the tokenizer's EOS.
 """
 
-from lmforge.engine import Engine, SamplingParams
-from lmforge.errors import LmforgeError
+from lmforge.engine import Engine, GenerationError, SamplingParams
 from lmforge.tokenizer import encode_chat
 
-
-class GenerationError(LmforgeError):
-    """The model failed while generating; the stream was ended."""
+__all__ = ["GenerationError", "make_engine", "reply"]
 
 
 def make_engine(model, tokenizer) -> Engine:
@@ -26,18 +23,9 @@ def reply(engine: Engine, history: list[dict], params: SamplingParams, on_text=N
     ids = encode_chat(engine.tokenizer, history, add_generation_prompt=True)
     room = engine.context - params.max_tokens
     ids = ids[-room:] if len(ids) > room else ids
-    events = []
-    engine.submit(ids, params, events.append)
-    pieces, seen = [], 0
-    while True:
-        engine.run_once()
-        for ev in events[seen:]:
-            if ev[0] == "text":
-                pieces.append(ev[1])
-                if on_text:
-                    on_text(ev[1])
-            elif ev[0] == "error":
-                raise GenerationError(f"generation failed: {ev[1]}")
-            else:
-                return "".join(pieces).strip()
-        seen = len(events)
+    pieces = []
+    for piece in engine.stream(ids, params):
+        pieces.append(piece)
+        if on_text:
+            on_text(piece)
+    return "".join(pieces).strip()

@@ -36,7 +36,8 @@ def gopher_quality(text: str, words: list[str], *, min_doc_words: int | None = 5
     full stop is a "word" with no letter, so the rule ends up measuring punctuation density, and a
     report with figures in every sentence ("rose 1.2 percent to 7,432 points.") falls under 0.8."""
     n_words = len(words)
-    lengths = [len(w) for w in words if not PUNCTUATION_SET.issuperset(w)]
+    non_symbol = [w for w in words if not PUNCTUATION_SET.issuperset(w)]
+    lengths = [len(w) for w in non_symbol]
     if min_doc_words and len(lengths) < min_doc_words:
         return "gopher_short_doc"
     if max_doc_words and len(lengths) > max_doc_words:
@@ -56,7 +57,7 @@ def gopher_quality(text: str, words: list[str], *, min_doc_words: int | None = 5
     if max_ellipsis_lines_ratio and \
             sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) > max_ellipsis_lines_ratio:
         return "gopher_too_many_end_ellipsis"
-    counted = words if punctuation_counts_as_word else [w for w in words if not PUNCTUATION_SET.issuperset(w)]
+    counted = words if punctuation_counts_as_word else non_symbol
     if max_non_alpha_words_ratio and \
             sum(1 for w in counted if w.isalpha() or ALPHA.search(w)) / max(len(counted), 1) < max_non_alpha_words_ratio:
         return "gopher_below_alpha_threshold"

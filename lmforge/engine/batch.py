@@ -17,7 +17,6 @@ Callers get events through a callback (called on the engine thread): ("text", pi
 
 import queue
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,6 +30,10 @@ from lmforge.errors import LmforgeError
 
 class QueueFull(LmforgeError):
     """More requests are waiting than the engine accepts."""
+
+
+class GenerationError(LmforgeError):
+    """The model failed while generating; the stream was ended."""
 
 
 @dataclass
@@ -72,7 +75,8 @@ class Engine:
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
         self.steps, self.submitted = 0, 0
-        if start:  # tests drive `run_once` themselves, step by step
+        self.threaded = start  # without a thread the caller steps the engine (`run_once`, `stream`)
+        if start:
             threading.Thread(target=self._loop, name="lmforge-engine", daemon=True).start()
 
     # ---- the caller's side -------------------------------------------------------------------
@@ -93,18 +97,22 @@ class Engine:
         return req
 
     def stream(self, prompt: list[int], params: SamplingParams):
-        """Yield text pieces, then return (finish_reason, usage); raises LmforgeError on failure."""
+        """Yield text pieces, then return (finish_reason, usage); raises GenerationError on failure.
+        An engine without its own thread is stepped here, in the caller's thread."""
         events: queue.Queue = queue.Queue()
         req = self.submit(prompt, params, events.put)
         try:
             while True:
+                if not self.threaded and events.empty():
+                    self.run_once()
+                    continue
                 ev = events.get()
                 if ev[0] == "text":
                     yield ev[1]
                 elif ev[0] == "done":
                     return ev[1], ev[2]
                 else:
-                    raise LmforgeError(f"generation failed: {ev[1]}")
+                    raise GenerationError(f"generation failed: {ev[1]}")
         finally:
             req.cancel()  # no-op when finished; frees the slot when the consumer stops early
 
@@ -251,12 +259,3 @@ def _left_pad_mask(m: torch.Tensor, length: int) -> torch.Tensor:
     missing = length - m.shape[1]
     return m if missing == 0 else torch.cat([m.new_zeros(m.shape[0], missing), m], dim=1)
 
-
-def wait_idle(engine: Engine, timeout: float = 10.0) -> bool:
-    """True once nothing runs or waits (tests, shutdown)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        if not engine.running and not engine.waiting:
-            return True
-        time.sleep(0.01)
-    return False

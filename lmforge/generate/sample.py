@@ -3,7 +3,7 @@
 import time
 from pathlib import Path
 
-from lmforge.engine import Engine, SamplingParams
+from lmforge.engine import Engine, GenerationError, SamplingParams
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import GenerateConfig
 from lmforge.rundir import record_stage, write_report_section
@@ -25,8 +25,6 @@ def generate_texts(model, tokenizer, prompts: list[str], max_new_tokens: int = 6
         engine.run_once()
     for evs in events:
         if evs and evs[-1][0] == "error":
-            from lmforge.chat import GenerationError
-
             raise GenerationError(f"generation failed: {evs[-1][1]}")
     return ["".join(ev[1] for ev in evs if ev[0] == "text") for evs in events]
 

@@ -49,7 +49,8 @@ def check(rails: Rails, texts: list[str], labels: list[str | None]) -> dict:
     if unknown:
         raise DataError(f"labelled prompts name unknown topic(s) {unknown}; the rails have {sorted(names)}")
     scores = rails.scores(texts)
-    predicted = predict(rails, scores)
+    decisions = [rails.decide(row) for row in scores]
+    predicted = [d.topic for d in decisions]
     rows = []
     for j, topic in enumerate(rails.topics):
         p, r, n = precision_recall(predicted, labels, topic.name)
@@ -66,7 +67,7 @@ def check(rails: Rails, texts: list[str], labels: list[str | None]) -> dict:
         rows.append({"topic": topic.name, "action": topic.action, "threshold": topic.threshold, "support": n,
                      "precision": p, "recall": r, "balanced_threshold": best[1], "balanced_precision": best[2],
                      "balanced_recall": best[3]})
-    refused = [not rails.decide(row).allowed for row in scores]
+    refused = [not d.allowed for d in decisions]
     should = [(y is None and rails.mode == "allow") or (y is not None and _action(rails, y) == "block") for y in labels]
     return {"topics": rows, "accuracy": sum(a == b for a, b in zip(refused, should)) / len(labels),
             "macro_precision": float(np.mean([r["precision"] for r in rows])),
