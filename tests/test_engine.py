@@ -42,9 +42,12 @@ def assert_same_or_near_tie(got: list[int], want: list[int], logits: list[torch.
     assert len(got) == len(want)
 
 
-def test_batched_greedy_with_requests_joining_mid_batch_equals_decoding_alone(tiny):
+@pytest.mark.parametrize("lean", [True, False], ids=["llama_step", "transformers_forward"])
+def test_batched_greedy_with_requests_joining_mid_batch_equals_decoding_alone(tiny, lean):
     model, tok = tiny
     engine = Engine(model, tok, max_batch=4, start=False)
+    assert engine.lean  # a Llama model takes the lean decode step unless told otherwise
+    engine.lean = lean
     engine.stops = set()  # run every request to max_tokens
     prompts = [tok.encode(p, add_special_tokens=False) for p in PROMPTS]
     lengths = [12, 20, 9, 16, 14, 18]
@@ -98,10 +101,11 @@ def test_cancel_frees_the_slot_and_errors_reach_every_request(tiny):
     ra.cancel()
     engine.run_once()
     assert a["events"][-1][:2] == ("done", "cancelled") and engine.running == [rb]
-    model.forward, real = (lambda *x, **k: (_ for _ in ()).throw(RuntimeError("device lost"))), model.forward
+    embed = model.model.embed_tokens  # every path through the model starts here
+    embed.forward, real = (lambda *x, **k: (_ for _ in ()).throw(RuntimeError("device lost"))), embed.forward
     engine.run_once()
     assert b["events"][-1] == ("error", "RuntimeError: device lost") and not engine.running
-    model.forward = real
+    embed.forward = real
     c, _ = collect(engine, ids, SamplingParams(max_tokens=3, temperature=0))
     while engine.running or engine.waiting:
         engine.run_once()
@@ -117,3 +121,26 @@ def test_bad_parameters_and_prompts_fail_clearly(tiny):
         SamplingParams(top_p=0)
     with pytest.raises(LmforgeError, match="exceeds the model's context"):
         engine.submit([1] * 10, SamplingParams(max_tokens=10_000), print)
+
+
+def test_kv_buffer_joins_grows_and_trims_like_concatenation():
+    """The preallocated cache holds exactly what concatenating the rows' caches would."""
+    from lmforge.engine.kv_buffer import BLOCK, KVBuffer
+
+    g = torch.Generator().manual_seed(0)
+    rand = lambda t: [(torch.randn(1, 2, t, 4, generator=g), torch.randn(1, 2, t, 4, generator=g))]  # noqa: E731
+    first, longer = rand(5), rand(9)
+    buf = KVBuffer(first, limit=1000)
+    buf.join(longer)  # the batch shifts right to fit the longer row
+    (k, v), = buf.layers()
+    assert k.shape == (2, 2, 9, 4) and torch.equal(k[0, :, 4:], first[0][0][0]) and not k[0, :, :4].any()
+    assert torch.equal(v[1], longer[0][1][0])
+    for step in range(BLOCK + 3):  # past the first block: the buffer grows and keeps its contents
+        col = buf.next_column()
+        buf.write(0, col, torch.full((2, 2, 1, 4), float(step)), torch.zeros(2, 2, 1, 4))
+    assert buf.length == 9 + BLOCK + 3 and buf.capacity >= buf.length
+    assert torch.equal(buf.layers()[0][0][:, :, 4:9], k[:, :, 4:])
+    buf.select(torch.tensor([1]), drop=4)  # row 0 leaves; the columns that were padding go
+    (k2, _), = buf.layers()
+    assert k2.shape == (1, 2, 5 + BLOCK + 3, 4) and torch.equal(k2[0, :, :5], longer[0][0][0, :, 4:])
+    assert float(k2[0, 0, -1, 0]) == BLOCK + 2

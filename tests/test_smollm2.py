@@ -70,3 +70,28 @@ def test_adapt_with_tokenizer_extension_for_a_few_steps(smollm2, tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "adapted")
     assert model.config.model_type == "llama" and model.config.vocab_size == 49152 + 32
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_engine_greedy_equals_transformers_generate(smollm2, dtype):
+    """The lean decode step reads a real model exactly as transformers does, in fp32 and bf16."""
+    import torch
+
+    from lmforge.engine import Engine, SamplingParams
+    from lmforge.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(smollm2, dtype=getattr(torch, dtype))
+    engine = Engine(model, tok, max_batch=2, start=False)
+    assert engine.lean
+    engine.stops = set()
+    for question in ("Write a short poem about the sea.", "Wie heißt die Hauptstadt von Deutschland?"):
+        ids = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                      return_dict=False)
+        x = torch.tensor([ids])  # an explicit mask: the prompt holds <|im_end|>, which is also pad/EOS
+        want = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=40, do_sample=False,
+                              eos_token_id=None, pad_token_id=tok.eos_token_id)[0, len(ids):].tolist()
+        events = []
+        req = engine.submit(ids, SamplingParams(max_tokens=40, temperature=0), events.append)
+        while engine.running or engine.waiting:
+            engine.run_once()
+        assert req.tokens == want

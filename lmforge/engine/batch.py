@@ -5,7 +5,9 @@ prompt is read exactly as `generate` reads it) and then joins the running batch 
 step: its KV cache is left-padded to the batch's length and stacked onto the shared cache, with
 the padding masked out. Each step feeds one token per row with its own position, samples each row
 with its own parameters and generator, and retires rows that hit EOS, a stop string, their
-`max_tokens` or were cancelled; columns every row has as padding are trimmed away.
+`max_tokens` or were cancelled; columns every row has as padding are trimmed away. The cache lives
+in preallocated buffers (kv_buffer.py) and, for Llama-architecture models, decode steps skip
+transformers' per-call machinery (llama_step.py); other architectures step through their own forward.
 
 Continuous rather than dynamic batching because replies differ wildly in length: with a batch
 formed once, a 500-token answer would hold 7 finished slots hostage; here a slot frees the step its
@@ -23,6 +25,8 @@ from typing import Callable
 
 import torch
 
+from lmforge.engine import llama_step
+from lmforge.engine.kv_buffer import KVBuffer
 from lmforge.engine.sampling import SamplingParams, make_generator, sample
 from lmforge.engine.text_stream import TextStream
 from lmforge.errors import LmforgeError
@@ -71,7 +75,8 @@ class Engine:
         self.context = getattr(model.config, "max_position_embeddings", None) or 2048
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
-        self.cache = None  # the batch's transformers DynamicCache: per layer K, V of shape [B, H, T, D]
+        self.kv: KVBuffer | None = None  # the batch's cache: per layer K, V of shape [B, H, T, D]
+        self.lean = llama_step.supports(model)  # decode steps through llama_step, else transformers
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
         self.steps, self.submitted = 0, 0
@@ -148,7 +153,7 @@ class Engine:
             message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             for req in self.running + [r for r in joining if r not in self.running]:
                 req.emit(("error", message))
-            self.running, self.cache, self.mask = [], None, None
+            self.running, self.kv, self.mask = [], None, None
 
     def _prefill(self, req: Request) -> None:
         ids = torch.tensor([req.prompt], device=self.model.device)
@@ -164,25 +169,27 @@ class Engine:
         """Stack the new row's cache onto the batch's, left-padding whichever is shorter."""
         length = kv[0][0].shape[2]
         row_mask = torch.ones(1, length, dtype=torch.long, device=self.model.device)
-        if self.cache is None:
-            self._set_cache(kv)
+        if self.kv is None:
+            self.kv = KVBuffer(kv, self.context)
             self.mask = row_mask
         else:
             total = max(length, self.mask.shape[1])
-            self._set_cache([(torch.cat([_left_pad(k, total), _left_pad(k2, total)]),
-                              torch.cat([_left_pad(v, total), _left_pad(v2, total)]))
-                             for (k, v), (k2, v2) in zip(self._kv(), kv)])
+            self.kv.join(kv)
             self.mask = torch.cat([_left_pad_mask(self.mask, total), _left_pad_mask(row_mask, total)])
         self.running.append(req)
 
-    def _kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(layer.keys, layer.values) for layer in self.cache.layers]
-
-    def _set_cache(self, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """A new cache object only when the batch changes; decode steps append to it in place."""
+    def _transformers_step(self, last: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """One step through the model's own forward (any architecture); its new K, V column is
+        copied into the buffer."""
         from transformers import DynamicCache
 
-        self.cache = DynamicCache(ddp_cache_data=kv, config=self.model.config)
+        cache = DynamicCache(ddp_cache_data=self.kv.layers(), config=self.model.config)
+        out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions,
+                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        column = self.kv.next_column()
+        for i, layer in enumerate(cache.layers):
+            self.kv.write(i, column, layer.keys[:, :, -1:], layer.values[:, :, -1:])
+        return out.logits[:, -1]
 
     def _step(self) -> None:
         gone = [r for r in self.running if r.cancelled]
@@ -194,10 +201,12 @@ class Engine:
         last = torch.tensor([[r.tokens[-1]] for r in self.running], device=self.model.device)
         positions = torch.tensor([[r.position] for r in self.running], device=self.model.device)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
-        out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions,
-                         past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        if self.lean:
+            logits = llama_step.decode_step(self.model, last, positions, self.kv, self.mask)
+        else:
+            logits = self._transformers_step(last, positions)
         self.steps += 1
-        logits = out.logits[:, -1].float()
+        logits = logits.float()
         done = []
         for i, req in enumerate(self.running):
             req.position += 1
@@ -235,24 +244,19 @@ class Engine:
         keep = [i for i, r in enumerate(self.running) if r not in done]
         self.running = [self.running[i] for i in keep]
         if not keep:
-            self.cache, self.mask = None, None
+            self.kv, self.mask = None, None
             return
         index = torch.tensor(keep, device=self.model.device)
         self.mask = self.mask[index]
         pad = int((self.mask.cumsum(1) == 0).sum(1).min())  # columns that are padding in every row
         self.mask = self.mask[:, pad:]
-        self._set_cache([(k[index, :, pad:], v[index, :, pad:]) for k, v in self._kv()])
+        self.kv.select(index, drop=pad)
 
 
 def _usage(req: Request) -> dict:
     completion = len(req.tokens) + req.ended_by_token
     return {"prompt_tokens": len(req.prompt), "completion_tokens": completion,
             "total_tokens": len(req.prompt) + completion}
-
-
-def _left_pad(x: torch.Tensor, length: int) -> torch.Tensor:
-    missing = length - x.shape[2]
-    return x if missing == 0 else torch.cat([x.new_zeros(*x.shape[:2], missing, x.shape[3]), x], dim=2)
 
 
 def _left_pad_mask(m: torch.Tensor, length: int) -> torch.Tensor:

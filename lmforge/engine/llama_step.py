@@ -1,0 +1,75 @@
+"""A lean decode step for Llama-architecture models (Llama, Mistral, SmolLM2, the models lmforge
+pretrains): the same arithmetic as transformers' `LlamaForCausalLM.forward` for one new token per
+row, without its per-call machinery (module hooks, mask builders, cache objects, output classes),
+reading and writing the engine's preallocated KV buffer in place.
+
+Why: at batch 1 a 135M model spends as long in that machinery as in its matmuls on a small CPU.
+Greedy tokens stay identical to `generate` (checked in tests/test_engine.py). Prefill and every
+other architecture keep using transformers' own forward.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from lmforge.engine.kv_buffer import KVBuffer
+
+ARCHITECTURES = {"LlamaForCausalLM", "MistralForCausalLM"}
+
+
+def supports(model) -> bool:
+    """Plain Llama/Mistral modules with the standard layout: no biases, SiLU MLP, no sliding window."""
+    if type(model).__name__ not in ARCHITECTURES:
+        return False
+    cfg = model.config
+    window = getattr(cfg, "sliding_window", None)
+    if getattr(cfg, "hidden_act", "silu") != "silu" or (window and window < cfg.max_position_embeddings):
+        return False
+    return all(layer.self_attn.q_proj.bias is None and layer.self_attn.o_proj.bias is None
+               and layer.mlp.up_proj.bias is None for layer in model.model.layers)
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    dtype = x.dtype
+    x = x.float()
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * x.to(dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def decode_step(model, tokens: torch.Tensor, positions: torch.Tensor, kv: KVBuffer,
+                mask: torch.Tensor) -> torch.Tensor:
+    """Logits [rows, vocab] for one token per row. `tokens`, `positions`: [rows, 1]; `mask`:
+    [rows, length + 1] (1 = real token), covering the cache and the new column."""
+    cfg, inner = model.config, model.model
+    rows = tokens.shape[0]
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+    dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    eps = cfg.rms_norm_eps
+    x = inner.embed_tokens(tokens)
+    cos, sin = inner.rotary_emb(x, positions)
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    column = kv.next_column()
+    # no mask when no row has padding (every single-stream step): the unmasked kernel is cheaper
+    allowed = None if bool(mask.all()) else mask.bool()[:, None, None, :]
+    for i, layer in enumerate(inner.layers):
+        attn, mlp = layer.self_attn, layer.mlp
+        h = _rms_norm(x, layer.input_layernorm.weight, eps)
+        q = F.linear(h, attn.q_proj.weight).view(rows, 1, heads, dim).transpose(1, 2)
+        k = F.linear(h, attn.k_proj.weight).view(rows, 1, kv_heads, dim).transpose(1, 2)
+        v = F.linear(h, attn.v_proj.weight).view(rows, 1, kv_heads, dim).transpose(1, 2)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        kv.write(i, column, k, v)
+        keys, values = kv.k[i][:, :, : kv.length], kv.v[i][:, :, : kv.length]
+        a = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed, scale=attn.scaling,
+                                           enable_gqa=kv_heads != heads)
+        x = x + F.linear(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight)
+        h = _rms_norm(x, layer.post_attention_layernorm.weight, eps)
+        x = x + F.linear(F.silu(F.linear(h, mlp.gate_proj.weight)) * F.linear(h, mlp.up_proj.weight),
+                         mlp.down_proj.weight)
+    x = _rms_norm(x, inner.norm.weight, eps)
+    return F.linear(x[:, -1], model.lm_head.weight)
