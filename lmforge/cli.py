@@ -15,6 +15,8 @@ app = typer.Typer(help="Build fully open, language-adapted small language models
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 tokenizer_app = typer.Typer(help="Train and inspect tokenizers.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
+export_app = typer.Typer(help="Export a model to another runtime's format.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 console = Console(soft_wrap=True)  # paths must stay on one line to be copy-pasted
 
 RecipeArg = Annotated[Optional[Path], typer.Argument(help="Recipe file (.toml/.yaml); defaults apply without one.")]
@@ -390,6 +392,78 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
     if "sft" in r.run.stages:
         console.print(f"chat with it:  lmforge chat {rd}\nserve it:      lmforge serve {rd}   "
                       "then open http://127.0.0.1:8000/ (OpenAI API at /v1)")
+
+
+def _run_recipe(run_dir: Path, recipe: Path | None, overrides: list[str]):
+    """The recipe a run was made with (its resolved recipe.yaml) unless another is given."""
+    from lmforge.recipe import load_recipe
+
+    saved = run_dir / "recipe.yaml"
+    return load_recipe(recipe or (saved if saved.is_file() else None), overrides)
+
+
+@app.command()
+def release(
+    run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory to release.")] = None,
+    recipe: Annotated[Optional[Path], typer.Option(help="Recipe with a [release] section (default: the run's).")] = None,
+    push: Annotated[Optional[str], typer.Option(help="Upload the release to this Hub repo id.")] = None,
+    verify: Annotated[Optional[Path], typer.Option(help="Only check a release folder against its provenance.json.")] = None,
+    set: SetOpt = None,
+):
+    """Turn a run into a release: HF folder, model card, data card, MOF class, provenance, licences."""
+    from lmforge.pipeline import expand_run_dir
+    from lmforge.release import build_release, push_release, verify_release
+
+    if verify:
+        v = verify_release(verify)
+        console.print(f"verified: {v['files']} files match {verify / 'provenance.json'}")
+        return
+    if run_dir is None:
+        raise LmforgeError("release: give a run directory (or --verify RELEASE_DIR)")
+    r = expand_run_dir(_run_recipe(run_dir, recipe, list(set or [])), run_dir)
+    s = build_release(r.release, run_dir)
+    console.print(f"release: {s['release']} ({s['params'] / 1e6:.2f}M parameters, {s['checkpoints']} checkpoints)")
+    console.print(f"MOF: {s['mof_class']}")
+    for cls, gaps in s["missing_for_next_class"].items():
+        console.print(f"  missing for {cls}: " + "; ".join(gaps), highlight=False)
+    if push:
+        console.print(f"pushed: {push_release(s['release'], push)}")
+
+
+@export_app.command("gguf")
+def export_gguf_cmd(
+    model: Annotated[str, typer.Argument(help="Run directory, HF folder, .gguf or Hub id.")],
+    type: Annotated[Optional[list[str]], typer.Option("--type", "-t", help="f32, f16, bf16, q8_0, q4_0 (repeatable).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output file (one type) or folder.")] = None,
+    verify_prompt: Annotated[Optional[list[str]], typer.Option("--verify-prompt", help="Check greedy decoding "
+                                                               "in llama.cpp on this prompt (repeatable).")] = None,
+):
+    """Write GGUF files for llama.cpp, Ollama and LM Studio; optionally verified in llama.cpp."""
+    from lmforge.export import export_gguf, verify_gguf
+    from lmforge.recipe import ExportConfig
+
+    kinds = list(type or ["f16"])
+    if (Path(model) / "manifest.json").is_file():  # a run: next to its release, listed in its provenance
+        from lmforge.export.stage import run_export_stage
+
+        cfg = ExportConfig(types=kinds, out=str(out) if out else None, verify_prompts=list(verify_prompt or []))
+        files = run_export_stage(cfg, Path(model))["files"]
+    else:
+        files = []
+        for kind in kinds:
+            path = out if out and out.suffix == ".gguf" and len(kinds) == 1 else \
+                (out or Path.cwd()) / f"{Path(model).stem or 'model'}-{kind}.gguf"
+            info = export_gguf(model, path, kind)
+            if verify_prompt:
+                info["llama_cpp"] = verify_gguf(path, model, list(verify_prompt))
+            files.append(info)
+    for f in files:
+        line = f"{f['path']}: {f['type']}, {f['bytes'] / 1e6:.1f} MB"
+        if f.get("llama_cpp"):
+            v = f["llama_cpp"]
+            line += (f"; llama.cpp greedy identical {v['greedy_identical']}/{v['prompts']}, top-1 agreement "
+                     f"{v['top1_agreement']:.1%}, tokenization identical {v['tokenization_identical']}/{v['prompts']}")
+        console.print(line, highlight=False)
 
 
 def _toml_list(items: list[str]) -> str:

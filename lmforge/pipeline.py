@@ -76,4 +76,12 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
         from lmforge.sft import run_sft_stage
 
         return run_sft_stage(recipe.sft, run_dir, recipe.run.seed)
+    if stage == "release":
+        from lmforge.release import build_release
+
+        return build_release(recipe.release, run_dir)
+    if stage == "export":
+        from lmforge.export.stage import run_export_stage
+
+        return run_export_stage(recipe.export, run_dir)
     raise ValueError(f"unknown stage {stage}")

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft"]
+Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "release", "export"]
 
 
 class Section(BaseModel):
@@ -285,6 +285,40 @@ class SftConfig(Section):
     max_new_tokens: int = Field(48, ge=1)
 
 
+class LicensesConfig(Section):
+    """SPDX ids per MOF content type; every component takes its type's licence unless overridden."""
+    code: str = "Apache-2.0"  # lmforge's own licence: the training, inference and evaluation code
+    data: str | None = None  # datasets and evaluation data: the user must say, lmforge cannot know
+    documents: str | None = None  # model card, data card, report
+    weights: str | None = None  # final and intermediate parameters, model metadata
+    components: dict[str, str] = Field(default_factory=dict)  # MOF component name -> SPDX id
+
+
+class ReleaseConfig(Section):
+    model: str | None = None  # default: the run's newest model (chat, adapted, last checkpoint)
+    name: str | None = None  # default: the run's name
+    version: str = "0.1.0"
+    producer: str = "unknown"
+    contact: str = ""
+    repository: str = ""  # where the code lives (URL); the release also carries a copy
+    hub_repo: str | None = None  # the Hub id it is (or will be) published under
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    licenses: LicensesConfig = Field(default_factory=LicensesConfig)
+    datasets: list[str] = Field(default_factory=list)  # Hub dataset ids of the training data, where known
+    include_data: bool = True  # copy the curated/SFT/eval data into the release (small runs)
+    include_checkpoints: bool = True  # copy the intermediate checkpoints (the log-spaced suite)
+    research_paper: str | None = None  # a paper about the model: lmforge cannot write one
+    intended_use: str = ""
+    limitations: str = ""
+
+
+class ExportConfig(Section):
+    model: str | None = None  # default: the run's release model, else its newest model
+    types: list[Literal["f32", "f16", "bf16", "q8_0", "q4_0"]] = Field(default_factory=lambda: ["f16"])
+    out: str | None = None  # default: <run>/release (next to the HF folder)
+    verify_prompts: list[str] = Field(default_factory=list)  # greedy check in llama.cpp after writing
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -296,3 +330,5 @@ class Recipe(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     sft: SftConfig = Field(default_factory=SftConfig)
+    release: ReleaseConfig = Field(default_factory=ReleaseConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)

@@ -1,0 +1,63 @@
+"""Check an exported GGUF in llama.cpp itself (the `xllamacpp` wheel's server, in process, on
+loopback) against transformers on the source model: greedy continuations for unquantized types,
+top-1 next-token agreement over many prefixes for quantized ones, and tokenization."""
+
+from pathlib import Path
+
+from lmforge.errors import LmforgeError
+
+
+def _llama_greedy(http, ids: list[int], n: int) -> list[int]:
+    r = http.post("/completion", json={"prompt": ids, "n_predict": n, "temperature": 0, "top_k": 1,
+                                       "return_tokens": True, "cache_prompt": False})
+    r.raise_for_status()
+    return r.json()["tokens"]
+
+
+def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:
+    """Up to and including the first end-of-generation token (llama.cpp ends there too)."""
+    for i, t in enumerate(tokens):
+        if t in stops:
+            return tokens[: i + 1]
+    return tokens
+
+
+def verify_gguf(gguf_path: str | Path, model_ref: str | Path, prompts: list[str], new_tokens: int = 24,
+                prefixes_per_prompt: int = 8) -> dict:
+    """Greedy agreement of llama.cpp on `gguf_path` with transformers on `model_ref`.
+
+    `greedy_identical`: prompts whose whole `new_tokens`-token greedy continuation is identical.
+    `top1_agreement`: share of prefixes (cut from prompt + continuation) where both pick the same next
+    token. `tokenization_identical`: prompts llama.cpp tokenizes exactly as transformers does."""
+    import torch
+
+    from lmforge.engine import stop_token_ids
+    from lmforge.models import load_model_and_tokenizer
+    from lmforge.serve.llamacpp import LlamaCppBackend
+
+    if not prompts:
+        raise LmforgeError("verify gguf: give at least one prompt")
+    model, tok = load_model_and_tokenizer(model_ref, dtype=torch.float32)
+    backend = LlamaCppBackend(str(gguf_path), max_batch=1, context_per_slot=min(model.config.max_position_embeddings, 2048))
+    http, stops = backend.http, stop_token_ids(tok)
+    identical, agree, total, same_tokens = 0, 0, 0, 0
+    with torch.inference_mode():
+        for text in prompts:
+            ids = tok(text)["input_ids"]
+            r = http.post("/tokenize", json={"content": text, "add_special": True})
+            r.raise_for_status()
+            same_tokens += r.json()["tokens"] == ids
+            x = torch.tensor([ids])
+            want = _until_stop(model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=new_tokens,
+                                              do_sample=False, eos_token_id=sorted(stops),
+                                              pad_token_id=sorted(stops)[0])[0, len(ids):].tolist(), stops)
+            identical += _llama_greedy(http, ids, new_tokens) == want
+            full = ids + want
+            logits = model(torch.tensor([full])).logits[0]
+            cuts = sorted({max(1, len(ids) + (len(want) * k) // prefixes_per_prompt) for k in range(prefixes_per_prompt)})
+            for cut in cuts:
+                total += 1
+                agree += _llama_greedy(http, full[:cut], 1) == [int(logits[cut - 1].argmax())]
+    del backend
+    return {"prompts": len(prompts), "greedy_identical": identical, "prefixes": total,
+            "top1_agreement": agree / total, "tokenization_identical": same_tokens}
