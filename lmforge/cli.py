@@ -388,10 +388,16 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
                 console.print(f"[bold]{sample['prompt']}[/bold]{sample['completion']}", highlight=False)
         if stage == "sft":
             _print_samples(s["samples"])
+        if stage == "release":
+            _print_release(s)
+        if stage == "export":
+            _print_exports(s["files"])
     console.print(f"\nrun directory: {rd.resolve()}\nreport:        {(rd / 'report.md').resolve()}")
     if "sft" in r.run.stages:
         console.print(f"chat with it:  lmforge chat {rd}\nserve it:      lmforge serve {rd}   "
                       "then open http://127.0.0.1:8000/ (OpenAI API at /v1)")
+    if "release" in r.run.stages:
+        console.print(f"release:       {(rd / 'release').resolve()}   (check it: lmforge release --verify {rd / 'release'})")
 
 
 def _run_recipe(run_dir: Path, recipe: Path | None, overrides: list[str]):
@@ -422,10 +428,7 @@ def release(
         raise LmforgeError("release: give a run directory (or --verify RELEASE_DIR)")
     r = expand_run_dir(_run_recipe(run_dir, recipe, list(set or [])), run_dir)
     s = build_release(r.release, run_dir)
-    console.print(f"release: {s['release']} ({s['params'] / 1e6:.2f}M parameters, {s['checkpoints']} checkpoints)")
-    console.print(f"MOF: {s['mof_class']}")
-    for cls, gaps in s["missing_for_next_class"].items():
-        console.print(f"  missing for {cls}: " + "; ".join(gaps), highlight=False)
+    _print_release(s)
     if push:
         console.print(f"pushed: {push_release(s['release'], push)}")
 
@@ -457,6 +460,17 @@ def export_gguf_cmd(
             if verify_prompt:
                 info["llama_cpp"] = verify_gguf(path, model, list(verify_prompt))
             files.append(info)
+    _print_exports(files)
+
+
+def _print_release(s: dict) -> None:
+    console.print(f"release: {s['release']} ({s['params'] / 1e6:.2f}M parameters, {s['checkpoints']} checkpoints)")
+    console.print(f"MOF: {s['mof_class']}")
+    for cls, gaps in s["missing_for_next_class"].items():
+        console.print(f"  missing for {cls}: " + "; ".join(gaps), highlight=False)
+
+
+def _print_exports(files: list[dict]) -> None:
     for f in files:
         line = f"{f['path']}: {f['type']}, {f['bytes'] / 1e6:.1f} MB"
         if f.get("llama_cpp"):

@@ -18,7 +18,7 @@ def test_demo_recipe_end_to_end(tmp_path):
     assert f"report:        {(run_dir / 'report.md').resolve()}" in proc.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate",
-                                        "sft"]
+                                        "sft", "release", "export"]
     curate = manifest["stages"]["curate"]
     assert curate["read"] == curate["kept"] + sum(curate["dropped"].values()) == 845  # every shipped record
     assert {"malformed", "empty", "undecodable", "language", "exact_duplicate", "near_duplicate"} <= set(curate["dropped"])
@@ -42,7 +42,21 @@ def test_demo_recipe_end_to_end(tmp_path):
         assert manifest[key], key
     assert all(s["wall_s"] > 0 for s in manifest["stages"].values())
     headings = [line for line in (run_dir / "report.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings == ["## Curate", "## Tokenizer", "## Tokenize", "## Pretrain", "## Adapt", "## Eval", "## Generate", "## SFT"]
+    assert headings == ["## Curate", "## Tokenizer", "## Tokenize", "## Pretrain", "## Adapt", "## Eval", "## Generate",
+                        "## SFT", "## Release", "## Export"]
+    # the demo ends with a release and GGUF files checked in llama.cpp; the report says the class
+    report = (run_dir / "report.md").read_text()
+    assert "Model Openness Framework: **Class II (Open Tooling)**" in report
+    assert "Missing for Class I (Open Science):" in report and "Research paper: not in the release" in report
+    release = run_dir / "release"
+    for kind in ("f16", "q8_0"):
+        assert f"`demo-{kind}.gguf` | {kind} |" in report and (release / f"demo-{kind}.gguf").is_file()
+    f16 = manifest["stages"]["export"]["files"][0]["llama_cpp"]
+    assert f16["greedy_identical"] == f16["prompts"] == 3
+    assert "MOF: Class II (Open Tooling)" in proc.stdout and "verified" in lmforge("release", "--verify", str(release)).stdout
+    AutoModelForCausalLM.from_pretrained(release)
+    assert "chat_template" in AutoTokenizer.from_pretrained(release).init_kwargs or \
+        AutoTokenizer.from_pretrained(release).chat_template
     ckpt = run_dir / "checkpoints" / "step-000030"
     AutoModelForCausalLM.from_pretrained(ckpt)
     AutoTokenizer.from_pretrained(ckpt)

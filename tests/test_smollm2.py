@@ -95,3 +95,16 @@ def test_engine_greedy_equals_transformers_generate(smollm2, dtype):
         while engine.running or engine.waiting:
             engine.run_once()
         assert req.tokens == want
+
+
+def test_gguf_export_of_smollm2_runs_in_llama_cpp(smollm2, tmp_path):
+    """f16: greedy continuations identical to transformers; q8_0: top-1 agreement >= 95%."""
+    from lmforge.export import export_gguf, verify_gguf
+
+    folder = resolve_model_dir(smollm2)
+    prompts = [json.loads(line)["text"][:160] for lang in ("en", "de")
+               for line in (CORPUS / lang / "heldout.jsonl").read_text().splitlines()[:3]]
+    f16 = verify_gguf(export_gguf(folder, tmp_path / "smollm2-f16.gguf", "f16")["path"], folder, prompts)
+    assert f16["greedy_identical"] == len(prompts) and f16["tokenization_identical"] == len(prompts), f16
+    q8 = verify_gguf(export_gguf(folder, tmp_path / "smollm2-q8_0.gguf", "q8_0")["path"], folder, prompts)
+    assert q8["top1_agreement"] >= 0.95, q8

@@ -38,20 +38,24 @@ def verify_gguf(gguf_path: str | Path, model_ref: str | Path, prompts: list[str]
     if not prompts:
         raise LmforgeError("verify gguf: give at least one prompt")
     model, tok = load_model_and_tokenizer(model_ref, dtype=torch.float32)
-    backend = LlamaCppBackend(str(gguf_path), max_batch=1, context_per_slot=min(model.config.max_position_embeddings, 2048))
+    context = min(model.config.max_position_embeddings, 2048)
+    backend = LlamaCppBackend(str(gguf_path), max_batch=1, context_per_slot=context)
     http, stops = backend.http, stop_token_ids(tok)
     identical, agree, total, same_tokens = 0, 0, 0, 0
     with torch.inference_mode():
         for text in prompts:
             ids = tok(text)["input_ids"]
+            n = min(new_tokens, context - len(ids) - 1)  # a tiny model's context may not hold the default
+            if n < 1:
+                raise LmforgeError(f"verify gguf: the prompt {text[:30]!r} fills the model's {context}-token context")
             r = http.post("/tokenize", json={"content": text, "add_special": True})
             r.raise_for_status()
             same_tokens += r.json()["tokens"] == ids
             x = torch.tensor([ids])
-            want = _until_stop(model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=new_tokens,
+            want = _until_stop(model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n,
                                               do_sample=False, eos_token_id=sorted(stops),
                                               pad_token_id=sorted(stops)[0])[0, len(ids):].tolist(), stops)
-            identical += _llama_greedy(http, ids, new_tokens) == want
+            identical += _llama_greedy(http, ids, n) == want
             full = ids + want
             logits = model(torch.tensor([full])).logits[0]
             cuts = sorted({max(1, len(ids) + (len(want) * k) // prefixes_per_prompt) for k in range(prefixes_per_prompt)})
