@@ -400,6 +400,77 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
         console.print(f"release:       {(rd / 'release').resolve()}   (check it: lmforge release --verify {rd / 'release'})")
 
 
+EndpointOpt = Annotated[Optional[str], typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. "
+                                                    "http://127.0.0.1:8000/v1 (lmforge serve).")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model name at the endpoint.")]
+
+
+def _endpoint_overrides(section: str, endpoint: str | None, model: str | None, concurrency: int | None) -> list[str]:
+    out = [f'{section}.endpoint.base_url="{endpoint}"'] if endpoint else []
+    out += [f'{section}.endpoint.model="{model}"'] if model else []
+    out += [f"{section}.endpoint.concurrency={concurrency}"] if concurrency else []
+    return out
+
+
+@app.command()
+def translate(
+    recipe: RecipeArg = None,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Instruction file or task spec.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", help="Target language code.")] = None,
+    source: Annotated[Optional[str], typer.Option("--from", help="Source language code.")] = None,
+    endpoint: EndpointOpt = None,
+    model: ModelOpt = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight.")] = None,
+    keep_both: Annotated[bool, typer.Option("--keep-both", help="Also keep the original records.")] = False,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Translate instruction sets and multiple-choice tasks through an OpenAI-compatible endpoint."""
+    overrides = list(set or []) + _endpoint_overrides("translate", endpoint, model, concurrency)
+    if input:
+        overrides.append(f"translate.inputs={_toml_list(input)}")
+    if to:
+        overrides.append(f'translate.target_language="{to}"')
+    if source:
+        overrides.append(f'translate.source_language="{source}"')
+    if keep_both:
+        overrides.append("translate.keep_both=true")
+    s = _stage("translate", recipe, run_dir, overrides)
+    for f in s["files"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in f["reasons"].items())
+        console.print(f"{f['input']} -> {f['output']}: {f['read']} read, {f['translated']} translated, "
+                      f"{f['rejected']} rejected" + (f" ({reasons})" if reasons else ""), highlight=False)
+    e = s["endpoint"]
+    console.print(f"endpoint: {e['requests']} requests, {e['answered_from_cache']} from cache, {e['retries']} retries; "
+                  f"rejects: {s['rejects']}")
+
+
+@app.command("self-instruct")
+def self_instruct(
+    recipe: RecipeArg = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Seed tasks (Self-Instruct layout).")] = None,
+    language: Annotated[Optional[str], typer.Option(help="Language of the tasks.")] = None,
+    target: Annotated[Optional[int], typer.Option(help="Instructions to keep.")] = None,
+    endpoint: EndpointOpt = None,
+    model: ModelOpt = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Requests in flight.")] = None,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Grow an instruction set from seed tasks (Self-Instruct) through an OpenAI-compatible endpoint."""
+    overrides = list(set or []) + _endpoint_overrides("self_instruct", endpoint, model, concurrency)
+    for key, value in (("seeds", seeds), ("language", language)):
+        if value:
+            overrides.append(f'self_instruct.{key}="{value}"')
+    if target:
+        overrides.append(f"self_instruct.target={target}")
+    s = _stage("self_instruct", recipe, run_dir, overrides)
+    console.print(f"self-instruct: {s['generated']} generated, {s['kept_instructions']} kept, "
+                  f"{s['instances_kept']} with an instance -> {s['output']}")
+    for reason, n in s["dropped"].items():
+        console.print(f"  dropped, {reason}: {n}", highlight=False)
+
+
 def _run_recipe(run_dir: Path, recipe: Path | None, overrides: list[str]):
     """The recipe a run was made with (its resolved recipe.yaml) unless another is given."""
     from lmforge.recipe import load_recipe

@@ -84,4 +84,12 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
         from lmforge.export.stage import run_export_stage
 
         return run_export_stage(recipe.export, run_dir)
+    if stage == "translate":
+        from lmforge.translate import run_translate_stage
+
+        return run_translate_stage(recipe.translate, run_dir)
+    if stage == "self_instruct":
+        from lmforge.self_instruct import run_self_instruct_stage
+
+        return run_self_instruct_stage(recipe.self_instruct, run_dir)
     raise ValueError(f"unknown stage {stage}")

@@ -90,7 +90,8 @@ def test_an_exception_inside_generation_ends_the_stream_with_an_error(tiny_run):
 
     model, tok = load_model_and_tokenizer(pretrain_tiny(tiny_run))
     calls = {"n": 0}
-    forward = model.forward
+    embed = model.model.embed_tokens  # once per prefill and per decode step, on every step path
+    forward = embed.forward
 
     def failing_forward(*args, **kwargs):
         calls["n"] += 1
@@ -98,7 +99,7 @@ def test_an_exception_inside_generation_ends_the_stream_with_an_error(tiny_run):
             raise RuntimeError("device lost")
         return forward(*args, **kwargs)
 
-    model.forward = failing_forward
+    embed.forward = failing_forward
     seen, started = [], time.time()
     with pytest.raises(GenerationError, match="generation failed: RuntimeError: device lost"):
         reply(make_engine(model, tok), [{"role": "user", "content": "Hallo"}],

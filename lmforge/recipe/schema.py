@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "release", "export"]
+Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "release", "export",
+               "translate", "self_instruct"]
 
 
 class Section(BaseModel):
@@ -319,6 +320,52 @@ class ExportConfig(Section):
     verify_prompts: list[str] = Field(default_factory=list)  # greedy check in llama.cpp after writing
 
 
+class EndpointConfig(Section):
+    """An OpenAI-compatible endpoint. The key is read from `api_key_env` and never written down."""
+    base_url: str = "http://127.0.0.1:8000/v1"  # `lmforge serve` by default
+    model: str = "default"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    concurrency: int = Field(8, ge=1, le=256)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_s: float = Field(1.0, ge=0)  # first retry waits up to this, doubling each time (full jitter)
+    max_backoff_s: float = Field(60.0, ge=0)
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(2048, ge=1)
+    price_per_1k_prompt: float | None = Field(None, ge=0)  # currency per 1,000 prompt tokens
+    price_per_1k_completion: float | None = Field(None, ge=0)
+
+
+class TranslateConfig(Section):
+    inputs: list[str] = Field(default_factory=list)  # instruction files, or task specs (.toml/.yaml)
+    format: Literal["auto", "alpaca", "dolly", "sharegpt", "messages", "oasst1"] = "auto"
+    source_language: str = "en"
+    target_language: str = "de"
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    retries: int = Field(1, ge=0, description="re-asks of a record whose translation failed a check")
+    keep_both: bool = False  # also write the original records (a bilingual mix, as LeoLM trained)
+    min_length_ratio: float = Field(0.5, gt=0)
+    max_length_ratio: float = Field(2.0, gt=0)
+    language_threshold: float = Field(0.5, ge=0, le=1)
+    out: str | None = None  # default: <run>/translate
+
+
+class SelfInstructConfig(Section):
+    seeds: str = "examples/self_instruct/seeds_en.jsonl"
+    language: str = "en"
+    endpoint: EndpointConfig = Field(default_factory=lambda: EndpointConfig(temperature=0.7))
+    target: int = Field(50, ge=1, description="instructions to keep")
+    rounds: int = Field(20, ge=1, description="at most this many generation rounds")
+    prompts_per_round: int = Field(4, ge=1, description="generation requests per round")
+    seed_demos: int = Field(6, ge=0)
+    generated_demos: int = Field(2, ge=0)
+    max_similarity: float = Field(0.7, gt=0, le=1)  # ROUGE-L F against every instruction in the pool
+    min_words: int = Field(3, ge=1)
+    max_words: int = Field(150, ge=1)
+    seed: int = 0
+    out: str | None = None  # default: <run>/self_instruct
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -332,3 +379,5 @@ class Recipe(Section):
     sft: SftConfig = Field(default_factory=SftConfig)
     release: ReleaseConfig = Field(default_factory=ReleaseConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    translate: TranslateConfig = Field(default_factory=TranslateConfig)
+    self_instruct: SelfInstructConfig = Field(default_factory=SelfInstructConfig)

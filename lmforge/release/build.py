@@ -240,9 +240,9 @@ def build_release(cfg: ReleaseConfig, run_dir: str | Path) -> dict:
     facts = {"name": name, "manifest": manifest, "results": results, "config": cfg, "licenses": licenses,
              "languages": languages, "architecture": architecture.removesuffix("ForCausalLM"), "params": params,
              "treatments": _treatments(manifest), "base_model": _base_model(manifest), "source": str(ref)}
-    # the cards exist before classifying (they are components); the class goes into the card after
+    # the card is a component of the class it reports: a stub stands in while classifying
     (root / "DATA_CARD.md").write_text(build_data_card(run_dir, manifest, name, cfg.datasets, licenses["data"]))
-    (root / "README.md").write_text("placeholder")
+    (root / "README.md").write_text("model card: written below\n")
     mof = classify(components, root)
     build_model_card({**facts, "mof": mof}).save(root / "README.md")
     release_meta = {"name": name, "version": cfg.version, "date": time.strftime("%Y-%m-%d"), "type": "language",

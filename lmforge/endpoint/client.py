@@ -1,0 +1,192 @@
+"""Chat completions against any OpenAI-compatible endpoint, many at a time.
+
+Built on `httpx` rather than the `openai` client so that retries, `Retry-After`, the cache and the
+accounting are one visible loop: 429, 5xx, timeouts and connection errors are retried with
+exponential backoff and full jitter (honouring `Retry-After` when the server sends one); other 4xx
+fail at once with the server's message (401 names the key's environment variable). The API key is
+read from an environment variable and never written anywhere.
+"""
+
+import os
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+
+from lmforge.endpoint.cache import AnswerCache, request_key
+from lmforge.errors import LmforgeError
+
+RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class EndpointError(LmforgeError):
+    """A request that failed for good (after retries, or at once for a client error)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Reply:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+
+
+class EndpointClient:
+    def __init__(self, cfg, cache_path=None, sleep=time.sleep):
+        """`cfg`: an EndpointConfig (base_url, model, api_key_env, concurrency, timeout_s, max_retries,
+        backoff_s, max_backoff_s, price_per_1k_prompt/completion)."""
+        self.cfg = cfg
+        key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=cfg.base_url.rstrip("/"), headers=headers,
+                                 timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
+                                 limits=httpx.Limits(max_connections=cfg.concurrency))
+        self.cache = AnswerCache(cache_path)
+        self.sleep = sleep
+        self.lock = threading.Lock()
+        self.stats = Counter()
+        self.failures = Counter()
+
+    # ---- one request ---------------------------------------------------------------------------
+
+    def chat(self, messages: list[dict], **params) -> Reply:
+        body = {"model": self.cfg.model, "messages": messages, **params}
+        key = request_key(body)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self._count(cached=1)
+            return Reply(**hit, cached=True)
+        for attempt in range(self.cfg.max_retries + 1):
+            try:
+                r = self.http.post("/chat/completions", json=body)
+            except httpx.TimeoutException:
+                reason, wait = "timeout", None
+            except httpx.TransportError as e:
+                reason, wait = f"connection error ({type(e).__name__})", None
+            else:
+                if r.status_code == 200:
+                    reply = self._parse(r)
+                    self.cache.put(key, {k: v for k, v in reply.__dict__.items() if k != "cached"})
+                    self._count(requests=1, prompt_tokens=reply.prompt_tokens,
+                                completion_tokens=reply.completion_tokens)
+                    return reply
+                reason, wait = f"HTTP {r.status_code}", _retry_after(r)
+                if r.status_code not in RETRYABLE:
+                    self._count(requests=1)
+                    self._fail(reason)
+                    raise EndpointError(self._client_error(r), reason)
+            self._count(requests=1)
+            if attempt == self.cfg.max_retries:
+                self._fail(reason)
+                raise EndpointError(f"{self.cfg.base_url}: {reason} after {attempt + 1} attempts", reason)
+            self._count(retries=1)
+            backoff = min(self.cfg.max_backoff_s, self.cfg.backoff_s * 2 ** attempt)
+            self.sleep(wait if wait is not None else random.uniform(0, backoff))
+        raise AssertionError("unreachable")
+
+    def _parse(self, r: httpx.Response) -> Reply:
+        try:
+            data = r.json()
+            choice = data["choices"][0]
+            usage = data.get("usage") or {}
+            return Reply(text=choice["message"]["content"] or "", finish_reason=choice.get("finish_reason"),
+                         prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                         completion_tokens=int(usage.get("completion_tokens", 0)), cached=False)
+        except (ValueError, KeyError, IndexError, TypeError):
+            self._fail("malformed response")
+            raise EndpointError(f"{self.cfg.base_url}: a response that is not a chat completion", "malformed response") from None
+
+    def _client_error(self, r: httpx.Response) -> str:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text[:200]
+        hint = f" (check ${self.cfg.api_key_env})" if r.status_code == 401 else ""
+        return f"{self.cfg.base_url}: HTTP {r.status_code}: {message}{hint}"
+
+    # ---- many requests ---------------------------------------------------------------------------
+
+    def map(self, fn, items: list, progress: str | None = None) -> list:
+        """`fn(item)` for every item, `concurrency` at a time, results in order (an exception is
+        returned in its item's place); a rich progress bar with rate and ETA when `progress` names it."""
+        results: list = [None] * len(items)
+        bar = _Progress(progress, len(items)) if progress else None
+
+        def run(i):
+            try:
+                results[i] = fn(items[i])
+            except Exception as e:  # noqa: BLE001 - the caller decides per item
+                results[i] = e
+            if bar:
+                bar.advance()
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
+                list(pool.map(run, range(len(items))))
+        finally:
+            if bar:
+                bar.close()
+        return results
+
+    # ---- accounting ------------------------------------------------------------------------------
+
+    def _count(self, **kv) -> None:
+        with self.lock:
+            self.stats.update(kv)
+
+    def _fail(self, reason: str) -> None:
+        with self.lock:
+            self.failures[reason] += 1
+
+    def accounting(self) -> dict:
+        s = self.stats
+        cost = (s["prompt_tokens"] * (self.cfg.price_per_1k_prompt or 0)
+                + s["completion_tokens"] * (self.cfg.price_per_1k_completion or 0)) / 1000
+        return {"endpoint": self.cfg.base_url, "model": self.cfg.model, "requests": s["requests"],
+                "answered_from_cache": s["cached"], "retries": s["retries"], "failures": dict(self.failures),
+                "prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"],
+                "cost": round(cost, 6) if (self.cfg.price_per_1k_prompt or self.cfg.price_per_1k_completion) else None}
+
+    def close(self) -> None:
+        self.cache.close()
+        self.http.close()
+
+
+def _retry_after(r: httpx.Response) -> float | None:
+    value = r.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: back off as usual
+
+
+class _Progress:
+    """Records done / total, records per second and time left."""
+
+    def __init__(self, label: str, total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                          TimeRemainingColumn(), transient=True)
+        self.task = self.p.add_task(label, total=total, rate="")
+        self.started, self.done = time.time(), 0
+        self.p.start()
+        self.lock = threading.Lock()
+
+    def advance(self) -> None:
+        with self.lock:
+            self.done += 1
+            rate = self.done / max(time.time() - self.started, 1e-9)
+            self.p.update(self.task, advance=1, rate=f"{rate:.1f}/s")
+
+    def close(self) -> None:
+        self.p.stop()
