@@ -21,8 +21,9 @@ from lmforge.self_instruct.rouge import words
 NEW_PER_REQUEST = 8
 
 
-def read_seeds(path: Path) -> list[dict]:
+def read_seeds(path: str | Path) -> list[dict]:
     """Self-Instruct's seed layout: {"instruction", "instances": [{"input", "output"}], "is_classification"}."""
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"self_instruct.seeds: {path}: no such file")
     seeds = []
