@@ -471,6 +471,42 @@ def self_instruct(
         console.print(f"  dropped, {reason}: {n}", highlight=False)
 
 
+@app.command()
+def judge(
+    recipe: RecipeArg = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Model answering: folder, run, .gguf, Hub id.")] = None,
+    judge_endpoint: Annotated[Optional[str], typer.Option(help="Judge's OpenAI-compatible base URL.")] = None,
+    judge_model: Annotated[Optional[str], typer.Option(help="Judge's model name at that endpoint.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="single, pairwise or both.")] = None,
+    questions: Annotated[Optional[list[str]], typer.Option("--questions", help="LANG=question.jsonl (repeatable).")] = None,
+    baseline_answers: Annotated[Optional[list[str]], typer.Option("--baseline-answers",
+                                                                  help="LANG=answers.jsonl of the baseline.")] = None,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Grade a chat model MT-Bench-style with an LLM judge, English and German side by side."""
+    overrides = list(set or []) + _endpoint_overrides("judge.judge", judge_endpoint, judge_model, None)
+    if model:
+        overrides.append(f'judge.model="{model}"')
+    if mode:
+        overrides.append(f'judge.mode="{mode}"')
+    for key, pairs in (("questions", questions), ("baseline_answers", baseline_answers)):
+        if pairs:
+            table = dict(p.split("=", 1) for p in pairs)
+            overrides.append(f"judge.{key}=" + "{" + ", ".join(f'{k} = {json.dumps(v)}' for k, v in table.items()) + "}")
+    s = _stage("judge", recipe, run_dir, overrides)
+    from lmforge.judge.report import score_table
+
+    for line in score_table(s):
+        console.print(line, highlight=False)
+    for lang, r in s["languages"].items():
+        if "pairwise" in r and r["pairwise"].get("pairs"):
+            p = r["pairwise"]
+            console.print(f"{lang}: adjusted win rate vs {p['baseline']} {p['adjusted_win_rate']:.1%} "
+                          f"(CI {p['adjusted_win_rate_ci95'][0]:.1%}-{p['adjusted_win_rate_ci95'][1]:.1%}), "
+                          f"position bias {p['position_bias_rate']:.1%}")
+
+
 def _run_recipe(run_dir: Path, recipe: Path | None, overrides: list[str]):
     """The recipe a run was made with (its resolved recipe.yaml) unless another is given."""
     from lmforge.recipe import load_recipe

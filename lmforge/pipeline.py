@@ -92,4 +92,8 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
         from lmforge.self_instruct import run_self_instruct_stage
 
         return run_self_instruct_stage(recipe.self_instruct, run_dir)
+    if stage == "judge":
+        from lmforge.judge import run_judge_stage
+
+        return run_judge_stage(recipe.judge, run_dir)
     raise ValueError(f"unknown stage {stage}")

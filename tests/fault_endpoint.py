@@ -54,6 +54,7 @@ class FaultEndpoint:
         self.seen_once: set = set()  # (trigger, body hash) faults already served once
         self.hang_after: int | None = None  # answer this many requests, then hang every later one
         self.rounds = 0
+        self.garbage_judge = False
         self.app = self._build()
 
     def _build(self) -> FastAPI:
@@ -81,7 +82,9 @@ class FaultEndpoint:
             if once("SLOWPOKE"):
                 self.seen_once.add(("SLOWPOKE", key))
                 await asyncio.sleep(self.slow_s)
-            text, finish = self.answer(source), "stop"
+            system = next((m["content"] for m in messages if m["role"] == "system"), "")
+            text, finish = (self.judge(system, messages) if "judge" in system or "Gutachter" in system
+                            else self.answer(source)), "stop"
             if "NOTJSON" in source:
                 text = "Sure! Here is the translation you asked for."
             elif "TRUNCATE" in source:
@@ -107,6 +110,17 @@ class FaultEndpoint:
         if "BADKEYS" in source:
             out = {f"x{k}": v for k, v in out.items()}
         return json.dumps(out, ensure_ascii=False)
+
+    def judge(self, system: str, messages: list[dict]) -> str:
+        """A scripted judge: ratings from a hash of what it grades (reproducible, spread over 1-10);
+        pairwise, always the first answer shown (a judge with total position bias); `garbage_judge`
+        answers without any rating."""
+        if self.garbage_judge:
+            return "The answer is fine, I suppose."
+        if "[[A]]" in system:
+            return "Assistant A explains more. [[A]]"
+        digest = int(hashlib.sha256(messages[1]["content"].encode()).hexdigest(), 16)
+        return f"The answer is partly helpful. Rating: [[{digest % 10 + 1}]]"
 
     def self_instruct(self, prompt: str) -> str:
         """Scripted Self-Instruct answers: a numbered list with one candidate per filter, a No to

@@ -14,7 +14,7 @@ def test_demo_recipe_end_to_end(tmp_path):
     proc = lmforge("run", str(ROOT / "recipes" / "demo.toml"), "--run-dir", str(run_dir),
                    "--set", "train.max_steps=30", "--set", "train.eval_every=15", "--set", "generate.max_new_tokens=8",
                    "--set", 'adapt.phases=[{name = "german", mix = {de = 0.75, en = 0.25}, tokens = 40000}]',
-                   "--set", "adapt.passkey_trials=1", "--set", "sft.epochs=0.3")
+                   "--set", "adapt.passkey_trials=1", "--set", "sft.epochs=0.3", timeout=1200)
     assert f"report:        {(run_dir / 'report.md').resolve()}" in proc.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate",

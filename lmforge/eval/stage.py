@@ -93,4 +93,10 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
     inputs = [model_dir, *cfg.bpb_texts.values(), *cfg.tasks, *([baseline_dir] if baseline_dir else [])]
     record_stage(run_dir, "eval", cfg.model_dump(), inputs, None, started, summary)
     write_report_section(run_dir, "eval", eval_report(run_dir, results, cfg))
+    if cfg.judge:  # [eval.judge]: the same model, graded MT-Bench-style (its own report section)
+        from lmforge.judge import run_judge_stage
+
+        judge_cfg = cfg.judge if cfg.judge.model or cfg.judge.answers_endpoint else \
+            cfg.judge.model_copy(update={"model": str(model_dir)})
+        summary["judge"] = run_judge_stage(judge_cfg, run_dir)["languages"]
     return summary

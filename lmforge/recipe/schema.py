@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "release", "export",
-               "translate", "self_instruct"]
+               "translate", "self_instruct", "judge"]
 
 
 class Section(BaseModel):
@@ -207,6 +207,7 @@ class EvalConfig(Section):
     memorization_samples: int = Field(256, ge=1)
     memorization_prefix: int = Field(32, ge=1)
     memorization_continuation: int = Field(32, ge=1)
+    judge: "JudgeConfig | None" = None  # also grade the model MT-Bench-style ([eval.judge])
 
 
 class PhaseConfig(Section):
@@ -366,6 +367,26 @@ class SelfInstructConfig(Section):
     out: str | None = None  # default: <run>/self_instruct
 
 
+class JudgeConfig(Section):
+    """MT-Bench-style judging of a chat model by an LLM judge behind an OpenAI-compatible endpoint."""
+    model: str | None = None  # the model answering (folder, run, GGUF, Hub id); default: the run's newest
+    model_id: str | None = None  # its name in the answer and judgment files
+    answers_endpoint: EndpointConfig | None = None  # answer through an endpoint instead of a local model
+    questions: dict[str, str] = Field(default_factory=lambda: {
+        "en": "examples/judge/en/question.jsonl", "de": "examples/judge/de/question.jsonl"})
+    references: dict[str, str] = Field(default_factory=lambda: {
+        "en": "examples/judge/en/reference_answer/reference.jsonl",
+        "de": "examples/judge/de/reference_answer/reference.jsonl"})
+    judge: EndpointConfig = Field(default_factory=EndpointConfig)
+    mode: Literal["single", "pairwise", "both"] = "single"
+    baseline_answers: dict[str, str] = Field(default_factory=dict)  # language -> FastChat answer file
+    baseline_model: str | None = None  # or answer with this model first
+    language_check: bool = True  # an answer in the wrong language gets the minimum rating
+    max_new_tokens: int = Field(512, ge=1)
+    bootstrap_samples: int = Field(1000, ge=100)
+    out: str | None = None  # default: <run>/judge
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -381,3 +402,7 @@ class Recipe(Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
     self_instruct: SelfInstructConfig = Field(default_factory=SelfInstructConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+
+
+EvalConfig.model_rebuild()

@@ -26,6 +26,19 @@ def eval_results(results: dict) -> list[EvalResult]:
     return out
 
 
+def judge_results(judge: dict | None) -> list[EvalResult]:
+    """MT-Bench-style averages per language (all categories, both turns) from the `judge` stage."""
+    out = []
+    for lang, r in (judge or {}).get("languages", {}).items():
+        avg = r.get("single", {}).get("table", {}).get("all", {}).get("average")
+        if avg is not None:
+            out.append(EvalResult(task_type="text-generation", task_name="MT-Bench-style judge",
+                                  dataset_type=f"judge-{lang}", dataset_name=f"judge questions ({lang})",
+                                  metric_type="judge_score", metric_value=avg,
+                                  metric_name=f"score 1-10 by {judge['judge']['model']}"))
+    return out
+
+
 def side_by_side(results: dict) -> list[str]:
     """Benchmarks x metrics as rows, languages as columns: EN and DE next to each other."""
     tasks = results.get("tasks", [])
@@ -64,6 +77,16 @@ def gain_forgetting(manifest: dict) -> list[str]:
     return lines
 
 
+def _judge_lines(manifest: dict) -> list[str]:
+    from lmforge.judge.report import score_table
+
+    judge = manifest.get("stages", {}).get("judge")
+    if not judge:
+        return []
+    return [f"Graded MT-Bench-style by `{judge['judge']['model']}` (1–10; model `{judge['model_id']}`):", "",
+            *score_table(judge), ""]
+
+
 def _num(x) -> str:
     return f"{x:.4f}" if isinstance(x, (int, float)) else str(x if x is not None else "–")
 
@@ -75,7 +98,8 @@ def build_model_card(facts: dict) -> ModelCard:
     data = ModelCardData(
         model_name=facts["name"], language=facts["languages"] or None, library_name="transformers",
         pipeline_tag="text-generation", tags=["lmforge", facts["architecture"].lower(), *facts["treatments"]],
-        datasets=cfg.datasets or None, eval_results=eval_results(results) or None,
+        datasets=cfg.datasets or None,
+        eval_results=(eval_results(results) + judge_results(manifest.get("stages", {}).get("judge"))) or None,
         base_model=base if base and looks_like_hub_id(base) else None,
         base_model_relation="finetune" if base and looks_like_hub_id(base) else None,
         **(hub_license(facts["licenses"]["weights"]) if facts["licenses"].get("weights") else {}))
@@ -95,7 +119,7 @@ def build_model_card(facts: dict) -> ModelCard:
         "`provenance.json`.", "",
         "## Evaluation", "",
         _evaluated_line(results, facts.get("source")),
-        "", *side_by_side(results), "", *gain_forgetting(manifest),
+        "", *side_by_side(results), "", *gain_forgetting(manifest), *_judge_lines(manifest),
         "## Intended use", "", cfg.intended_use or
         "Research and education: studying how a small model learns, adapts to a new language and forgets. "
         "Not for decisions about people, not for facts that matter.", "",

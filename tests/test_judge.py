@@ -1,0 +1,157 @@
+"""Judge: strict rating parsing on recorded judge outputs, the swapped-order pairwise logic, and
+runs end to end (a scripted judge with known behaviour, and a live `lmforge serve` as the judge)."""
+
+import json
+
+import pytest
+
+from lmforge.judge.grade import _winner, pair_outcome
+from lmforge.judge.parse import parse_rating, parse_verdict
+from lmforge.judge.stats import pair_rates
+from lmforge.recipe import EndpointConfig, JudgeConfig
+from tests.conftest import ROOT, free_port, pretrain_tiny, write_jsonl
+from tests.fault_endpoint import FaultEndpoint, Running
+
+RECORDED = [  # (judge output, rating)
+    ("The answer is correct and clear.\nRating: [[8]]", 8.0),
+    ("Good structure but one error. Rating: [[6.5]]", 6.5),
+    ("Rating: [[ 9 ]]", 9.0),
+    ("Rating: 7", None),  # no brackets
+    ("I would give [[3]] at first, but after checking, [[9]].", None),  # two different ratings
+    ("Rating: [[7]]. To repeat: [[7]]", 7.0),  # the same rating twice is one rating
+    ("Rating: [[11]]", None),  # off the scale
+    ("Rating: [[0]]", None),
+    ("Die Antwort ist hilfreich. Rating: [[10]]", 10.0),
+    ("No rating here at all.", None),
+]
+
+
+@pytest.mark.parametrize("text,want", RECORDED)
+def test_ratings_are_parsed_strictly(text, want):
+    assert parse_rating(text) == want
+
+
+def test_verdicts_and_swapped_order_logic():
+    assert parse_verdict("A is better. [[A]]") == "A" and parse_verdict("[[C]]") == "C"
+    assert parse_verdict("[[A]] or maybe [[B]]") is None and parse_verdict("A wins") is None
+    # g1: the model is shown as A; g2: swapped, the model is B
+    assert _winner("A", True) == "model_1" and _winner("A", False) == "model_2" and _winner("B", False) == "model_1"
+    assert _winner("C", True) == "tie" and _winner(None, True) == "error"
+    row = lambda g1, g2: {"g1_winner": g1, "g2_winner": g2}  # noqa: E731
+    assert pair_outcome(row("model_1", "model_1")) == "win"
+    assert pair_outcome(row("model_2", "model_2")) == "loss"
+    assert pair_outcome(row("model_1", "model_2")) == "tie"  # the orders disagree: a tie, never a win
+    assert pair_outcome(row("tie", "model_1")) == "tie"
+    assert pair_outcome(row("error", "model_1")) is None
+    rows = [row("model_1", "model_1")] * 2 + [row("model_2", "model_2")] + [row("model_1", "model_2")] + \
+        [row("error", "tie")]
+    r = pair_rates(rows, samples=500)
+    assert r["pairs"] == 4 and r["failed"] == 1
+    assert r["win_rate"] == 0.5 and r["loss_rate"] == 0.25 and r["tie_rate"] == 0.25
+    assert r["adjusted_win_rate"] == 0.625 and r["position_bias_rate"] == 0.25
+    lo, hi = r["adjusted_win_rate_ci95"]
+    assert 0 <= lo <= 0.625 <= hi <= 1
+
+
+@pytest.fixture
+def scripted():
+    ep = FaultEndpoint()
+    server = Running(ep.app, free_port())
+    yield ep, server.url
+    server.stop()
+
+
+def judge_cfg(url: str, **over) -> JudgeConfig:
+    return JudgeConfig(**{"judge": EndpointConfig(base_url=url, model="scripted-judge", api_key_env=None,
+                                                  max_retries=1, backoff_s=0.01),
+                          "max_new_tokens": 12, **over})
+
+
+def test_end_to_end_with_a_scripted_judge(tiny_run, scripted, tmp_path):
+    from lmforge.judge import run_judge_stage
+
+    ep, url = scripted
+    run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
+    baseline = {}
+    for lang in ("en", "de"):  # a baseline's answers in FastChat's layout
+        qs = [json.loads(line) for line in (ROOT / f"examples/judge/{lang}/question.jsonl").read_text().splitlines()]
+        baseline[lang] = str(write_jsonl(tmp_path / f"base_{lang}.jsonl", [
+            {"question_id": q["question_id"], "answer_id": "b", "model_id": "base_" + lang, "tstamp": 0,
+             "choices": [{"index": 0, "turns": ["I do not know.", "Still no idea."]}]} for q in qs]))
+    s = run_judge_stage(judge_cfg(url, mode="both", baseline_answers=baseline), run_dir)
+    for lang in ("en", "de"):
+        r = s["languages"][lang]
+        folder = run_dir / "judge" / lang
+        answers = [json.loads(line) for line in (folder / "model_answer" / f"{s['model_id']}.jsonl").open()]
+        assert len(answers) == 8 and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
+        assert {"question_id", "answer_id", "model_id", "choices", "tstamp"} <= set(answers[0])
+        single = [json.loads(line) for line in (folder / "model_judgment" / "scripted-judge_single.jsonl").open()]
+        assert len(single) == 16 and {"question_id", "model", "judge", "user_prompt", "judgment", "score", "turn",
+                                      "tstamp"} <= set(single[0])
+        assert all(1 <= j["score"] <= 10 for j in single) and r["single"]["parse_failures"] == 0
+        turn2 = next(j for j in single if j["turn"] == 2)
+        q = next(q for q in map(json.loads, (folder / "question.jsonl").open()) if q["question_id"] == turn2["question_id"])
+        assert q["turns"][0] in turn2["user_prompt"] and q["turns"][1] in turn2["user_prompt"]  # sees the whole talk
+        ref = next(j for j in single if j["category"] == "math")
+        assert "-ref-" in ref["judge"][1] and ("Reference answer" in ref["user_prompt"] or "Referenzantwort" in ref["user_prompt"])
+        table = r["single"]["table"]
+        assert set(table) == {"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities", "all"}
+        # the scripted judge always prefers the answer shown first: every pair flips, so all ties
+        p = r["pairwise"]
+        assert p["pairs"] == 16 and p["tie_rate"] == 1.0 and p["position_bias_rate"] == 1.0
+        assert p["adjusted_win_rate"] == 0.5
+        pair = json.loads((folder / "model_judgment" / "scripted-judge_pair.jsonl").open().readline())
+        assert {"model_1", "model_2", "g1_winner", "g2_winner", "g1_judgment", "g2_judgment", "turn"} <= set(pair)
+    report = (run_dir / "report.md").read_text()
+    assert "| category | en turn 1 | en turn 2 | en avg | de turn 1 | de turn 2 | de avg |" in report
+    assert (run_dir / "plots" / "judge.png").is_file()
+    # resumable: a rerun asks the judge nothing new (same answers with the same seed, same requests)
+    before = sum(ep.requests.values())
+    again = run_judge_stage(judge_cfg(url, mode="both", baseline_answers=baseline), run_dir)
+    assert sum(ep.requests.values()) == before and again["endpoint"]["requests"] == 0
+    # a judge that never answers in the format: failures counted, nothing crashes, no silent scores
+    ep.garbage_judge = True
+    bad = run_judge_stage(judge_cfg(url, mode="single", judge=EndpointConfig(
+        base_url=url, model="garbage-judge", api_key_env=None)), run_dir)
+    g = bad["languages"]["en"]["single"]
+    assert g["parse_failures"] == 16 == g["retried"] and g["table"]["all"]["average"] is None
+
+
+def test_unknown_category_and_missing_reference_are_skipped_with_reasons(tiny_run, scripted, tmp_path):
+    from lmforge.judge import run_judge_stage
+
+    _, url = scripted
+    run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
+    qs = write_jsonl(tmp_path / "q.jsonl", [
+        {"question_id": 1, "category": "writing", "turns": ["Write a line about the sea.", "Now about a lake."]},
+        {"question_id": 2, "category": "cooking", "turns": ["Bake a cake."]},
+        {"question_id": 3, "category": "math", "turns": ["What is 2 + 3?", "And times 4?"]}])
+    s = run_judge_stage(judge_cfg(url, questions={"en": str(qs)}, references={}), run_dir)
+    r = s["languages"]["en"]
+    assert r["questions"] == 1
+    assert [x["reason"] for x in r["skipped"]] == ["unknown category 'cooking'", "missing reference (math needs one)"]
+    assert r["skipped"][0]["where"] == f"{qs}:2"
+
+
+@pytest.mark.slow
+def test_a_live_lmforge_serve_as_the_judge(tiny_run, tmp_path):
+    """A real (tiny, untrained-for-judging) model as the judge: its judgments have no rating, and
+    every one is counted as a parse failure, none as a score."""
+    import httpx
+
+    from lmforge.judge import run_judge_stage
+    from tests.conftest import LiveServer
+
+    run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=4096")  # room for judge prompts
+    server = LiveServer(str(run_dir))
+    try:
+        name = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
+        s = run_judge_stage(JudgeConfig(judge=EndpointConfig(base_url=server.url + "/v1", model=name, api_key_env=None,
+                                                             max_tokens=16), max_new_tokens=8), run_dir)
+    finally:
+        server.stop()
+    for lang in ("en", "de"):
+        single = s["languages"][lang]["single"]
+        assert single["judgments"] == 16 and single["endpoint_failures"] == 0, s["endpoint"]
+        assert single["parse_failures"] + single["table"]["all"]["n"] == 16
+        assert (run_dir / "judge" / lang / "model_judgment" / f"{name}_single.jsonl").is_file()
