@@ -105,6 +105,17 @@ def test_end_to_end_with_a_scripted_judge(tiny_run, scripted, tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "| category | en turn 1 | en turn 2 | en avg | de turn 1 | de turn 2 | de avg |" in report
     assert (run_dir / "plots" / "judge.png").is_file()
+    # the release's model card carries the judge's averages in its model-index
+    from huggingface_hub import ModelCard
+
+    from lmforge.recipe import ReleaseConfig
+    from lmforge.release import build_release
+
+    build_release(ReleaseConfig(), run_dir)
+    card = ModelCard.load(run_dir / "release" / "README.md")
+    scores = {r.dataset_type: r.metric_value for r in card.data.eval_results if r.metric_type == "judge_score"}
+    assert scores == {f"judge-{lang}": s["languages"][lang]["single"]["table"]["all"]["average"] for lang in ("en", "de")}
+    assert "Graded MT-Bench-style by `scripted-judge`" in card.text
     # resumable: a rerun asks the judge nothing new (same answers with the same seed, same requests)
     before = sum(ep.requests.values())
     again = run_judge_stage(judge_cfg(url, mode="both", baseline_answers=baseline), run_dir)

@@ -149,6 +149,30 @@ def test_gguf_export_matches_transformers_in_llama_cpp(released):
     assert "verified" in lmforge("release", "--verify", str(root)).stdout
 
 
+def test_mistral_architecture_exports_too(released, tmp_path):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from lmforge.export import export_gguf, verify_gguf
+
+    run_dir, _ = released
+    root = run_dir / "release"
+    vocab = __import__("transformers").AutoTokenizer.from_pretrained(root).__len__()
+    import torch
+
+    torch.manual_seed(0)
+    model = MistralForCausalLM(MistralConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                             sliding_window=None, tie_word_embeddings=False))
+    folder = tmp_path / "mistral"
+    model.save_pretrained(folder)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(root / f, folder / f)
+    info = export_gguf(folder, tmp_path / "mistral-f32.gguf", "f32")
+    assert info["architecture"] == "MistralForCausalLM"
+    v = verify_gguf(info["path"], folder, ["The harbour is", "Der alte Hafen"])
+    assert v["greedy_identical"] == 2 and v["tokenization_identical"] == 2, v
+
+
 def test_exported_gguf_serves_through_the_llama_cpp_backend(released):
     import httpx
 

@@ -71,6 +71,8 @@ def test_faults_are_retried_or_rejected_with_reasons_and_everything_is_accounted
         {"messages": [{"role": "system", "content": "You are a friendly travel assistant for families."},
                       {"role": "user", "content": "Which city is nice for a short trip with small children?"},
                       {"role": "assistant", "content": "Try a city with a zoo, parks and short distances."}]},
+        {"message_id": "m1", "parent_id": None, "role": "prompter", "lang": "en", "rank": None,
+         "text": "How do I keep basil alive on a windowsill through the winter months?"},
     ]
     path = write_jsonl(tmp_path / "mixed.jsonl", rows)
     with open(path, "a") as f:
@@ -78,16 +80,16 @@ def test_faults_are_retried_or_rejected_with_reasons_and_everything_is_accounted
     cfg = TranslateConfig(inputs=[str(path)], endpoint=endpoint_cfg(url))
     s = run_translate_stage(cfg, tmp_path / "run")
     f = s["files"][0]
-    assert f["read"] == 13 == f["translated"] + f["rejected"]
+    assert f["read"] == 14 == f["translated"] + f["rejected"]
     assert f["reasons"] == {"not JSON": 1, "truncated JSON": 1, "protected span altered": 1, "wrong language": 1,
                             "changed shape": 1, "malformed JSON": 1}
     rejects = [json.loads(line) for line in (tmp_path / "run" / "translate" / "rejects.jsonl").read_text().splitlines()]
     by_reason = {r["reason"].split(":")[0]: r for r in rejects}
-    assert by_reason["malformed JSON"]["where"] == f"{path}:13"
+    assert by_reason["malformed JSON"]["where"] == f"{path}:14"
     assert by_reason["wrong language"]["record"]["instruction"].startswith("WRONGLANG")
     assert by_reason["not JSON"]["where"] == f"{path}:5"
     out = [json.loads(line) for line in open(f["output"])]
-    assert len(out) == 7  # the code record, the three recovered after retries, dolly, sharegpt, messages
+    assert len(out) == 8  # the code record, the three recovered after retries, dolly, sharegpt, messages, oasst1
     code = out[0]
     assert code["language"] == "de" and set(code) == {"instruction", "input", "output", "language"}
     assert CODE in code["instruction"] and URL in code["instruction"] and "Stadt" in code["instruction"]
@@ -95,11 +97,12 @@ def test_faults_are_retried_or_rejected_with_reasons_and_everything_is_accounted
     assert [t["from"] for t in out[5]["conversations"]] == ["human", "gpt"]
     assert [m["role"] for m in out[6]["messages"]] == ["system", "user", "assistant"]
     assert "response" in out[4] and "context" in out[4]
+    assert out[7]["lang"] == "de" and out[7]["message_id"] == "m1" and out[7]["parent_id"] is None
     e = s["endpoint"]
     assert e["retries"] >= 3 and e["failures"] == {}  # 429, 500 and the timeout were retried and recovered
     assert e["requests"] >= 16  # 12 records, 3 faults retried, each check failure asked once more
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "13 records read, 7 translated, 6 rejected" in report
+    assert "14 records read, 8 translated, 6 rejected" in report
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config"]["translate"]["endpoint"]["base_url"] == url
 

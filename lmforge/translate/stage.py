@@ -42,12 +42,22 @@ def read_jsonl(path: Path) -> tuple[list[tuple[dict, str]], list[tuple[str, str]
     return good, bad
 
 
-def _translate_all(client, items: list[tuple[dict, str]], fmt_of, cfg, task_fields, label: str):
+def _translate_all(client, items: list[tuple[dict, str]], fmt_of, cfg, task_fields, label: str,
+                   rejects: list) -> tuple[list[dict], Counter]:
+    """(translated records, rejected count per reason); each reject goes to `rejects` with file:line."""
     def one(item):
         record, _ = item
         return translate_record(client, record, fmt_of(record), cfg, task_fields)
 
-    return client.map(one, items, progress=label)
+    kept, reasons = [], Counter()
+    for (record, where), result in zip(items, client.map(one, items, progress=label)):
+        if isinstance(result, dict):
+            kept.append(result)
+        else:
+            kind, message = _reason(result)
+            reasons[kind] += 1
+            rejects.append({"where": where, "reason": message, "record": record})
+    return kept, reasons
 
 
 FATAL = {"HTTP 401", "HTTP 403", "HTTP 404"}  # a wrong key, model or URL: every record would fail the same way
@@ -71,15 +81,7 @@ def translate_file(client, path: Path, cfg: TranslateConfig, out: Path, rejects:
     def fmt_of(record):
         return cfg.format if cfg.format != "auto" else detect(record)
 
-    results = _translate_all(client, records, fmt_of, cfg, None, path.name)
-    kept, reasons = [], Counter()
-    for (record, where), result in zip(records, results):
-        if isinstance(result, dict):
-            kept.append(result)
-        else:
-            kind, message = _reason(result)
-            reasons[kind] += 1
-            rejects.append({"where": where, "reason": message, "record": record})
+    kept, reasons = _translate_all(client, records, fmt_of, cfg, None, path.name, rejects)
     for where, message in malformed:
         reasons["malformed JSON"] += 1
         rejects.append({"where": where, "reason": message, "record": None})
@@ -99,15 +101,7 @@ def translate_task(client, spec_path: Path, cfg: TranslateConfig, out: Path, rej
     spec = task.spec
     fields = template_fields(spec.prompt)
     items = [(doc, f"{spec_path.parent / spec.data}:{i + 1}") for i, doc in enumerate(task.docs)]
-    results = _translate_all(client, items, lambda r: "task", cfg, (fields, spec.choices), spec.name)
-    kept, reasons = [], Counter()
-    for (doc, where), result in zip(items, results):
-        if isinstance(result, dict):
-            kept.append(result)
-        else:
-            kind, message = _reason(result)
-            reasons[kind] += 1
-            rejects.append({"where": where, "reason": message, "record": doc})
+    kept, reasons = _translate_all(client, items, lambda r: "task", cfg, (fields, spec.choices), spec.name, rejects)
     prompt = spec.prompt
     try:  # the template's words too ("Question:" -> "Frage:"); its {{fields}} are protected
         prompt = _translate_template(client, spec.prompt, cfg)
