@@ -507,6 +507,19 @@ def judge(
                           f"position bias {p['position_bias_rate']:.1%}")
 
 
+@app.command()
+def dpo(recipe: RecipeArg = None, model: Annotated[Optional[str], typer.Option(help="Model to tune (default: "
+                                                                              "the run's newest).")] = None,
+        run_dir: RunDirOpt = None, set: SetOpt = None):
+    """Preference tuning (DPO, conservative DPO, IPO) after sft, full or LoRA."""
+    overrides = list(set or []) + ([f'dpo.model="{model}"'] if model else [])
+    s = _stage("dpo", recipe, run_dir, overrides)
+    console.print(f"dpo: {s['pairs']} pairs, {s['steps']} steps, final loss {s['final']['loss']:.4f} -> {s['output']}")
+    if s["heldout_accuracy_after"] is not None:
+        console.print(f"held-out preference accuracy {s['heldout_accuracy_before']:.3f} -> {s['heldout_accuracy_after']:.3f}, "
+                      f"KL {s['heldout_kl_per_token']:.4f} nats/token")
+
+
 def _run_recipe(run_dir: Path, recipe: Path | None, overrides: list[str]):
     """The recipe a run was made with (its resolved recipe.yaml) unless another is given."""
     from lmforge.recipe import load_recipe

@@ -96,4 +96,8 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
         from lmforge.judge import run_judge_stage
 
         return run_judge_stage(recipe.judge, run_dir)
+    if stage == "dpo":
+        from lmforge.dpo import run_dpo_stage
+
+        return run_dpo_stage(recipe.dpo, run_dir, recipe.run.seed)
     raise ValueError(f"unknown stage {stage}")

@@ -11,9 +11,9 @@ def is_model_dir(path: Path) -> bool:
 
 
 def newest_in_run(run_dir: Path) -> Path | None:
-    """A run's newest model in stage order: the chat model (`sft`), its adapter, the adapted model
-    (`adapt`), the newest pretrain checkpoint."""
-    for newest_first in ("chat", "sft/adapter", "adapted"):
+    """A run's newest model in stage order: the preference-tuned model (`dpo`), the chat model
+    (`sft`), its adapter, the adapted model (`adapt`), the newest pretrain checkpoint."""
+    for newest_first in ("dpo/model", "chat", "sft/adapter", "adapted"):
         if is_model_dir(run_dir / newest_first):
             return run_dir / newest_first
     pointer = run_dir / "checkpoints" / "latest"

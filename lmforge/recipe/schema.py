@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "release", "export",
-               "translate", "self_instruct", "judge"]
+               "translate", "self_instruct", "judge", "dpo"]
 
 
 class Section(BaseModel):
@@ -387,6 +387,38 @@ class JudgeConfig(Section):
     out: str | None = None  # default: <run>/judge
 
 
+class PreferenceDataset(Section):
+    path: str
+    format: Literal["auto", "plain", "conversational", "hh"] = "auto"  # see lmforge/dpo/data.py
+    weight: float = Field(1.0, gt=0)
+    languages: list[str] = Field(default_factory=list)
+    language: str | None = None
+
+
+class DpoConfig(Section):
+    model: str | None = None  # default: the run's newest model (its chat model after `sft`)
+    datasets: list[PreferenceDataset] = Field(default_factory=list)
+    heldout: list[PreferenceDataset] = Field(default_factory=list)  # preference accuracy before and after
+    loss: Literal["sigmoid", "ipo"] = "sigmoid"
+    beta: float = Field(0.1, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # conservative DPO
+    method: Literal["full", "lora"] = "lora"
+    lora_rank: int = Field(16, ge=1)
+    lora_alpha: float = Field(32.0, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                             "gate_proj", "up_proj", "down_proj"])
+    max_len: int | None = Field(None, ge=8)  # default: the model's context
+    too_long: Literal["skip", "truncate"] = "skip"
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1, description="pairs per micro-batch")
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-6, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    log_every: int = Field(10, ge=1)
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -403,6 +435,7 @@ class Recipe(Section):
     translate: TranslateConfig = Field(default_factory=TranslateConfig)
     self_instruct: SelfInstructConfig = Field(default_factory=SelfInstructConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    dpo: DpoConfig = Field(default_factory=DpoConfig)
 
 
 EvalConfig.model_rebuild()

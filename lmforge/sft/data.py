@@ -42,12 +42,13 @@ def mix_datasets(datasets: list[SftDataset], seed: int) -> tuple[list[dict], Cou
     return out, skipped, where
 
 
-def encode(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
-    """(input ids, labels) with labels only on assistant turns, found by rendering prefixes."""
+def encode(tokenizer, messages: list[dict], last_only: bool = False) -> tuple[list[int], list[int]]:
+    """(input ids, labels) with labels only on assistant turns, found by rendering prefixes;
+    `last_only`: only on the final assistant turn (DPO scores the answer, not the prompt's turns)."""
     text = render_chat(tokenizer, messages)
     spans = []
     for i, m in enumerate(messages):
-        if m["role"] != "assistant":
+        if m["role"] != "assistant" or (last_only and i != len(messages) - 1):
             continue
         prompt = render_chat(tokenizer, messages[:i], add_generation_prompt=True)
         upto = render_chat(tokenizer, messages[: i + 1])
@@ -81,18 +82,24 @@ def encode_all(tokenizer, convs: list[dict], max_len: int, too_long: str) -> tup
     return out, counts, where
 
 
-def batches(examples: list[tuple], batch_size: int, pad_id: int, seed: int, epoch: int):
-    """One epoch of padded batches: shuffle, sort within windows of 32 batches by length, pad right."""
+def length_groups(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """One epoch's batches of indices: shuffle, sort within windows of 32 batches by length (little
+    padding), shuffle the batches."""
     rng = random.Random(seed * 1000 + epoch)
-    order = list(range(len(examples)))
+    order = list(range(len(lengths)))
     rng.shuffle(order)
     window = batch_size * 32
     groups = []
     for i in range(0, len(order), window):
-        chunk = sorted(order[i : i + window], key=lambda j: len(examples[j][0]))
+        chunk = sorted(order[i : i + window], key=lambda j: lengths[j])
         groups += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
     rng.shuffle(groups)
-    for group in groups:
+    return groups
+
+
+def batches(examples: list[tuple], batch_size: int, pad_id: int, seed: int, epoch: int):
+    """One epoch of padded batches, grouped by length, padded right."""
+    for group in length_groups([len(ids) for ids, _ in examples], batch_size, seed, epoch):
         yield collate([examples[j] for j in group], pad_id)
 
 

@@ -1,0 +1,130 @@
+"""Preference pairs: a prompt (one or more turns), a chosen and a rejected answer.
+
+    plain           {"prompt": str, "chosen": str, "rejected": str}
+    conversational  {"prompt": [messages], "chosen": [messages] | str, "rejected": ...}; UltraFeedback's
+                    binarized layout, where chosen/rejected are whole conversations, is read the same way
+                    (the prompt is their shared start when "prompt" is a plain string or missing)
+    hh              {"chosen": "\\n\\nHuman: ...\\n\\nAssistant: ...", "rejected": ...} (Anthropic HH-RLHF)
+
+A record missing a field is an error naming file:line; empty or identical answers, and pairs too
+long for the context, are counted with file:line and skipped (or truncated, as configured).
+Answers are encoded exactly as `sft` encodes an assistant turn: same template, same label mask.
+"""
+
+import random
+import re
+from collections import Counter
+
+from lmforge.data import iter_records
+from lmforge.errors import DataError
+from lmforge.recipe import PreferenceDataset
+from lmforge.sft.data import IGNORE, encode
+
+HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
+
+
+def detect(record: dict) -> str:
+    if "chosen" in record and "prompt" not in record and isinstance(record["chosen"], str):
+        return "hh"
+    if isinstance(record.get("prompt"), list) or isinstance(record.get("chosen"), list):
+        return "conversational"
+    return "plain"
+
+
+def _answer(value) -> str:
+    """The final assistant answer of a str or a messages list."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and value[-1].get("role") == "assistant":
+        return value[-1]["content"]
+    raise ValueError("an answer must be a string or a messages list ending with the assistant")
+
+
+def _hh(text: str) -> list[dict]:
+    parts = HH_TURN.split(text if text.startswith("\n\n") else "\n\n" + text)  # ["", role, text, role, ...]
+    turns = [{"role": "user" if parts[i] == "Human" else "assistant", "content": parts[i + 1].strip()}
+             for i in range(1, len(parts) - 1, 2)]
+    if not turns or turns[-1]["role"] != "assistant":
+        raise ValueError("an HH conversation must end with an Assistant turn")
+    return turns
+
+
+def to_pair(record: dict, fmt: str) -> tuple[list[dict], str, str]:
+    """(prompt messages, chosen answer, rejected answer)."""
+    for key in ("chosen", "rejected") + (("prompt",) if fmt == "plain" else ()):
+        if key not in record:
+            raise KeyError(key)
+    if fmt == "hh":
+        chosen, rejected = _hh(record["chosen"]), _hh(record["rejected"])
+        if chosen[:-1] != rejected[:-1]:
+            raise ValueError("chosen and rejected do not share their prompt")
+        return chosen[:-1], chosen[-1]["content"], rejected[-1]["content"]
+    if fmt == "plain":
+        return [{"role": "user", "content": record["prompt"]}], _answer(record["chosen"]), _answer(record["rejected"])
+    prompt = record.get("prompt")
+    if isinstance(prompt, list):
+        messages = prompt
+    elif isinstance(record["chosen"], list) and len(record["chosen"]) > 1:
+        messages = record["chosen"][:-1]  # UltraFeedback: the conversation before the answer
+    else:
+        messages = [{"role": "user", "content": prompt}]
+    return [{"role": m["role"], "content": m["content"]} for m in messages], _answer(record["chosen"]), \
+        _answer(record["rejected"])
+
+
+def read_pairs(ds: PreferenceDataset) -> tuple[list[dict], Counter, list[str]]:
+    pairs, skipped, where_list = [], Counter(), []
+    for record, where in iter_records([ds.path]):
+        fmt = ds.format if ds.format != "auto" else detect(record)
+        try:
+            prompt, chosen, rejected = to_pair(record, fmt)
+        except KeyError as e:
+            raise DataError(f"{where}: preference pair without '{e.args[0]}'") from None
+        except (ValueError, TypeError, AttributeError) as e:
+            raise DataError(f"{where}: not a {fmt} preference pair ({e})") from None
+        reason = "empty answer" if not chosen.strip() or not rejected.strip() else \
+            "identical answers" if chosen.strip() == rejected.strip() else None
+        language = record.get("language") or record.get("lang") or ds.language
+        if reason is None and ds.languages and language not in ds.languages:
+            reason = "other language"
+        if reason:
+            skipped[reason] += 1
+            where_list.append(f"{where}: {reason}")
+            continue
+        pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "language": language, "where": where})
+    return pairs, skipped, where_list
+
+
+def mix_pairs(datasets: list[PreferenceDataset], seed: int) -> tuple[list[dict], Counter, list[str]]:
+    """Every set's pairs scaled by its weight (as `sft` mixes), shuffled together."""
+    rng = random.Random(seed)
+    out, skipped, where = [], Counter(), []
+    for ds in datasets:
+        pairs, skip, examples = read_pairs(ds)
+        skipped.update(skip)
+        where += examples
+        whole, part = divmod(ds.weight, 1)
+        out += pairs * int(whole) + rng.sample(pairs, round(part * len(pairs)))
+    rng.shuffle(out)
+    return out, skipped, where
+
+
+def encode_pairs(tokenizer, pairs: list[dict], max_len: int, too_long: str) -> tuple[list[dict], Counter, list[str]]:
+    """Each pair as two (ids, labels) rows sharing the prompt; labels only on the final answer."""
+    out, skipped, where = [], Counter(), []
+    for p in pairs:
+        rows = [encode(tokenizer, p["prompt"] + [{"role": "assistant", "content": p[k]}], last_only=True)
+                for k in ("chosen", "rejected")]
+        longest = max(len(ids) for ids, _ in rows)
+        if longest > max_len:
+            skipped[f"longer than {max_len} tokens ({too_long})"] += 1
+            where.append(f"{p['where']}: {longest} tokens")
+            if too_long == "skip":
+                continue
+            rows = [(ids[:max_len], labels[:max_len]) for ids, labels in rows]
+        if any(all(label == IGNORE for label in labels) for _, labels in rows):
+            skipped["no answer token left"] += 1
+            where.append(f"{p['where']}: no answer token within {max_len} tokens")
+            continue
+        out.append({"chosen": rows[0], "rejected": rows[1], "language": p["language"], "where": p["where"]})
+    return out, skipped, where

@@ -1,0 +1,101 @@
+"""`lmforge dpo`: preference tuning after `sft` (DPO, conservative DPO, IPO), full or LoRA, on the
+same chat template and answer mask as `sft`. Writes `<run>/dpo/model` (a plain HF folder; LoRA
+merged) and, for LoRA, `<run>/dpo/adapter`; metrics per step, held-out preference accuracy before
+and after, the KL to the reference, plots and a report section."""
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from lmforge.dpo.data import encode_pairs, mix_pairs
+from lmforge.dpo.train import all_logps, answer_kl, data_fingerprint, preference_accuracy, reference_logps, train_dpo
+from lmforge.errors import ConfigError
+from lmforge.models import load_model_and_tokenizer, resolve_model_dir
+from lmforge.recipe import DpoConfig
+from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
+from lmforge.rundir.plots import line_plot
+from lmforge.sft.train import attach_method
+
+
+def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
+    started = time.time()
+    run_dir = Path(run_dir)
+    if not cfg.datasets:
+        raise ConfigError("dpo.datasets: give at least one preference file")
+    model_dir = resolve_model_dir(cfg.model or run_dir)
+    pairs, skipped, where = mix_pairs(cfg.datasets, seed)
+    heldout, h_skipped, _ = mix_pairs(cfg.heldout, seed) if cfg.heldout else ([], Counter(), [])
+    model, tok = load_model_and_tokenizer(model_dir)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    max_len = cfg.max_len or model.config.max_position_embeddings
+    train, too_long, where_long = encode_pairs(tok, pairs, max_len, cfg.too_long)
+    held, _, _ = encode_pairs(tok, heldout, max_len, cfg.too_long)
+    if not train:
+        raise ConfigError("dpo: no usable preference pair (see the skip counts)")
+    lora = cfg.method == "lora"
+    model = attach_method(model, cfg)
+    out = run_dir / "dpo"
+    key = f"{fingerprint(model_dir)['sha256']}:{data_fingerprint(train)}"
+    ref = reference_logps(model, train, cfg.batch_size, pad, out / "reference_logps.json", key, lora)
+    held_ref = reference_logps(model, held, cfg.batch_size, pad, out / "reference_logps_heldout.json",
+                               f"{fingerprint(model_dir)['sha256']}:{data_fingerprint(held)}", lora) if held else None
+    before = preference_accuracy(held_ref) if held else None
+    metrics = MetricsWriter(run_dir, "dpo")
+    try:
+        trained = train_dpo(model, train, ref, cfg, seed, pad, metrics.log)
+    finally:
+        metrics.close()
+    after = kl = reward_acc = None
+    if held:
+        now = all_logps(model, held, cfg.batch_size, pad)
+        after, reward_acc = preference_accuracy(now), preference_accuracy(now, held_ref)
+        reference = None if lora else load_model_and_tokenizer(model_dir)[0]
+        kl = answer_kl(model, reference, held, cfg.batch_size, pad)
+    if lora:
+        model.save_pretrained(out / "adapter")  # the adapter alone, before it is merged
+    final = model.merge_and_unload() if lora else model
+    final.save_pretrained(out / "model", safe_serialization=True)
+    tok.save_pretrained(out / "model")
+    summary = {"model": str(model_dir), "output": str(out / "model"), "pairs": len(train), "heldout_pairs": len(held),
+               "skipped": dict(skipped + too_long), "heldout_skipped": dict(h_skipped),
+               "skipped_where": (where + where_long)[:20],
+               "loss": cfg.loss, "beta": cfg.beta, "method": cfg.method, **trained,
+               "heldout_accuracy_before": before, "heldout_accuracy_after": after,
+               "heldout_reward_accuracy": reward_acc, "heldout_kl_per_token": kl}
+    plots = _plots(run_dir)
+    record_stage(run_dir, "dpo", cfg.model_dump(), [model_dir, *(d.path for d in cfg.datasets + cfg.heldout)],
+                 seed, started, summary)
+    write_report_section(run_dir, "dpo", dpo_report(summary, plots))
+    return summary
+
+
+def _plots(run_dir: Path) -> list[str]:
+    rows = read_metrics(run_dir, "dpo")
+    steps = [r["step"] for r in rows]
+    line_plot(run_dir / "plots" / "dpo_loss.png", {"loss": (steps, [r["loss"] for r in rows]),
+                                                    "reward accuracy": (steps, [r["reward_accuracy"] for r in rows])},
+              "step", "value", "DPO: loss and reward accuracy")
+    line_plot(run_dir / "plots" / "dpo_logps.png", {"chosen": (steps, [r["logp_chosen"] for r in rows]),
+                                                     "rejected": (steps, [r["logp_rejected"] for r in rows])},
+              "step", "log p of the answer", "DPO: answers' log-probabilities")
+    return ["plots/dpo_loss.png", "plots/dpo_logps.png"]
+
+
+def _fmt(x) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else "–"
+
+
+def dpo_report(s: dict, plots: list[str]) -> str:
+    f = s["final"]
+    lines = ["## DPO", "", f"{s['method']} {s['loss']} (beta {s['beta']}) on `{Path(s['model']).name}`: {s['pairs']} pairs, "
+             f"{s['steps']} steps, {s['pairs_per_s']:.1f} pairs/s; last step loss {f['loss']:.4f}, reward accuracy "
+             f"{f['reward_accuracy']:.2f}, margin {f['reward_margin']:.3f}.", "",
+             f"Held-out ({s['heldout_pairs']} pairs): the model prefers the chosen answer in {_fmt(s['heldout_accuracy_before'])} "
+             f"of pairs before and {_fmt(s['heldout_accuracy_after'])} after (likelihood); implicit-reward accuracy "
+             f"{_fmt(s['heldout_reward_accuracy'])}; KL(policy || reference) {_fmt(s['heldout_kl_per_token'])} nats per "
+             "answer token.", ""]
+    if s["skipped"]:
+        lines += ["Skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "; e.g. "
+                  + "; ".join(s["skipped_where"][:3]), ""]
+    lines += [f"![dpo]({p})" for p in plots]
+    return "\n".join(lines)

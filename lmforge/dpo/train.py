@@ -1,0 +1,151 @@
+"""The DPO loop and what it measures. Chosen and rejected answers of a pair sit in the same batch;
+batches are grouped by length; the reference log-probabilities come from a cache computed once
+(no second model in memory while training); with LoRA the reference is the model with its adapter
+disabled."""
+
+import contextlib
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from lmforge.dpo.loss import preference_loss, sequence_logps
+from lmforge.errors import DataError
+from lmforge.recipe import DpoConfig, TrainConfig
+from lmforge.sft.data import collate, length_groups
+from lmforge.train import lr_at, use_bf16
+
+
+def pair_batch(pairs: list[dict], idx: list[int], pad_id: int, device) -> dict:
+    """Rows 0..n-1 the chosen answers, n..2n-1 the rejected ones."""
+    rows = [pairs[i]["chosen"] for i in idx] + [pairs[i]["rejected"] for i in idx]
+    return {k: v.to(device) for k, v in collate(rows, pad_id).items()}
+
+
+def all_logps(model, pairs: list[dict], batch_size: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Summed log-probs and answer token counts of every pair, in order."""
+    out = {"chosen": [], "rejected": [], "chosen_tokens": [], "rejected_tokens": []}
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            idx = list(range(i, min(i + batch_size, len(pairs))))
+            logps, counts = sequence_logps(model, pair_batch(pairs, idx, pad_id, model.device))
+            n = len(idx)
+            out["chosen"].append(logps[:n].cpu())
+            out["rejected"].append(logps[n:].cpu())
+            out["chosen_tokens"].append(counts[:n].cpu())
+            out["rejected_tokens"].append(counts[n:].cpu())
+    return {k: torch.cat(v) if v else torch.zeros(0) for k, v in out.items()}
+
+
+def data_fingerprint(pairs: list[dict]) -> str:
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(json.dumps([p["chosen"], p["rejected"]]).encode())
+    return h.hexdigest()
+
+
+def reference_logps(model, pairs: list[dict], batch_size: int, pad_id: int, path: Path, fingerprint: str,
+                    adapter: bool) -> dict[str, torch.Tensor]:
+    """The reference model's log-probs: from `path` when its fingerprint (reference weights,
+    tokenizer, encoded pairs) matches, else computed once and written there."""
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached["fingerprint"] != fingerprint:
+            raise DataError(f"{path}: reference log-probs of another model, tokenizer or data "
+                            f"(fingerprint {cached['fingerprint'][:12]}…, now {fingerprint[:12]}…); delete it to recompute")
+        return {k: torch.tensor(v) for k, v in cached["logps"].items()}  # float32 sums round-trip exactly
+    context = model.disable_adapter() if adapter else contextlib.nullcontext()
+    model.eval()
+    with context:
+        ref = all_logps(model, pairs, batch_size, pad_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"fingerprint": fingerprint, "logps": {k: v.tolist() for k, v in ref.items()}}))
+    return ref
+
+
+def _normalise(logps: torch.Tensor, tokens: torch.Tensor, loss_type: str) -> torch.Tensor:
+    return logps / tokens.clamp(min=1) if loss_type == "ipo" else logps
+
+
+def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log) -> dict:
+    torch.manual_seed(seed)
+    device = model.device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, fused=device.type in ("cuda", "cpu"))
+    per_step = cfg.batch_size * cfg.grad_accum
+    steps = max(1, math.ceil(len(pairs) * cfg.epochs / per_step))
+    schedule = TrainConfig(lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps,
+                           schedule="cosine")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
+    lengths = [max(len(p["chosen"][0]), len(p["rejected"][0])) for p in pairs]
+    epoch, groups = 0, iter(length_groups(lengths, cfg.batch_size, seed, 0))
+    model.train()
+    started, last = time.perf_counter(), {}
+    for step in range(steps):
+        lr = lr_at(step, schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        stats = {"loss": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0, "logp_chosen": 0.0, "logp_rejected": 0.0}
+        for _ in range(cfg.grad_accum):
+            idx = next(groups, None)
+            if idx is None:
+                epoch += 1
+                groups = iter(length_groups(lengths, cfg.batch_size, seed, epoch))
+                idx = next(groups)
+            n = len(idx)
+            with autocast:
+                logps, counts = sequence_logps(model, pair_batch(pairs, idx, pad_id, device))
+            pol_c, pol_r = _normalise(logps[:n], counts[:n], cfg.loss), _normalise(logps[n:], counts[n:], cfg.loss)
+            ix = torch.tensor(idx)
+            ref_c = _normalise(ref["chosen"][ix], ref["chosen_tokens"][ix], cfg.loss).to(device)
+            ref_r = _normalise(ref["rejected"][ix], ref["rejected_tokens"][ix], cfg.loss).to(device)
+            losses, reward_c, reward_r = preference_loss(pol_c, pol_r, ref_c, ref_r, cfg.beta, cfg.loss,
+                                                         cfg.label_smoothing)
+            (losses.mean() / cfg.grad_accum).backward()
+            for key, value in (("loss", losses.mean()), ("reward_accuracy", (reward_c > reward_r).float().mean()),
+                               ("reward_margin", (reward_c - reward_r).mean()), ("logp_chosen", logps[:n].mean()),
+                               ("logp_rejected", logps[n:].mean())):
+                stats[key] += float(value.detach()) / cfg.grad_accum
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        last = stats
+        if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
+            log(step=step + 1, lr=lr, pairs_per_s=(step + 1) * per_step / (time.perf_counter() - started), **stats)
+    model.eval()
+    return {"steps": steps, "final": last, "pairs_per_s": steps * per_step / (time.perf_counter() - started),
+            "trainable_params": sum(p.numel() for p in params)}
+
+
+def preference_accuracy(logps: dict, ref: dict | None = None) -> float:
+    """Share of pairs the model prefers the chosen answer: by likelihood, or (with `ref`) by DPO's
+    implicit reward (log-ratio to the reference)."""
+    margin = logps["chosen"] - logps["rejected"]
+    if ref is not None:
+        margin = margin - (ref["chosen"] - ref["rejected"])
+    return float((margin > 0).float().mean()) if len(margin) else float("nan")
+
+
+def _logits(model, b: dict) -> torch.Tensor:
+    return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
+
+
+def answer_kl(policy, reference, pairs: list[dict], batch_size: int, pad_id: int) -> float:
+    """Mean per-token KL(policy || reference) of the next-token distributions over the held-out
+    chosen answers' positions (teacher-forced, exact over the vocabulary). `reference` None: the
+    policy itself with its adapter disabled (LoRA)."""
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            rows = [pairs[j]["chosen"] for j in range(i, min(i + batch_size, len(pairs)))]
+            b = {k: v.to(policy.device) for k, v in collate(rows, pad_id).items()}
+            mask = b["labels"][:, 1:] != -100
+            p = torch.log_softmax(_logits(policy, b), -1)
+            with policy.disable_adapter() if reference is None else contextlib.nullcontext():
+                q = torch.log_softmax(_logits(reference or policy, b), -1)
+            total += float((p.exp() * (p - q)).sum(-1)[mask].sum())
+            count += int(mask.sum())
+    return total / max(count, 1)
