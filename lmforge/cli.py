@@ -515,8 +515,8 @@ def dpo(recipe: RecipeArg = None, model: Annotated[Optional[str], typer.Option(h
     overrides = list(set or []) + ([f'dpo.model="{model}"'] if model else [])
     s = _stage("dpo", recipe, run_dir, overrides)
     console.print(f"dpo: {s['pairs']} pairs, {s['steps']} steps, final loss {s['final']['loss']:.4f} -> {s['output']}")
-    if s["heldout_accuracy_after"] is not None:
-        console.print(f"held-out preference accuracy {s['heldout_accuracy_before']:.3f} -> {s['heldout_accuracy_after']:.3f}, "
+    if s["heldout_reward_accuracy_after"] is not None:
+        console.print(f"held-out preference accuracy (implicit reward) 0.500 -> {s['heldout_reward_accuracy_after']:.3f}, "
                       f"KL {s['heldout_kl_per_token']:.4f} nats/token")
 
 

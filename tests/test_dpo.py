@@ -101,15 +101,27 @@ def test_a_dpo_run_writes_a_model_metrics_and_a_report(tiny_run):
     from transformers import AutoModelForCausalLM
 
     from lmforge.dpo import run_dpo_stage
+    from lmforge.recipe import EndpointConfig, JudgeConfig
     from lmforge.rundir import read_metrics
+    from tests.conftest import free_port
+    from tests.fault_endpoint import FaultEndpoint, Running
 
     run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=256")
+    server = Running(FaultEndpoint().app, free_port())  # a scripted judge for the after-training verdict
     cfg = DpoConfig(datasets=[PreferenceDataset(path=str(PAIRS / "pairs.jsonl"), weight=0.2)],
                     heldout=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"), weight=0.3)],
-                    lr=3e-3, batch_size=8, log_every=2)
-    s = run_dpo_stage(cfg, run_dir, 0)
+                    lr=3e-3, batch_size=8, log_every=2,
+                    judge=JudgeConfig(judge=EndpointConfig(base_url=server.url, model="scripted", api_key_env=None),
+                                      max_new_tokens=6))
+    try:
+        s = run_dpo_stage(cfg, run_dir, 0)
+    finally:
+        server.stop()
+    verdict = s["judge_vs_start"]["en"]
+    assert verdict["pairs"] == 16 and verdict["baseline"] == "step-000008"  # the model DPO started from
     assert s["pairs"] == 60 and s["heldout_pairs"] == 18 and s["steps"] == 8
-    assert 0 <= s["heldout_accuracy_before"] <= 1 and 0 <= s["heldout_accuracy_after"] <= 1
+    assert s["heldout_reward_accuracy_before"] == 0.5 and 0 <= s["heldout_reward_accuracy_after"] <= 1
+    assert 0 <= s["heldout_likelihood_accuracy_before"] <= 1
     assert s["heldout_kl_per_token"] > 0  # the policy moved, and by how much is reported
     rows = read_metrics(run_dir, "dpo")
     assert [r["step"] for r in rows] == [2, 4, 6, 8] and all(0 <= r["reward_accuracy"] <= 1 for r in rows)
@@ -117,3 +129,91 @@ def test_a_dpo_run_writes_a_model_metrics_and_a_report(tiny_run):
     assert (run_dir / "dpo" / "adapter" / "adapter_config.json").is_file()
     assert "## DPO" in (run_dir / "report.md").read_text()
     assert (run_dir / "dpo" / "reference_logps.json").is_file()
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])
+def test_loss_rewards_and_gradients_equal_trl(tiny, tmp_path, loss_type):
+    """The same model, the same batch (TRL's own tokenization): lmforge's loss, rewards and every
+    parameter's gradient equal TRL's DPOTrainer computation."""
+    import copy
+
+    from datasets import Dataset
+    from trl import DPOConfig as TrlDPOConfig
+    from trl import DPOTrainer
+
+    from lmforge.dpo.loss import sequence_logps
+    from lmforge.sft.data import collate
+
+    model, tok = tiny
+    reference = copy.deepcopy(model)
+    rows = [{"prompt": f"Describe harbour number {i}.", "chosen": f" It is quiet and small, number {i}.",
+             "rejected": " No."} for i in range(8)]
+    args = TrlDPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, beta=0.1, loss_type=[loss_type],
+                        report_to=[], use_cpu=True, max_length=None)
+    trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=tok)
+    batch = next(iter(trainer.get_train_dataloader()))
+    model.train()
+    trl_loss = trainer.compute_loss(trainer.model, batch)
+    trl_loss.backward()
+    trl_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    metrics = trainer._metrics["train"]
+
+    # lmforge on the same token rows: padding dropped, labels on the completion tokens only
+    ids, mask, completion = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+    ours = []
+    for i in range(len(ids)):
+        keep = mask[i] == 1
+        ours.append((ids[i][keep].tolist(), torch.where(completion[i][keep] == 1, ids[i][keep], IGNORE).tolist()))
+    b = collate(ours, 0)
+    logps, counts = sequence_logps(model, b)
+    with torch.no_grad():
+        ref_logps, _ = sequence_logps(reference, b)
+    n = len(ids) // 2
+    scale = counts.clamp(min=1) if loss_type == "ipo" else torch.ones_like(counts)
+    pol, ref = logps / scale, ref_logps / scale
+    losses, _, _ = preference_loss(pol[:n], pol[n:], ref[:n], ref[n:], 0.1, loss_type)
+    losses.mean().backward()
+    assert float(losses.mean()) == pytest.approx(float(trl_loss), rel=1e-5)
+    assert float(0.1 * (logps[:n] - ref_logps[:n]).mean()) == pytest.approx(metrics["rewards/chosen"][-1], abs=1e-6)
+    assert float(0.1 * (logps[n:] - ref_logps[n:]).mean()) == pytest.approx(metrics["rewards/rejected"][-1], abs=1e-6)
+    assert float(logps[:n].mean()) == pytest.approx(metrics["logps/chosen"][-1], rel=1e-5)
+    for name, p in model.named_parameters():
+        if name in trl_grads:
+            assert torch.allclose(p.grad, trl_grads[name], atol=1e-5, rtol=1e-4), name
+
+
+def test_heldout_preference_accuracy_rises_on_the_shipped_sample(tiny_run):
+    """Fixed seed, full DPO on the shipped pairs: held-out pairs (other prompts) are preferred the
+    right way far more often than the 0.5 of the untrained reference, with the KL to it reported."""
+    from lmforge.dpo import run_dpo_stage
+
+    run_dir = pretrain_tiny(tiny_run, "train.max_steps=30", "model.hidden_size=64", "model.max_position_embeddings=256")
+    cfg = DpoConfig(datasets=[PreferenceDataset(path=str(PAIRS / "pairs.jsonl"))],
+                    heldout=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"))],
+                    method="full", lr=2e-3, epochs=6, batch_size=16, beta=0.1, log_every=20)
+    s = run_dpo_stage(cfg, run_dir, 0)
+    assert s["heldout_reward_accuracy_after"] >= 0.65, s
+    assert 0 < s["heldout_kl_per_token"] < 2.0
+
+
+def test_pairs_from_a_pairwise_judge_run(tmp_path):
+    from lmforge.dpo.from_judge import pairs_from_judge
+
+    d = tmp_path / "judge" / "en"
+    write_jsonl(d / "question.jsonl", [{"question_id": q, "category": "writing", "turns": [f"Q{q}", f"Q{q} again"]}
+                                       for q in (1, 2, 3, 4)])
+    for m, prefix in (("tuned", "good"), ("base", "bad")):
+        write_jsonl(d / "model_answer" / f"{m}.jsonl", [
+            {"question_id": q, "answer_id": "x", "model_id": m, "tstamp": 0,
+             "choices": [{"index": 0, "turns": [f"{prefix} {q}", f"{prefix} {q} again"]}]} for q in (1, 2, 3, 4)])
+    row = lambda q, g1, g2, turn=1: {"question_id": q, "model_1": "tuned", "model_2": "base", "g1_winner": g1,  # noqa: E731
+                                     "g2_winner": g2, "turn": turn}
+    write_jsonl(d / "model_judgment" / "j_pair.jsonl", [
+        row(1, "model_1", "model_1"), row(2, "model_2", "model_2"), row(3, "model_1", "model_2"),
+        row(4, "error", "model_1"), row(1, "model_1", "model_1", turn=2)])
+    s = pairs_from_judge(tmp_path / "judge", tmp_path / "pairs.jsonl")
+    assert s["pairs"] == 2 and s["dropped"] == {"tie": 1, "judgment failed": 1, "second turn": 1}
+    pairs, _, _ = read_pairs(PreferenceDataset(path=s["output"]))
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("good 1", "bad 1"), ("bad 2", "good 2")]

@@ -8,10 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 from lmforge.dpo.data import encode_pairs, mix_pairs
+from lmforge.dpo.from_judge import pairs_from_judge
 from lmforge.dpo.train import all_logps, answer_kl, data_fingerprint, preference_accuracy, reference_logps, train_dpo
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
-from lmforge.recipe import DpoConfig
+from lmforge.recipe import DpoConfig, PreferenceDataset
 from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
 from lmforge.sft.train import attach_method
@@ -20,10 +21,15 @@ from lmforge.sft.train import attach_method
 def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
     started = time.time()
     run_dir = Path(run_dir)
-    if not cfg.datasets:
-        raise ConfigError("dpo.datasets: give at least one preference file")
+    datasets = list(cfg.datasets)
+    judged = None
+    if cfg.from_judge:
+        judged = pairs_from_judge(cfg.from_judge, run_dir / "dpo" / "judge_pairs.jsonl")
+        datasets.append(PreferenceDataset(path=judged["output"]))
+    if not datasets:
+        raise ConfigError("dpo.datasets: give at least one preference file (or dpo.from_judge)")
     model_dir = resolve_model_dir(cfg.model or run_dir)
-    pairs, skipped, where = mix_pairs(cfg.datasets, seed)
+    pairs, skipped, where = mix_pairs(datasets, seed)
     heldout, h_skipped, _ = mix_pairs(cfg.heldout, seed) if cfg.heldout else ([], Counter(), [])
     model, tok = load_model_and_tokenizer(model_dir)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -39,7 +45,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
     ref = reference_logps(model, train, cfg.batch_size, pad, out / "reference_logps.json", key, lora)
     held_ref = reference_logps(model, held, cfg.batch_size, pad, out / "reference_logps_heldout.json",
                                f"{fingerprint(model_dir)['sha256']}:{data_fingerprint(held)}", lora) if held else None
-    before = preference_accuracy(held_ref) if held else None
+    before = preference_accuracy(held_ref) if held else None  # likelihood per token, the reference's
     metrics = MetricsWriter(run_dir, "dpo")
     try:
         trained = train_dpo(model, train, ref, cfg, seed, pad, metrics.log)
@@ -56,12 +62,21 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
     final = model.merge_and_unload() if lora else model
     final.save_pretrained(out / "model", safe_serialization=True)
     tok.save_pretrained(out / "model")
+    if cfg.judge:  # the judge's verdict: the tuned model against the one it started from
+        from lmforge.judge import run_judge_stage
+
+        judge_cfg = cfg.judge.model_copy(update={"model": str(out / "model"), "mode": "pairwise",
+                                                 "baseline_model": str(model_dir), "out": str(out / "judge")})
+        judged_after = run_judge_stage(judge_cfg, run_dir)["languages"]
     summary = {"model": str(model_dir), "output": str(out / "model"), "pairs": len(train), "heldout_pairs": len(held),
+               "from_judge": judged, "judge_vs_start": {lang: r.get("pairwise") for lang, r in judged_after.items()}
+               if cfg.judge else None,
                "skipped": dict(skipped + too_long), "heldout_skipped": dict(h_skipped),
                "skipped_where": (where + where_long)[:20],
                "loss": cfg.loss, "beta": cfg.beta, "method": cfg.method, **trained,
-               "heldout_accuracy_before": before, "heldout_accuracy_after": after,
-               "heldout_reward_accuracy": reward_acc, "heldout_kl_per_token": kl}
+               "heldout_likelihood_accuracy_before": before, "heldout_likelihood_accuracy_after": after,
+               "heldout_reward_accuracy_before": 0.5 if held else None, "heldout_reward_accuracy_after": reward_acc,
+               "heldout_kl_per_token": kl}
     plots = _plots(run_dir)
     record_stage(run_dir, "dpo", cfg.model_dump(), [model_dir, *(d.path for d in cfg.datasets + cfg.heldout)],
                  seed, started, summary)
@@ -90,10 +105,20 @@ def dpo_report(s: dict, plots: list[str]) -> str:
     lines = ["## DPO", "", f"{s['method']} {s['loss']} (beta {s['beta']}) on `{Path(s['model']).name}`: {s['pairs']} pairs, "
              f"{s['steps']} steps, {s['pairs_per_s']:.1f} pairs/s; last step loss {f['loss']:.4f}, reward accuracy "
              f"{f['reward_accuracy']:.2f}, margin {f['reward_margin']:.3f}.", "",
-             f"Held-out ({s['heldout_pairs']} pairs): the model prefers the chosen answer in {_fmt(s['heldout_accuracy_before'])} "
-             f"of pairs before and {_fmt(s['heldout_accuracy_after'])} after (likelihood); implicit-reward accuracy "
-             f"{_fmt(s['heldout_reward_accuracy'])}; KL(policy || reference) {_fmt(s['heldout_kl_per_token'])} nats per "
-             "answer token.", ""]
+             f"Held-out ({s['heldout_pairs']} pairs, ties count half): preference accuracy by DPO's implicit reward "
+             f"{_fmt(s['heldout_reward_accuracy_before'])} before (every margin is 0) → "
+             f"{_fmt(s['heldout_reward_accuracy_after'])} after; by likelihood per answer token "
+             f"{_fmt(s['heldout_likelihood_accuracy_before'])} → {_fmt(s['heldout_likelihood_accuracy_after'])}; "
+             f"KL(policy ‖ reference) {_fmt(s['heldout_kl_per_token'])} nats per answer token.", ""]
+    if s.get("from_judge"):
+        j = s["from_judge"]
+        lines += [f"{j['pairs']} pairs came from a pairwise judge run (dropped: "
+                  + (", ".join(f"{k} {v}" for k, v in j["dropped"].items()) or "none") + ").", ""]
+    for lang, p in (s.get("judge_vs_start") or {}).items():
+        if p and p.get("pairs"):
+            lines += [f"Judge, {lang}: the tuned model against the starting one — adjusted win rate "
+                      f"{p['adjusted_win_rate']:.1%} (95% CI {p['adjusted_win_rate_ci95'][0]:.1%}–"
+                      f"{p['adjusted_win_rate_ci95'][1]:.1%}), position bias {p['position_bias_rate']:.1%}.", ""]
     if s["skipped"]:
         lines += ["Skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "; e.g. "
                   + "; ".join(s["skipped_where"][:3]), ""]

@@ -102,8 +102,10 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
             ix = torch.tensor(idx)
             ref_c = _normalise(ref["chosen"][ix], ref["chosen_tokens"][ix], cfg.loss).to(device)
             ref_r = _normalise(ref["rejected"][ix], ref["rejected_tokens"][ix], cfg.loss).to(device)
-            losses, reward_c, reward_r = preference_loss(pol_c, pol_r, ref_c, ref_r, cfg.beta, cfg.loss,
-                                                         cfg.label_smoothing)
+            losses, _, _ = preference_loss(pol_c, pol_r, ref_c, ref_r, cfg.beta, cfg.loss, cfg.label_smoothing)
+            # rewards on summed log-probs whatever the loss (IPO's are per-token averages), as TRL reports them
+            reward_c = cfg.beta * (logps[:n].detach() - ref["chosen"][ix].to(device))
+            reward_r = cfg.beta * (logps[n:].detach() - ref["rejected"][ix].to(device))
             (losses.mean() / cfg.grad_accum).backward()
             for key, value in (("loss", losses.mean()), ("reward_accuracy", (reward_c > reward_r).float().mean()),
                                ("reward_margin", (reward_c - reward_r).mean()), ("logp_chosen", logps[:n].mean()),
@@ -121,12 +123,15 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
 
 
 def preference_accuracy(logps: dict, ref: dict | None = None) -> float:
-    """Share of pairs the model prefers the chosen answer: by likelihood, or (with `ref`) by DPO's
-    implicit reward (log-ratio to the reference)."""
-    margin = logps["chosen"] - logps["rejected"]
+    """Share of pairs in which the chosen answer wins, ties counting half: by DPO's implicit reward
+    (log-ratio to `ref`; 0.5 before training, where every margin is 0), or without `ref` by
+    likelihood per answer token (so that short answers do not win by being short)."""
     if ref is not None:
-        margin = margin - (ref["chosen"] - ref["rejected"])
-    return float((margin > 0).float().mean()) if len(margin) else float("nan")
+        margin = (logps["chosen"] - ref["chosen"]) - (logps["rejected"] - ref["rejected"])
+    else:
+        margin = logps["chosen"] / logps["chosen_tokens"].clamp(min=1) - \
+            logps["rejected"] / logps["rejected_tokens"].clamp(min=1)
+    return float(((margin > 0).float() + 0.5 * (margin == 0).float()).mean()) if len(margin) else float("nan")
 
 
 def _logits(model, b: dict) -> torch.Tensor:

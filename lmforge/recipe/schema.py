@@ -399,6 +399,8 @@ class DpoConfig(Section):
     model: str | None = None  # default: the run's newest model (its chat model after `sft`)
     datasets: list[PreferenceDataset] = Field(default_factory=list)
     heldout: list[PreferenceDataset] = Field(default_factory=list)  # preference accuracy before and after
+    from_judge: str | None = None  # a pairwise `judge` output folder: its decided pairs become training data
+    judge: "JudgeConfig | None" = None  # after training: pairwise win rate against the starting (SFT) model
     loss: Literal["sigmoid", "ipo"] = "sigmoid"
     beta: float = Field(0.1, gt=0)
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # conservative DPO
@@ -439,3 +441,4 @@ class Recipe(Section):
 
 
 EvalConfig.model_rebuild()
+DpoConfig.model_rebuild()
