@@ -12,7 +12,7 @@ from lmforge.dpo.train import all_logps, data_fingerprint, reference_logps
 from lmforge.errors import DataError
 from lmforge.recipe import DpoConfig, PreferenceDataset
 from lmforge.sft.data import IGNORE
-from tests.conftest import ROOT, pretrain_tiny, write_jsonl
+from tests.conftest import ROOT, lmforge, pretrain_tiny, write_jsonl
 
 PAIRS = ROOT / "examples" / "preferences"
 
@@ -217,3 +217,39 @@ def test_pairs_from_a_pairwise_judge_run(tmp_path):
     assert s["pairs"] == 2 and s["dropped"] == {"tie": 1, "judgment failed": 1, "second turn": 1}
     pairs, _, _ = read_pairs(PreferenceDataset(path=s["output"]))
     assert [(p["chosen"], p["rejected"]) for p in pairs] == [("good 1", "bad 1"), ("bad 2", "good 2")]
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tiny_run, tmp_path):
+    """Kill `lmforge dpo` after a checkpoint; the rerun continues from it and ends with the weights
+    of a run that was never interrupted."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=256")
+    model = run_dir / "checkpoints" / "step-000008"
+    recipe = tmp_path / "dpo.toml"
+    recipe.write_text(f'[dpo]\nmodel = "{model}"\nmethod = "full"\nlr = 1e-3\nbatch_size = 4\nepochs = 0.3\n'
+                      f'checkpoint_every = 2\nlog_every = 1\n[[dpo.datasets]]\npath = "{PAIRS / "pairs.jsonl"}"\n')
+    lmforge("dpo", str(recipe), "--run-dir", str(tmp_path / "a"))
+    args = [sys.executable, "-m", "lmforge", "dpo", str(recipe), "--run-dir", str(tmp_path / "b")]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state = tmp_path / "b" / "dpo" / "resume" / "state.json"
+    end = time.time() + 300
+    while time.time() < end and not (state.is_file() and __import__("json").loads(state.read_text())["step"] >= 8):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b" / "dpo" / "model").exists()
+    lmforge("dpo", str(recipe), "--run-dir", str(tmp_path / "b"))
+    import json
+
+    s = json.loads((tmp_path / "b" / "manifest.json").read_text())["stages"]["dpo"]
+    assert s["resumed_from"] >= 8 and s["steps"] == 23
+    a, b = load_file(tmp_path / "a" / "dpo" / "model" / "model.safetensors"), \
+        load_file(tmp_path / "b" / "dpo" / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not (tmp_path / "b" / "dpo" / "resume").exists()  # finished: nothing left to resume

@@ -48,7 +48,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
     before = preference_accuracy(held_ref) if held else None  # likelihood per token, the reference's
     metrics = MetricsWriter(run_dir, "dpo")
     try:
-        trained = train_dpo(model, train, ref, cfg, seed, pad, metrics.log)
+        trained = train_dpo(model, train, ref, cfg, seed, pad, metrics.log, resume_dir=out / "resume")
     finally:
         metrics.close()
     after = kl = reward_acc = None

@@ -70,7 +70,52 @@ def _normalise(logps: torch.Tensor, tokens: torch.Tensor, loss_type: str) -> tor
     return logps / tokens.clamp(min=1) if loss_type == "ipo" else logps
 
 
-def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log) -> dict:
+def _trainable(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_resume(folder: Path, model, optimizer, step: int, tag: str) -> None:
+    """Trainable weights (safetensors), optimizer state and step; written aside, then renamed in."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(_trainable(model), tmp / "trainable.safetensors")
+    torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "tag": tag}))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def load_resume(folder: Path, model, optimizer, tag: str) -> int:
+    """The step to continue from (0 when there is nothing to resume); `tag` names the model, data
+    and settings, so a killed run is never continued with different ones."""
+    if not (folder / "state.json").is_file():
+        return 0
+    saved = json.loads((folder / "state.json").read_text())
+    if saved["tag"] != tag:
+        raise DataError(f"{folder}: a killed run with another model, data or settings; delete it to start over "
+                        "(or set dpo.resume = false)")
+    from safetensors.torch import load_file
+
+    weights = load_file(folder / "trainable.safetensors")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    state = torch.load(folder / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    return saved["step"]
+
+
+def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log,
+              resume_dir: Path | None = None) -> dict:
+    """Train for cfg.epochs; with `resume_dir`, checkpoint every cfg.checkpoint_every steps and
+    continue a killed run from its last checkpoint (same batches, same schedule)."""
     torch.manual_seed(seed)
     device = model.device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -82,9 +127,16 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
     lengths = [max(len(p["chosen"][0]), len(p["rejected"][0])) for p in pairs]
     epoch, groups = 0, iter(length_groups(lengths, cfg.batch_size, seed, 0))
+    tag = hashlib.sha256(f"{data_fingerprint(pairs)}:{cfg.model_dump_json()}:{seed}".encode()).hexdigest()
+    first = load_resume(resume_dir, model, optimizer, tag) if resume_dir and cfg.resume else 0
+    for _ in range(first * cfg.grad_accum):  # skip the micro-batches the killed run already took
+        if next(groups, None) is None:
+            epoch += 1
+            groups = iter(length_groups(lengths, cfg.batch_size, seed, epoch))
+            next(groups)
     model.train()
     started, last = time.perf_counter(), {}
-    for step in range(steps):
+    for step in range(first, steps):
         lr = lr_at(step, schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -116,9 +168,16 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
         optimizer.zero_grad(set_to_none=True)
         last = stats
         if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
-            log(step=step + 1, lr=lr, pairs_per_s=(step + 1) * per_step / (time.perf_counter() - started), **stats)
+            log(step=step + 1, lr=lr, pairs_per_s=(step + 1 - first) * per_step / (time.perf_counter() - started), **stats)
+        if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
+            save_resume(resume_dir, model, optimizer, step + 1, tag)
+    if resume_dir:  # finished: nothing to resume any more
+        import shutil
+
+        shutil.rmtree(resume_dir, ignore_errors=True)
     model.eval()
-    return {"steps": steps, "final": last, "pairs_per_s": steps * per_step / (time.perf_counter() - started),
+    return {"steps": steps, "resumed_from": first, "final": last,
+            "pairs_per_s": (steps - first) * per_step / (time.perf_counter() - started),
             "trainable_params": sum(p.numel() for p in params)}
 
 

@@ -419,6 +419,8 @@ class DpoConfig(Section):
     warmup_steps: int = Field(10, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(50, ge=1)  # trainable weights + optimizer state, to resume a killed run
+    resume: bool = True
 
 
 class Recipe(Section):
