@@ -6,9 +6,13 @@ beta 0.1, sigmoid loss, on the shipped preference pairs (examples/preferences), 
 prompt/chosen/rejected strings rendered with the same chat template. Pairs/s over the whole
 training call, lmforge's one-off reference pass included. Contenders, alternating for `--rounds`:
 
-  lmforge          reference log-probs computed once and cached (adapter disabled), length-grouped batches
-  trl_default      DPOTrainer defaults: the reference forward (adapter disabled) at every step
-  trl_precompute   DPOTrainer with precompute_ref_log_probs=True (its own one-off reference pass)
+  lmforge          precision "auto" (fp32 on a CPU without bf16 math), reference log-probs computed once
+                   and cached (adapter disabled), length-grouped batches
+  trl_fp32         DPOTrainer in lmforge's precision and without gradient checkpointing; the reference
+                   forward (adapter disabled) at every step, its default
+  trl_fp32_precompute   the same with precompute_ref_log_probs=True (its own one-off reference pass)
+  trl_default      DPOTrainer's own defaults (bf16, gradient checkpointing), first round only: as users
+                   run it, slow on CPUs without bf16 math
 
     python bench/dpo_throughput.py
 """
@@ -41,7 +45,7 @@ def run_lmforge(model, tok, pairs, cfg, tmp: Path) -> tuple[float, float]:
     return time.perf_counter() - start, stats["final"]["loss"]
 
 
-def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, out: Path) -> tuple[float, float]:
+def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, defaults: bool, out: Path) -> tuple[float, float]:
     from datasets import Dataset
     from peft import LoraConfig
     from trl import DPOConfig as TrlConfig
@@ -56,7 +60,8 @@ def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, out: Path) -> tu
                      max_steps=steps, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps, weight_decay=0.0,
                      max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, beta=cfg.beta,
                      loss_type=["sigmoid"], max_length=None, precompute_ref_log_probs=precompute,
-                     dataloader_num_workers=0, seed=0, disable_tqdm=True)
+                     dataloader_num_workers=0, seed=0, disable_tqdm=True,
+                     **({} if defaults else {"bf16": False, "gradient_checkpointing": False}))
     lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=cfg.lora_targets,
                       task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
@@ -89,22 +94,25 @@ def main() -> None:
     pairs, _, _ = encode_pairs(tok, raw, 256, "skip")
     cfg = DpoConfig(method="lora", batch_size=a.batch, lr=1e-3, warmup_steps=5, beta=0.1,
                     epochs=a.steps * a.batch / len(pairs))  # exactly a.steps steps, TRL's max_steps
-    results = {"lmforge": [], "trl_default": [], "trl_precompute": []}
+    results = {"lmforge": [], "trl_fp32": [], "trl_fp32_precompute": [], "trl_default": []}
     losses = {}
     for r in range(a.rounds):
         for name in results:
+            if name == "trl_default" and r > 0:
+                continue
             model = build_model(config, seed=0)
             with tempfile.TemporaryDirectory() as tmp:
                 if name == "lmforge":
                     t, loss = run_lmforge(attach_method(model, cfg), tok, pairs, cfg, Path(tmp))
                 else:
-                    t, loss = run_trl(model, tok, raw, cfg, a.steps, name == "trl_precompute", Path(tmp))
+                    t, loss = run_trl(model, tok, raw, cfg, a.steps, name.endswith("precompute"),
+                                      name == "trl_default", Path(tmp))
             results[name].append(a.steps * a.batch / t)
             losses[name] = loss
             print(f"round {r} {name:15s} {results[name][-1]:7.2f} pairs/s  last-step loss {loss:.4f}", flush=True)
     best = {k: max(v) for k, v in results.items()}
     print(f"\n{len(pairs)} pairs, {a.steps} steps x {a.batch} pairs, d={a.hidden}, {a.layers} layers, LoRA r=16")
-    for name in ("trl_default", "trl_precompute"):
+    for name in ("trl_fp32", "trl_fp32_precompute", "trl_default"):
         print(f"lmforge / {name}: {best['lmforge'] / best[name]:.2f}x (target >= 1.5 vs TRL)")
 
 
