@@ -166,3 +166,20 @@ def test_a_live_lmforge_serve_as_the_judge(tiny_run, tmp_path):
         assert single["judgments"] == 16 and single["endpoint_failures"] == 0, s["endpoint"]
         assert single["parse_failures"] + single["table"]["all"]["n"] == 16
         assert (run_dir / "judge" / lang / "model_judgment" / f"{name}_single.jsonl").is_file()
+
+
+def test_eval_can_include_the_judge(tiny_run, scripted):
+    """`[eval.judge]`: the evaluated model is also graded, in the eval stage's own run."""
+    from lmforge.eval import run_eval_stage
+    from lmforge.recipe import EvalConfig
+    from tests.conftest import CORPUS
+
+    _, url = scripted
+    run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
+    s = run_eval_stage(EvalConfig(bpb_texts={"en": str(CORPUS / "en" / "heldout.jsonl")}, max_docs=3,
+                                  judge=judge_cfg(url, questions={"en": str(ROOT / "examples/judge/en/question.jsonl")})),
+                       run_dir)
+    assert s["judge"]["en"]["single"]["judgments"] == 16
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["judge"]["model"] == s["model"]  # the model eval evaluated
+    assert (run_dir / "judge" / "en" / "model_judgment" / "scripted-judge_single.jsonl").is_file()
