@@ -129,6 +129,9 @@ def test_a_dpo_run_writes_a_model_metrics_and_a_report(tiny_run):
     assert (run_dir / "dpo" / "adapter" / "adapter_config.json").is_file()
     assert "## DPO" in (run_dir / "report.md").read_text()
     assert (run_dir / "dpo" / "reference_logps.json").is_file()
+    # a rerun starts again from the same model (not from its own output) and reuses the cached reference
+    again = run_dpo_stage(cfg.model_copy(update={"judge": None}), run_dir, 0)
+    assert again["model"] == s["model"] and again["final"] == s["final"]
 
 
 @pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])

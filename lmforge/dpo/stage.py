@@ -7,11 +7,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import torch
+
 from lmforge.dpo.data import encode_pairs, mix_pairs
 from lmforge.dpo.from_judge import pairs_from_judge
 from lmforge.dpo.train import all_logps, answer_kl, data_fingerprint, preference_accuracy, reference_logps, train_dpo
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
+from lmforge.models.resolve import newest_in_run
 from lmforge.recipe import DpoConfig, PreferenceDataset
 from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
@@ -28,7 +31,9 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
         datasets.append(PreferenceDataset(path=judged["output"]))
     if not datasets:
         raise ConfigError("dpo.datasets: give at least one preference file (or dpo.from_judge)")
-    model_dir = resolve_model_dir(cfg.model or run_dir)
+    model_dir = resolve_model_dir(cfg.model) if cfg.model else newest_in_run(run_dir, exclude=("dpo/model",))
+    if model_dir is None:
+        raise ConfigError(f"dpo: {run_dir} has no model to tune (run sft first, or set dpo.model)")
     pairs, skipped, where = mix_pairs(datasets, seed)
     heldout, h_skipped, _ = mix_pairs(cfg.heldout, seed) if cfg.heldout else ([], Counter(), [])
     model, tok = load_model_and_tokenizer(model_dir)
@@ -39,6 +44,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
     if not train:
         raise ConfigError("dpo: no usable preference pair (see the skip counts)")
     lora = cfg.method == "lora"
+    torch.manual_seed(seed)  # the adapter's initial weights too: a rerun reproduces the run
     model = attach_method(model, cfg)
     out = run_dir / "dpo"
     key = f"{fingerprint(model_dir)['sha256']}:{data_fingerprint(train)}"

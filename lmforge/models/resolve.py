@@ -10,11 +10,12 @@ def is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
 
 
-def newest_in_run(run_dir: Path) -> Path | None:
+def newest_in_run(run_dir: Path, exclude: tuple[str, ...] = ()) -> Path | None:
     """A run's newest model in stage order: the preference-tuned model (`dpo`), the chat model
-    (`sft`), its adapter, the adapted model (`adapt`), the newest pretrain checkpoint."""
+    (`sft`), its adapter, the adapted model (`adapt`), the newest pretrain checkpoint; `exclude`
+    skips a stage's own output (a rerun of `dpo` starts again from the chat model)."""
     for newest_first in ("dpo/model", "chat", "sft/adapter", "adapted"):
-        if is_model_dir(run_dir / newest_first):
+        if newest_first not in exclude and is_model_dir(run_dir / newest_first):
             return run_dir / newest_first
     pointer = run_dir / "checkpoints" / "latest"
     if pointer.is_file():
