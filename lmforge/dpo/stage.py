@@ -47,10 +47,11 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
     torch.manual_seed(seed)  # the adapter's initial weights too: a rerun reproduces the run
     model = attach_method(model, cfg)
     out = run_dir / "dpo"
-    key = f"{fingerprint(model_dir)['sha256']}:{data_fingerprint(train)}"
-    ref = reference_logps(model, train, cfg.batch_size, pad, out / "reference_logps.json", key, lora)
+    start = fingerprint(model_dir)["sha256"]
+    ref = reference_logps(model, train, cfg.batch_size, pad, out / "reference_logps.json",
+                          f"{start}:{data_fingerprint(train)}", lora)
     held_ref = reference_logps(model, held, cfg.batch_size, pad, out / "reference_logps_heldout.json",
-                               f"{fingerprint(model_dir)['sha256']}:{data_fingerprint(held)}", lora) if held else None
+                               f"{start}:{data_fingerprint(held)}", lora) if held else None
     before = preference_accuracy(held_ref) if held else None  # likelihood per token, the reference's
     metrics = MetricsWriter(run_dir, "dpo")
     try:

@@ -5,8 +5,10 @@ disabled."""
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -76,8 +78,6 @@ def _trainable(model) -> dict[str, torch.Tensor]:
 
 def save_resume(folder: Path, model, optimizer, step: int, tag: str) -> None:
     """Trainable weights (safetensors), optimizer state and step; written aside, then renamed in."""
-    import shutil
-
     from safetensors.torch import save_file
 
     tmp = folder.with_name(folder.name + ".partial")
@@ -112,6 +112,12 @@ def load_resume(folder: Path, model, optimizer, tag: str) -> int:
     return saved["step"]
 
 
+def group_stream(lengths: list[int], batch_size: int, seed: int):
+    """Batches of pair indices, epoch after epoch (each epoch length-grouped and shuffled anew)."""
+    for epoch in itertools.count():
+        yield from length_groups(lengths, batch_size, seed, epoch)
+
+
 def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log,
               resume_dir: Path | None = None) -> dict:
     """Train for cfg.epochs; with `resume_dir`, checkpoint every cfg.checkpoint_every steps and
@@ -126,14 +132,10 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
                            schedule="cosine")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
     lengths = [max(len(p["chosen"][0]), len(p["rejected"][0])) for p in pairs]
-    epoch, groups = 0, iter(length_groups(lengths, cfg.batch_size, seed, 0))
     tag = hashlib.sha256(f"{data_fingerprint(pairs)}:{cfg.model_dump_json()}:{seed}".encode()).hexdigest()
     first = load_resume(resume_dir, model, optimizer, tag) if resume_dir and cfg.resume else 0
-    for _ in range(first * cfg.grad_accum):  # skip the micro-batches the killed run already took
-        if next(groups, None) is None:
-            epoch += 1
-            groups = iter(length_groups(lengths, cfg.batch_size, seed, epoch))
-            next(groups)
+    # the micro-batches the killed run already took are skipped
+    groups = itertools.islice(group_stream(lengths, cfg.batch_size, seed), first * cfg.grad_accum, None)
     model.train()
     started, last = time.perf_counter(), {}
     for step in range(first, steps):
@@ -142,11 +144,7 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
             group["lr"] = lr
         stats = {"loss": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0, "logp_chosen": 0.0, "logp_rejected": 0.0}
         for _ in range(cfg.grad_accum):
-            idx = next(groups, None)
-            if idx is None:
-                epoch += 1
-                groups = iter(length_groups(lengths, cfg.batch_size, seed, epoch))
-                idx = next(groups)
+            idx = next(groups)
             n = len(idx)
             with autocast:
                 logps, counts = sequence_logps(model, pair_batch(pairs, idx, pad_id, device))
@@ -172,8 +170,6 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
         if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
             save_resume(resume_dir, model, optimizer, step + 1, tag)
     if resume_dir:  # finished: nothing to resume any more
-        import shutil
-
         shutil.rmtree(resume_dir, ignore_errors=True)
     model.eval()
     return {"steps": steps, "resumed_from": first, "final": last,

@@ -19,9 +19,12 @@ class KVBuffer:
         self.k = [self._alloc(k, self.length + BLOCK) for k, _ in kv]
         self.v = [self._alloc(v, self.length + BLOCK) for _, v in kv]
 
+    def _capacity(self, wanted: int, needed: int) -> int:
+        """`wanted` columns, but never past the context, and never fewer than `needed`."""
+        return max(min(wanted, self.limit), needed)
+
     def _alloc(self, x: torch.Tensor, capacity: int) -> torch.Tensor:
-        capacity = max(min(capacity, self.limit), x.shape[2])
-        buf = x.new_zeros(x.shape[0], x.shape[1], capacity, x.shape[3])
+        buf = x.new_zeros(x.shape[0], x.shape[1], self._capacity(capacity, x.shape[2]), x.shape[3])
         buf[:, :, : x.shape[2]] = x
         return buf
 
@@ -64,7 +67,7 @@ class KVBuffer:
         for bufs in (self.k, self.v):
             for i, b in enumerate(bufs):
                 kept = b[rows]
-                out = kept.new_zeros(*kept.shape[:2], max(min(length + BLOCK, self.limit), length), kept.shape[3])
+                out = kept.new_zeros(*kept.shape[:2], self._capacity(length + BLOCK, length), kept.shape[3])
                 start = max(drop, 0)
                 out[:, :, length - (self.length - start): length] = kept[:, :, start: self.length]
                 bufs[i] = out

@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+from lmforge.errors import CheckpointError
 from lmforge.export.gguf import export_gguf
 from lmforge.export.verify import verify_gguf
 from lmforge.models import resolve_model_dir
@@ -29,8 +30,6 @@ def run_export_stage(cfg: ExportConfig, run_dir: str | Path) -> dict:
     in_release = (release / PROVENANCE).is_file()
     source = resolve_model_dir(cfg.model) if cfg.model else (release if in_release else newest_in_run(run_dir))
     if source is None:
-        from lmforge.errors import CheckpointError
-
         raise CheckpointError(f"{run_dir}: the run has no model to export")
     out_dir = Path(cfg.out) if cfg.out else (release if in_release else run_dir / "export")
     files = []

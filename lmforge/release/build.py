@@ -13,7 +13,7 @@ import yaml
 from lmforge.errors import CheckpointError, ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.models.resolve import newest_in_run
-from lmforge.recipe import ReleaseConfig
+from lmforge.recipe import ReleaseConfig, read_config_file
 from lmforge.release.data_card import build_data_card
 from lmforge.release.licenses import spdx
 from lmforge.release.mof import COMPONENTS, classify, mof_document
@@ -110,18 +110,12 @@ def _eval_data(manifest: dict, root: Path) -> bool:
     for spec in cfg.get("tasks", []):
         spec = Path(spec)
         copied |= _copy(spec, root / "eval" / "data" / spec.name)
-        data = spec.parent / _toml(spec).get("data", "")
+        data = spec.parent / read_config_file(spec, "task spec").get("data", "")
         if data.is_file():
             _copy(data, root / "eval" / "data" / data.name)
     for lang, path in cfg.get("bpb_texts", {}).items():
         copied |= _copy(Path(path), root / "eval" / "data" / f"heldout_{lang}{Path(path).suffix}")
     return copied
-
-
-def _toml(path: Path) -> dict:
-    import tomllib
-
-    return tomllib.loads(path.read_text()) if path.suffix == ".toml" else yaml.safe_load(path.read_text())
 
 
 def _data(run_dir: Path, manifest: dict, root: Path) -> bool:
