@@ -75,6 +75,51 @@ def test_only_answer_tokens_are_labelled_and_the_prompt_does_not_move_the_mask(t
     assert rows[0] == rows[1]  # a longer prompt shifts the answer, never changes what is scored
 
 
+def test_a_packed_pair_scores_like_two_separate_rows(tiny):
+    """Prefix sharing changes nothing: each answer's summed log-prob and token count equal a plain
+    forward over its own full sequence, with answers that share their first words, one answer that
+    is the other's beginning, a multi-turn prompt, and pairs of different lengths in one batch."""
+    from lmforge.dpo.packing import pack_pairs, pair_logps, packed_length
+
+    model, tok = tiny
+    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    raw = [("Name a harbour.", "The harbour of Kiel.", "The harbour is wet."),
+           ("Count to two.", "One, two.", "One, two, three, four, five."),
+           ("Say no.", "No.", "Yes, certainly, here is a much longer answer than needed.")]
+    pairs = [{"prompt": turns + [{"role": "user", "content": q}], "chosen": c, "rejected": r, "language": "en",
+              "where": f"x:{i}"} for i, (q, c, r) in enumerate(raw)]
+    encoded, _, _ = encode_pairs(tok, pairs, 256, "skip")
+    model.eval()
+    with torch.no_grad():
+        got, counts = pair_logps(model, pack_pairs(encoded, [0, 1, 2], tok.pad_token_id or 0, model.device))
+        for i, p in enumerate(encoded):
+            for j, side in enumerate(("chosen", "rejected")):
+                ids, labels = p[side]
+                logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1].float(), -1)
+                scored = [(k, t) for k, t in enumerate(labels[1:]) if t != IGNORE]
+                want = sum(float(logp[k, t]) for k, t in scored)
+                assert float(got[j * 3 + i]) == pytest.approx(want, abs=1e-4) and int(counts[j * 3 + i]) == len(scored)
+    assert packed_length(encoded[0]) < len(encoded[0]["chosen"][0]) + len(encoded[0]["rejected"][0]) - 10
+
+
+def test_pair_batches_cover_every_pair_each_epoch_and_can_group_by_length(tiny):
+    import itertools
+
+    from lmforge.dpo.packing import packed_length
+    from lmforge.dpo.train import pair_batches
+
+    _, tok = tiny
+    pairs, _, _ = read_pairs(PreferenceDataset(path=str(PAIRS / "pairs.jsonl")))
+    encoded, _, _ = encode_pairs(tok, pairs[:96], 256, "skip")
+    lengths = [packed_length(p) for p in encoded]
+    spread = {}
+    for by_length in (False, True):
+        epoch = list(itertools.islice(pair_batches(encoded, 8, 0, by_length), 12))
+        assert sorted(i for b in epoch for i in b) == list(range(96))
+        spread[by_length] = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch)
+    assert spread[True] < spread[False] / 2
+
+
 def test_reference_cache_equals_on_the_fly_and_lora_reference_is_the_adapter_disabled(tiny, tmp_path):
     from lmforge.sft.train import attach_method
 
@@ -144,8 +189,7 @@ def test_loss_rewards_and_gradients_equal_trl(tiny, tmp_path, loss_type):
     from trl import DPOConfig as TrlDPOConfig
     from trl import DPOTrainer
 
-    from lmforge.dpo.loss import sequence_logps
-    from lmforge.sft.data import collate
+    from lmforge.dpo.packing import pack_pairs, pair_logps
 
     model, tok = tiny
     reference = copy.deepcopy(model)
@@ -163,17 +207,18 @@ def test_loss_rewards_and_gradients_equal_trl(tiny, tmp_path, loss_type):
     model.zero_grad()
     metrics = trainer._metrics["train"]
 
-    # lmforge on the same token rows: padding dropped, labels on the completion tokens only
+    # lmforge on the same token rows (padding dropped, labels on the completion tokens only), each
+    # pair packed into one row behind its shared prompt
     ids, mask, completion = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
     ours = []
     for i in range(len(ids)):
         keep = mask[i] == 1
         ours.append((ids[i][keep].tolist(), torch.where(completion[i][keep] == 1, ids[i][keep], IGNORE).tolist()))
-    b = collate(ours, 0)
-    logps, counts = sequence_logps(model, b)
-    with torch.no_grad():
-        ref_logps, _ = sequence_logps(reference, b)
     n = len(ids) // 2
+    b = pack_pairs([{"chosen": ours[i], "rejected": ours[n + i]} for i in range(n)], list(range(n)), 0, model.device)
+    logps, counts = pair_logps(model, b)
+    with torch.no_grad():
+        ref_logps, _ = pair_logps(reference, b)
     scale = counts.clamp(min=1) if loss_type == "ipo" else torch.ones_like(counts)
     pol, ref = logps / scale, ref_logps / scale
     losses, _, _ = preference_loss(pol[:n], pol[n:], ref[:n], ref[n:], 0.1, loss_type)

@@ -1,45 +1,43 @@
-"""The DPO loop and what it measures. Chosen and rejected answers of a pair sit in the same batch;
-batches are grouped by length; the reference log-probabilities come from a cache computed once
-(no second model in memory while training); with LoRA the reference is the model with its adapter
-disabled."""
+"""The DPO loop and what it measures. Chosen and rejected answers of a pair share one row behind
+one copy of their prompt (packing.py); the reference log-probabilities come from a cache computed
+once (no second model in memory while training); with LoRA the reference is the model with its
+adapter disabled."""
 
 import contextlib
 import hashlib
 import itertools
 import json
 import math
+import random
 import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from lmforge.dpo.loss import preference_loss, sequence_logps
+from lmforge.dpo.loss import preference_loss
+from lmforge.dpo.packing import pack_pairs, packed_length, pair_logps
 from lmforge.errors import DataError
 from lmforge.recipe import DpoConfig, TrainConfig
 from lmforge.sft.data import collate, length_groups
 from lmforge.train import lr_at, use_bf16
 
 
-def pair_batch(pairs: list[dict], idx: list[int], pad_id: int, device) -> dict:
-    """Rows 0..n-1 the chosen answers, n..2n-1 the rejected ones."""
-    rows = [pairs[i]["chosen"] for i in idx] + [pairs[i]["rejected"] for i in idx]
-    return {k: v.to(device) for k, v in collate(rows, pad_id).items()}
-
-
 def all_logps(model, pairs: list[dict], batch_size: int, pad_id: int) -> dict[str, torch.Tensor]:
-    """Summed log-probs and answer token counts of every pair, in order."""
-    out = {"chosen": [], "rejected": [], "chosen_tokens": [], "rejected_tokens": []}
+    """Summed log-probs and answer token counts of every pair, in order; batches are taken in
+    packed-length order (no gradients here, so grouping costs nothing but padding)."""
+    out = {"chosen": torch.zeros(len(pairs)), "rejected": torch.zeros(len(pairs)),
+           "chosen_tokens": torch.zeros(len(pairs), dtype=torch.long),
+           "rejected_tokens": torch.zeros(len(pairs), dtype=torch.long)}
+    order = sorted(range(len(pairs)), key=lambda i: packed_length(pairs[i]))
     with torch.no_grad():
-        for i in range(0, len(pairs), batch_size):
-            idx = list(range(i, min(i + batch_size, len(pairs))))
-            logps, counts = sequence_logps(model, pair_batch(pairs, idx, pad_id, model.device))
-            n = len(idx)
-            out["chosen"].append(logps[:n].cpu())
-            out["rejected"].append(logps[n:].cpu())
-            out["chosen_tokens"].append(counts[:n].cpu())
-            out["rejected_tokens"].append(counts[n:].cpu())
-    return {k: torch.cat(v) if v else torch.zeros(0) for k, v in out.items()}
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            logps, counts = pair_logps(model, pack_pairs(pairs, idx, pad_id, model.device))
+            n, at = len(idx), torch.tensor(idx)
+            out["chosen"][at], out["rejected"][at] = logps[:n].cpu(), logps[n:].cpu()
+            out["chosen_tokens"][at], out["rejected_tokens"][at] = counts[:n].cpu(), counts[n:].cpu()
+    return out
 
 
 def data_fingerprint(pairs: list[dict]) -> str:
@@ -112,10 +110,20 @@ def load_resume(folder: Path, model, optimizer, tag: str) -> int:
     return saved["step"]
 
 
-def group_stream(lengths: list[int], batch_size: int, seed: int):
-    """Batches of pair indices, epoch after epoch (each epoch length-grouped and shuffled anew)."""
+def pair_batches(pairs: list[dict], batch_size: int, seed: int, by_length: bool):
+    """Batches of pair indices, epoch after epoch, each epoch shuffled anew; with `by_length`
+    grouped by packed length. Shuffled is the default: on the shipped sample, batches of
+    similar-length pairs (which are similar pairs) left the DPO loss over all pairs at 0.62-0.64
+    after 30 LoRA steps where shuffled batches reached 0.58-0.59, as TRL's do, for ~20% more
+    time per step; packing already removed the larger waste, the prompt computed twice."""
+    lengths = [packed_length(p) for p in pairs]
     for epoch in itertools.count():
-        yield from length_groups(lengths, batch_size, seed, epoch)
+        if by_length:
+            yield from length_groups(lengths, batch_size, seed, epoch)
+        else:
+            order = list(range(len(pairs)))
+            random.Random(seed * 1000 + epoch).shuffle(order)
+            yield from (order[i : i + batch_size] for i in range(0, len(order), batch_size))
 
 
 def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log,
@@ -131,11 +139,11 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
     schedule = TrainConfig(lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps,
                            schedule="cosine")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
-    lengths = [max(len(p["chosen"][0]), len(p["rejected"][0])) for p in pairs]
     tag = hashlib.sha256(f"{data_fingerprint(pairs)}:{cfg.model_dump_json()}:{seed}".encode()).hexdigest()
     first = load_resume(resume_dir, model, optimizer, tag) if resume_dir and cfg.resume else 0
     # the micro-batches the killed run already took are skipped
-    groups = itertools.islice(group_stream(lengths, cfg.batch_size, seed), first * cfg.grad_accum, None)
+    groups = itertools.islice(pair_batches(pairs, cfg.batch_size, seed, cfg.group_by_length), first * cfg.grad_accum,
+                              None)
     model.train()
     started, last = time.perf_counter(), {}
     for step in range(first, steps):
@@ -147,7 +155,7 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
             idx = next(groups)
             n = len(idx)
             with autocast:
-                logps, counts = sequence_logps(model, pair_batch(pairs, idx, pad_id, device))
+                logps, counts = pair_logps(model, pack_pairs(pairs, idx, pad_id, device))
             pol_c, pol_r = _normalise(logps[:n], counts[:n], cfg.loss), _normalise(logps[n:], counts[n:], cfg.loss)
             ix = torch.tensor(idx)
             ref_c = _normalise(ref["chosen"][ix], ref["chosen_tokens"][ix], cfg.loss).to(device)

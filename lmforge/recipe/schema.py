@@ -414,6 +414,9 @@ class DpoConfig(Section):
     too_long: Literal["skip", "truncate"] = "skip"
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(8, ge=1, description="pairs per micro-batch")
+    # batches of pairs of similar packed length: ~30% less padding, but batches of similar pairs,
+    # which learned measurably less per step on the shipped sample (see dpo/train.py)
+    group_by_length: bool = False
     grad_accum: int = Field(1, ge=1)
     lr: float = Field(5e-6, gt=0)
     warmup_steps: int = Field(10, ge=0)
