@@ -119,7 +119,8 @@ async def one(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int)
     body = {"model": "m", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
             "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
     start, first, tokens = time.perf_counter(), None, 0
-    async with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
+    # a fresh connection per request: llama.cpp's HTTP server now and then drops a kept-alive one
+    async with client.stream("POST", url + "/v1/chat/completions", json=body, headers={"Connection": "close"}) as r:
         async for line in r.aiter_lines():
             if not line.startswith("data: {"):
                 continue

@@ -39,7 +39,7 @@ def verify_gguf(gguf_path: str | Path, model_ref: str | Path, prompts: list[str]
         raise LmforgeError("verify gguf: give at least one prompt")
     model, tok = load_model_and_tokenizer(model_ref, dtype=torch.float32)
     context = min(model.config.max_position_embeddings, 2048)
-    backend = LlamaCppBackend(str(gguf_path), max_batch=1, context_per_slot=context)
+    backend = LlamaCppBackend(str(gguf_path), max_batch=1, context_per_slot=context, render_here=False)
     http, stops = backend.http, stop_token_ids(tok)
     identical, agree, total, same_tokens = 0, 0, 0, 0
     with torch.inference_mode():

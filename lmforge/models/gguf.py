@@ -15,13 +15,39 @@ from pathlib import Path
 from lmforge.errors import CheckpointError, ConfigError
 
 
-def cache_dir(path: Path) -> Path:
+def _cache_name(path: Path) -> str:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    name = f".{path.stem}.lmforge-{key}"
+    return f".{path.stem}.lmforge-{key}"
+
+
+def _user_cache(path: Path) -> Path:
+    return Path(os.environ.get("LMFORGE_CACHE", Path.home() / ".cache" / "lmforge")) / "gguf" / _cache_name(path)
+
+
+def cache_dir(path: Path) -> Path:
     if os.access(path.parent, os.W_OK):
-        return path.parent / name
-    return Path(os.environ.get("LMFORGE_CACHE", Path.home() / ".cache" / "lmforge")) / "gguf" / name
+        return path.parent / _cache_name(path)
+    return _user_cache(path)
+
+
+def gguf_tokenizer(path: Path):
+    """The GGUF's tokenizer as transformers reads it: from the converted model when there is one,
+    else converted once into the user cache (reading a 49k-token vocabulary from GGUF takes
+    seconds in pure Python; the user cache keeps a release folder free of cache files)."""
+    from transformers import AutoTokenizer
+
+    folder = cache_dir(path)
+    if not (folder / "tokenizer_config.json").is_file():
+        folder = _user_cache(path).with_name(_cache_name(path) + ".tokenizer")
+    if (folder / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    tokenizer.save_pretrained(partial)
+    partial.rename(folder)
+    return tokenizer
 
 
 def gguf_to_folder(path: Path) -> Path:

@@ -1,14 +1,17 @@
 """The llama.cpp backend: a GGUF file decoded by llama.cpp (the `xllamacpp` wheel's prebuilt CPU
 build), behind lmforge's own API, guardrails and page.
 
-xllamacpp starts llama.cpp's server inside this process on a private 127.0.0.1 port; every
-request is forwarded to it as a streamed `/v1/completions` call with the prompt rendered by the
-GGUF's own chat template (`/apply-template`) and counted by its tokenizer (`/tokenize`), so usage
-and context checks are exact. Cancelling a request closes its stream, which makes llama.cpp free
-the slot. llama.cpp batches the slots itself (continuous batching, `--parallel` = max_batch).
+xllamacpp runs llama.cpp's server inside this process. Requests go to it without HTTP: its
+`handle_completions` call runs llama.cpp's own completion handler and hands every streamed chunk
+to a Python callback (one thread per request, the GIL held only inside the callback); returning
+True from the callback ends the request, which frees its slot. Prompts arrive as token ids,
+rendered and counted here with the GGUF's own tokenizer and chat template as transformers reads
+them, so usage and context checks are exact without a round trip per request; where transformers
+cannot read the file's tokenizer, or reads it differently from llama.cpp on a probe conversation,
+llama.cpp's `/apply-template` and `/tokenize` endpoints render and count instead. llama.cpp batches
+the slots itself (continuous batching, `--parallel` = max_batch).
 """
 
-import json
 import threading
 from pathlib import Path
 
@@ -16,25 +19,43 @@ import httpx
 
 from lmforge.engine import QueueFull
 from lmforge.errors import ConfigError, LmforgeError
+from lmforge.tokenizer import render_chat
+
+PROBE = [{"role": "system", "content": "Antworte kurz, bitte."},
+         {"role": "user", "content": "Grüße aus Köln! What's 3.14 × 2? Say it in <b>bold</b> 😀"},
+         {"role": "assistant", "content": "6.28, **sechs Komma zwei acht**."},
+         {"role": "user", "content": "  And in words?\n\nDanke."}]
 
 
 class _Handle:
     def __init__(self):
         self.cancelled = False
-        self.response = None
 
     def cancel(self) -> None:
-        self.cancelled = True
-        if self.response is not None:
-            try:
-                self.response.close()
-            except Exception:  # noqa: BLE001 - closing a finished stream may fail; nothing to do
-                pass
+        self.cancelled = True  # the request's next chunk returns True to llama.cpp, which ends it
+
+
+def local_tokenizer(path: Path, http: httpx.Client):
+    """transformers' reading of the GGUF's tokenizer with the chat template llama.cpp uses, or None
+    when it cannot read them or renders or tokenizes the probe conversation differently."""
+    from lmforge.models.gguf import gguf_tokenizer
+
+    try:
+        tokenizer = gguf_tokenizer(path)
+        tokenizer.chat_template = http.get("/props").json().get("chat_template") or tokenizer.chat_template
+        ours = render_chat(tokenizer, PROBE, add_generation_prompt=True)
+    except Exception:  # noqa: BLE001 - any failure means: let llama.cpp render and count
+        return None
+    theirs = http.post("/apply-template", json={"messages": PROBE}).json().get("prompt")
+    ids = http.post("/tokenize", json={"content": ours, "add_special": True}).json().get("tokens")
+    if ours != theirs or tokenizer(ours, add_special_tokens=True).input_ids != ids:
+        return None
+    return tokenizer
 
 
 class LlamaCppBackend:
     def __init__(self, ref: str, max_batch: int = 8, max_waiting: int = 64, threads: int | None = None,
-                 context_per_slot: int = 2048):
+                 context_per_slot: int = 2048, render_here: bool = True):
         path = Path(ref)
         if path.suffix != ".gguf" or not path.is_file():
             raise ConfigError(f"{ref}: the llama.cpp backend serves a .gguf file (`lmforge export gguf` makes one)")
@@ -51,28 +72,39 @@ class LlamaCppBackend:
         self.server = xllamacpp.Server(params)  # keeps llama.cpp's server alive as long as this object
         self.url = self.server.listening_address.rstrip("/")
         self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(600, connect=10))
+        self.tokenizer = local_tokenizer(path, self.http) if render_here else None
         self.context = context_per_slot
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self.in_flight, self.submitted, self.lock = 0, 0, threading.Lock()
 
-    def chat_prompt(self, messages: list[dict]) -> str:
-        r = self.http.post("/apply-template", json={"messages": messages})
-        r.raise_for_status()
-        return r.json()["prompt"]
+    def chat_prompt(self, messages: list[dict]) -> list[int]:
+        if self.tokenizer is not None:
+            return self.tokenizer(render_chat(self.tokenizer, messages, add_generation_prompt=True),
+                                  add_special_tokens=True).input_ids
+        return self._tokenize(self._post("/apply-template", {"messages": messages})["prompt"])
 
-    def text_prompt(self, text: str) -> str:
-        return text
+    def text_prompt(self, text: str) -> list[int]:
+        if self.tokenizer is not None:
+            return self.tokenizer(text, add_special_tokens=True).input_ids
+        return self._tokenize(text)
 
-    def prompt_tokens(self, prompt: str) -> int:
-        r = self.http.post("/tokenize", json={"content": prompt, "add_special": True})
-        r.raise_for_status()
-        return len(r.json()["tokens"])
+    def prompt_tokens(self, prompt: list[int]) -> int:
+        return len(prompt)
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self._post("/tokenize", {"content": text, "add_special": True})["tokens"]
+
+    def _post(self, route: str, body: dict) -> dict:
+        r = self.http.post(route, json=body)
+        if r.status_code != 200:
+            raise LmforgeError(f"llama.cpp {route} answered {r.status_code}: {r.text[:200]}")
+        return r.json()
 
     def load(self) -> dict:
         return {"running": min(self.in_flight, self.max_batch), "waiting": max(0, self.in_flight - self.max_batch),
                 "max_batch": self.max_batch, "submitted": self.submitted}
 
-    def submit(self, prompt: str, params, emit) -> _Handle:
+    def submit(self, prompt: list[int], params, emit) -> _Handle:
         with self.lock:
             if self.in_flight >= self.max_batch + self.max_waiting:
                 raise QueueFull(f"{self.in_flight} requests are already in flight")
@@ -88,33 +120,35 @@ class LlamaCppBackend:
         return handle
 
     def _run(self, body: dict, emit, handle: _Handle) -> None:
-        finish, usage = None, None
+        state = {"finish": None, "usage": None, "error": None}
+
+        def on_chunk(chunk: dict) -> bool:
+            """llama.cpp's streamed chunks (or its error object); True ends the request."""
+            if handle.cancelled:
+                return True
+            if "choices" not in chunk and "usage" not in chunk:  # llama.cpp's error object
+                error = chunk.get("error", chunk)
+                state["error"] = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+                return True
+            state["usage"] = chunk.get("usage") or state["usage"]
+            for choice in chunk.get("choices") or []:
+                if choice.get("text"):
+                    emit(("text", choice["text"]))
+                state["finish"] = choice.get("finish_reason") or state["finish"]
+            return False
+
         try:
-            with self.http.stream("POST", "/v1/completions", json=body) as response:
-                handle.response = response
-                if response.status_code != 200:
-                    response.read()
-                    raise LmforgeError(f"llama.cpp answered {response.status_code}: {response.text[:200]}")
-                for line in response.iter_lines():
-                    if handle.cancelled:
-                        break
-                    if not line.startswith("data: ") or line == "data: [DONE]":
-                        continue
-                    chunk = json.loads(line[6:])
-                    if "error" in chunk:
-                        raise LmforgeError(chunk["error"].get("message", str(chunk["error"])))
-                    usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices") or []:
-                        if choice.get("text"):
-                            emit(("text", choice["text"]))
-                        finish = choice.get("finish_reason") or finish
+            self.server.handle_completions(body, on_chunk)
+            usage = state["usage"]
             if handle.cancelled:
                 emit(("done", "cancelled", usage or {}))
+            elif state["error"] is not None:
+                emit(("error", f"llama.cpp: {state['error']}"))
             else:
-                emit(("done", finish or "stop", {k: usage[k] for k in ("prompt_tokens", "completion_tokens",
-                                                                       "total_tokens")}))
+                emit(("done", state["finish"] or "stop", {k: usage[k] for k in ("prompt_tokens", "completion_tokens",
+                                                                                "total_tokens")}))
         except Exception as e:  # noqa: BLE001 - reported to the request, the server goes on
-            emit(("done", "cancelled", usage or {}) if handle.cancelled else ("error", f"{type(e).__name__}: {e}"))
+            emit(("error", f"{type(e).__name__}: {e}"))
         finally:
             with self.lock:
                 self.in_flight -= 1
