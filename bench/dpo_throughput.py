@@ -65,7 +65,6 @@ def run_lmforge(model, tok, pairs, cfg, seed: int, tmp: Path):
 
 
 def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, defaults: bool, seed: int, out: Path):
-    from datasets import Dataset
     from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig as TrlConfig
@@ -84,7 +83,7 @@ def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, defaults: bool, 
                      **({} if defaults else {"bf16": False, "gradient_checkpointing": False}))
     lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=cfg.lora_targets,
                       task_type="CAUSAL_LM")
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+    trainer = DPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
                          peft_config=lora)
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()

@@ -19,7 +19,7 @@ import httpx
 
 from lmforge.engine import QueueFull
 from lmforge.errors import ConfigError, LmforgeError
-from lmforge.tokenizer import render_chat
+from lmforge.tokenizer import encode_chat, render_chat
 
 PROBE = [{"role": "system", "content": "Antworte kurz, bitte."},
          {"role": "user", "content": "Grüße aus Köln! What's 3.14 × 2? Say it in <b>bold</b> 😀"},
@@ -79,8 +79,7 @@ class LlamaCppBackend:
 
     def chat_prompt(self, messages: list[dict]) -> list[int]:
         if self.tokenizer is not None:
-            return self.tokenizer(render_chat(self.tokenizer, messages, add_generation_prompt=True),
-                                  add_special_tokens=True).input_ids
+            return encode_chat(self.tokenizer, messages, add_generation_prompt=True)
         return self._tokenize(self._post("/apply-template", {"messages": messages})["prompt"])
 
     def text_prompt(self, text: str) -> list[int]:
