@@ -173,6 +173,37 @@ def test_mistral_architecture_exports_too(released, tmp_path):
     assert v["greedy_identical"] == 2 and v["tokenization_identical"] == 2, v
 
 
+def test_sentencepiece_style_vocabulary_exports_too(tmp_path):
+    """Llama 2 / LeoLM / Mistral-7B-style tokenizers (BPE with byte fallback over "▁"-marked text):
+    llama.cpp tokenizes as transformers does (bytes for unseen characters included), greedy output
+    is identical, and lmforge reads the GGUF's vocabulary back as the same tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lmforge.export import export_gguf, verify_gguf
+    from lmforge.models import load_model_and_tokenizer
+    from tests.tiny_models import sentencepiece_style_tokenizer
+
+    texts = [json.loads(line)["text"] for lang in ("en", "de")
+             for line in (CORPUS / lang / "train.jsonl").read_text().splitlines()[:200]]
+    tok = sentencepiece_style_tokenizer(texts)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=96,
+                                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False))
+    folder = tmp_path / "llama2-style"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    info = export_gguf(folder, tmp_path / "spm-f32.gguf", "f32")
+    assert info["tokenizer"] == "llama"
+    prompts = ["The harbour is", "Der alte Hafen", "Grüße aus Köln, 25 € und 🙂!", "two  spaces\nand a line"]
+    assert any(t.startswith("<0x") for p in prompts for t in tok.tokenize(p))  # byte fallback is exercised
+    v = verify_gguf(info["path"], folder, prompts)
+    assert v["tokenization_identical"] == len(prompts) and v["greedy_identical"] == len(prompts), v
+    _, back = load_model_and_tokenizer(info["path"])
+    assert [back(p).input_ids for p in prompts] == [tok(p).input_ids for p in prompts]
+
+
 def test_exported_gguf_serves_through_the_llama_cpp_backend(released):
     import httpx
 

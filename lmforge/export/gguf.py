@@ -1,6 +1,7 @@
 """HF folder -> GGUF, written with the `gguf` package the way llama.cpp's converter writes Llama
 models: llama.cpp's tensor names, q/k rows permuted to its rotary layout, RoPE (and linear RoPE
-scaling), the byte-level BPE vocabulary with merges and token types, special tokens and the chat
+scaling), the vocabulary (byte-level BPE with its merges, or SentencePiece-style BPE with scores
+and byte tokens, as Llama 2 and Mistral ship) with token types, special tokens and the chat
 template. Types: f32, f16, bf16, q8_0, q4_0 (norms stay f32; tensors whose rows do not split into
 32-value blocks stay f16, as llama.cpp's converter does)."""
 
@@ -26,36 +27,89 @@ def _pre_tokenizer(spec: dict) -> str:
     return "default"
 
 
+def _token_ids(spec: dict) -> tuple[dict[str, int], dict[str, dict]]:
+    """Every token's id (the model's vocabulary plus added tokens) and the added tokens by content."""
+    vocab = dict(spec["model"]["vocab"])
+    added = {t["content"]: t for t in spec.get("added_tokens", [])}
+    for content, t in added.items():
+        vocab.setdefault(content, t["id"])
+    return vocab, added
+
+
+def _merge_ranks(spec: dict) -> dict[str, int]:
+    """The rank of the first merge that makes each token (BPE applies lower ranks first)."""
+    ranks: dict[str, int] = {}
+    for rank, m in enumerate(spec["model"].get("merges", [])):
+        ranks.setdefault("".join(m) if isinstance(m, list) else m.replace(" ", "", 1), rank)
+    return ranks
+
+
+def _is_sentencepiece_bpe(spec: dict) -> bool:
+    """Llama-2/Mistral-style: BPE over "▁"-marked text with <0xXX> byte fallback, as converted from
+    a SentencePiece model (what LeoLM, Llama 2 and Mistral 7B v0.1 ship in tokenizer.json)."""
+    model = spec.get("model", {})
+    marks = json.dumps([spec.get("normalizer"), spec.get("pre_tokenizer")], ensure_ascii=False)
+    return model.get("type") == "BPE" and bool(model.get("byte_fallback")) and "▁" in marks
+
+
+def _adds_space_prefix(spec: dict) -> bool:
+    """Whether the tokenizer marks the start of the text like a space (SentencePiece's dummy prefix)."""
+    steps = [spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}]
+    steps += [s for step in list(steps) for s in step.get("normalizers", []) + step.get("pretokenizers", [])]
+    return any((s.get("type") == "Prepend" and s.get("prepend") == "▁")
+               or (s.get("type") == "Metaspace" and s.get("prepend_scheme", "always") in ("always", "first")
+                   and s.get("add_prefix_space", True)) for s in steps)
+
+
 def _add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
+    """Write the vocabulary as llama.cpp tokenizes it: "gpt2" (byte-level BPE with merges) or "llama"
+    (SentencePiece-style BPE: llama.cpp merges the adjacent pair whose token scores highest, so
+    each token scores minus the rank of the merge that makes it, and that order equals BPE's).
+    Returns the name llama.cpp keys the tokenization on: "llama", or the byte-level pre-tokenizer's."""
     import gguf
 
     path = tokenizer_dir / "tokenizer.json"
     if not path.is_file():
-        raise ConfigError(f"{tokenizer_dir}: GGUF export needs a tokenizer.json (byte-level BPE)")
+        raise ConfigError(f"{tokenizer_dir}: GGUF export needs a tokenizer.json (byte-level or SentencePiece BPE)")
     spec = json.loads(path.read_text())
     model = spec.get("model", {})
-    if model.get("type") != "BPE" or "ByteLevel" not in json.dumps(spec.get("decoder")):
-        raise ConfigError(f"{path}: GGUF export supports byte-level BPE tokenizers only (got {model.get('type')}, "
-                          f"decoder {(spec.get('decoder') or {}).get('type')})")
-    vocab = dict(model["vocab"])
-    added = {t["content"]: t for t in spec.get("added_tokens", [])}
-    for content, t in added.items():
-        vocab.setdefault(content, t["id"])
+    byte_level = model.get("type") == "BPE" and "ByteLevel" in json.dumps(spec.get("decoder"))
+    sentencepiece = _is_sentencepiece_bpe(spec)
+    if not (byte_level or sentencepiece):
+        raise ConfigError(f"{path}: GGUF export supports byte-level and SentencePiece-style BPE tokenizers only "
+                          f"(got {model.get('type')}, decoder {(spec.get('decoder') or {}).get('type')})")
+    vocab, added = _token_ids(spec)
     size = max(vocab.values()) + 1
     tokens, types = [f"[PAD{i}]" for i in range(size)], [gguf.TokenType.UNUSED] * size
     for content, i in vocab.items():
         tokens[i] = content
         t = added.get(content)
-        types[i] = (gguf.TokenType.CONTROL if t["special"] else gguf.TokenType.USER_DEFINED) if t else gguf.TokenType.NORMAL
-    pre = _pre_tokenizer(spec)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre(pre)
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in model.get("merges", [])])
-    for name, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id),
-                      ("unk", w.add_unk_token_id)):
-        i = getattr(tokenizer, f"{name}_token_id", None)
+        if t:
+            types[i] = gguf.TokenType.CONTROL if t["special"] else gguf.TokenType.USER_DEFINED
+        elif sentencepiece and content == model.get("unk_token"):
+            types[i] = gguf.TokenType.UNKNOWN
+        elif sentencepiece and len(content) == 6 and content.startswith("<0x") and content.endswith(">"):
+            types[i] = gguf.TokenType.BYTE
+        else:
+            types[i] = gguf.TokenType.NORMAL
+    if sentencepiece:
+        name = "llama"
+        ranks = _merge_ranks(spec)
+        w.add_tokenizer_model("llama")
+        w.add_token_list(tokens)
+        w.add_token_scores([-float(ranks[t]) if t in ranks else 0.0 for t in tokens])
+        w.add_token_types(types)
+        w.add_add_space_prefix(_adds_space_prefix(spec))
+    else:
+        name = _pre_tokenizer(spec)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(name)
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in model.get("merges", [])])
+    for special, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id),
+                         ("unk", w.add_unk_token_id)):
+        i = getattr(tokenizer, f"{special}_token_id", None)
         if i is not None:
             add(i)
     # transformers prepends BOS only if the tokenizer's post-processor says so; llama.cpp must match
@@ -64,7 +118,7 @@ def _add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
     w.add_add_eos_token(False)
     if getattr(tokenizer, "chat_template", None):
         w.add_chat_template(tokenizer.chat_template)
-    return pre
+    return name
 
 
 def _permute(x: np.ndarray, heads: int) -> np.ndarray:
@@ -135,7 +189,7 @@ def export_gguf(model_ref: str | Path, out: str | Path, kind: str = "f16") -> di
     w.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                      "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
                      "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[kind])
-    pre = _add_vocabulary(w, model_dir, tokenizer)
+    vocabulary = _add_vocabulary(w, model_dir, tokenizer)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, c.num_hidden_layers)
     state = model.state_dict()
     if c.tie_word_embeddings:
@@ -157,4 +211,4 @@ def export_gguf(model_ref: str | Path, out: str | Path, kind: str = "f16") -> di
     w.close()
     partial.replace(out)
     return {"path": str(out), "type": kind, "bytes": out.stat().st_size, "architecture": arch,
-            "pre_tokenizer": pre, "params": sum(p.numel() for p in model.parameters())}
+            "tokenizer": vocabulary, "params": sum(p.numel() for p in model.parameters())}
