@@ -36,11 +36,16 @@ def _token_ids(spec: dict) -> tuple[dict[str, int], dict[str, dict]]:
     return vocab, added
 
 
-def _merge_ranks(spec: dict) -> dict[str, int]:
+def _merge_pairs(spec: dict) -> list[tuple[str, str]]:
+    """The BPE merges in rank order; tokenizer.json writes each as "a b" or as ["a", "b"]."""
+    return [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in spec["model"].get("merges", [])]
+
+
+def _merge_ranks(pairs: list[tuple[str, str]]) -> dict[str, int]:
     """The rank of the first merge that makes each token (BPE applies lower ranks first)."""
     ranks: dict[str, int] = {}
-    for rank, m in enumerate(spec["model"].get("merges", [])):
-        ranks.setdefault("".join(m) if isinstance(m, list) else m.replace(" ", "", 1), rank)
+    for rank, pair in enumerate(pairs):
+        ranks.setdefault("".join(pair), rank)
     return ranks
 
 
@@ -94,7 +99,7 @@ def _add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
             types[i] = gguf.TokenType.NORMAL
     if sentencepiece:
         name = "llama"
-        ranks = _merge_ranks(spec)
+        ranks = _merge_ranks(_merge_pairs(spec))
         w.add_tokenizer_model("llama")
         w.add_token_list(tokens)
         w.add_token_scores([-float(ranks[t]) if t in ranks else 0.0 for t in tokens])
@@ -106,7 +111,7 @@ def _add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
         w.add_tokenizer_pre(name)
         w.add_token_list(tokens)
         w.add_token_types(types)
-        w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in model.get("merges", [])])
+        w.add_token_merges([" ".join(pair) for pair in _merge_pairs(spec)])
     for special, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id),
                          ("unk", w.add_unk_token_id)):
         i = getattr(tokenizer, f"{special}_token_id", None)
