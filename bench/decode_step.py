@@ -4,7 +4,9 @@ alternated round by round so that drifts in the machine's speed hit all of them 
 
   generate   plain transformers `generate`, one prompt at a time (rows = 1 only)
   mkl        the engine's lean step with its linears through `F.linear` (MKL on the CPU wheel)
-  onednn     the engine's lean step with oneDNN's inner product (what `pick_linear` chooses)
+  onednn     the engine's lean step with oneDNN's inner product (`pick_linear`'s fp32 choice)
+  blocks     the engine's lean step reading the weights' lossless 4/8-bit blocks (block_linear.c;
+             what the engine picks for a GGUF model), oneDNN past MAX_ROWS rows
 
 Prints decode tokens/s (after the prefill, which is the same code for both engine contenders),
 median over rounds, and whether each contender's tokens equal generate's.
@@ -27,10 +29,10 @@ QUESTIONS = ["Write a short story about a lighthouse keeper.", "Wie backt man Br
              "List three fruits and their colours.", "Schreib einen Brief an eine Freundin."]
 
 
-def engine_rate(model, tok, prompts, kernel, tokens):
+def engine_rate(model, tok, prompts, linear, tokens):
     from lmforge.engine import Engine, SamplingParams, llama_step
 
-    real, llama_step.pick_linear = llama_step.pick_linear, lambda dtype: kernel
+    real, llama_step.linear_for = llama_step.linear_for, lambda m: linear
     try:
         engine = Engine(model, tok, max_batch=len(prompts), start=False)
         engine.stops = set()
@@ -42,7 +44,7 @@ def engine_rate(model, tok, prompts, kernel, tokens):
             engine.run_once()
         return (engine.steps - steps) * len(prompts) / (time.perf_counter() - start), [r.tokens for r in reqs]
     finally:
-        llama_step.pick_linear = real
+        llama_step.linear_for = real
 
 
 def generate_rate(model, prompt, tokens):
@@ -66,9 +68,10 @@ def main() -> None:
     model, tok = load_model_and_tokenizer(str(packaged_gguf()), dtype=torch.float32)
     questions = [encode_chat(tok, [{"role": "user", "content": q}], add_generation_prompt=True) for q in QUESTIONS]
     prompts = [questions[i % len(questions)] for i in range(max(a.rows))]  # past 8 rows the questions repeat
-    kernels = {"mkl": F.linear, "onednn": llama_step._onednn_linear}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; pick_linear(fp32) = "
-          f"{llama_step.pick_linear(torch.float32).__name__}")
+    kernels = {"mkl": F.linear, "onednn": llama_step._onednn_linear, "blocks": llama_step.linear_for(model)}
+    if kernels["blocks"] is llama_step.pick_linear(torch.float32):
+        sys.exit("no block kernel on this machine (needs x86-64 with AVX2+FMA and a C compiler)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with torch.inference_mode():
         alone = [generate_rate(model, q, a.tokens)[1] for q in questions[: max(a.rows)]]  # each question once
         want = [alone[i % len(alone)] for i in range(max(a.rows))]
@@ -87,7 +90,8 @@ def main() -> None:
             med = {k: statistics.median(v) for k, v in rates.items()}
             print(f"rows {rows:>2}: " + "  ".join(f"{k} {med[k]:.1f} tok/s ({'/'.join(f'{x:.1f}' for x in v)})"
                                                   f"{'' if same[k] else ' TOKENS DIFFER'}" for k, v in rates.items())
-                  + f"  onednn/mkl {med['onednn'] / med['mkl']:.2f}x", flush=True)
+                  + f"  onednn/mkl {med['onednn'] / med['mkl']:.2f}x  blocks/onednn {med['blocks'] / med['onednn']:.2f}x"
+                  + (f"  blocks/generate {med['blocks'] / med['generate']:.2f}x" if rows == 1 else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@ chat clients at several concurrencies, four servers measured in one run:
 
   (a) transformers: plain `generate` serving one request at a time (behind lmforge's HTTP layer,
       so only the decoding differs)
-  (b) lmforge torch backend: the continuous-batching engine
-  (b0) the same with LMFORGE_LINEAR=torch: its decode step's linears through F.linear (MKL) instead
-      of oneDNN, to show what that choice is worth on this CPU (not run unless named in --only)
+  (b) lmforge torch backend: the continuous-batching engine (its decode step reads the GGUF's
+      weights from their lossless 4/8-bit blocks where the block kernel runs)
+  (b0) the same with LMFORGE_LINEAR=onednn: fp32 weights through oneDNN only, to show what the
+      block kernel is worth (not run unless named in --only)
   (c) lmforge llama.cpp backend (xllamacpp)
   (d) llama.cpp's own server from the same wheel
 
@@ -169,7 +170,7 @@ def main() -> None:
             start_sequential(gguf, port)
         elif name in ("b", "b0", "c"):
             backend = "llama.cpp" if name == "c" else "torch"
-            env = dict(os.environ, **({"LMFORGE_LINEAR": "torch"} if name == "b0" else {}))
+            env = dict(os.environ, **({"LMFORGE_LINEAR": "onednn"} if name == "b0" else {}))
             proc = subprocess.Popen([sys.executable, "-m", "lmforge", "serve", gguf, "--port", str(port), "--name", "m",
                                      "--backend", backend, "--max-batch", str(max(a.clients)), "--threads", threads,
                                      "--dtype", a.dtype],
@@ -199,7 +200,7 @@ def main() -> None:
             print(f"(b) at 8 clients / (a): {rows['b'][8]['tok_s'] / rows['a'][8]['tok_s']:.2f}x (target >= 4)")
     if "b" in rows and "b0" in rows:
         for c in a.clients:
-            print(f"(b)/(b0) at {c} clients (oneDNN / MKL linears): {rows['b'][c]['tok_s'] / rows['b0'][c]['tok_s']:.2f}x")
+            print(f"(b)/(b0) at {c} clients (block kernel / oneDNN fp32): {rows['b'][c]['tok_s'] / rows['b0'][c]['tok_s']:.2f}x")
     if "c" in rows and "d" in rows:
         for c in a.clients:
             print(f"(c)/(d) at {c} clients: {rows['c'][c]['tok_s'] / rows['d'][c]['tok_s']:.2f} (target >= 0.9)")

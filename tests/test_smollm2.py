@@ -83,6 +83,10 @@ def test_engine_greedy_equals_transformers_generate(smollm2, dtype):
     model, tok = load_model_and_tokenizer(smollm2, dtype=getattr(torch, dtype))
     engine = Engine(model, tok, max_batch=2, start=False)
     assert engine.lean
+    if dtype == "float32":  # the GGUF's Q4_1/Q8_0 blocks, read by the block kernel (where it runs)
+        from lmforge.engine import block_weights, llama_step
+
+        assert (engine.linear is llama_step.pick_linear(torch.float32)) == (block_weights.kernel() is None)
     engine.stops = set()
     for question in ("Write a short poem about the sea.", "Wie heißt die Hauptstadt von Deutschland?"):
         ids = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,

@@ -8,6 +8,7 @@ Greedy tokens stay identical to `generate` (checked in tests/test_engine.py). Pr
 other architecture keep using transformers' own forward.
 """
 
+import logging
 import os
 from functools import cache
 from typing import Callable
@@ -15,8 +16,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from lmforge.engine import block_weights
 from lmforge.engine.kv_buffer import KVBuffer
 
+log = logging.getLogger("lmforge.engine")
 ARCHITECTURES = {"LlamaForCausalLM", "MistralForCausalLM"}
 
 
@@ -59,6 +62,35 @@ def pick_linear(dtype: torch.dtype) -> Callable[[torch.Tensor, torch.Tensor], to
     return _onednn_linear
 
 
+def linear_for(model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The step's linear for this model: the block kernel for every weight that has a lossless
+    4/8-bit block form (a model loaded from a GGUF file; block_weights.py) when at most MAX_ROWS
+    rows decode, else `pick_linear`'s. The forms are found once, here: an engine serves a fixed
+    model. The fp32 weights stay for prefill and wider batches."""
+    fallback = pick_linear(model.dtype)
+    if model.device.type != "cpu" or block_weights.kernel() is None:
+        return fallback
+    weights = [model.lm_head.weight] + [lin.weight for layer in model.model.layers
+                                        for lin in (layer.self_attn.q_proj, layer.self_attn.k_proj,
+                                                    layer.self_attn.v_proj, layer.self_attn.o_proj,
+                                                    layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
+    forms = {id(w): b for w in weights if (b := block_weights.find_blocks(w)) is not None}
+    if not forms:
+        return fallback
+    fp32 = sum(w.numel() * 4 for w in weights if id(w) in forms)
+    log.info("decode step: %d of %d linears read lossless %s-bit blocks (%.0f MB instead of %.0f MB fp32)",
+             len(forms), len(weights), "/".join(sorted({str(b.bits) for b in forms.values()})),
+             sum(b.nbytes for b in forms.values()) / 1e6, fp32 / 1e6)
+
+    def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        b = forms.get(id(weight))
+        if b is None or x.numel() > block_weights.MAX_ROWS * x.shape[-1]:
+            return fallback(x, weight)
+        return block_weights.block_linear(x, b)
+
+    return linear
+
+
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     dtype = x.dtype
     x = x.float()
@@ -72,9 +104,10 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def decode_step(model, tokens: torch.Tensor, positions: torch.Tensor, kv: KVBuffer,
-                mask: torch.Tensor) -> torch.Tensor:
+                mask: torch.Tensor, linear: Callable | None = None) -> torch.Tensor:
     """Logits [rows, vocab] for one token per row. `tokens`, `positions`: [rows, 1]; `mask`:
-    [rows, length + 1] (1 = real token), covering the cache and the new column."""
+    [rows, length + 1] (1 = real token), covering the cache and the new column; `linear`: from
+    `linear_for(model)`, else `pick_linear`'s."""
     cfg, inner = model.config, model.model
     rows = tokens.shape[0]
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -84,7 +117,8 @@ def decode_step(model, tokens: torch.Tensor, positions: torch.Tensor, kv: KVBuff
     cos, sin = inner.rotary_emb(x, positions)
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     column = kv.next_column()
-    linear = pick_linear(x.dtype) if x.device.type == "cpu" else F.linear
+    if linear is None:
+        linear = pick_linear(x.dtype) if x.device.type == "cpu" else F.linear
     # no mask when no row has padding (every single-stream step): the unmasked kernel is cheaper
     allowed = None if bool(mask.all()) else mask.bool()[:, None, None, :]
     for i, layer in enumerate(inner.layers):

@@ -1,0 +1,88 @@
+/* y = x @ W.T for weights kept as 32-wide blocks of small integer codes, W[n, k] = scale * code + offset
+ * (one scale and offset per block), with fp32 arithmetic throughout: each weight is rebuilt in
+ * registers exactly as the fp32 tensor holds it, then multiplied and summed like any fp32 matvec.
+ *
+ * Why: a decode step reads every weight once per token, and on a small CPU that read is the step.
+ * A GGUF model's weights are such blocks (Q4_0, Q4_1: 4-bit codes; Q8_0: 8-bit), so reading the
+ * codes with an fp32 scale and offset per block (6.5 or 10 bits a weight) instead of the
+ * dequantised fp32 tensor (32 bits) gives the same products from a fraction of the bytes. lmforge/engine/block_weights.py finds these forms and
+ * checks that they rebuild every weight bit for bit; it compiles this file on first use (AVX2+FMA,
+ * OpenMP: the same libgomp torch loaded, so both share one thread pool).
+ *
+ * Layout: codes[n] holds row n's blocks one after another; a 4-bit block is 16 bytes, byte j with
+ * code j in its low nibble and code j+16 in its high nibble; an 8-bit block is 32 bytes.
+ * scale, offset: [N, K/32] fp32. x: [rows, K] fp32, y: [rows, N] fp32, both contiguous. K % 32 == 0.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* scale * code + offset for 8 codes in the low 8 bytes of c: the product is exact (an fp16-sized
+ * scale times a code of at most 8 bits), so the fused add rounds once, as the fp32 tensor did. */
+static inline __m256 rebuild8(__m128i c, __m256 s, __m256 m) {
+    return _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c)), m);
+}
+
+/* The block's 32 weights as four vectors of eight, in order. */
+static inline void rebuild_block(const uint8_t *c, int bits, __m256 s, __m256 m, __m256 w[4]) {
+    if (bits == 4) {
+        const __m128i low = _mm_set1_epi8(0x0F);
+        __m128i v = _mm_loadu_si128((const __m128i *)c);
+        __m128i lo = _mm_and_si128(v, low), hi = _mm_and_si128(_mm_srli_epi16(v, 4), low);
+        w[0] = rebuild8(lo, s, m);
+        w[1] = rebuild8(_mm_srli_si128(lo, 8), s, m);
+        w[2] = rebuild8(hi, s, m);
+        w[3] = rebuild8(_mm_srli_si128(hi, 8), s, m);
+    } else {
+        __m128i a = _mm_loadu_si128((const __m128i *)c), b = _mm_loadu_si128((const __m128i *)(c + 16));
+        w[0] = rebuild8(a, s, m);
+        w[1] = rebuild8(_mm_srli_si128(a, 8), s, m);
+        w[2] = rebuild8(b, s, m);
+        w[3] = rebuild8(_mm_srli_si128(b, 8), s, m);
+    }
+}
+
+void block_linear(const float *x, int64_t rows, int64_t K, int bits, const uint8_t *codes,
+                  const float *scale, const float *offset, int64_t N, float *y, int threads) {
+    const int64_t B = K / 32, block_bytes = bits * 4;
+    #pragma omp parallel num_threads(threads)
+    {
+        /* several rows: rebuild the weight row once into L1, then one dot product per row */
+        float *w = rows > 1 ? aligned_alloc(32, K * sizeof(float)) : NULL;
+        #pragma omp for schedule(dynamic, 16)
+        for (int64_t n = 0; n < N; n++) {
+            const uint8_t *c = codes + n * B * block_bytes;
+            const float *sn = scale + n * B, *mn = offset + n * B;
+            if (rows == 1) { /* one row: rebuild in registers, four independent sums */
+                __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+                for (int64_t b = 0; b < B; b++) {
+                    __m256 wb[4];
+                    rebuild_block(c + b * block_bytes, bits, _mm256_set1_ps(sn[b]), _mm256_set1_ps(mn[b]), wb);
+                    for (int i = 0; i < 4; i++) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + b * 32 + 8 * i), wb[i], a[i]);
+                }
+                y[n] = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+                continue;
+            }
+            for (int64_t b = 0; b < B; b++) {
+                __m256 wb[4];
+                rebuild_block(c + b * block_bytes, bits, _mm256_set1_ps(sn[b]), _mm256_set1_ps(mn[b]), wb);
+                for (int i = 0; i < 4; i++) _mm256_store_ps(w + b * 32 + 8 * i, wb[i]);
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                const float *xr = x + r * K;
+                __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+                for (int64_t k = 0; k < K; k += 32)
+                    for (int i = 0; i < 4; i++) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k + 8 * i), _mm256_load_ps(w + k + 8 * i), a[i]);
+                y[r * N + n] = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+            }
+        }
+        free(w);
+    }
+}
