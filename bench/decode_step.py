@@ -11,7 +11,11 @@ alternated round by round so that drifts in the machine's speed hit all of them 
 Prints decode tokens/s (after the prefill, which is the same code for both engine contenders),
 median over rounds, and whether each contender's tokens equal generate's.
 
-    python bench/decode_step.py [--rows 1 4 8 16] [--tokens 48] [--rounds 5]
+With --bf16-weights every weight is first rounded to bf16: what a bf16 checkpoint from the Hub
+(SmolLM2's own) is when read in fp32, as `--dtype auto` does on a CPU without bf16 math; the block
+kernel then reads 16-bit values instead of 4/8-bit blocks.
+
+    python bench/decode_step.py [--rows 1 4 8 16] [--tokens 48] [--rounds 5] [--bf16-weights]
 """
 
 import argparse
@@ -29,10 +33,10 @@ QUESTIONS = ["Write a short story about a lighthouse keeper.", "Wie backt man Br
              "List three fruits and their colours.", "Schreib einen Brief an eine Freundin."]
 
 
-def engine_rate(model, tok, prompts, linear, tokens):
+def engine_rate(model, tok, prompts, project, tokens):
     from lmforge.engine import Engine, SamplingParams, llama_step
 
-    real, llama_step.linear_for = llama_step.linear_for, lambda m: linear
+    real, llama_step.projection_for = llama_step.projection_for, lambda m: project
     try:
         engine = Engine(model, tok, max_batch=len(prompts), start=False)
         engine.stops = set()
@@ -44,7 +48,7 @@ def engine_rate(model, tok, prompts, linear, tokens):
             engine.run_once()
         return (engine.steps - steps) * len(prompts) / (time.perf_counter() - start), [r.tokens for r in reqs]
     finally:
-        llama_step.linear_for = real
+        llama_step.projection_for = real
 
 
 def generate_rate(model, prompt, tokens):
@@ -60,16 +64,20 @@ def main() -> None:
     p.add_argument("--rows", type=int, nargs="+", default=[1, 4, 8, 16])
     p.add_argument("--tokens", type=int, default=48)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--bf16-weights", action="store_true", help="round the weights to bf16 first")
     a = p.parse_args()
     from lmforge.engine import llama_step
     from lmforge.models import load_model_and_tokenizer, packaged_gguf
     from lmforge.tokenizer import encode_chat
 
     model, tok = load_model_and_tokenizer(str(packaged_gguf()), dtype=torch.float32)
+    if a.bf16_weights:
+        model = model.bfloat16().float()
     questions = [encode_chat(tok, [{"role": "user", "content": q}], add_generation_prompt=True) for q in QUESTIONS]
     prompts = [questions[i % len(questions)] for i in range(max(a.rows))]  # past 8 rows the questions repeat
-    kernels = {"mkl": F.linear, "onednn": llama_step._onednn_linear, "blocks": llama_step.linear_for(model)}
-    if kernels["blocks"] is llama_step.pick_linear(torch.float32):
+    kernels = {"mkl": llama_step.per_weight(F.linear), "onednn": llama_step.per_weight(llama_step._onednn_linear),
+               "blocks": llama_step.projection_for(model)}
+    if not getattr(kernels["blocks"], "blocks", 0):
         sys.exit("no block kernel on this machine (needs x86-64 with AVX2+FMA and a C compiler)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with torch.inference_mode():

@@ -59,8 +59,8 @@ def test_lean_step_reads_a_gguf_quantised_model_like_its_forward():
         for name, p in model.named_parameters():
             if p.dim() == 2:
                 p.copy_(gguf_roundtrip(p, "Q8_0" if "embed" in name else "Q4_1"))
-    linear = llama_step.linear_for(model)
-    assert linear is not llama_step.pick_linear(torch.float32)
+    project = llama_step.projection_for(model)
+    assert project.blocks == 1 + 2 * 7  # lm_head and every layer's seven
     ids = torch.randint(0, 96, (3, 9))
     with torch.inference_mode():
         for batch in (ids[:1], ids):
@@ -69,7 +69,7 @@ def test_lean_step_reads_a_gguf_quantised_model_like_its_forward():
             cache = [(layer.keys, layer.values) for layer in prefill.past_key_values.layers]
             position = torch.full((len(batch), 1), batch.shape[1] - 1)
             mask = torch.ones(len(batch), batch.shape[1], dtype=torch.long)
-            got = llama_step.decode_step(model, batch[:, -1:], position, KVBuffer(cache, 32), mask, linear)
+            got = llama_step.decode_step(model, batch[:, -1:], position, KVBuffer(cache, 32), mask, project)
             assert torch.allclose(got, want, atol=1e-4, rtol=0), float((got - want).abs().max())
 
 
@@ -79,7 +79,35 @@ def test_the_block_kernel_can_be_turned_off(monkeypatch):
     try:
         assert block_weights.kernel() is None
         model = tiny_llama(vocab=96)
-        assert llama_step.linear_for(model) is llama_step.pick_linear(torch.float32)
+        assert getattr(llama_step.projection_for(model), "blocks", 0) == 0
     finally:
         monkeypatch.delenv("LMFORGE_LINEAR")
         block_weights.kernel.cache_clear()
+
+
+def test_a_bf16_checkpoint_read_in_fp32_is_read_as_bf16():
+    torch.manual_seed(0)
+    w = torch.randn(80, 64).bfloat16().float()
+    b = block_weights.find_blocks(w)
+    assert b is not None and b.bits == 16 and b.nbytes < w.numel() * 2 + 16
+    assert torch.equal(b.codes.view(torch.bfloat16).float().view(80, 64), w)
+    stacked = block_weights.stack([b, block_weights.find_blocks(w[:16])])
+    for rows in (1, 5):
+        x = torch.randn(rows, 64)
+        assert torch.allclose(block_weights.block_linear(x, stacked), x @ torch.cat([w, w[:16]]).T, rtol=1e-5, atol=1e-5)
+
+
+def test_a_group_with_mixed_forms_reads_each_weight_in_its_own():
+    """As in llama.cpp's mixed quantisations: Q and K in Q4_0, V in Q8_0 (three calls instead of one)."""
+    torch.manual_seed(0)
+    model = tiny_llama(vocab=96).eval()
+    attn = model.model.layers[0].self_attn
+    with torch.no_grad():
+        for lin, kind in ((attn.q_proj, "Q4_0"), (attn.k_proj, "Q4_0"), (attn.v_proj, "Q8_0")):
+            lin.weight.copy_(gguf_roundtrip(lin.weight, kind))
+    project = llama_step.projection_for(model)
+    assert project.blocks == 3
+    x = torch.randn(2, 1, 32)
+    for got, lin in zip(project(x, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight),
+                        (attn.q_proj, attn.k_proj, attn.v_proj)):
+        assert torch.allclose(got, lin(x), rtol=1e-5, atol=1e-5)

@@ -42,12 +42,33 @@ def assert_same_or_near_tie(got: list[int], want: list[int], logits: list[torch.
     assert len(got) == len(want)
 
 
-@pytest.mark.parametrize("lean", [True, False], ids=["llama_step", "transformers_forward"])
-def test_batched_greedy_with_requests_joining_mid_batch_equals_decoding_alone(tiny, lean):
+def gguf_blocks(model):
+    """A copy of the model with its linear weights as a GGUF file gives them: Q4_1 blocks, dequantised."""
+    import copy
+
+    from tests.test_block_weights import gguf_roundtrip
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and "embed" not in name:
+                p.copy_(gguf_roundtrip(p, "Q4_1"))
+    return model
+
+
+@pytest.mark.parametrize("step", ["llama_step", "transformers_forward", "block_kernel"])
+def test_batched_greedy_with_requests_joining_mid_batch_equals_decoding_alone(tiny, step):
+    from lmforge.engine import block_weights
+
     model, tok = tiny
+    if step == "block_kernel":
+        if block_weights.kernel() is None:
+            pytest.skip("the block kernel needs x86-64 with AVX2+FMA and a C compiler")
+        model = gguf_blocks(model)
     engine = Engine(model, tok, max_batch=4, start=False)
     assert engine.lean  # a Llama model takes the lean decode step unless told otherwise
-    engine.lean = lean
+    assert getattr(engine.project, "blocks", 0) == (7 * len(model.model.layers) if step == "block_kernel" else 0)
+    engine.lean = step != "transformers_forward"
     engine.stops = set()  # run every request to max_tokens
     prompts = [tok.encode(p, add_special_tokens=False) for p in PROMPTS]
     lengths = [12, 20, 9, 16, 14, 18]

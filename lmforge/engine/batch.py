@@ -77,7 +77,7 @@ class Engine:
         self.running: list[Request] = []
         self.kv: KVBuffer | None = None  # the batch's cache: per layer K, V of shape [B, H, T, D]
         self.lean = llama_step.supports(model)  # decode steps through llama_step, else transformers
-        self.linear = llama_step.linear_for(model) if self.lean else None  # block kernel where lossless
+        self.project = llama_step.projection_for(model) if self.lean else None  # block kernel where lossless
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
         self.steps, self.submitted = 0, 0
@@ -203,7 +203,7 @@ class Engine:
         positions = torch.tensor([[r.position] for r in self.running], device=self.model.device)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         if self.lean:
-            logits = llama_step.decode_step(self.model, last, positions, self.kv, self.mask, self.linear)
+            logits = llama_step.decode_step(self.model, last, positions, self.kv, self.mask, self.project)
         else:
             logits = self._transformers_step(last, positions)
         self.steps += 1

@@ -9,9 +9,12 @@
  * checks that they rebuild every weight bit for bit; it compiles this file on first use (AVX2+FMA,
  * OpenMP: the same libgomp torch loaded, so both share one thread pool).
  *
+ * The same holds for bf16 weights read in fp32 (a bf16 checkpoint on a CPU without bf16 math):
+ * reading their 16 bits instead of 32 gives the same products.
+ *
  * Layout: codes[n] holds row n's blocks one after another; a 4-bit block is 16 bytes, byte j with
- * code j in its low nibble and code j+16 in its high nibble; an 8-bit block is 32 bytes.
- * scale, offset: [N, K/32] fp32. x: [rows, K] fp32, y: [rows, N] fp32, both contiguous. K % 32 == 0.
+ * code j in its low nibble and code j+16 in its high nibble; an 8-bit block is 32 bytes; a 16-bit
+ * block is 64 (bf16 values). scale, offset: [N, K/32] fp32 (not read for 16-bit blocks). x: [rows, K] fp32, y: [rows, N] fp32, both contiguous. K % 32 == 0.
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -30,8 +33,15 @@ static inline __m256 rebuild8(__m128i c, __m256 s, __m256 m) {
     return _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c)), m);
 }
 
-/* The block's 32 weights as four vectors of eight, in order. */
-static inline void rebuild_block(const uint8_t *c, int bits, __m256 s, __m256 m, __m256 w[4]) {
+/* The block's 32 weights as four vectors of eight, in order. bits 16: the block is 32 bf16 values
+ * (a bf16 checkpoint read in fp32), widened exactly by a shift; it has no scale or offset. */
+static inline void rebuild_block(const uint8_t *c, int bits, const float *scale, const float *offset, __m256 w[4]) {
+    if (bits == 16) {
+        for (int i = 0; i < 4; i++)
+            w[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(c + 16 * i))), 16));
+        return;
+    }
+    __m256 s = _mm256_set1_ps(*scale), m = _mm256_set1_ps(*offset);
     if (bits == 4) {
         const __m128i low = _mm_set1_epi8(0x0F);
         __m128i v = _mm_loadu_si128((const __m128i *)c);
@@ -56,15 +66,15 @@ void block_linear(const float *x, int64_t rows, int64_t K, int bits, const uint8
     {
         /* several rows: rebuild the weight row once into L1, then one dot product per row */
         float *w = rows > 1 ? aligned_alloc(32, K * sizeof(float)) : NULL;
-        #pragma omp for schedule(dynamic, 16)
+        #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; n++) {
             const uint8_t *c = codes + n * B * block_bytes;
-            const float *sn = scale + n * B, *mn = offset + n * B;
+            const float *sn = scale + (bits == 16 ? 0 : n * B), *mn = offset + (bits == 16 ? 0 : n * B);
             if (rows == 1) { /* one row: rebuild in registers, four independent sums */
                 __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
                 for (int64_t b = 0; b < B; b++) {
                     __m256 wb[4];
-                    rebuild_block(c + b * block_bytes, bits, _mm256_set1_ps(sn[b]), _mm256_set1_ps(mn[b]), wb);
+                    rebuild_block(c + b * block_bytes, bits, sn + b, mn + b, wb);
                     for (int i = 0; i < 4; i++) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + b * 32 + 8 * i), wb[i], a[i]);
                 }
                 y[n] = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
@@ -72,7 +82,7 @@ void block_linear(const float *x, int64_t rows, int64_t K, int bits, const uint8
             }
             for (int64_t b = 0; b < B; b++) {
                 __m256 wb[4];
-                rebuild_block(c + b * block_bytes, bits, _mm256_set1_ps(sn[b]), _mm256_set1_ps(mn[b]), wb);
+                rebuild_block(c + b * block_bytes, bits, sn + b, mn + b, wb);
                 for (int i = 0; i < 4; i++) _mm256_store_ps(w + b * 32 + 8 * i, wb[i]);
             }
             for (int64_t r = 0; r < rows; r++) {

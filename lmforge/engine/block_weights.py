@@ -5,11 +5,11 @@ export, most GGUFs on the Hub) holds fp32 tensors that are dequantised blocks: e
 consecutive weights of a row are `scale * code + offset`, with fp16 scale and offset and 4- or
 8-bit codes. The decode step reads every weight once per token, so keeping the codes (with an
 fp32 scale and offset per block: 6.5 or 10 bits a weight instead of 32) cuts the bytes it reads
-3-5x. The kernel rebuilds each weight
-exactly before it multiplies, so the products are the fp32 model's, summed in another order (as
-any other kernel would); this is not quantisation, and a tensor is kept in block form only when
-its codes rebuild every weight bit for bit. Trained fp32 weights, bf16 and odd widths stay with
-the fp32 kernels.
+3-5x. Likewise a bf16 checkpoint read in fp32 (what `--dtype auto` does on a CPU without bf16
+math) holds bf16 values, so 16 bits a weight lose nothing. The kernel rebuilds each weight exactly
+before it multiplies, so the products are the fp32 model's, summed in another order (as any other
+kernel would): this is not quantisation, and a tensor is kept in compact form only when it
+rebuilds every weight bit for bit. Trained fp32 weights and odd widths stay with the fp32 kernels.
 """
 
 import ctypes
@@ -32,10 +32,10 @@ _PROBE_ROWS, _CHUNK_ROWS = 64, 4096
 
 @dataclass
 class Blocks:
-    bits: int  # 4 or 8
+    bits: int  # 4 or 8 (codes), 16 (bf16 values)
     codes: torch.Tensor  # uint8 [N, K/32 * bits*4]
-    scale: torch.Tensor  # fp32 [N, K/32]
-    offset: torch.Tensor  # fp32 [N, K/32]
+    scale: torch.Tensor  # fp32 [N, K/32]; unused ([1]) for 16 bits
+    offset: torch.Tensor  # fp32 [N, K/32]; unused ([1]) for 16 bits
     shape: tuple[int, int]  # the weight's (N, K)
 
     @property
@@ -79,7 +79,8 @@ def _fit(rows: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 def find_blocks(weight: torch.Tensor) -> Blocks | None:
-    """The weight in 4-bit (else 8-bit) block form when that rebuilds it bit for bit, else None."""
+    """The weight as 4-bit, else 8-bit blocks, else bf16 values, whichever first rebuilds it bit for
+    bit (fewest bytes first), else None."""
     if weight.dtype != torch.float32 or weight.dim() != 2 or weight.shape[1] % BLOCK or weight.device.type != "cpu":
         return None
     w = weight.detach()
@@ -94,7 +95,21 @@ def find_blocks(weight: torch.Tensor) -> Blocks | None:
             codes = codes[..., :16] | (codes[..., 16:] << 4)
         return Blocks(bits, codes.reshape(w.shape[0], -1).contiguous(), scale.contiguous(),
                       offset.contiguous(), tuple(w.shape))
+    probe = w[:_PROBE_ROWS]  # a bf16 checkpoint read in fp32: 16 bits hold every weight
+    if torch.equal(probe.bfloat16().float(), probe) and torch.equal((half := w.bfloat16()).float(), w):
+        return Blocks(16, half.contiguous().view(torch.uint8), torch.zeros(1), torch.zeros(1), tuple(w.shape))
     return None
+
+
+def stack(parts: list[Blocks]) -> Blocks:
+    """Weights that multiply the same input (same K, same bits) as one, their rows one after another."""
+    if len(parts) == 1:
+        return parts[0]
+    if parts[0].bits == 16:
+        return Blocks(16, torch.cat([b.codes for b in parts]), parts[0].scale, parts[0].offset,
+                      (sum(b.shape[0] for b in parts), parts[0].shape[1]))
+    return Blocks(parts[0].bits, torch.cat([b.codes for b in parts]), torch.cat([b.scale for b in parts]),
+                  torch.cat([b.offset for b in parts]), (sum(b.shape[0] for b in parts), parts[0].shape[1]))
 
 
 def _cpu_has(*flags: str) -> bool:

@@ -4,8 +4,9 @@ row, without its per-call machinery (module hooks, mask builders, cache objects,
 reading and writing the engine's preallocated KV buffer in place.
 
 Why: at batch 1 a 135M model spends as long in that machinery as in its matmuls on a small CPU.
-Greedy tokens stay identical to `generate` (checked in tests/test_engine.py). Prefill and every
-other architecture keep using transformers' own forward.
+Its projections read compact weights where that is lossless (`projection_for`, block_weights.py),
+else fp32 through oneDNN (`pick_linear`). Greedy tokens stay identical to `generate` (checked in
+tests/test_engine.py). Prefill and every other architecture keep using transformers' own forward.
 """
 
 import logging
@@ -62,33 +63,59 @@ def pick_linear(dtype: torch.dtype) -> Callable[[torch.Tensor, torch.Tensor], to
     return _onednn_linear
 
 
-def linear_for(model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The step's linear for this model: the block kernel for every weight that has a lossless
-    4/8-bit block form (a model loaded from a GGUF file; block_weights.py) when at most MAX_ROWS
-    rows decode, else `pick_linear`'s. The forms are found once, here: an engine serves a fixed
-    model. The fp32 weights stay for prefill and wider batches."""
+Project = Callable[..., list[torch.Tensor]]  # project(x, *weights) -> [x @ w.T for each weight]
+
+
+def per_weight(linear: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Project:
+    return lambda x, *weights: [linear(x, w) for w in weights]
+
+
+def _groups(model) -> list[tuple[torch.Tensor, ...]]:
+    """The weights the step multiplies by the same input, each group in one call."""
+    out = [(model.lm_head.weight,)]
+    for layer in model.model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        out += [(attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight), (attn.o_proj.weight,),
+                (mlp.gate_proj.weight, mlp.up_proj.weight), (mlp.down_proj.weight,)]
+    return out
+
+
+def projection_for(model) -> Project:
+    """The step's projections for this model: the block kernel for the weights that have a lossless
+    compact form (4/8-bit GGUF blocks, bf16 values; block_weights.py) while at most MAX_ROWS rows
+    decode, else `pick_linear`'s kernel. Q/K/V and gate/up share their input, so when all of a
+    group's forms match they are stacked and read in one call (fewer calls, more rows per thread).
+    The forms are found once, here (an engine serves a fixed model); the fp32 weights stay for
+    prefill and wider batches."""
     fallback = pick_linear(model.dtype)
     if model.device.type != "cpu" or block_weights.kernel() is None:
-        return fallback
-    weights = [model.lm_head.weight] + [lin.weight for layer in model.model.layers
-                                        for lin in (layer.self_attn.q_proj, layer.self_attn.k_proj,
-                                                    layer.self_attn.v_proj, layer.self_attn.o_proj,
-                                                    layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
-    forms = {id(w): b for w in weights if (b := block_weights.find_blocks(w)) is not None}
+        return per_weight(fallback)
+    forms: dict[tuple[int, ...], block_weights.Blocks] = {}
+    groups = _groups(model)
+    for group in groups:
+        blocks = [block_weights.find_blocks(w) for w in group]
+        if all(b is not None and b.bits == blocks[0].bits for b in blocks):
+            forms[tuple(map(id, group))] = block_weights.stack(blocks)
+        else:
+            forms.update({(id(w),): b for w, b in zip(group, blocks) if b is not None})
     if not forms:
-        return fallback
-    fp32 = sum(w.numel() * 4 for w in weights if id(w) in forms)
+        return per_weight(fallback)
+    found = sum(len(key) for key in forms)
     log.info("decode step: %d of %d linears read lossless %s-bit blocks (%.0f MB instead of %.0f MB fp32)",
-             len(forms), len(weights), "/".join(sorted({str(b.bits) for b in forms.values()})),
-             sum(b.nbytes for b in forms.values()) / 1e6, fp32 / 1e6)
+             found, sum(map(len, groups)), "/".join(sorted({str(b.bits) for b in forms.values()})),
+             sum(b.nbytes for b in forms.values()) / 1e6, sum(b.shape[0] * b.shape[1] * 4 for b in forms.values()) / 1e6)
 
-    def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        b = forms.get(id(weight))
+    def project(x: torch.Tensor, *weights: torch.Tensor) -> list[torch.Tensor]:
+        b = forms.get(tuple(map(id, weights)))
+        if b is None and len(weights) > 1:
+            return [project(x, w)[0] for w in weights]
         if b is None or x.numel() > block_weights.MAX_ROWS * x.shape[-1]:
-            return fallback(x, weight)
-        return block_weights.block_linear(x, b)
+            return [fallback(x, w) for w in weights]
+        out = block_weights.block_linear(x, b)
+        return [out] if len(weights) == 1 else list(out.split([w.shape[0] for w in weights], dim=-1))
 
-    return linear
+    project.blocks = found  # how many linears it reads in compact form (for logs and tests)
+    return project
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -104,10 +131,10 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def decode_step(model, tokens: torch.Tensor, positions: torch.Tensor, kv: KVBuffer,
-                mask: torch.Tensor, linear: Callable | None = None) -> torch.Tensor:
+                mask: torch.Tensor, project: Project | None = None) -> torch.Tensor:
     """Logits [rows, vocab] for one token per row. `tokens`, `positions`: [rows, 1]; `mask`:
-    [rows, length + 1] (1 = real token), covering the cache and the new column; `linear`: from
-    `linear_for(model)`, else `pick_linear`'s."""
+    [rows, length + 1] (1 = real token), covering the cache and the new column; `project`: from
+    `projection_for(model)`, else `pick_linear`'s kernel weight by weight."""
     cfg, inner = model.config, model.model
     rows = tokens.shape[0]
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -117,25 +144,26 @@ def decode_step(model, tokens: torch.Tensor, positions: torch.Tensor, kv: KVBuff
     cos, sin = inner.rotary_emb(x, positions)
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     column = kv.next_column()
-    if linear is None:
-        linear = pick_linear(x.dtype) if x.device.type == "cpu" else F.linear
+    if project is None:
+        project = per_weight(pick_linear(x.dtype) if x.device.type == "cpu" else F.linear)
     # no mask when no row has padding (every single-stream step): the unmasked kernel is cheaper
     allowed = None if bool(mask.all()) else mask.bool()[:, None, None, :]
     for i, layer in enumerate(inner.layers):
         attn, mlp = layer.self_attn, layer.mlp
         h = _rms_norm(x, layer.input_layernorm.weight, eps)
-        q = linear(h, attn.q_proj.weight).view(rows, 1, heads, dim).transpose(1, 2)
-        k = linear(h, attn.k_proj.weight).view(rows, 1, kv_heads, dim).transpose(1, 2)
-        v = linear(h, attn.v_proj.weight).view(rows, 1, kv_heads, dim).transpose(1, 2)
+        q, k, v = project(h, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight)
+        q = q.view(rows, 1, heads, dim).transpose(1, 2)
+        k = k.view(rows, 1, kv_heads, dim).transpose(1, 2)
+        v = v.view(rows, 1, kv_heads, dim).transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         kv.write(i, column, k, v)
         keys, values = kv.k[i][:, :, : kv.length], kv.v[i][:, :, : kv.length]
         a = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed, scale=attn.scaling,
                                            enable_gqa=kv_heads != heads)
-        x = x + linear(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight)
+        x = x + project(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight)[0]
         h = _rms_norm(x, layer.post_attention_layernorm.weight, eps)
-        x = x + linear(F.silu(linear(h, mlp.gate_proj.weight)) * linear(h, mlp.up_proj.weight),
-                         mlp.down_proj.weight)
+        gate, up = project(h, mlp.gate_proj.weight, mlp.up_proj.weight)
+        x = x + project(F.silu(gate) * up, mlp.down_proj.weight)[0]
     x = _rms_norm(x, inner.norm.weight, eps)
-    return linear(x[:, -1], model.lm_head.weight)
+    return project(x[:, -1], model.lm_head.weight)[0]
