@@ -111,3 +111,13 @@ def test_a_group_with_mixed_forms_reads_each_weight_in_its_own():
     for got, lin in zip(project(x, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight),
                         (attn.q_proj, attn.k_proj, attn.v_proj)):
         assert torch.allclose(got, lin(x), rtol=1e-5, atol=1e-5)
+
+
+def test_off_the_cpu_the_step_keeps_torchs_own_linear(monkeypatch):
+    """A model on an accelerator (here the meta device) gets F.linear: the block kernel and oneDNN
+    are CPU kernels, and neither is even chosen."""
+    monkeypatch.setattr(llama_step, "pick_linear", lambda dtype: pytest.fail("a CPU kernel was picked"))
+    model = tiny_llama(vocab=96).to("meta")
+    project = llama_step.projection_for(model)
+    assert getattr(project, "blocks", 0) == 0
+    assert project(torch.empty(2, 1, 32, device="meta"), model.lm_head.weight)[0].shape == (2, 1, 96)

@@ -87,8 +87,10 @@ def projection_for(model) -> Project:
     group's forms match they are stacked and read in one call (fewer calls, more rows per thread).
     The forms are found once, here (an engine serves a fixed model); the fp32 weights stay for
     prefill and wider batches."""
+    if model.device.type != "cpu":
+        return per_weight(F.linear)
     fallback = pick_linear(model.dtype)
-    if model.device.type != "cpu" or block_weights.kernel() is None:
+    if block_weights.kernel() is None:
         return per_weight(fallback)
     forms: dict[tuple[int, ...], block_weights.Blocks] = {}
     groups = _groups(model)
