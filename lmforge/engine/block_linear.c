@@ -5,16 +5,18 @@
  * Why: a decode step reads every weight once per token, and on a small CPU that read is the step.
  * A GGUF model's weights are such blocks (Q4_0, Q4_1: 4-bit codes; Q8_0: 8-bit), so reading the
  * codes with an fp32 scale and offset per block (6.5 or 10 bits a weight) instead of the
- * dequantised fp32 tensor (32 bits) gives the same products from a fraction of the bytes. lmforge/engine/block_weights.py finds these forms and
- * checks that they rebuild every weight bit for bit; it compiles this file on first use (AVX2+FMA,
- * OpenMP: the same libgomp torch loaded, so both share one thread pool).
+ * dequantised fp32 tensor (32 bits) gives the same products from a fraction of the bytes.
+ * lmforge/engine/block_weights.py finds these forms and checks that they rebuild every weight bit
+ * for bit; it compiles this file on first use (AVX2+FMA, OpenMP: the same libgomp torch loaded, so
+ * both share one thread pool).
  *
  * The same holds for bf16 weights read in fp32 (a bf16 checkpoint on a CPU without bf16 math):
  * reading their 16 bits instead of 32 gives the same products.
  *
  * Layout: codes[n] holds row n's blocks one after another; a 4-bit block is 16 bytes, byte j with
  * code j in its low nibble and code j+16 in its high nibble; an 8-bit block is 32 bytes; a 16-bit
- * block is 64 (bf16 values). scale, offset: [N, K/32] fp32 (not read for 16-bit blocks). x: [rows, K] fp32, y: [rows, N] fp32, both contiguous. K % 32 == 0.
+ * block is 64 (bf16 values). scale, offset: [N, K/32] fp32 (not read for 16-bit blocks).
+ * x: [rows, K] fp32, y: [rows, N] fp32, both contiguous. K % 32 == 0.
  */
 #include <immintrin.h>
 #include <stdint.h>

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from lmforge.rundir import user_cache_dir
+
 log = logging.getLogger("lmforge.engine")
 BLOCK = 32
 MAX_ROWS = 16  # past this many rows per step, oneDNN's fp32 GEMM amortises its reads better
@@ -34,8 +36,8 @@ _PROBE_ROWS, _CHUNK_ROWS = 64, 4096
 class Blocks:
     bits: int  # 4 or 8 (codes), 16 (bf16 values)
     codes: torch.Tensor  # uint8 [N, K/32 * bits*4]
-    scale: torch.Tensor  # fp32 [N, K/32]; unused ([1]) for 16 bits
-    offset: torch.Tensor  # fp32 [N, K/32]; unused ([1]) for 16 bits
+    scale: torch.Tensor  # fp32 [N, K/32]; not read for 16 bits
+    offset: torch.Tensor  # fp32 [N, K/32]; not read for 16 bits
     shape: tuple[int, int]  # the weight's (N, K)
 
     @property
@@ -105,9 +107,6 @@ def stack(parts: list[Blocks]) -> Blocks:
     """Weights that multiply the same input (same K, same bits) as one, their rows one after another."""
     if len(parts) == 1:
         return parts[0]
-    if parts[0].bits == 16:
-        return Blocks(16, torch.cat([b.codes for b in parts]), parts[0].scale, parts[0].offset,
-                      (sum(b.shape[0] for b in parts), parts[0].shape[1]))
     return Blocks(parts[0].bits, torch.cat([b.codes for b in parts]), torch.cat([b.scale for b in parts]),
                   torch.cat([b.offset for b in parts]), (sum(b.shape[0] for b in parts), parts[0].shape[1]))
 
@@ -133,8 +132,7 @@ def kernel():
     source = Path(__file__).with_name("block_linear.c")
     command = [os.environ.get("CC", "cc"), "-O3", "-mavx2", "-mfma", "-fopenmp", "-shared", "-fPIC"]
     key = hashlib.sha256(source.read_bytes() + " ".join(command).encode()).hexdigest()[:12]
-    root = Path(os.environ.get("LMFORGE_CACHE", Path.home() / ".cache" / "lmforge"))
-    library = root / "kernels" / f"block_linear-{key}.so"
+    library = user_cache_dir("kernels", f"block_linear-{key}.so")
     try:
         if not library.is_file():
             library.parent.mkdir(parents=True, exist_ok=True)

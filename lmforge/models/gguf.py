@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from lmforge.errors import CheckpointError, ConfigError
+from lmforge.rundir import user_cache_dir
 
 
 def _cache_name(path: Path) -> str:
@@ -22,7 +23,7 @@ def _cache_name(path: Path) -> str:
 
 
 def _user_cache(path: Path) -> Path:
-    return Path(os.environ.get("LMFORGE_CACHE", Path.home() / ".cache" / "lmforge")) / "gguf" / _cache_name(path)
+    return user_cache_dir("gguf", _cache_name(path))
 
 
 def cache_dir(path: Path) -> Path:

@@ -8,7 +8,7 @@ Layout of a run directory:
     tokenizer/ tokens/ checkpoints/   the stages' own outputs
 """
 
-from lmforge.rundir.files import atomic_write_text, fingerprint
+from lmforge.rundir.files import atomic_write_text, fingerprint, user_cache_dir
 from lmforge.rundir.manifest import record_stage
 from lmforge.rundir.metrics import MetricsWriter, read_metrics
 from lmforge.rundir.report import write_report_section
@@ -18,6 +18,7 @@ __all__ = [
     "atomic_write_text",
     "fingerprint",
     "read_metrics",
+    "user_cache_dir",
     "record_stage",
     "write_report_section",
 ]

@@ -1,10 +1,16 @@
-"""Small file primitives shared by every stage: atomic writes and content fingerprints."""
+"""Small file primitives shared by every stage: atomic writes, content fingerprints, the user cache."""
 
 import functools
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """lmforge's per-user cache (LMFORGE_CACHE, else ~/.cache/lmforge): what is derived once per
+    machine, such as converted GGUF models and compiled kernels."""
+    return Path(os.environ.get("LMFORGE_CACHE", Path.home() / ".cache" / "lmforge")).joinpath(*parts)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
