@@ -34,7 +34,7 @@ def test_an_example_utterance_is_decided_by_its_topic_and_logged(rails, tmp_path
 
 def test_allow_list_mode_refuses_what_no_allowed_topic_is_near(tmp_path):
     f = tmp_path / "allow.toml"
-    f.write_text('mode = "allow"\nrefusal = "Only orders."\nthreshold = 0.4\n[[topics]]\nname = "orders"\n'
+    f.write_text('mode = "allow"\nrefusal = "Only orders."\nthreshold = 0.85\n[[topics]]\nname = "orders"\n'
                  'action = "allow"\nexamples = ["Where is my order?", "Wo ist meine Bestellung?"]\n')
     r = load_rails(f)
     assert r.check("Where is my order?").allowed
@@ -54,6 +54,19 @@ def test_precision_recall_and_the_balancing_threshold(rails):
     print("\n" + "\n".join(f"{t}: P {r['precision']:.2f} R {r['recall']:.2f}" for t, r in rows.items()))
 
 
+def test_the_shipped_rails_reach_90_percent_precision_and_recall_in_both_languages(rails):
+    """The issue's target, on prompts that are not the rails' own examples, per topic and per language."""
+    records = [json.loads(line) for line in PROMPTS.read_text(encoding="utf-8").splitlines()]
+    examples = {e.lower() for t in rails.topics for e in t.examples}
+    assert not any(r["text"].lower() in examples for r in records)  # held out
+    res = check(rails, [r["text"] for r in records], [r["topic"] for r in records])
+    for r in res["topics"]:
+        assert r["precision"] >= 0.9 and r["recall"] >= 0.9, r
+    for lang in ("en", "de"):
+        part = [r for r in records if r["language"] == lang]
+        assert len(part) > 40 and check(rails, [r["text"] for r in part], [r["topic"] for r in part])["accuracy"] >= 0.9
+
+
 def test_check_cli_and_bad_rails_files(tmp_path):
     out = lmforge("guardrails", "check", str(RAILS), "--labelled", str(PROMPTS)).stdout
     assert "medical_advice" in out and "refuse/pass accuracy" in out
@@ -66,7 +79,7 @@ def test_check_cli_and_bad_rails_files(tmp_path):
     assert proc.returncode == 2 and 'mode must be "block" or "allow"' in proc.stderr
 
 
-def test_a_blocked_topic_never_reaches_the_served_model(tmp_path, tiny_data, tiny_run):
+def test_a_blocked_topic_never_reaches_the_model_in_serve_or_chat(tmp_path, tiny_data, tiny_run):
     from tests.conftest import pretrain_tiny
 
     model = pretrain_tiny(tiny_run, "train.seq_len=128")
@@ -86,3 +99,7 @@ def test_a_blocked_topic_never_reaches_the_served_model(tmp_path, tiny_data, tin
     finally:
         log = s.stop()
     assert '"topic": "politics"' in log
+    # `chat --guardrails` answers a blocked topic with its reply instead of the model's
+    out = lmforge("chat", str(model), "--guardrails", str(RAILS), "--max-tokens", "4",
+                  "--prompt", "Wie viele Schmerztabletten darf ich am Tag nehmen?").stdout
+    assert "keine medizinischen Ratschläge" in out

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lmforge.errors import ConfigError
-from lmforge.guardrails.embedder import load_embedder
+from lmforge.guardrails.embedder import DEFAULT, load_embedder
 
 log = logging.getLogger("lmforge.guardrails")
 NEAREST = 2
@@ -46,7 +46,7 @@ class Rails:
     mode: str
     refusal: str
     embed: object = field(repr=False)
-    embedder_name: str = "wordllama"
+    embedder_name: str = DEFAULT
     log_file: Path | None = None
 
     def scores(self, texts: list[str]) -> np.ndarray:
@@ -113,8 +113,9 @@ def load_rails(path: str | Path, log_file: str | Path | None = None) -> Rails:
         raise ConfigError(f"{path}: no topics")
     if mode == "allow" and not any(t.action == "allow" for t in topics):
         raise ConfigError(f"{path}: mode \"allow\" needs at least one topic with action = \"allow\"")
-    embed = load_embedder(raw.get("embedder", "wordllama"))
+    embedder = raw.get("embedder", DEFAULT)
+    embed = load_embedder(embedder)
     for t in topics:
         t.vectors = embed(t.examples)
     return Rails(topics, mode, raw.get("refusal", "I can't help with that."), embed,
-                 raw.get("embedder", "wordllama"), Path(log_file) if log_file else None)
+                 embedder, Path(log_file) if log_file else None)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmforge.engine import QueueFull, SamplingParams
@@ -81,7 +82,7 @@ def create_app(backend, model_name: str, api_key: str | None = None, guardrails=
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m, i)}
                     for i, m in enumerate(req.messages)]
         if guardrails is not None:
-            refusal = guardrails.check_messages(messages)
+            refusal = await run_in_threadpool(guardrails.check_messages, messages)  # embedding drops the GIL
             if refusal is not None:
                 return _canned(req, refusal, model_name)
         prompt = backend.chat_prompt(messages)
