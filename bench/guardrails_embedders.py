@@ -12,9 +12,9 @@ before a chat reaches the model).
 import argparse
 import json
 import statistics
-from collections import Counter
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
