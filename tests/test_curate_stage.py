@@ -26,8 +26,12 @@ def pages(lang: str, n: int, seed: int = 0, start: int = 0) -> list[str]:
 
 
 def judged_by_stock_datatrove(text: str, lang: str) -> bool:
-    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
-                                            GopherRepetitionFilter)
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
 
     p = thresholds(lang)
     for name, options in LMFORGE_ONLY.items():  # datatrove's filters do not take lmforge's own options

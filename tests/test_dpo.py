@@ -79,7 +79,7 @@ def test_a_packed_pair_scores_like_two_separate_rows(tiny):
     """Prefix sharing changes nothing: each answer's summed log-prob and token count equal a plain
     forward over its own full sequence, with answers that share their first words, one answer that
     is the other's beginning, a multi-turn prompt, and pairs of different lengths in one batch."""
-    from lmforge.dpo.packing import pack_pairs, pair_logps, packed_length
+    from lmforge.dpo.packing import pack_pairs, packed_length, pair_logps
 
     model, tok = tiny
     turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]

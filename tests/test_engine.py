@@ -1,10 +1,13 @@
 """The decode engine: batched decoding with requests joining mid-batch gives each request the tokens
 it gets alone, per-request sampling and seeds, stop strings, cancellation, errors."""
 
+import time
+
 import pytest
 import torch
 
 from lmforge.engine import Engine, SamplingParams
+from lmforge.engine.events import Aborted, Done, Failed, Text, Usage
 from lmforge.engine.text_stream import TextStream
 from lmforge.errors import ConfigError, LmforgeError
 from tests.conftest import pretrain_tiny
@@ -82,9 +85,8 @@ def test_batched_greedy_with_requests_joining_mid_batch_equals_decoding_alone(ti
         engine.run_once()
     for (got, req), ids, n in zip(runs, prompts, lengths):
         want, logits = alone(model, tok, ids, n)
-        assert got["events"][-1][:2] == ("done", "length")
+        assert got["events"][-1] == Done("length", Usage(len(ids), n))
         assert_same_or_near_tie(req.tokens, want, logits)
-        assert got["events"][-1][2] == {"prompt_tokens": len(ids), "completion_tokens": n, "total_tokens": len(ids) + n}
 
 
 def test_seeds_repeat_and_rows_keep_their_own_parameters(tiny):
@@ -121,16 +123,49 @@ def test_cancel_frees_the_slot_and_errors_reach_every_request(tiny):
     engine.run_once()
     ra.cancel()
     engine.run_once()
-    assert a["events"][-1][:2] == ("done", "cancelled") and engine.running == [rb]
+    assert isinstance(a["events"][-1], Done) and a["events"][-1].reason == "cancelled" and engine.running == [rb]
     embed = model.model.embed_tokens  # every path through the model starts here
     embed.forward, real = (lambda *x, **k: (_ for _ in ()).throw(RuntimeError("device lost"))), embed.forward
     engine.run_once()
-    assert b["events"][-1] == ("error", "RuntimeError: device lost") and not engine.running
+    assert b["events"][-1] == Failed("RuntimeError: device lost") and not engine.running
     embed.forward = real
     c, _ = collect(engine, ids, SamplingParams(max_tokens=3, temperature=0))
     while engine.running or engine.waiting:
         engine.run_once()
-    assert c["events"][-1][:2] == ("done", "length")  # the engine goes on
+    assert c["events"][-1].reason == "length"  # the engine goes on
+
+
+def test_abort_all_ends_running_and_waiting_requests_and_refuses_new_ones(tiny):
+    """A server shutting down: every request hears Aborted exactly once, nothing after it, and the
+    engine thread stops."""
+    from lmforge.engine.batch import ShuttingDown
+
+    model, tok = tiny
+    engine = Engine(model, tok, max_batch=1)
+    engine.stops = set()
+    ids = tok.encode("The harbour", add_special_tokens=False)
+    runs = [collect(engine, ids, SamplingParams(max_tokens=120 - len(ids), temperature=0)) for _ in range(3)]
+    end = time.time() + 30
+    while not any(isinstance(ev, Text) for ev in runs[0][0]["events"]) and time.time() < end:
+        time.sleep(0.005)  # the first request is decoding, the others wait for the one slot
+    engine.close()
+    assert not engine.thread.is_alive() and not engine.running and not engine.waiting
+    for got, _ in runs:
+        ends = [ev for ev in got["events"] if not isinstance(ev, Text)]
+        assert ends == [Aborted("the server is shutting down")] and got["events"][-1] == ends[0]
+    with pytest.raises(ShuttingDown):
+        engine.submit(ids, SamplingParams(max_tokens=2), lambda ev: None)
+
+
+def test_any_allowed_top_p_and_temperature_sample_a_token(tiny):
+    """top_p far below float32's resolution still keeps the top token; a temperature that would
+    overflow the logits decodes greedily instead of sampling NaNs."""
+    from lmforge.engine.sampling import make_generator, sample
+
+    logits = torch.tensor([2.0, 1.0, 0.5, -1.0])
+    for top_p in (1e-300, 1e-45, 1e-7):
+        assert sample(logits, SamplingParams(temperature=1.0, top_p=top_p), make_generator(0)) == 0
+    assert sample(logits, SamplingParams(temperature=1e-300), make_generator(0)) == 0
 
 
 def test_bad_parameters_and_prompts_fail_clearly(tiny):

@@ -71,8 +71,8 @@ def test_seed_n_and_stop_strings(client):
 
 @pytest.mark.parametrize("body, status, param", [
     ({"messages": []}, 400, "messages"),
-    ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role"),
-    ({"messages": [{"role": "user", "content": 5}]}, 400, "messages.0.content"),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
+    ({"messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content"),
     ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "max_tokens"),
     ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100_000}, 400, "max_tokens"),
     ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),

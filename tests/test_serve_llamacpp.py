@@ -5,9 +5,14 @@ import pytest
 
 from lmforge.models import packaged_gguf
 from tests.conftest import LiveServer
-from tests.test_serve import (client, test_bad_requests_get_openai_errors, test_chat_and_completions_streamed_and_not,  # noqa: F401
-                              test_disconnect_mid_stream_frees_the_slot,
-                              test_malformed_json_oversized_body_and_client_errors, test_seed_n_and_stop_strings)
+from tests.test_serve import (  # noqa: F401
+    client,
+    test_bad_requests_get_openai_errors,
+    test_chat_and_completions_streamed_and_not,
+    test_disconnect_mid_stream_frees_the_slot,
+    test_malformed_json_oversized_body_and_client_errors,
+    test_seed_n_and_stop_strings,
+)
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("xllamacpp")

@@ -195,9 +195,9 @@ def test_client_honours_retry_after(fault):
 def test_translate_against_a_live_lmforge_serve(tiny_run, tmp_path):
     """A real model behind `lmforge serve` (tiny and untrained for this: most replies are rejected,
     but every record is accounted for)."""
-    from tests.conftest import LiveServer, pretrain_tiny
-
     import httpx
+
+    from tests.conftest import LiveServer, pretrain_tiny
 
     server = LiveServer(str(pretrain_tiny(tiny_run, "model.max_position_embeddings=1024")))  # room for the prompt
     try:

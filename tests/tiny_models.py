@@ -8,8 +8,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 def tiny_llama(vocab: int = 97, tie: bool = True, **over) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, max_position_embeddings=32, tie_word_embeddings=tie, **over)
+    cfg = LlamaConfig(**{"vocab_size": vocab, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                         "num_attention_heads": 4, "max_position_embeddings": 32, "tie_word_embeddings": tie, **over})
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -82,3 +82,23 @@ def sentencepiece_style_tokenizer(texts: list[str], vocab_size: int = 500):
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                        special_tokens=[("<s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def long_talker(folder, tokenizer_dir, context: int = 4096):
+    """A random tiny Llama that greedy decoding never stops: the rows of its end-of-text and
+    end-of-turn tokens in the (untied) output layer are zero, so their logit is 0 while the top
+    one of the others is positive. Requests run to `max_tokens`, long enough (thousands of tokens)
+    for tests of abandoned and in-flight requests."""
+    from transformers import AutoTokenizer
+
+    from lmforge.engine import stop_token_ids
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = tiny_llama(vocab=len(tok), tie=False, max_position_embeddings=context,
+                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    with torch.no_grad():
+        for i in stop_token_ids(tok):
+            model.lm_head.weight[i] = 0
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

@@ -11,8 +11,13 @@ would make "Seite 12" and "Seite 98" one n-gram), and a filter that counts its d
 Exact-Jaccard verification of candidate pairs exists only in the in-memory path.
 """
 
-from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
-                                              MinhashDedupFilter, MinhashDedupSignature)
+from datatrove.pipeline.dedup.minhash import (
+    MinhashConfig,
+    MinhashDedupBuckets,
+    MinhashDedupCluster,
+    MinhashDedupFilter,
+    MinhashDedupSignature,
+)
 from datatrove.utils.hashing import HashConfig
 from datatrove.utils.text import TextNormConfig
 from datatrove.utils.word_tokenizers import WordTokenizer

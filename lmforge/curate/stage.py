@@ -37,8 +37,16 @@ from lmforge.curate.pii import RedactPII
 from lmforge.curate.presets import PRESETS
 from lmforge.curate.quality_classifier import QualityClassifierFilter, train_quality_classifier
 from lmforge.curate.quality_filters import CHECKS, HeuristicFilters
-from lmforge.curate.readers import (AccountedDatasetReader, AccountedParquetReader, JsonlReader, RejectBadInput,
-                                    TextFolderReader, WarcReader, input_format, is_saved_dataset)
+from lmforge.curate.readers import (
+    AccountedDatasetReader,
+    AccountedParquetReader,
+    JsonlReader,
+    RejectBadInput,
+    TextFolderReader,
+    WarcReader,
+    input_format,
+    is_saved_dataset,
+)
 from lmforge.curate.report import write_curate_report
 from lmforge.errors import ConfigError
 from lmforge.recipe import CurateConfig

@@ -13,8 +13,9 @@ Continuous rather than dynamic batching because replies differ wildly in length:
 formed once, a 500-token answer would hold 7 finished slots hostage; here a slot frees the step its
 request ends and the next request takes it at once.
 
-Callers get events through a callback (called on the engine thread): ("text", piece),
-("done", finish_reason, usage) or ("error", message). `stream()` wraps that in a plain iterator.
+Callers get events (events.py) through a callback called on the engine thread: `Text` pieces,
+then one of `Done`, `Failed` or `Aborted`. `stream()` wraps that in a plain iterator. `abort_all`
+ends every request at once (a server shutting down); `close` also stops the engine thread.
 """
 
 import queue
@@ -26,6 +27,7 @@ from typing import Callable
 import torch
 
 from lmforge.engine import llama_step
+from lmforge.engine.events import Aborted, Done, Event, Failed, Text, Usage
 from lmforge.engine.kv_buffer import KVBuffer
 from lmforge.engine.sampling import SamplingParams, make_generator, sample
 from lmforge.engine.text_stream import TextStream
@@ -36,6 +38,10 @@ class QueueFull(LmforgeError):
     """More requests are waiting than the engine accepts."""
 
 
+class ShuttingDown(LmforgeError):
+    """The engine takes no new requests: it is being stopped."""
+
+
 class GenerationError(LmforgeError):
     """The model failed while generating; the stream was ended."""
 
@@ -44,7 +50,7 @@ class GenerationError(LmforgeError):
 class Request:
     prompt: list[int]
     params: SamplingParams
-    emit: Callable[[tuple], None]
+    emit: Callable[[Event], None]
     cancelled: bool = False
     generator: torch.Generator | None = None
     text: TextStream | None = None
@@ -81,13 +87,18 @@ class Engine:
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
         self.steps, self.submitted = 0, 0
+        self.stopping: str | None = None  # set by abort_all: every request ends with Aborted(stopping)
+        self.closed = False
         self.threaded = start  # without a thread the caller steps the engine (`run_once`, `stream`)
-        if start:
-            threading.Thread(target=self._loop, name="lmforge-engine", daemon=True).start()
+        self.thread = threading.Thread(target=self._loop, name="lmforge-engine", daemon=True) if start else None
+        if self.thread:
+            self.thread.start()
 
     # ---- the caller's side -------------------------------------------------------------------
 
-    def submit(self, prompt: list[int], params: SamplingParams, emit: Callable[[tuple], None]) -> Request:
+    def submit(self, prompt: list[int], params: SamplingParams, emit: Callable[[Event], None]) -> Request:
+        if self.stopping:
+            raise ShuttingDown(self.stopping)
         if not prompt:
             raise LmforgeError("empty prompt")
         if len(prompt) + params.max_tokens > self.context:
@@ -113,27 +124,50 @@ class Engine:
                     self.run_once()
                     continue
                 ev = events.get()
-                if ev[0] == "text":
-                    yield ev[1]
-                elif ev[0] == "done":
-                    return ev[1], ev[2]
+                if isinstance(ev, Text):
+                    yield ev.piece
+                elif isinstance(ev, Done):
+                    return ev.reason, ev.usage
                 else:
-                    raise GenerationError(f"generation failed: {ev[1]}")
+                    raise GenerationError(f"generation failed: {ev.message}")
         finally:
             req.cancel()  # no-op when finished; frees the slot when the consumer stops early
 
     def load(self) -> dict:
         return {"running": len(self.running), "waiting": len(self.waiting), "max_batch": self.max_batch,
-                "submitted": self.submitted}
+                "submitted": self.submitted, "steps": self.steps}
+
+    def abort_all(self, message: str) -> None:
+        """End every request and refuse new ones: waiting requests hear `Aborted(message)` at once,
+        running ones before the next step (the engine thread owns the batch)."""
+        with self.wake:
+            self.stopping = message
+            waiting, self.waiting = list(self.waiting), deque()
+            self.wake.notify()
+        for req in waiting:
+            req.emit(Aborted(message))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Abort everything, stop the engine thread and drop the batch's cache."""
+        self.abort_all("the server is shutting down")
+        with self.wake:
+            self.closed = True
+            self.wake.notify()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
 
     # ---- the engine thread -------------------------------------------------------------------
 
     def _loop(self) -> None:
         while True:
             with self.wake:
-                while not self.waiting and not self.running:
+                while not self.waiting and not self.running and not self.closed:
                     self.wake.wait()
+                if self.closed:
+                    break
             self.run_once()
+        self._drop_gone()
+        self.running, self.kv, self.mask = [], None, None
 
     def run_once(self) -> None:
         """Admit waiting requests into free slots (prefill), then one decode step for the batch."""
@@ -144,16 +178,18 @@ class Engine:
         try:
             with torch.inference_mode():
                 for req in joining:
-                    if not req.cancelled:
-                        self._prefill(req)
+                    if self.stopping:
+                        req.emit(Aborted(self.stopping))
+                    elif req.cancelled:
+                        req.emit(Done("cancelled", _usage(req)))
                     else:
-                        req.emit(("done", "cancelled", _usage(req)))
+                        self._prefill(req)
                 if self.running:
                     self._step()
         except Exception as e:  # noqa: BLE001 - every request hears of it; the engine goes on
             message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             for req in self.running + [r for r in joining if r not in self.running]:
-                req.emit(("error", message))
+                req.emit(Failed(message))
             self.running, self.kv, self.mask = [], None, None
 
     def _prefill(self, req: Request) -> None:
@@ -192,11 +228,15 @@ class Engine:
             self.kv.write(i, column, layer.keys[:, :, -1:], layer.values[:, :, -1:])
         return out.logits[:, -1]
 
-    def _step(self) -> None:
-        gone = [r for r in self.running if r.cancelled]
-        for req in gone:  # before the forward: a client that left costs no more compute
-            req.emit(("done", "cancelled", _usage(req)))
+    def _drop_gone(self) -> None:
+        """Before the forward: a client that left, or a server that stops, costs no more compute."""
+        gone = [r for r in self.running if r.cancelled or self.stopping]
+        for req in gone:
+            req.emit(Aborted(self.stopping) if self.stopping else Done("cancelled", _usage(req)))
         self._retire(gone)
+
+    def _step(self) -> None:
+        self._drop_gone()
         if not self.running:
             return
         last = torch.tensor([[r.tokens[-1]] for r in self.running], device=self.model.device)
@@ -225,7 +265,7 @@ class Engine:
             return self._finish(req, "stop")
         piece, stopped = req.text.push(token)
         if piece:
-            req.emit(("text", piece))
+            req.emit(Text(piece))
         if stopped:
             return self._finish(req, "stop", flush=False)
         if len(req.tokens) >= req.params.max_tokens:
@@ -235,8 +275,8 @@ class Engine:
     def _finish(self, req: Request, reason: str, flush: bool = True) -> bool:
         tail = req.text.finish() if flush else ""
         if tail:
-            req.emit(("text", tail))
-        req.emit(("done", reason, _usage(req)))
+            req.emit(Text(tail))
+        req.emit(Done(reason, _usage(req)))
         return False
 
     def _retire(self, done: list[Request]) -> None:
@@ -254,10 +294,8 @@ class Engine:
         self.kv.select(index, drop=pad)
 
 
-def _usage(req: Request) -> dict:
-    completion = len(req.tokens) + req.ended_by_token
-    return {"prompt_tokens": len(req.prompt), "completion_tokens": completion,
-            "total_tokens": len(req.prompt) + completion}
+def _usage(req: Request) -> Usage:
+    return Usage(len(req.prompt), len(req.tokens) + req.ended_by_token)
 
 
 def _left_pad_mask(m: torch.Tensor, length: int) -> torch.Tensor:

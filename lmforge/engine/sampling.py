@@ -10,6 +10,10 @@ import torch
 
 from lmforge.errors import ConfigError
 
+# Below this temperature, float32 logits divided by it overflow to inf (NaN probabilities); the
+# distribution is a point mass on the top token by then anyway, so such requests decode greedily.
+GREEDY_BELOW = 1e-4
+
 
 @dataclass
 class SamplingParams:
@@ -29,6 +33,8 @@ class SamplingParams:
                 raise ConfigError(f"{name} must be {rule} (got {getattr(self, name)})")
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ConfigError("stop strings must be non-empty strings")
+        if self.temperature < GREEDY_BELOW:
+            self.temperature = 0.0
 
 
 def make_generator(seed: int | None) -> torch.Generator:
@@ -49,5 +55,6 @@ def sample(logits: torch.Tensor, p: SamplingParams, generator: torch.Generator) 
     if p.top_p < 1.0:
         sorted_probs, order = probs.sort(descending=True)
         keep = sorted_probs.cumsum(0) - sorted_probs < p.top_p  # the smallest set reaching top_p
+        keep[0] = True  # any top_p > 0 keeps the top token, even one below float32's resolution
         probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
     return int(torch.multinomial(probs, 1, generator=generator))

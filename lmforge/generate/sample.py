@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 from lmforge.engine import Engine, GenerationError, SamplingParams
+from lmforge.engine.events import Event, Failed, Text
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import GenerateConfig
 from lmforge.rundir import record_stage, write_report_section
@@ -15,7 +16,7 @@ def generate_texts(model, tokenizer, prompts: list[str], max_new_tokens: int = 6
     Prompt i is sampled with seed + i, so each is reproducible on its own."""
     engine = Engine(model, tokenizer, max_batch=max(1, len(prompts)), start=False)
     engine.stops = {tokenizer.eos_token_id} - {None}  # raw text: only EOS ends a continuation
-    events: list[list[tuple]] = [[] for _ in prompts]
+    events: list[list[Event]] = [[] for _ in prompts]
     for i, prompt in enumerate(prompts):
         ids = tokenizer(prompt, add_special_tokens=False).input_ids
         params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
@@ -24,9 +25,9 @@ def generate_texts(model, tokenizer, prompts: list[str], max_new_tokens: int = 6
     while engine.running or engine.waiting:
         engine.run_once()
     for evs in events:
-        if evs and evs[-1][0] == "error":
-            raise GenerationError(f"generation failed: {evs[-1][1]}")
-    return ["".join(ev[1] for ev in evs if ev[0] == "text") for evs in events]
+        if evs and isinstance(evs[-1], Failed):
+            raise GenerationError(f"generation failed: {evs[-1].message}")
+    return ["".join(ev.piece for ev in evs if isinstance(ev, Text)) for evs in events]
 
 
 def run_generate_stage(cfg: GenerateConfig, run_dir: str | Path) -> dict:

@@ -16,8 +16,8 @@ from lmforge.models.resolve import newest_in_run
 from lmforge.recipe import ReleaseConfig, read_config_file
 from lmforge.release.data_card import build_data_card
 from lmforge.release.licenses import spdx
-from lmforge.release.mof import COMPONENTS, classify, mof_document
 from lmforge.release.model_card import build_model_card
+from lmforge.release.mof import COMPONENTS, classify, mof_document
 from lmforge.release.provenance import library_versions, sha256_file, write_provenance
 from lmforge.rundir import record_stage, write_report_section
 from lmforge.rundir.files import fingerprint

@@ -2,11 +2,14 @@
 
     POST /v1/chat/completions   POST /v1/completions   (streamed as SSE, or not)
     GET  /v1/models             GET  /health            GET  /   (the chat page)
+    GET  /openapi.json          (request and response bodies, and the error shape, declared)
 
 The backend (the torch decode engine, or llama.cpp) does the decoding; this module speaks HTTP:
 it checks every request before anything is queued, answers errors in OpenAI's shape, turns
-engine events into SSE chunks, and cancels a request whose client went away, which frees its
-batch slot at the next step. Guardrails see each chat's last user message before the model does.
+engine events into SSE chunks, and cancels a request whose client went away, streamed or not,
+which frees its batch slot at the next step. `begin_shutdown` ends every request at once (streams
+get an error event, the others a 503) so that the process can exit. Guardrails see each chat's
+last user message before the model does. Key and body-size checks sit in front (guard.py).
 """
 
 import asyncio
@@ -18,95 +21,154 @@ import uuid
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from jinja2 import TemplateError
+from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lmforge import __version__
 from lmforge.engine import QueueFull, SamplingParams
+from lmforge.engine.batch import ShuttingDown
+from lmforge.engine.events import Aborted, Done, Text, Usage
 from lmforge.errors import LmforgeError
-from lmforge.serve.protocol import APIError, ChatRequest, CompletionRequest, parse
+from lmforge.serve.guard import Guard
+from lmforge.serve.protocol import (
+    APIError,
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    ChunkChoice,
+    Completion,
+    CompletionChoice,
+    CompletionRequest,
+    Delta,
+    ErrorResponse,
+    Health,
+    ModelCard,
+    ModelList,
+    UsageInfo,
+    parse,
+)
 
 log = logging.getLogger("lmforge.serve")
 MAX_BODY = 1 << 20
 PAGE = Path(__file__).with_name("page.html")
+SHUTTING_DOWN = "the server is shutting down"
+GONE = object()  # queued by the disconnect watcher: the client of a non-streamed request left
+
+ERRORS = {status: {"model": ErrorResponse, "description": text} for status, text in (
+    (400, "A bad request: the `param` field names the field at fault"), (401, "Missing or wrong API key"),
+    (404, "Unknown model or route"), (413, "Request body over the limit"), (429, "Too many requests queued"),
+    (500, "Generation failed (not the client's mistake)"), (503, "The server is shutting down"))}
+
+
+def _body_of(model_name: str, route: str) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model_name}"}}}}, "operationId": route}
+
+
+def _answers(model, streamed: type | None = None) -> dict:
+    ok = {"model": model, "description": "The completion; with `stream: true`, server-sent events each "
+                                         f"holding a {(streamed or model).__name__} and a final `[DONE]`"}
+    if streamed is not None or model is Completion:
+        ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    return {200: ok, **ERRORS}
 
 
 def create_app(backend, model_name: str, api_key: str | None = None, guardrails=None,
                max_body: int = MAX_BODY) -> FastAPI:
-    """`backend` has `context`, `chat_prompt(messages)`, `text_prompt(text)` and
-    `submit(prompt, params, emit) -> handle with cancel()` (see backends.py)."""
-    app = FastAPI(title="lmforge", docs_url=None, redoc_url=None)
+    """`backend` has `context`, `chat_prompt(messages)`, `text_prompt(text)`, `prompt_tokens`,
+    `submit(prompt, params, emit) -> handle with cancel()`, `abort_all(message)` and `load()`
+    (see backends.py)."""
+    app = FastAPI(title="lmforge", version=__version__, docs_url=None, redoc_url=None)
+    app.state.backend, app.state.shutting_down = backend, False
+    app.add_middleware(Guard, api_key=api_key, max_body=max_body)
     created = int(time.time())
 
     @app.exception_handler(APIError)
     async def _api_error(_, e: APIError):
-        return JSONResponse(e.body(), status_code=e.status)
+        return JSONResponse(e.body(), status_code=e.status, headers={"Connection": "close"} if e.status == 413 else None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_, e: StarletteHTTPException):  # unknown path, wrong method: same error shape
-        return JSONResponse(APIError(e.status_code, str(e.detail)).body(), status_code=e.status_code)
+        return JSONResponse(APIError(e.status_code, str(e.detail)).body(), status_code=e.status_code, headers=e.headers)
 
-    @app.exception_handler(Exception)
-    async def _server_error(_, e: Exception):
-        log.exception("request failed")
-        return JSONResponse(APIError(500, f"{type(e).__name__}: {e}", "server_error").body(), status_code=500)
-
-    @app.middleware("http")
-    async def _guard(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1/"):
-            if request.headers.get("authorization", "") != f"Bearer {api_key}":
-                return JSONResponse(APIError(401, "invalid or missing API key", "authentication_error",
-                                             code="invalid_api_key").body(), status_code=401)
-        size = request.headers.get("content-length")
-        if size and size.isdigit() and int(size) > max_body:
-            return JSONResponse(APIError(413, f"request body over {max_body} bytes").body(), status_code=413)
-        return await call_next(request)
-
-    @app.get("/health")
+    @app.get("/health", response_model=Health)
     async def health():
-        return {"status": "ok", "model": model_name, **backend.load()}
+        return {"status": "shutting down" if app.state.shutting_down else "ok", "model": model_name, **backend.load()}
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=ModelList, responses={401: ERRORS[401]})
     async def models():
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": created,
-                                            "owned_by": "lmforge"}]}
+        return ModelList(data=[ModelCard(id=model_name, created=created)])
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
         return PAGE.read_text(encoding="utf-8").replace("{{MODEL}}", html.escape(model_name))
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=_answers(ChatCompletion, ChatCompletionChunk),
+              openapi_extra=_body_of("ChatRequest", "createChatCompletion"))
     async def chat(request: Request):
-        req = parse(ChatRequest, await _json(request, max_body))
+        req = parse(ChatRequest, await _json(request))
         _check_model(req.model, model_name)
+        _check_open(app)
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m, i)}
                     for i, m in enumerate(req.messages)]
         if guardrails is not None:
             refusal = await run_in_threadpool(guardrails.check_messages, messages)  # embedding drops the GIL
             if refusal is not None:
                 return _canned(req, refusal, model_name)
-        prompt = backend.chat_prompt(messages)
-        return await _answer(req, prompt, backend, model_name, chat=True)
+        try:
+            prompt = backend.chat_prompt(messages)
+        except (TemplateError, LmforgeError) as e:
+            raise APIError(400, f"messages: the model's chat template rejects this conversation: {e}",
+                           param="messages") from None
+        return await _answer(request, req, prompt, backend, model_name, chat=True)
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", responses=_answers(Completion),
+              openapi_extra=_body_of("CompletionRequest", "createCompletion"))
     async def completions(request: Request):
-        req = parse(CompletionRequest, await _json(request, max_body))
+        req = parse(CompletionRequest, await _json(request))
         _check_model(req.model, model_name)
-        return await _answer(req, backend.text_prompt(req.prompt), backend, model_name, chat=False)
+        _check_open(app)
+        return await _answer(request, req, backend.text_prompt(req.prompt), backend, model_name, chat=False)
 
+    app.openapi = lambda: _openapi(app)
     return app
 
 
-async def _json(request: Request, max_body: int) -> dict:
-    raw = await request.body()
-    if len(raw) > max_body:
-        raise APIError(413, f"request body over {max_body} bytes")
+def begin_shutdown(app: FastAPI) -> None:
+    """Refuse new requests and end every running and queued one now (call on the event loop)."""
+    app.state.shutting_down = True
+    app.state.backend.abort_all(SHUTTING_DOWN)
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema plus the request bodies, which the routes parse themselves (strictly, with
+    OpenAI's error shape) and FastAPI therefore cannot see, and the chunk a stream's events hold."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                             description="The OpenAI API (chat and text completions) over one model.")
+        _, defs = models_json_schema([(ChatRequest, "validation"), (CompletionRequest, "validation"),
+                                      (ChatCompletionChunk, "serialization")], ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+async def _json(request: Request) -> dict:
+    raw = await request.body()  # the guard stops it at the size limit (413)
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise APIError(400, f"body is not valid JSON: {e}", code="invalid_json") from None
+    except RecursionError:
+        raise APIError(400, "invalid JSON: nested too deeply", code="invalid_json") from None
+    except ValueError as e:  # JSONDecodeError, undecodable bytes, integers over Python's digit limit
+        raise APIError(400, f"invalid JSON: {e}", code="invalid_json") from None
     if not isinstance(body, dict):
-        raise APIError(400, "body must be a JSON object", code="invalid_json")
+        raise APIError(400, "invalid JSON: the body must be a JSON object", code="invalid_json")
     return body
 
 
@@ -116,11 +178,16 @@ def _check_model(requested: str | None, served: str) -> None:
                        param="model", code="model_not_found")
 
 
+def _check_open(app: FastAPI) -> None:
+    if app.state.shutting_down:
+        raise APIError(503, SHUTTING_DOWN, "server_error", code="shutting_down")
+
+
 def _text(message, i: int) -> str:
     try:
         return message.text()
     except ValueError as e:
-        raise APIError(400, f"messages.{i}.content: {e}", param=f"messages.{i}.content") from None
+        raise APIError(400, f"messages[{i}].content: {e}", param=f"messages[{i}].content") from None
 
 
 def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
@@ -139,88 +206,108 @@ def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
 
 def _submit_all(req, prompt, backend, queue: asyncio.Queue):
     loop = asyncio.get_running_loop()
+
+    def emitter(i: int):
+        def emit(ev) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (i, ev))
+            except RuntimeError:  # the loop is closed: the server has stopped, nobody is listening
+                pass
+        return emit
+
     handles, length = [], backend.prompt_tokens(prompt)
     try:
         for i in range(req.n):
-            params = _params(req, length, backend.context, i)
-            emit = (lambda i: lambda ev: loop.call_soon_threadsafe(queue.put_nowait, (i, ev)))(i)
-            handles.append(backend.submit(prompt, params, emit))
-    except QueueFull as e:
+            handles.append(backend.submit(prompt, _params(req, length, backend.context, i), emitter(i)))
+    except BaseException as e:
         for h in handles:
             h.cancel()
-        raise APIError(429, f"server busy: {e}", "rate_limit_error", code="queue_full") from None
-    except LmforgeError as e:
-        for h in handles:
-            h.cancel()
-        raise APIError(400, str(e)) from None
+        if isinstance(e, QueueFull):
+            raise APIError(429, f"server busy: {e}", "rate_limit_error", code="queue_full") from None
+        if isinstance(e, ShuttingDown):
+            raise APIError(503, SHUTTING_DOWN, "server_error", code="shutting_down") from None
+        if isinstance(e, LmforgeError):
+            raise APIError(400, str(e)) from None
+        raise
     return handles
 
 
-async def _answer(req, prompt, backend, model_name: str, chat: bool):
+def _failure(ev) -> APIError:
+    if isinstance(ev, Aborted):
+        return APIError(503, ev.message, "server_error", code="shutting_down")
+    return APIError(500, f"generation failed: {ev.message}", "server_error")
+
+
+async def _watch_disconnect(request: Request, queue: asyncio.Queue) -> None:
+    """Once the body is read, the next ASGI message is the client's disconnect."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    queue.put_nowait((None, GONE))
+
+
+async def _answer(request: Request, req, prompt, backend, model_name: str, chat: bool):
     queue: asyncio.Queue = asyncio.Queue()
     handles = _submit_all(req, prompt, backend, queue)
     rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     if req.stream:
         return StreamingResponse(_sse(req, queue, handles, rid, model_name, chat), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    texts, finish, usage = [""] * req.n, [None] * req.n, [None] * req.n
+    texts, finish, usage = [""] * req.n, [None] * req.n, [Usage()] * req.n
+    watcher = asyncio.create_task(_watch_disconnect(request, queue))
     try:
         while any(f is None for f in finish):
             i, ev = await queue.get()
-            if ev[0] == "text":
-                texts[i] += ev[1]
-            elif ev[0] == "done":
-                finish[i], usage[i] = ev[1], ev[2]
+            if ev is GONE:
+                log.info("%s: the client left; its generation is cancelled", rid)
+                return JSONResponse(APIError(499, "client closed the request").body(), status_code=499)
+            if isinstance(ev, Text):
+                texts[i] += ev.piece
+            elif isinstance(ev, Done):
+                finish[i], usage[i] = ev.reason, ev.usage
             else:
-                raise APIError(500, f"generation failed: {ev[1]}", "server_error")
+                raise _failure(ev)
     finally:
+        watcher.cancel()
         for h in handles:
             h.cancel()
     total = _sum_usage(usage)
     if chat:
-        choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None,
-                    "finish_reason": f} for i, (t, f) in enumerate(zip(texts, finish))]
-        obj = "chat.completion"
-    else:
-        choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": f}
-                   for i, (t, f) in enumerate(zip(texts, finish))]
-        obj = "text_completion"
-    return {"id": rid, "object": obj, "created": int(time.time()), "model": model_name, "choices": choices,
-            "usage": total}
+        return ChatCompletion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=[
+            ChatChoice(index=i, message=AssistantMessage(content=t), finish_reason=f)
+            for i, (t, f) in enumerate(zip(texts, finish))])
+    return Completion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=[
+        CompletionChoice(index=i, text=t, finish_reason=f) for i, (t, f) in enumerate(zip(texts, finish))])
 
 
 async def _sse(req, queue: asyncio.Queue, handles, rid: str, model_name: str, chat: bool):
     """SSE chunks; the client going away cancels the requests (their slots free at the next step)."""
-    obj = "chat.completion.chunk" if chat else "text_completion"
     created = int(time.time())
 
-    def chunk(choices, usage=None):
-        body = {"id": rid, "object": obj, "created": created, "model": model_name, "choices": choices}
-        if usage is not None:
-            body["usage"] = usage
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+    def chunk(choices: list, usage: UsageInfo | None = None) -> str:
+        kind = ChatCompletionChunk if chat else Completion
+        body = kind(id=rid, created=created, model=model_name, choices=choices, usage=usage)
+        return f"data: {body.model_dump_json(exclude={'usage'} if usage is None else None)}\n\n"
 
-    def choice(i, text=None, finish=None, role=False):
+    def choice(i: int, text: str | None = None, finish: str | None = None, role: bool = False):
         if chat:
-            delta = ({"role": "assistant", "content": ""} if role else {}) | ({"content": text} if text else {})
-            return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return {"index": i, "text": text or "", "logprobs": None, "finish_reason": finish}
+            delta = Delta(role="assistant", content="") if role else Delta(content=text)
+            return ChunkChoice(index=i, delta=delta, finish_reason=finish)
+        return CompletionChoice(index=i, text=text or "", finish_reason=finish)
 
-    finished, usage = 0, [None] * req.n
+    finished, usage = 0, [Usage()] * req.n
     try:
         if chat:
             yield chunk([choice(i, role=True) for i in range(req.n)])
         while finished < req.n:
             i, ev = await queue.get()
-            if ev[0] == "text":
-                yield chunk([choice(i, ev[1])])
-            elif ev[0] == "done":
+            if isinstance(ev, Text):
+                yield chunk([choice(i, ev.piece)])
+            elif isinstance(ev, Done):
                 finished += 1
-                usage[i] = ev[2]
-                yield chunk([choice(i, finish=ev[1])])
+                usage[i] = ev.usage
+                yield chunk([choice(i, finish=ev.reason)])
             else:
-                err = APIError(500, f"generation failed: {ev[1]}", "server_error")
-                yield f"data: {json.dumps(err.body())}\n\n"
+                yield f"data: {json.dumps(_failure(ev).body())}\n\n"
                 return
         if req.stream_options and req.stream_options.include_usage:
             yield chunk([], _sum_usage(usage))
@@ -230,27 +317,27 @@ async def _sse(req, queue: asyncio.Queue, handles, rid: str, model_name: str, ch
             h.cancel()
 
 
-def _sum_usage(usages: list[dict]) -> dict:
-    prompt = usages[0]["prompt_tokens"]
-    completion = sum(u["completion_tokens"] for u in usages)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+def _sum_usage(usages: list[Usage]) -> UsageInfo:
+    prompt = usages[0].prompt_tokens
+    completion = sum(u.completion_tokens for u in usages)
+    return UsageInfo(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
 def _canned(req, refusal, model_name: str):
     """A guardrail's reply, in the shape the client asked for, without the model."""
-    rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    rid, now = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    usage = UsageInfo(prompt_tokens=0, completion_tokens=0, total_tokens=0)
     if not req.stream:
-        return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": refusal}, "logprobs": None,
-                             "finish_reason": "stop"}], "usage": usage}
+        return ChatCompletion(id=rid, created=now, model=model_name, usage=usage, choices=[
+            ChatChoice(index=0, message=AssistantMessage(content=refusal), finish_reason="stop")])
 
     async def events():
-        base = {"id": rid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model_name}
-        for delta, finish in (({"role": "assistant", "content": refusal}, None), ({}, "stop")):
-            yield f"data: {json.dumps(base | {'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish}]})}\n\n"
+        for delta, finish in ((Delta(role="assistant", content=refusal), None), (Delta(), "stop")):
+            body = ChatCompletionChunk(id=rid, created=now, model=model_name,
+                                       choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)])
+            yield f"data: {body.model_dump_json(exclude={'usage'})}\n\n"
         if req.stream_options and req.stream_options.include_usage:
-            yield f"data: {json.dumps(base | {'choices': [], 'usage': usage})}\n\n"
+            yield f"data: {ChatCompletionChunk(id=rid, created=now, model=model_name, choices=[], usage=usage).model_dump_json()}\n\n"
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")

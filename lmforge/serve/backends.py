@@ -5,8 +5,10 @@ the page sit in front of either:
     chat_prompt(messages)        the conversation rendered with the model's own chat template
     text_prompt(text)            a plain completion prompt
     prompt_tokens(prompt)        its length in tokens (for usage and context checks)
-    submit(prompt, params, emit) start decoding; `emit` gets ("text", piece) / ("done", reason,
-                                 usage) / ("error", message); returns a handle with cancel()
+    submit(prompt, params, emit) start decoding; `emit` gets the engine's events (Text pieces, then
+                                 Done, Failed or Aborted); returns a handle with cancel()
+    abort_all(message)           end every request with Aborted(message) and refuse new ones
+    close()                      free the model (after abort_all; the server is stopping)
     load()                       running / waiting counts for /health
 """
 
@@ -32,6 +34,12 @@ class TorchBackend:
 
     def submit(self, prompt, params, emit):
         return self.engine.submit(prompt, params, emit)
+
+    def abort_all(self, message: str) -> None:
+        self.engine.abort_all(message)
+
+    def close(self) -> None:
+        self.engine.close()
 
     def load(self) -> dict:
         return self.engine.load()

@@ -4,7 +4,13 @@ build), behind lmforge's own API, guardrails and page.
 xllamacpp runs llama.cpp's server inside this process. Requests go to it without HTTP: its
 `handle_completions` call runs llama.cpp's own completion handler and hands every streamed chunk
 to a Python callback (one thread per request, the GIL held only inside the callback); returning
-True from the callback ends the request, which frees its slot. Prompts arrive as token ids,
+True from the callback ends the request, which frees its slot.
+
+xllamacpp always starts llama.cpp's HTTP server as well, whose routes (completions included) would
+bypass lmforge's API key and guardrails. It therefore listens on no TCP port at all: on a Unix
+socket inside a private directory (mode 0700, removed on close) and behind a random key that only
+this object holds. llama.cpp's own SIGINT/SIGTERM handlers, which it installs while starting, are
+put back to Python's so that the server's shutdown stays lmforge's. Prompts arrive as token ids,
 rendered and counted here with the GGUF's own tokenizer and chat template as transformers reads
 them, so usage and context checks are exact without a round trip per request; where transformers
 cannot read the file's tokenizer, or reads it differently from llama.cpp on a probe conversation,
@@ -12,12 +18,20 @@ llama.cpp's `/apply-template` and `/tokenize` endpoints render and count instead
 the slots itself (continuous batching, `--parallel` = max_batch).
 """
 
+import os
+import secrets
+import shutil
+import signal
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import httpx
 
 from lmforge.engine import QueueFull
+from lmforge.engine.batch import ShuttingDown
+from lmforge.engine.events import Aborted, Done, Failed, Text, Usage
 from lmforge.errors import ConfigError, LmforgeError
 from lmforge.tokenizer import encode_chat, render_chat
 
@@ -28,11 +42,21 @@ PROBE = [{"role": "system", "content": "Antworte kurz, bitte."},
 
 
 class _Handle:
-    def __init__(self):
-        self.cancelled = False
+    """One request: cancelled by its client, or ended (once) by the backend or the server."""
+
+    def __init__(self, emit):
+        self.emit, self.cancelled, self.ended = emit, False, False
+        self.lock = threading.Lock()
 
     def cancel(self) -> None:
         self.cancelled = True  # the request's next chunk returns True to llama.cpp, which ends it
+
+    def end(self, event) -> None:
+        with self.lock:
+            if self.ended:
+                return
+            self.ended = True
+        self.emit(event)
 
 
 def local_tokenizer(path: Path, http: httpx.Client):
@@ -63,19 +87,35 @@ class LlamaCppBackend:
             import xllamacpp
         except ImportError:
             raise ConfigError("the llama.cpp backend needs the xllamacpp wheel: pip install xllamacpp") from None
+        self.private_dir = tempfile.mkdtemp(prefix="lmforge-llamacpp-")  # 0700: only this user
+        secret = secrets.token_urlsafe(32)
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
         params.n_parallel = max_batch
         params.n_ctx = context_per_slot * max_batch
+        params.hostnames = [os.path.join(self.private_dir, "llama.sock")]  # a Unix socket: no TCP port
+        params.api_keys = [secret]
+        params.verbosity = 3 if os.environ.get("LMFORGE_LOG", "").lower() == "debug" else 0  # no per-request logs
         if threads:
             params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
-        self.server = xllamacpp.Server(params)  # keeps llama.cpp's server alive as long as this object
-        self.url = self.server.listening_address.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(600, connect=10))
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.server = xllamacpp.Server(params)  # keeps llama.cpp's server alive as long as this object
+        except Exception:
+            shutil.rmtree(self.private_dir, ignore_errors=True)
+            raise
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+        self.http = httpx.Client(transport=httpx.HTTPTransport(uds=params.hostnames[0]), base_url="http://llama.cpp",
+                                 headers={"Authorization": f"Bearer {secret}"}, timeout=httpx.Timeout(600, connect=10))
         self.tokenizer = local_tokenizer(path, self.http) if render_here else None
         self.context = context_per_slot
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self.in_flight, self.submitted, self.lock = 0, 0, threading.Lock()
+        self.live: set[_Handle] = set()
+        self.stopping: str | None = None
 
     def chat_prompt(self, messages: list[dict]) -> list[int]:
         if self.tokenizer is not None:
@@ -104,26 +144,49 @@ class LlamaCppBackend:
                 "max_batch": self.max_batch, "submitted": self.submitted}
 
     def submit(self, prompt: list[int], params, emit) -> _Handle:
+        handle = _Handle(emit)
         with self.lock:
+            if self.stopping:
+                raise ShuttingDown(self.stopping)
             if self.in_flight >= self.max_batch + self.max_waiting:
                 raise QueueFull(f"{self.in_flight} requests are already in flight")
             self.in_flight += 1
             self.submitted += 1
+            self.live.add(handle)
         body = {"prompt": prompt, "max_tokens": params.max_tokens, "temperature": params.temperature,
                 "top_p": params.top_p, "top_k": params.top_k, "stop": params.stop, "stream": True,
                 "stream_options": {"include_usage": True}, "cache_prompt": True}
         if params.seed is not None:
-            body["seed"] = params.seed
-        handle = _Handle()
-        threading.Thread(target=self._run, args=(body, emit, handle), daemon=True).start()
+            body["seed"] = params.seed % 0xFFFFFFFF  # llama.cpp's seeds are 32-bit; 0xFFFFFFFF means "random"
+        threading.Thread(target=self._run, args=(body, handle), daemon=True).start()
         return handle
 
-    def _run(self, body: dict, emit, handle: _Handle) -> None:
+    def abort_all(self, message: str) -> None:
+        with self.lock:
+            self.stopping = message
+            live = list(self.live)
+        for handle in live:
+            handle.end(Aborted(message))  # llama.cpp stops each at its next chunk
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Abort everything, wait for llama.cpp to hand back every request, then stop it. A request
+        still inside llama.cpp after `timeout` keeps the server object alive rather than freeing
+        memory under its feet."""
+        self.abort_all("the server is shutting down")
+        end = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < end:
+            time.sleep(0.02)
+        self.http.close()
+        if not self.in_flight:
+            self.server = None  # llama.cpp's destructor stops its loop and joins its threads
+        shutil.rmtree(self.private_dir, ignore_errors=True)
+
+    def _run(self, body: dict, handle: _Handle) -> None:
         state = {"finish": None, "usage": None, "error": None}
 
         def on_chunk(chunk: dict) -> bool:
             """llama.cpp's streamed chunks (or its error object); True ends the request."""
-            if handle.cancelled:
+            if handle.cancelled or handle.ended:
                 return True
             if "choices" not in chunk and "usage" not in chunk:  # llama.cpp's error object
                 error = chunk.get("error", chunk)
@@ -132,22 +195,23 @@ class LlamaCppBackend:
             state["usage"] = chunk.get("usage") or state["usage"]
             for choice in chunk.get("choices") or []:
                 if choice.get("text"):
-                    emit(("text", choice["text"]))
+                    handle.emit(Text(choice["text"]))
                 state["finish"] = choice.get("finish_reason") or state["finish"]
             return False
 
         try:
             self.server.handle_completions(body, on_chunk)
-            usage = state["usage"]
+            usage = state["usage"] or {}
+            counted = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
             if handle.cancelled:
-                emit(("done", "cancelled", usage or {}))
+                handle.end(Done("cancelled", counted))
             elif state["error"] is not None:
-                emit(("error", f"llama.cpp: {state['error']}"))
+                handle.end(Failed(f"llama.cpp: {state['error']}"))
             else:
-                emit(("done", state["finish"] or "stop", {k: usage[k] for k in ("prompt_tokens", "completion_tokens",
-                                                                                "total_tokens")}))
+                handle.end(Done(state["finish"] or "stop", counted))
         except Exception as e:  # noqa: BLE001 - reported to the request, the server goes on
-            emit(("error", f"{type(e).__name__}: {e}"))
+            handle.end(Failed(f"{type(e).__name__}: {e}"))
         finally:
             with self.lock:
                 self.in_flight -= 1
+                self.live.discard(handle)

@@ -1,16 +1,23 @@
-"""The OpenAI wire format: request bodies as pydantic models, and the one error shape.
+"""The OpenAI wire format: requests and responses as pydantic models, and the one error shape.
 
-Unknown fields are accepted and ignored (clients send `user`, `logprobs: false`, vendor
-extensions); known fields are checked, and the first bad one becomes a 400 whose `param` names it,
-as OpenAI and vLLM answer.
+Types are strict, as OpenAI's API checks them: `"max_tokens": "5"`, `"n": true` or
+`"stream": "yes"` are 400s naming the field, not values coerced behind the client's back. Unknown
+fields are accepted and ignored (clients send `user` and vendor extensions), but a known OpenAI
+field that asks for something this server does not do yet (`tools`, `response_format`,
+`logprobs`, `logit_bias`, penalties, `echo`...) is a 400 naming it: ignoring it would hand an agent
+or an evaluator a wrong answer that looks right. Field paths read as in the request
+(`messages[0].content`), as OpenAI and vLLM name them.
 """
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 MAX_N = 8
-UNION_MEMBERS = {"str", "int", "float", "bool", "none", "list", "dict"}
+INT64 = (-(2**63), 2**63 - 1)
+UNION_MEMBERS = {"str", "int", "float", "bool", "none", "list", "dict", "list[str]", "list[dict[str,any]]",
+                 "constrained-str", "list[constrained-str]"}
+Text = Annotated[str, Field(min_length=1)]
 
 
 class APIError(Exception):
@@ -22,18 +29,22 @@ class APIError(Exception):
         self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
 
     def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return ErrorResponse(error=ErrorObject(message=self.message, type=self.type, param=self.param,
+                                               code=self.code)).model_dump()
+
+
+# ---- requests ------------------------------------------------------------------------------------
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     include_usage: bool = False
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict] | None = None
+    content: str | list[dict[str, Any]] | None = None
 
     def text(self) -> str:
         """Content as text; a list of parts keeps its text parts (this server reads no images)."""
@@ -48,26 +59,23 @@ class Message(BaseModel):
 
 
 class Sampling(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     n: int = Field(1, ge=1, le=MAX_N)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: Text | Annotated[list[Text], Field(max_length=4)] | None = None
+    seed: int | None = Field(None, ge=INT64[0], le=INT64[1])
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
 
     @field_validator("stop")
     @classmethod
-    def _stop(cls, v):
-        stops = [v] if isinstance(v, str) else (v or [])
-        if len(stops) > 4 or any(not s for s in stops):
-            raise ValueError("up to 4 non-empty stop strings")
-        return stops
+    def _stop(cls, v) -> list[str]:
+        return [v] if isinstance(v, str) else (v or [])
 
     def limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -78,26 +86,208 @@ class ChatRequest(Sampling):
 
 
 class CompletionRequest(Sampling):
-    prompt: str | list[str]
+    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=1)]  # one prompt per request
 
     @field_validator("prompt")
     @classmethod
-    def _one_prompt(cls, v):
-        if isinstance(v, list):
-            if len(v) != 1:
-                raise ValueError("one prompt per request (a list of exactly one string)")
-            v = v[0]
-        if not v:
-            raise ValueError("must not be empty")
-        return v
+    def _one_prompt(cls, v) -> str:
+        return v[0] if isinstance(v, list) else v
+
+
+# A field that asks for a feature, and the values that do not ask for anything.
+UNSUPPORTED: dict[str, tuple] = {
+    "tools": (None, []), "tool_choice": (None, "none", "auto"), "functions": (None, []), "function_call": (None, "none"),
+    "response_format": (None, {"type": "text"}), "logit_bias": (None, {}), "logprobs": (None, False),
+    "top_logprobs": (None, 0), "presence_penalty": (None, 0), "frequency_penalty": (None, 0), "echo": (None, False),
+    "best_of": (None, 1), "suffix": (None, ""), "audio": (None,),
+}
+UNSUPPORTED_IN_MESSAGES: dict[str, tuple] = {"tool_calls": (None, []), "function_call": (None,)}
+
+
+def _same_kind(a, b) -> bool:
+    """`False == 0` in Python, but `logprobs: 0` asks for log-probs where `false` does not."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b)
+    return type(a) is type(b) or (isinstance(a, (int, float)) and isinstance(b, (int, float)))
+
+
+def _asks(value, harmless: tuple) -> bool:
+    return not any(_same_kind(value, h) and value == h for h in harmless)
+
+
+def check_unsupported(body: dict) -> None:
+    """A 400 naming the first field that asks for a feature this server does not have yet."""
+    for name, harmless in UNSUPPORTED.items():
+        if name in body and _asks(body[name], harmless):
+            raise APIError(400, f"{name}: not supported by this server yet", param=name, code="unsupported_parameter")
+    for i, message in enumerate(body.get("messages") or []):
+        if isinstance(message, dict):
+            for name, harmless in UNSUPPORTED_IN_MESSAGES.items():
+                if name in message and _asks(message[name], harmless):
+                    param = f"messages[{i}].{name}"
+                    raise APIError(400, f"{param}: not supported by this server yet", param=param,
+                                   code="unsupported_parameter")
+
+
+def find_surrogate(value, path: str = "") -> str | None:
+    """The path of the first string (or key) holding a lone UTF-16 surrogate, which JSON's `\\ud800`
+    escape can carry but no text encoding (tokenizer, UTF-8) accepts."""
+    if isinstance(value, str):
+        return path if any("\ud800" <= c <= "\udfff" for c in value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            if find_surrogate(k) is not None:
+                return where
+            found = find_surrogate(v, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = find_surrogate(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def field_path(loc: tuple) -> str | None:
+    """pydantic's location ("messages", 0, "content", "str") as the client wrote it:
+    `messages[0].content` (a union's member name is pydantic's, not the client's)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).lower().replace(" ", "") not in UNION_MEMBERS and "[" not in str(part):
+            out += f".{part}" if out else str(part)
+    return out or None
+
+
+def most_telling(errors: list[dict]) -> dict:
+    """Of pydantic's errors (one per union member tried), the one that explains the mistake: a
+    value of the right type that breaks a rule ("at most 1 item") before a member whose type did
+    not fit at all, and the deepest place (`prompt[0]`) before its container."""
+    broken = [e for e in errors if not e["type"].endswith("_type") and e["type"] != "model_attributes_type"]
+    candidates = broken or errors
+    return max(candidates, key=lambda e: len([p for p in e["loc"] if field_path((p,)) or isinstance(p, int)]))
 
 
 def parse(model: type[BaseModel], body: dict) -> BaseModel:
-    """The request, or a 400 naming the first bad field (`messages.1.role`)."""
+    """The request, or a 400 naming the first bad field (`messages[1].role`)."""
+    where = find_surrogate(body)
+    if where is not None:
+        raise APIError(400, f"{where}: contains a lone UTF-16 surrogate (not valid text)", param=where)
+    check_unsupported(body)
     try:
         return model.model_validate(body)
     except ValidationError as e:
-        err = e.errors()[0]
-        # a union's error names the member it tried ("content.str"); the client's field is "content"
-        param = ".".join(str(p) for p in err["loc"] if str(p) not in UNION_MEMBERS and "[" not in str(p)) or None
-        raise APIError(400, f"{param}: {err['msg']}" if param else err["msg"], param=param) from None
+        first = field_path(e.errors()[0]["loc"]) or ""
+        err = most_telling([x for x in e.errors() if (field_path(x["loc"]) or "").startswith(first)])
+        param = field_path(err["loc"])
+        message = err["msg"]
+        if param == "seed":
+            message += f" (seeds are 64-bit signed integers, {INT64[0]} to {INT64[1]})"
+        raise APIError(400, f"{param}: {message}" if param else message, param=param) from None
+
+
+# ---- responses -----------------------------------------------------------------------------------
+
+
+class ErrorObject(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorObject
+
+
+class UsageInfo(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    logprobs: None = None
+    finish_reason: str | None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: UsageInfo
+
+
+class Delta(BaseModel):
+    """What a chunk adds; unset parts are left out, as OpenAI sends `{"content": "..."}`."""
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler):
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: Delta
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: UsageInfo | None = None
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class Completion(BaseModel):
+    """A text completion; streamed chunks have the same shape (OpenAI's legacy API)."""
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: UsageInfo | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "lmforge"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: Literal["ok", "shutting down"]
+    model: str
+    running: int
+    waiting: int

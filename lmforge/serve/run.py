@@ -1,8 +1,20 @@
-"""Start `lmforge serve`: load the model through the shared loader, pick the backend, bind uvicorn."""
+"""Start `lmforge serve`: load the model through the shared loader, pick the backend, bind uvicorn,
+and stop cleanly.
 
+On SIGTERM or SIGINT the server stops accepting connections and ends every running and queued
+request at once (streams get an error event, the others a 503), waits at most `grace_s` for the
+connections to close, frees the engine or llama.cpp, and exits with status 0. uvicorn alone would
+wait for every request to finish, and a non-streamed request whose client left decodes to its
+`max_tokens` (minutes) while the process looks stopped.
+"""
+
+import asyncio
 import logging
 import os
+import signal
 from pathlib import Path
+
+import uvicorn
 
 from lmforge.errors import ConfigError
 
@@ -39,10 +51,8 @@ def build_backend(ref: str, backend: str, max_batch: int, max_waiting: int, dtyp
 
 def serve(ref: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", api_key: str | None = None,
           guardrails: str | None = None, max_batch: int = 8, max_waiting: int = 64, dtype: str = "auto",
-          threads: int | None = None, name: str | None = None) -> None:
-    import uvicorn
-
-    from lmforge.serve.app import create_app
+          threads: int | None = None, name: str | None = None, grace_s: float = 5.0) -> None:
+    from lmforge.serve.app import begin_shutdown, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     rails = None
@@ -50,7 +60,36 @@ def serve(ref: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "t
         from lmforge.guardrails import load_rails
 
         rails = load_rails(guardrails)
-    app = create_app(build_backend(ref, backend, max_batch, max_waiting, dtype, threads), name or model_alias(ref),
-                     api_key=api_key or os.environ.get("LMFORGE_API_KEY") or None, guardrails=rails)
+    engine = build_backend(ref, backend, max_batch, max_waiting, dtype, threads)
+    app = create_app(engine, name or model_alias(ref), api_key=api_key or os.environ.get("LMFORGE_API_KEY") or None,
+                     guardrails=rails)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=grace_s)
+    server = _Server(config, lambda: begin_shutdown(app))
     print(f"serving {name or model_alias(ref)} ({backend}) on http://{host}:{port}/  (OpenAI API at /v1)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # uvicorn re-raises the signal it caught once it has shut down, with the handler that was there
+    # before it: with this one that ends nothing, and the process exits 0 after freeing the backend
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, server.handle_exit)
+    try:
+        server.run()
+    finally:
+        engine.close()
+    print("server stopped", flush=True)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, told to end the requests as soon as a signal asks it to stop."""
+
+    def __init__(self, config: uvicorn.Config, on_exit):
+        super().__init__(config)
+        self.on_exit, self.loop = on_exit, None
+
+    async def serve(self, sockets=None):
+        self.loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig, frame):
+        first = not self.should_exit
+        super().handle_exit(sig, frame)
+        if first and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.on_exit)  # a signal handler must not touch the engine itself

@@ -28,7 +28,6 @@ from lmforge.train.checkpoint import (
     save_checkpoint,
 )
 from lmforge.train.data_order import DataOrder
-from lmforge.train.mixture import Mixture
 from lmforge.train.distributed import (
     any_across,
     barrier,
@@ -38,6 +37,7 @@ from lmforge.train.distributed import (
     wrap_model,
 )
 from lmforge.train.fused_loss import cross_entropy
+from lmforge.train.mixture import Mixture
 from lmforge.train.model import build_model, count_params, flops_per_token, hf_config
 from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain_report import write_pretrain_report
