@@ -338,3 +338,33 @@ def test_llamacpp_listens_on_one_tcp_port_and_nothing_bypasses_the_key(talker):
     finally:
         s.stop()
     assert not folder.exists()  # the private folder goes with the server
+
+
+def test_the_endpoint_client_leaves_nothing_decoding(talker):
+    """lmforge's own client against lmforge serve: a streamed answer that takes longer than the
+    timeout arrives in one request (the timeout bounds silence, not the answer); without streaming,
+    each timed-out attempt is cancelled by the server and the next waits at least half its backoff,
+    so a give-up leaves no generation behind."""
+    from lmforge.endpoint import EndpointClient, EndpointError
+    from lmforge.recipe.schema import EndpointConfig
+
+    s = start("torch", talker)
+    waits = []
+    try:
+        cfg = {"base_url": s.url + "/v1", "model": "m", "api_key_env": None, "timeout_s": 1.0, "max_retries": 2,
+               "backoff_s": 0.4}
+        ask = [{"role": "user", "content": "Erzähl mir alles."}]
+        streamed = EndpointClient(EndpointConfig(**cfg))
+        reply = streamed.chat(ask, max_tokens=1200, temperature=0)
+        assert reply.finish_reason == "length" and reply.completion_tokens == 1200
+        assert streamed.accounting()["requests"] == 1 and streamed.accounting()["retries"] == 0
+        plain = EndpointClient(EndpointConfig(**cfg, stream=False), sleep=lambda t: (waits.append(t), time.sleep(t)))
+        with pytest.raises(EndpointError, match="timeout after 3 attempts"):
+            plain.chat(ask, max_tokens=3000, temperature=0)
+        assert len(waits) == 2 and waits[0] >= 0.2 and waits[1] >= 0.4  # half the doubling backoff at least
+        end = time.time() + 2
+        while httpx.get(s.url + "/health").json()["running"] and time.time() < end:
+            time.sleep(0.02)
+        assert httpx.get(s.url + "/health").json()["running"] == 0
+    finally:
+        s.stop()

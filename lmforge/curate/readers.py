@@ -4,15 +4,20 @@ datatrove's readers log and skip a malformed JSONL line, skip a record without t
 file at the first undecodable byte; none of that reaches a count a user would see. These readers
 turn each such record into a *bad record* instead: an empty Document whose metadata names the
 problem and its place ("data.jsonl:17"). `RejectBadInput`, the first step after the readers, drops
-bad records under their reason ("malformed", "undecodable", "empty"), so they appear in the
-run's accounting and in the dropped side files like any filtered document.
+bad records under their reason ("malformed", "undecodable", "empty", "truncated"), so they appear
+in the run's accounting and in the dropped side files like any filtered document. A compressed
+file cut short (or corrupt) keeps the records read before the break and adds one "truncated"
+record at the line where it broke; the stage then fails naming the file (`truncated_inputs`).
 
 Formats: JSONL (plain or compressed, one document per line, `text` field), Parquet, a folder of
 .txt files (one document per file), WARC (HTML responses, text extracted with trafilatura) and
 Hugging Face datasets (a Hub name streamed, or a folder written by `save_to_disk`).
 """
 
+import gzip
 import json
+import lzma
+import zlib
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -48,7 +53,12 @@ class JsonlReader(BaseDiskReader):
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
         with self.data_folder.open(filepath, "rb", compression="infer") as f:
-            for index, raw in enumerate(f):
+            for index, raw in _lines_until_break(f, filepath):
+                if raw is None:
+                    return
+                if isinstance(raw, Document):
+                    yield raw
+                    continue
                 if not raw.strip():
                     continue  # a blank line (e.g. a trailing newline) is not a record
                 where = f"{filepath}:{index + 1}"
@@ -66,6 +76,29 @@ class JsonlReader(BaseDiskReader):
                 yield _document_or_bad(self, super().get_document_from_dict, data, filepath, index)
 
 
+BROKEN_STREAM = (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
+CODECS = {".gz": "gzip", ".xz": "xz", ".bz2": "bzip2", ".zst": "zstd"}
+
+
+def _lines_until_break(f, filepath: str):
+    """(index, line) pairs; where a compressed stream breaks, a "truncated" bad record takes the
+    place of the line it was reading, followed by (index, None): the file ends there."""
+    lines, index = iter(f), 0
+    while True:
+        try:
+            raw = next(lines)
+        except StopIteration:
+            return
+        except BROKEN_STREAM as e:
+            kind = "truncated" if isinstance(e, EOFError) else "corrupt"
+            codec = CODECS.get(Path(filepath).suffix, "compressed")
+            yield index, bad_record("truncated", f"{filepath}:{index + 1}", f"{kind} {codec}: {e}")
+            yield index, None
+            return
+        yield index, raw
+        index += 1
+
+
 class AccountedParquetReader(ParquetReader):
     name = "📒 Parquet (accounted)"
 
@@ -78,6 +111,29 @@ class AccountedDatasetReader(HuggingFaceDatasetReader):
 
     def get_document_from_dict(self, data: dict, source_file: str, id_in_file: int) -> Document:
         return _document_or_bad(self, super().get_document_from_dict, data, source_file, id_in_file)
+
+
+class PhaseOutputReader(JsonlReader):
+    """What an earlier phase of the run wrote. A phase that kept nothing wrote no file: that is a
+    result (every document was dropped and counted), not a missing input."""
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if not self.data_folder.isdir("") or not self.data_folder.list_files(glob_pattern=self.glob_pattern):
+            yield from data or []
+            return
+        yield from super().run(data, rank, world_size)
+
+
+def truncated_inputs(bad_input_dir: Path) -> list[str]:
+    """`file:line` of every input that broke off, from the bad-input side files."""
+    places = []
+    for path in sorted(bad_input_dir.glob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                meta = json.loads(line).get("metadata", {})
+                if meta.get("bad_input") == "truncated":
+                    places.append(f"{meta['source']} ({meta['detail'].split(':')[0]})")
+    return places
 
 
 class TextFolderReader(BaseDiskReader):

@@ -41,14 +41,17 @@ from lmforge.curate.readers import (
     AccountedDatasetReader,
     AccountedParquetReader,
     JsonlReader,
+    PhaseOutputReader,
     RejectBadInput,
     TextFolderReader,
     WarcReader,
     input_format,
     is_saved_dataset,
+    truncated_inputs,
 )
 from lmforge.curate.report import write_curate_report
-from lmforge.errors import ConfigError
+from lmforge.curate.workers import children_die_with_us
+from lmforge.errors import ConfigError, DataError
 from lmforge.recipe import CurateConfig
 from lmforge.rundir import atomic_write_text, record_stage
 
@@ -141,7 +144,7 @@ def filter_pipeline(cfg: CurateConfig, out: Path, quality_model: Path | None) ->
 
 
 def filtered_reader(out: Path) -> JsonlReader:
-    return JsonlReader(str(out / "filtered"), glob_pattern="*.jsonl.gz")
+    return PhaseOutputReader(str(out / "filtered"), glob_pattern="*.jsonl.gz")
 
 
 def written(out: Path) -> list:
@@ -244,7 +247,7 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
         last = make_executor(cfg, filter_pipeline(cfg, out, quality_model), phases[0], tasks, cfg.workers)
         for (name, pipeline, n), logs in zip(dedup, phases[1:]):
             last = make_executor(cfg, pipeline, logs, n, min(n, cfg.workers), depends=last)
-        with quiet_stderr(out / "logs" / "console.log"):
+        with quiet_stderr(out / "logs" / "console.log"), children_die_with_us():
             last.run()  # runs (or submits) every phase before it first
         if cfg.executor == "slurm":
             return {"submitted": "slurm", "logs": str(out / "logs"),
@@ -256,7 +259,12 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
                            f"{accounting['kept']} + dropped {sum(accounting['dropped'].values())}")
     summary = {k: accounting[k] for k in ("read", "kept", "dropped", "languages_kept", "pii_redacted")}
     summary["data"] = str(out / "data")
+    write_curate_report(run_dir, out, accounting)
+    broken = truncated_inputs(out / "dropped" / "bad_input")
+    if broken:
+        more = f" (and {len(broken) - 1} more files)" if len(broken) > 1 else ""
+        raise DataError(f"{broken[0]}{more}: the input breaks off there; every record before the break is "
+                        f"accounted for ({accounting['read']:,} read) in {out / 'accounting.json'}")
     record_stage(run_dir, "curate", cfg.model_dump(), [i for i in cfg.inputs if not i.startswith("hf:")], None,
                  started, summary)
-    write_curate_report(run_dir, out, accounting)
     return summary

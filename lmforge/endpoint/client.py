@@ -5,8 +5,15 @@ accounting are one visible loop: 429, 5xx, timeouts and connection errors are re
 exponential backoff and full jitter (honouring `Retry-After` when the server sends one); other 4xx
 fail at once with the server's message (401 names the key's environment variable). The API key is
 read from an environment variable and never written anywhere.
+
+Replies are streamed by default, so `timeout_s` bounds the silence between two chunks rather than
+the whole answer: a long answer from a slow local model does not time out while tokens flow, and a
+client that does give up closes its connection, which frees the server's slot (`lmforge serve`
+cancels the generation). A timed-out request is retried only after at least half its backoff: the
+server may still be busy with it, and an immediate retry only piles more work on.
 """
 
+import json
 import os
 import random
 import threading
@@ -21,6 +28,10 @@ from lmforge.endpoint.cache import AnswerCache, request_key
 from lmforge.errors import LmforgeError
 
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _BrokenStream(Exception):
+    """A stream that carried an error event or ended before its last chunk (retried)."""
 
 
 class EndpointError(LmforgeError):
@@ -60,38 +71,83 @@ class EndpointClient:
 
     def chat(self, messages: list[dict], **params) -> Reply:
         body = {"model": self.cfg.model, "messages": messages, **params}
-        key = request_key(body)
+        key = request_key(body)  # without the transport's stream flags: the same question either way
         hit = self.cache.get(key)
         if hit is not None:
             self._count(cached=1)
             return Reply(**hit, cached=True)
         for attempt in range(self.cfg.max_retries + 1):
+            backoff = min(self.cfg.max_backoff_s, self.cfg.backoff_s * 2 ** attempt)
+            wait = None
             try:
-                r = self.http.post("/chat/completions", json=body)
+                reply = self._send(body)
             except httpx.TimeoutException:
-                reason, wait = "timeout", None
+                reason, wait = "timeout", random.uniform(backoff / 2, backoff)  # never straight back at a busy server
             except httpx.TransportError as e:
-                reason, wait = f"connection error ({type(e).__name__})", None
+                reason = f"connection error ({type(e).__name__})"
+            except _BrokenStream as e:
+                reason = str(e)
             else:
-                if r.status_code == 200:
-                    reply = self._parse(r)
+                if isinstance(reply, Reply):
                     self.cache.put(key, {k: v for k, v in reply.__dict__.items() if k != "cached"})
                     self._count(requests=1, prompt_tokens=reply.prompt_tokens,
                                 completion_tokens=reply.completion_tokens)
                     return reply
-                reason, wait = f"HTTP {r.status_code}", _retry_after(r)
-                if r.status_code not in RETRYABLE:
+                reason, wait = f"HTTP {reply.status_code}", _retry_after(reply)
+                if reply.status_code not in RETRYABLE:
                     self._count(requests=1)
                     self._fail(reason)
-                    raise EndpointError(self._client_error(r), reason)
+                    raise EndpointError(self._client_error(reply), reason)
             self._count(requests=1)
             if attempt == self.cfg.max_retries:
                 self._fail(reason)
                 raise EndpointError(f"{self.cfg.base_url}: {reason} after {attempt + 1} attempts", reason)
             self._count(retries=1)
-            backoff = min(self.cfg.max_backoff_s, self.cfg.backoff_s * 2 ** attempt)
             self.sleep(wait if wait is not None else random.uniform(0, backoff))
         raise AssertionError("unreachable")
+
+    def _send(self, body: dict) -> "Reply | httpx.Response":
+        """The reply, or the error response to decide on. Streamed when `cfg.stream`; an endpoint
+        that answers a stream request with plain JSON is read as such."""
+        if self.cfg.stream:
+            body = body | {"stream": True, "stream_options": {"include_usage": True}}
+        with self.http.stream("POST", "/chat/completions", json=body) as r:
+            if r.status_code != 200:
+                r.read()
+                return r
+            if r.headers.get("content-type", "").startswith("text/event-stream"):
+                return self._collect(r)
+            r.read()
+            return self._parse(r)
+
+    def _collect(self, r: httpx.Response) -> Reply:
+        """A streamed chat completion put together; an error event or a stream cut before its
+        end is retried like a 5xx."""
+        text, finish, usage = [], None, {}
+        for line in r.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                self._fail("malformed response")
+                raise EndpointError(f"{self.cfg.base_url}: a stream event that is not JSON", "malformed response") \
+                    from None
+            if "error" in chunk:
+                message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
+                raise _BrokenStream(f"stream error ({message})")
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or []:
+                if choice.get("index", 0) == 0:
+                    text.append((choice.get("delta") or {}).get("content") or "")
+                    finish = choice.get("finish_reason") or finish
+        if finish is None:
+            raise _BrokenStream("stream ended early")
+        return Reply(text="".join(text), finish_reason=finish, prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                     completion_tokens=int(usage.get("completion_tokens", 0)), cached=False)
 
     def _parse(self, r: httpx.Response) -> Reply:
         try:

@@ -327,7 +327,8 @@ class EndpointConfig(Section):
     model: str = "default"
     api_key_env: str | None = "OPENAI_API_KEY"
     concurrency: int = Field(8, ge=1, le=256)
-    timeout_s: float = Field(120.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0)  # streamed: the longest silence between two chunks
+    stream: bool = True  # stream replies; a client that gives up then frees the server's slot
     max_retries: int = Field(5, ge=0)
     backoff_s: float = Field(1.0, ge=0)  # first retry waits up to this, doubling each time (full jitter)
     max_backoff_s: float = Field(60.0, ge=0)

@@ -48,7 +48,8 @@ def grouped_bars(path: str | Path, groups: dict[str, dict[str, float]], ylabel: 
     ax.set_xticks([i + width * (len(keys) - 1) / 2 for i in range(len(groups))], list(groups))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(keys), frameon=False)
+    if keys:  # no bars at all (nothing detected) is an empty chart, not an error
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(keys), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
