@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lmforge.adapt import run_adapt_stage  # noqa: E402
+from lmforge.models import latest_checkpoint  # noqa: E402
 from lmforge.pipeline import run_stage  # noqa: E402
 from lmforge.recipe import PhaseConfig, load_recipe  # noqa: E402
 from lmforge.rundir.plots import line_plot  # noqa: E402
-from lmforge.train import latest_checkpoint  # noqa: E402
 
 
 def main() -> None:

@@ -59,9 +59,17 @@ class SequentialGenerate:
     def load(self):
         return {"running": 0, "waiting": 0, "max_batch": 1, "submitted": self.submitted}
 
+    def abort_all(self, message):
+        pass
+
+    def close(self):
+        pass
+
     def submit(self, prompt, params, emit):
         import torch
         from transformers import TextIteratorStreamer
+
+        from lmforge.engine.events import Done, Text, Usage
 
         class Handle:
             def cancel(self):
@@ -82,11 +90,9 @@ class SequentialGenerate:
                 t.start()
                 for piece in streamer:
                     if piece:
-                        emit(("text", piece))
+                        emit(Text(piece))
                 t.join()
-                n = out["seq"].shape[1] - len(prompt)
-                emit(("done", "stop", {"prompt_tokens": len(prompt), "completion_tokens": n,
-                                       "total_tokens": len(prompt) + n}))
+                emit(Done("stop", Usage(len(prompt), out["seq"].shape[1] - len(prompt))))
 
         self.submitted += 1
         threading.Thread(target=run, daemon=True).start()

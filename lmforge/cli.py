@@ -191,7 +191,9 @@ def eval_(
             raise LmforgeError(f"--bpb {item!r}: expected LANG=FILE")
         overrides.append(f"eval.bpb_texts.{lang}={json.dumps(path)}")
     if run_dir is None and model:
-        run_dir = Path(model) if (Path(model) / "checkpoints").is_dir() else Path(model) / "eval"
+        from lmforge.models import is_run_dir
+
+        run_dir = Path(model) if is_run_dir(model) else Path(model) / "eval"
     s = _stage("eval", recipe, run_dir, overrides)
     for lang, score in s["bits_per_byte"].items():
         console.print(f"{lang}: {score:.4f} bits/byte")
@@ -570,7 +572,9 @@ def export_gguf_cmd(
     from lmforge.recipe import ExportConfig
 
     kinds = list(type or ["f16"])
-    if (Path(model) / "manifest.json").is_file():  # a run: next to its release, listed in its provenance
+    from lmforge.models import is_run_dir
+
+    if is_run_dir(model):  # a run: next to its release, listed in its provenance
         from lmforge.export.stage import run_export_stage
 
         cfg = ExportConfig(types=kinds, out=str(out) if out else None, verify_prompts=list(verify_prompt or []))

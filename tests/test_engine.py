@@ -135,6 +135,25 @@ def test_cancel_frees_the_slot_and_errors_reach_every_request(tiny):
     assert c["events"][-1].reason == "length"  # the engine goes on
 
 
+def test_a_cancelled_queued_request_leaves_the_queue_at_once(tiny):
+    """Clients that give up while queued must not keep places that live clients are refused for."""
+    from lmforge.engine import QueueFull
+
+    model, tok = tiny
+    engine = Engine(model, tok, max_batch=1, max_waiting=2, start=False)
+    ids = tok.encode("The harbour", add_special_tokens=False)
+    collect(engine, ids, SamplingParams(max_tokens=20, temperature=0))
+    engine.run_once()  # the first request takes the one slot
+    (a, ra), (b, rb) = (collect(engine, ids, SamplingParams(max_tokens=5)) for _ in range(2))
+    with pytest.raises(QueueFull):
+        engine.submit(ids, SamplingParams(max_tokens=5), lambda ev: None)
+    ra.cancel()
+    rb.cancel()
+    assert not engine.waiting and a["events"] == [Done("cancelled", Usage(len(ids), 0))] and len(b["events"]) == 1
+    for _ in range(2):
+        engine.submit(ids, SamplingParams(max_tokens=5), lambda ev: None)  # room again
+
+
 def test_abort_all_ends_running_and_waiting_requests_and_refuses_new_ones(tiny):
     """A server shutting down: every request hears Aborted exactly once, nothing after it, and the
     engine thread stops."""

@@ -27,12 +27,12 @@ from lmforge.adapt.tokenizer_extension import extend_tokenizer, init_new_embeddi
 from lmforge.data import read_meta, tokenize_files
 from lmforge.errors import ConfigError
 from lmforge.eval import compare_results, comparison_table, evaluate_model, headline, load_task
-from lmforge.models import load_model_and_tokenizer
+from lmforge.models import latest_checkpoint, load_model_and_tokenizer, run_model
 from lmforge.recipe import AdaptConfig, EvalConfig, ModelConfig, PhaseConfig, TrainConfig
 from lmforge.rundir import record_stage, write_report_section
 from lmforge.rundir.plots import grouped_bars
 from lmforge.tokenizer import fertility
-from lmforge.train import latest_checkpoint, pretrain
+from lmforge.train import pretrain
 
 
 def measure(model, tokenizer, cfg: AdaptConfig, tasks, passkey_lengths: list[int], work_dir: Path) -> dict:
@@ -92,7 +92,7 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
         raise ConfigError("adapt runs in one process for now; launch phases as `pretrain` under torchrun instead")
     work = run_dir / "adapt"
     # default base: this run's pretrained model (never its earlier `adapted/` output)
-    source = cfg.base or latest_checkpoint(run_dir / "checkpoints")
+    source = cfg.base or run_model(run_dir, before="adapt")
     if source is None:
         raise ConfigError(f"adapt.base: not set, and {run_dir} has no pretrain checkpoint to adapt")
     tasks = [load_task(p) for p in cfg.tasks]

@@ -13,8 +13,7 @@ from lmforge.dpo.data import encode_pairs, mix_pairs
 from lmforge.dpo.from_judge import pairs_from_judge
 from lmforge.dpo.train import all_logps, answer_kl, data_fingerprint, preference_accuracy, reference_logps, train_dpo
 from lmforge.errors import ConfigError
-from lmforge.models import load_model_and_tokenizer, resolve_model_dir
-from lmforge.models.resolve import newest_in_run
+from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import DpoConfig, PreferenceDataset
 from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
@@ -31,7 +30,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
         datasets.append(PreferenceDataset(path=judged["output"]))
     if not datasets:
         raise ConfigError("dpo.datasets: give at least one preference file (or dpo.from_judge)")
-    model_dir = resolve_model_dir(cfg.model) if cfg.model else newest_in_run(run_dir, exclude=("dpo/model",))
+    model_dir = resolve_model_dir(cfg.model) if cfg.model else run_model(run_dir, before="dpo")
     if model_dir is None:
         raise ConfigError(f"dpo: {run_dir} has no model to tune (run sft first, or set dpo.model)")
     pairs, skipped, where = mix_pairs(datasets, seed)

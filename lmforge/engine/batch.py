@@ -20,6 +20,7 @@ ends every request at once (a server shutting down); `close` also stops the engi
 
 import queue
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -52,15 +53,22 @@ class Request:
     params: SamplingParams
     emit: Callable[[Event], None]
     cancelled: bool = False
+    cancelled_at: float = 0.0  # time.monotonic() of cancel()
     generator: torch.Generator | None = None
     text: TextStream | None = None
     tokens: list[int] = field(default_factory=list)  # the reply's tokens
     ended_by_token: bool = False  # EOS / end-of-turn sampled: generated, counted, not part of the reply
     position: int = 0  # position id of the next token fed
+    on_cancel: Callable[["Request"], None] | None = None  # the engine's: a queued request leaves the queue
 
     def cancel(self) -> None:
-        """Free the request's slot at the next step (a client that went away)."""
-        self.cancelled = True
+        """A client that went away: a queued request leaves the queue now (it must not hold a place
+        that live clients are refused for), a running one frees its slot before the next step."""
+        if self.cancelled:
+            return
+        self.cancelled_at, self.cancelled = time.monotonic(), True
+        if self.on_cancel is not None:
+            self.on_cancel(self)
 
 
 def stop_token_ids(tokenizer) -> set[int]:
@@ -87,6 +95,8 @@ class Engine:
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
         self.steps, self.submitted = 0, 0
+        self.step_starts: deque[float] = deque(maxlen=64)  # when recent decode steps began
+        self.cancelled, self.cancel_lag_max = 0, 0  # steps a request decoded after its cancel(), at most
         self.stopping: str | None = None  # set by abort_all: every request ends with Aborted(stopping)
         self.closed = False
         self.threaded = start  # without a thread the caller steps the engine (`run_once`, `stream`)
@@ -104,7 +114,7 @@ class Engine:
         if len(prompt) + params.max_tokens > self.context:
             raise LmforgeError(f"prompt ({len(prompt)} tokens) + max_tokens ({params.max_tokens}) exceeds the "
                                f"model's context of {self.context} tokens")
-        req = Request(list(prompt), params, emit)
+        req = Request(list(prompt), params, emit, on_cancel=self._leave_queue)
         with self.wake:
             if len(self.waiting) >= self.max_waiting:
                 raise QueueFull(f"{len(self.waiting)} requests are already waiting")
@@ -135,7 +145,16 @@ class Engine:
 
     def load(self) -> dict:
         return {"running": len(self.running), "waiting": len(self.waiting), "max_batch": self.max_batch,
-                "submitted": self.submitted, "steps": self.steps}
+                "submitted": self.submitted, "steps": self.steps, "cancelled": self.cancelled,
+                "cancel_lag_max_steps": self.cancel_lag_max}
+
+    def _leave_queue(self, req: Request) -> None:
+        with self.wake:
+            try:
+                self.waiting.remove(req)
+            except ValueError:
+                return  # running (freed at the next step), being admitted, or finished
+        req.emit(Done("cancelled", _usage(req)))
 
     def abort_all(self, message: str) -> None:
         """End every request and refuse new ones: waiting requests hear `Aborted(message)` at once,
@@ -232,6 +251,10 @@ class Engine:
         """Before the forward: a client that left, or a server that stops, costs no more compute."""
         gone = [r for r in self.running if r.cancelled or self.stopping]
         for req in gone:
+            if req.cancelled and not self.stopping:
+                self.cancelled += 1
+                lag = sum(t > req.cancelled_at for t in self.step_starts)  # steps begun after the cancel
+                self.cancel_lag_max = max(self.cancel_lag_max, lag)
             req.emit(Aborted(self.stopping) if self.stopping else Done("cancelled", _usage(req)))
         self._retire(gone)
 
@@ -239,6 +262,7 @@ class Engine:
         self._drop_gone()
         if not self.running:
             return
+        self.step_starts.append(time.monotonic())
         last = torch.tensor([[r.tokens[-1]] for r in self.running], device=self.model.device)
         positions = torch.tensor([[r.position] for r in self.running], device=self.model.device)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)

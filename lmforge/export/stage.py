@@ -8,8 +8,7 @@ from pathlib import Path
 from lmforge.errors import CheckpointError
 from lmforge.export.gguf import export_gguf
 from lmforge.export.verify import verify_gguf
-from lmforge.models import resolve_model_dir
-from lmforge.models.resolve import newest_in_run
+from lmforge.models import resolve_model_dir, run_model
 from lmforge.recipe import ExportConfig
 from lmforge.release.provenance import PROVENANCE, release_files
 from lmforge.rundir import record_stage, write_report_section
@@ -28,7 +27,7 @@ def run_export_stage(cfg: ExportConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     release = run_dir / "release"
     in_release = (release / PROVENANCE).is_file()
-    source = resolve_model_dir(cfg.model) if cfg.model else (release if in_release else newest_in_run(run_dir))
+    source = resolve_model_dir(cfg.model) if cfg.model else run_model(run_dir)  # the release first
     if source is None:
         raise CheckpointError(f"{run_dir}: the run has no model to export")
     out_dir = Path(cfg.out) if cfg.out else (release if in_release else run_dir / "export")

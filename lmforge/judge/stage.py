@@ -15,7 +15,7 @@ from lmforge.judge.grade import grade_pair, grade_single
 from lmforge.judge.questions import NEEDS_REFERENCE, read_answers, read_questions, write_jsonl
 from lmforge.judge.report import bar_chart, judge_report
 from lmforge.judge.stats import pair_rates, single_table
-from lmforge.models.resolve import newest_in_run
+from lmforge.models import run_model
 from lmforge.recipe import JudgeConfig
 from lmforge.rundir import record_stage, write_report_section
 
@@ -100,7 +100,7 @@ def run_judge_stage(cfg: JudgeConfig, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if not cfg.questions:
         raise ConfigError("judge.questions: give at least one language's question file")
-    model_ref = None if cfg.answers_endpoint else (cfg.model or newest_in_run(run_dir))
+    model_ref = None if cfg.answers_endpoint else (cfg.model or run_model(run_dir))
     if model_ref is None and not cfg.answers_endpoint:
         raise ConfigError(f"judge: no model to answer ({run_dir} has none; set judge.model or judge.answers_endpoint)")
     model_id = cfg.model_id or (cfg.answers_endpoint.model if cfg.answers_endpoint else Path(str(model_ref)).name)

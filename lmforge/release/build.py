@@ -11,8 +11,7 @@ from pathlib import Path
 import yaml
 
 from lmforge.errors import CheckpointError, ConfigError
-from lmforge.models import load_model_and_tokenizer, resolve_model_dir
-from lmforge.models.resolve import newest_in_run
+from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import ReleaseConfig, read_config_file
 from lmforge.release.data_card import build_data_card
 from lmforge.release.licenses import spdx
@@ -180,7 +179,7 @@ def build_release(cfg: ReleaseConfig, run_dir: str | Path) -> dict:
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run directory")
     licenses = _licenses(cfg)  # bad ids fail before anything is written
-    ref = Path(resolve_model_dir(cfg.model)) if cfg.model else newest_in_run(run_dir)
+    ref = Path(resolve_model_dir(cfg.model)) if cfg.model else run_model(run_dir, before="release")
     if ref is None:
         raise CheckpointError(f"{run_dir}: the run has no model to release (no chat model, adapted model or checkpoint)")
     if cfg.research_paper and not Path(cfg.research_paper).is_file():

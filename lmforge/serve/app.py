@@ -258,7 +258,7 @@ async def _answer(request: Request, req, prompt, backend, model_name: str, chat:
         while any(f is None for f in finish):
             i, ev = await queue.get()
             if ev is GONE:
-                log.info("%s: the client left; its generation is cancelled", rid)
+                log.debug("%s: the client left; its generation is cancelled", rid)
                 return JSONResponse(APIError(499, "client closed the request").body(), status_code=499)
             if isinstance(ev, Text):
                 texts[i] += ev.piece

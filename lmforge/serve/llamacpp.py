@@ -148,8 +148,11 @@ class LlamaCppBackend:
         with self.lock:
             if self.stopping:
                 raise ShuttingDown(self.stopping)
-            if self.in_flight >= self.max_batch + self.max_waiting:
-                raise QueueFull(f"{self.in_flight} requests are already in flight")
+            # a cancelled request may still sit in llama.cpp's own queue until a slot takes it (and ends
+            # it at its first chunk): it holds no place against live requests
+            live = sum(not h.cancelled for h in self.live)
+            if live >= self.max_batch + self.max_waiting:
+                raise QueueFull(f"{live} requests are already in flight")
             self.in_flight += 1
             self.submitted += 1
             self.live.add(handle)

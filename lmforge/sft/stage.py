@@ -12,24 +12,23 @@ from pathlib import Path
 from lmforge.chat import make_engine, reply
 from lmforge.engine import SamplingParams
 from lmforge.errors import ConfigError
-from lmforge.models import load_model_and_tokenizer, resolve_model_dir
+from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import SftConfig
 from lmforge.rundir import MetricsWriter, record_stage, write_report_section
 from lmforge.sft.data import encode_all, mix_datasets
 from lmforge.sft.train import attach_method, heldout_loss, train_sft
 from lmforge.tokenizer import CHATML_TEMPLATE
-from lmforge.train import latest_checkpoint
 
 
 def _base(cfg: SftConfig, run_dir: Path) -> Path:
-    """The model to tune: sft.model, else the run's adapted model, else its newest checkpoint
-    (never its own earlier chat output)."""
+    """The model to tune: sft.model, else the run's newest model from before sft (never its own
+    earlier chat output)."""
     if cfg.model:
         return resolve_model_dir(cfg.model)
-    for candidate in (run_dir / "adapted", latest_checkpoint(run_dir / "checkpoints")):
-        if candidate is not None and (candidate / "config.json").is_file():
-            return candidate
-    raise ConfigError(f"sft.model: not set, and {run_dir} has no adapted model or checkpoint")
+    found = run_model(run_dir, before="sft")
+    if found is None:
+        raise ConfigError(f"sft.model: not set, and {run_dir} has no adapted model or checkpoint")
+    return found
 
 
 def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> dict:

@@ -1,11 +1,10 @@
 """Training stage: pretraining a Llama/Mistral-family model from scratch (and resuming it)."""
 
-from lmforge.train.checkpoint import latest_checkpoint
 from lmforge.train.launch import run_under_torchrun, under_torchrun
 from lmforge.train.model import count_params, hf_config
 from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain import pretrain
 from lmforge.train.schedule import lr_at
 
-__all__ = ["count_params", "hf_config", "latest_checkpoint", "lr_at", "pretrain", "run_under_torchrun",
+__all__ = ["count_params", "hf_config", "lr_at", "pretrain", "run_under_torchrun",
            "under_torchrun", "use_bf16"]

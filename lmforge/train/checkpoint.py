@@ -27,6 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from lmforge.errors import CheckpointError
+from lmforge.models.runs import latest_checkpoint
 from lmforge.rundir.files import atomic_write_text
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -47,14 +48,6 @@ def checkpoint_steps(max_steps: int, every: int, log_spaced: bool) -> set[int]:
 
 def step_dir(root: Path, step: int) -> Path:
     return root / f"step-{step:06d}"
-
-
-def latest_checkpoint(root: str | Path) -> Path | None:
-    pointer = Path(root) / "latest"
-    if not pointer.exists():
-        return None
-    path = Path(root) / pointer.read_text().strip()
-    return path if (path / "trainer_state.json").exists() else None
 
 
 def save_checkpoint(root: Path, step: int, raw_model, wrapped, optimizer, state: dict, tokenizer_dir: Path | None,

@@ -17,12 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lmforge.data import PackedTokens
 from lmforge.errors import ConfigError
-from lmforge.models import load_causal_lm
+from lmforge.models import latest_checkpoint, load_causal_lm
 from lmforge.recipe import ModelConfig, TrainConfig
 from lmforge.rundir import MetricsWriter, record_stage
 from lmforge.train.checkpoint import (
     checkpoint_steps,
-    latest_checkpoint,
     load_model_weights,
     load_resume_state,
     save_checkpoint,
