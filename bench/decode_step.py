@@ -66,9 +66,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--bf16-weights", action="store_true", help="round the weights to bf16 first")
     a = p.parse_args()
+    from lmforge.chat.template import encode_chat
     from lmforge.engine import llama_step
     from lmforge.models import load_model_and_tokenizer, packaged_gguf
-    from lmforge.tokenizer import encode_chat
 
     model, tok = load_model_and_tokenizer(str(packaged_gguf()), dtype=torch.float32)
     if a.bf16_weights:

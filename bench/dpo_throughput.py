@@ -34,13 +34,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # TRL's reference pass draws a progr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lmforge.chat.template import render_chat  # noqa: E402
 from lmforge.dpo.data import encode_pairs, mix_pairs  # noqa: E402
 from lmforge.dpo.loss import preference_loss  # noqa: E402
 from lmforge.dpo.train import all_logps, reference_logps, train_dpo  # noqa: E402
 from lmforge.recipe import DpoConfig, ModelConfig, PreferenceDataset, TokenizerConfig  # noqa: E402
-from lmforge.sft.train import attach_method  # noqa: E402
-from lmforge.tokenizer import render_chat, run_tokenizer_stage  # noqa: E402
+from lmforge.tokenizer import run_tokenizer_stage  # noqa: E402
 from lmforge.train.model import build_model, hf_config  # noqa: E402
+from lmforge.train.tuning import attach_method  # noqa: E402
 
 PAIRS = ROOT / "examples" / "preferences" / "pairs.jsonl"
 CORPUS = [str(ROOT / "examples" / "corpus" / lang / "train.jsonl") for lang in ("en", "de")]
@@ -117,7 +118,7 @@ def main() -> None:
     cfg = DpoConfig(method="lora", batch_size=a.batch, lr=1e-3, warmup_steps=5, beta=0.1,
                     epochs=a.steps * a.batch / len(pairs))  # exactly a.steps steps, TRL's max_steps
     with tempfile.TemporaryDirectory() as tmp:  # untimed: first-use costs of torch's kernels hit no contender
-        run_lmforge(attach_method(build_model(config, seed=0), cfg), tok, pairs[:3 * a.batch],
+        run_lmforge(attach_method(build_model(config, seed=0), cfg, "dpo"), tok, pairs[:3 * a.batch],
                     cfg.model_copy(update={"epochs": 1.0}), 0, Path(tmp))
     results = {"lmforge": [], "trl_fp32": [], "trl_fp32_precompute": [], "trl_default": []}
     losses = {}
@@ -129,7 +130,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 if name == "lmforge":
                     torch.manual_seed(r)  # the LoRA init, as TRL seeds it from args.seed
-                    t, tuned = run_lmforge(attach_method(model, cfg), tok, pairs, cfg, r, Path(tmp))
+                    t, tuned = run_lmforge(attach_method(model, cfg, "dpo"), tok, pairs, cfg, r, Path(tmp))
                 else:
                     t, tuned = run_trl(model, tok, raw, cfg, a.steps, name.endswith("precompute"),
                                        name == "trl_default", r, Path(tmp))

@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from lmforge.eval.harness import export_task  # noqa: E402
 from lmforge.eval.multiple_choice import evaluate_task  # noqa: E402
-from lmforge.eval.tasks import load_task  # noqa: E402
 from lmforge.models import load_model_and_tokenizer  # noqa: E402
 from lmforge.recipe import ModelConfig, TokenizerConfig  # noqa: E402
+from lmforge.tasks import load_task  # noqa: E402
 from lmforge.tokenizer import run_tokenizer_stage  # noqa: E402
 from lmforge.train.model import build_model, count_params, hf_config  # noqa: E402
 

@@ -40,8 +40,8 @@ class SequentialGenerate:
     server does."""
 
     def __init__(self, model, tokenizer):
+        from lmforge.chat.template import encode_chat
         from lmforge.engine import stop_token_ids
-        from lmforge.tokenizer import encode_chat
 
         self.model, self.tokenizer, self.lock = model, tokenizer, threading.Lock()
         self.encode, self.stops = encode_chat, sorted(stop_token_ids(tokenizer))

@@ -28,11 +28,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lmforge.chat.encoding import encode_all  # noqa: E402
+from lmforge.chat.template import render_chat  # noqa: E402
 from lmforge.recipe import ModelConfig, SftConfig, SftDataset, TokenizerConfig  # noqa: E402
-from lmforge.sft.data import encode_all, mix_datasets  # noqa: E402
-from lmforge.sft.train import attach_method, heldout_loss, train_sft  # noqa: E402
-from lmforge.tokenizer import render_chat, run_tokenizer_stage  # noqa: E402
+from lmforge.sft.data import mix_datasets  # noqa: E402
+from lmforge.sft.train import heldout_loss, train_sft  # noqa: E402
+from lmforge.tokenizer import run_tokenizer_stage  # noqa: E402
 from lmforge.train.model import build_model, count_params, hf_config  # noqa: E402
+from lmforge.train.tuning import attach_method  # noqa: E402
 
 INSTR = ROOT / "examples" / "instructions"
 CORPUS = [str(ROOT / "examples" / "corpus" / lang / "train.jsonl") for lang in ("en", "de")]
@@ -114,7 +117,7 @@ def main() -> None:
         for name in results:
             model = build_model(config, seed=0)
             if name == "lmforge":
-                model = attach_method(model, cfg)
+                model = attach_method(model, cfg, "sft")
                 t, n = run_lmforge(model, tok, examples, cfg)
             else:
                 t, n, model = run_trl(model, tok, convs, cfg, a.steps, name == "trl_bf16", a.out / f"trl-{r}")

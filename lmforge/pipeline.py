@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from lmforge.errors import ConfigError
 from lmforge.recipe import Recipe, recipe_from_dict
 from lmforge.rundir import atomic_write_text
 
@@ -38,8 +39,16 @@ def expand_run_dir(recipe: Recipe, run_dir: Path) -> Recipe:
     return recipe_from_dict(sub(recipe.model_dump()))
 
 
-def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) -> dict:
-    """Run one named stage; `cli_args` re-create this recipe for a torchrun relaunch of pretrain."""
+def launch_recipe(recipe: Recipe, run_dir: Path, stage: str) -> Path:
+    """The resolved recipe that every process of a torchrun relaunch reads (nothing re-parsed)."""
+    path = run_dir / "launch" / f"{stage}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, yaml.safe_dump(recipe.model_dump(), sort_keys=False, allow_unicode=True))
+    return path
+
+
+def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> dict:
+    """Run one named stage of the recipe in the run directory."""
     recipe = expand_run_dir(recipe, run_dir)
     if stage == "curate":
         from lmforge.curate import run_curate_stage
@@ -57,7 +66,8 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
         from lmforge.train import pretrain, run_under_torchrun, under_torchrun
 
         if recipe.train.nproc_per_node > 1 and not under_torchrun():
-            run_under_torchrun(recipe.train.nproc_per_node, ["pretrain", *cli_args])
+            args = ["pretrain", str(launch_recipe(recipe, run_dir, stage)), "--run-dir", str(run_dir)]
+            run_under_torchrun(recipe.train.nproc_per_node, args)
             return {"launched": "torchrun"}
         return pretrain(recipe.model, recipe.train, run_dir, recipe.run.seed)
     if stage == "adapt":
@@ -100,4 +110,4 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path, cli_args: list[str]) ->
         from lmforge.dpo import run_dpo_stage
 
         return run_dpo_stage(recipe.dpo, run_dir, recipe.run.seed)
-    raise ValueError(f"unknown stage {stage}")
+    raise ConfigError(f"run.stages: unknown stage {stage!r}")

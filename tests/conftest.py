@@ -145,3 +145,16 @@ class LiveServer:
             self.proc.kill()
             out, _ = self.proc.communicate()
         return out or ""
+
+
+@pytest.fixture(scope="session")
+def demo() -> tuple[Path, str]:
+    """`make demo` as the README says it, once per session, in a fresh `runs/demo` of the checkout
+    (the README's commands and the demo's own test read it): the run directory and what it printed."""
+    import shutil
+
+    shutil.rmtree(ROOT / "runs" / "demo", ignore_errors=True)
+    proc = subprocess.run(["make", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    assert proc.returncode == 0, f"make demo failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return ROOT / "runs" / "demo", proc.stdout

@@ -6,11 +6,21 @@ from lmforge.errors import ConfigError
 from lmforge.plan import plan_for_compute, plan_for_params
 from tests.conftest import lmforge, write_jsonl
 
+VERBS = ["curate", "tokenizer train", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "dpo", "plan",
+         "judge", "chat", "serve", "guardrails check", "translate", "self-instruct", "release", "export gguf", "run"]
 
-def test_help_lists_every_stage():
-    out = lmforge("--help").stdout
-    for verb in ("tokenizer", "tokenize", "pretrain", "generate", "plan", "run"):
-        assert verb in out
+
+def test_help_lists_every_verb_and_each_verb_has_help():
+    from typer.testing import CliRunner
+
+    from lmforge.cli import app
+
+    listed = CliRunner().invoke(app, ["--help"])
+    assert listed.exit_code == 0
+    for verb in VERBS:
+        assert verb.split()[0] in listed.output, verb
+        own = CliRunner().invoke(app, [*verb.split(), "--help"])
+        assert own.exit_code == 0 and "Usage" in own.output and "--help" in own.output, (verb, own.output[-300:])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -24,6 +34,34 @@ def test_user_errors_are_one_line_without_traceback(args, message):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {proc.stderr.strip()[7:]}"]
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["judge", "--questions", "question.jsonl"], "--questions 'question.jsonl': expected LANG=FILE, e.g. "
+                                                 "--questions de=file.jsonl"),
+    (["judge", "--baseline-answers", "=a.jsonl"], "--baseline-answers '=a.jsonl': expected LANG=FILE"),
+    (["eval", "some/model", "--bpb", "heldout.jsonl"], "--bpb 'heldout.jsonl': expected LANG=FILE"),
+    (["translate", "--input", "we\\ird \"name\".jsonl", "--endpoint", "http://127.0.0.1:9/v1"],
+     'translate.inputs: we\\ird "name".jsonl: no such file'),  # the value as typed: no quoting, no escapes
+])
+def test_flag_values_arrive_as_typed_and_bad_ones_fail_in_one_line(args, message, tmp_path):
+    proc = lmforge(*args, "--run-dir", str(tmp_path / "run"), check=False, cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_lora_target_that_is_not_in_the_model_names_the_stage_key(tiny_run):
+    from lmforge.models import load_model_and_tokenizer
+    from lmforge.recipe import DpoConfig, SftConfig
+    from lmforge.train.tuning import attach_method
+    from tests.conftest import pretrain_tiny
+
+    model, _ = load_model_and_tokenizer(pretrain_tiny(tiny_run))
+    for cfg, key in ((SftConfig(lora_targets=["qkv"]), "sft.lora_targets"), (DpoConfig(lora_targets=["qkv"]),
+                                                                             "dpo.lora_targets")):
+        with pytest.raises(ConfigError, match=rf"{key}: none of \['qkv'\] is a module of this model; its linear "
+                                              r"layers are \[.*'q_proj'"):
+            attach_method(model, cfg, key.split(".")[0])
 
 
 def test_malformed_jsonl_reports_file_and_line(tmp_path):
@@ -83,7 +121,7 @@ def test_bad_sampling_options_fail_in_one_line_before_loading(option, value, mes
 def test_an_exception_inside_generation_ends_the_stream_with_an_error(tiny_run):
     import time
 
-    from lmforge.chat import GenerationError, make_engine, reply
+    from lmforge.chat.session import GenerationError, make_engine, reply
     from lmforge.engine import SamplingParams
     from lmforge.models import load_model_and_tokenizer
     from tests.conftest import pretrain_tiny

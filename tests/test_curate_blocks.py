@@ -5,7 +5,8 @@ import random
 
 from datatrove.data import Document
 
-from lmforge.curate import OfflineLanguageFilter, RedactPII, identify, redact
+from lmforge.curate import OfflineLanguageFilter, RedactPII, redact
+from lmforge.text import identify
 from tests.conftest import CORPUS
 
 EMAILS = ["max.mustermann@example.de", "a_b+tag@mail.co.uk", "info@firma-gmbh.com"]

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
+from lmforge.chat.encoding import IGNORE
 from lmforge.dpo.data import encode_pairs, read_pairs, to_pair
 from lmforge.dpo.loss import preference_loss
 from lmforge.dpo.train import all_logps, data_fingerprint, reference_logps
 from lmforge.errors import DataError
 from lmforge.recipe import DpoConfig, PreferenceDataset
-from lmforge.sft.data import IGNORE
 from tests.conftest import ROOT, lmforge, pretrain_tiny, write_jsonl
 
 PAIRS = ROOT / "examples" / "preferences"
@@ -121,13 +121,13 @@ def test_pair_batches_cover_every_pair_each_epoch_and_can_group_by_length(tiny):
 
 
 def test_reference_cache_equals_on_the_fly_and_lora_reference_is_the_adapter_disabled(tiny, tmp_path):
-    from lmforge.sft.train import attach_method
+    from lmforge.train.tuning import attach_method
 
     model, tok = tiny
     pairs, _, _ = read_pairs(PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl")))
     encoded, _, _ = encode_pairs(tok, pairs[:12], 256, "skip")
     base = all_logps(model, encoded, 4, tok.pad_token_id or 0)
-    lora = attach_method(model, DpoConfig(method="lora"))
+    lora = attach_method(model, DpoConfig(method="lora"), "dpo")
     with torch.no_grad():  # make the adapter matter, so "disabled" is a real difference
         for name, p in lora.named_parameters():
             if "lora_B" in name:

@@ -5,9 +5,9 @@ import yaml
 
 from lmforge.eval.harness import export_task, run_harness
 from lmforge.eval.multiple_choice import evaluate_task
-from lmforge.eval.tasks import load_task
 from lmforge.models import load_model_and_tokenizer
 from lmforge.recipe import load_recipe
+from lmforge.tasks import load_task
 from lmforge.train import pretrain
 from tests.conftest import ROOT, lmforge
 

@@ -8,7 +8,7 @@ import pytest
 
 from lmforge.errors import ConfigError, DataError
 from lmforge.eval.multiple_choice import item_correct, stderr
-from lmforge.eval.tasks import Item, build_items, load_task
+from lmforge.tasks import Item, build_items, load_task
 from tests.conftest import ROOT, write_jsonl
 
 SHIPPED = sorted((ROOT / "examples" / "tasks").glob("*.toml"))

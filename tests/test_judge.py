@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from lmforge.errors import DataError
 from lmforge.judge.grade import _winner, pair_outcome
 from lmforge.judge.parse import parse_rating, parse_verdict
 from lmforge.judge.stats import pair_rates
@@ -120,12 +121,14 @@ def test_end_to_end_with_a_scripted_judge(tiny_run, scripted, tmp_path):
     before = sum(ep.requests.values())
     again = run_judge_stage(judge_cfg(url, mode="both", baseline_answers=baseline), run_dir)
     assert sum(ep.requests.values()) == before and again["endpoint"]["requests"] == 0
-    # a judge that never answers in the format: failures counted, nothing crashes, no silent scores
+    # a judge that never answers in the format: each judgment asked again once, all kept as parse
+    # failures (never a silent score), and a run that judged nothing fails in one line
     ep.garbage_judge = True
-    bad = run_judge_stage(judge_cfg(url, mode="single", judge=EndpointConfig(
-        base_url=url, model="garbage-judge", api_key_env=None)), run_dir)
-    g = bad["languages"]["en"]["single"]
-    assert g["parse_failures"] == 16 == g["retried"] and g["table"]["all"]["average"] is None
+    with pytest.raises(DataError, match=r"judge: all 32 judgments failed .*first: no rating in any reply"):
+        run_judge_stage(judge_cfg(url, mode="single", judge=EndpointConfig(
+            base_url=url, model="garbage-judge", api_key_env=None)), run_dir)
+    rows = [json.loads(line) for line in (run_dir / "judge" / "en" / "model_judgment" / "garbage-judge_single.jsonl").open()]
+    assert len(rows) == 16 and all(r["error"] == "parse failure" and r["retried"] and r["score"] == -1 for r in rows)
 
 
 def test_unknown_category_and_missing_reference_are_skipped_with_reasons(tiny_run, scripted, tmp_path):
@@ -146,8 +149,9 @@ def test_unknown_category_and_missing_reference_are_skipped_with_reasons(tiny_ru
 
 @pytest.mark.slow
 def test_a_live_lmforge_serve_as_the_judge(tiny_run, tmp_path):
-    """A real (tiny, untrained-for-judging) model as the judge: its judgments have no rating, and
-    every one is counted as a parse failure, none as a score."""
+    """A real (tiny, untrained-for-judging) model as the judge: every request is answered, but no
+    judgment has a rating; each is kept as a parse failure (none as a score) and the run fails in one
+    line saying so."""
     import httpx
 
     from lmforge.judge import run_judge_stage
@@ -157,15 +161,14 @@ def test_a_live_lmforge_serve_as_the_judge(tiny_run, tmp_path):
     server = LiveServer(str(run_dir))
     try:
         name = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
-        s = run_judge_stage(JudgeConfig(judge=EndpointConfig(base_url=server.url + "/v1", model=name, api_key_env=None,
+        with pytest.raises(DataError, match="judge: all 32 judgments failed"):  # judge model: the server's only one
+            run_judge_stage(JudgeConfig(judge=EndpointConfig(base_url=server.url + "/v1", api_key_env=None,
                                                              max_tokens=16), max_new_tokens=8), run_dir)
     finally:
         server.stop()
     for lang in ("en", "de"):
-        single = s["languages"][lang]["single"]
-        assert single["judgments"] == 16 and single["endpoint_failures"] == 0, s["endpoint"]
-        assert single["parse_failures"] + single["table"]["all"]["n"] == 16
-        assert (run_dir / "judge" / lang / "model_judgment" / f"{name}_single.jsonl").is_file()
+        rows = [json.loads(line) for line in (run_dir / "judge" / lang / "model_judgment" / f"{name}_single.jsonl").open()]
+        assert len(rows) == 16 and all(r["error"] == "parse failure" and r["judgment"] for r in rows)
 
 
 def test_eval_can_include_the_judge(tiny_run, scripted):
@@ -183,3 +186,33 @@ def test_eval_can_include_the_judge(tiny_run, scripted):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["stages"]["judge"]["model"] == s["model"]  # the model eval evaluated
     assert (run_dir / "judge" / "en" / "model_judgment" / "scripted-judge_single.jsonl").is_file()
+
+
+def test_the_judge_cli_as_the_readme_shows_it_outside_the_checkout(tiny_run, scripted, tmp_path):
+    """`lmforge judge --model RUN --judge-endpoint URL --judge-model NAME` from a folder outside the
+    repository: the default questions and references ship inside the package."""
+    from tests.conftest import lmforge
+
+    ep, url = scripted
+    run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = lmforge("judge", "--model", str(run_dir), "--judge-endpoint", url, "--judge-model", "scripted-judge",
+                  "--run-dir", str(tmp_path / "judged"), "--set", "judge.max_new_tokens=8", cwd=elsewhere)
+    assert "| en |" in out.stdout or "en" in out.stdout
+    results = json.loads((tmp_path / "judged" / "manifest.json").read_text())["stages"]["judge"]
+    assert set(results["languages"]) == {"en", "de"} and results["judge"]["model"] == "scripted-judge"
+    assert all(r["judgments"] > 0 and r["failed"] == 0 for r in results["languages"].values())
+
+
+def test_a_judge_run_whose_every_judgment_failed_exits_non_zero(tiny_run, scripted, tmp_path):
+    from tests.conftest import lmforge
+
+    ep, url = scripted
+    ep.garbage_judge = True  # answers without any rating, also when asked again
+    run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
+    proc = lmforge("judge", "--model", str(run_dir), "--judge-endpoint", url, "--judge-model", "scripted-judge",
+                   "--questions", f"en={ROOT / 'examples/judge/en/question.jsonl'}", "--run-dir", str(tmp_path / "j"),
+                   "--set", "judge.max_new_tokens=8", check=False)  # --questions: English only
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "judge: all 16 judgments failed" in proc.stderr and "Traceback" not in proc.stderr

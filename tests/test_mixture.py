@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lmforge.data import PackedTokens, ShardWriter
+from lmforge.errors import ConfigError
 from lmforge.train.data_order import DataOrder
 from lmforge.train.mixture import Mixture
 
@@ -54,5 +55,5 @@ def test_single_source_reads_what_data_order_reads(sources):
 
 
 def test_unknown_source_in_mix_is_an_error(sources):
-    with pytest.raises(ValueError, match="unknown source"):
+    with pytest.raises(ConfigError, match="mix names unknown source.*fr; the sources are"):
         Mixture(sources, {"fr": 1.0}, seed=0)

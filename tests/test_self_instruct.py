@@ -54,7 +54,7 @@ def test_seed_files_follow_the_self_instruct_layout():
 
 
 def test_scripted_run_names_every_drop_and_writes_alpaca_for_sft(tmp_path):
-    from lmforge.sft.formats import read_conversations
+    from lmforge.chat.formats import read_conversations
 
     ep = FaultEndpoint()
     server = Running(ep.app, free_port())

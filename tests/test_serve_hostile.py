@@ -88,7 +88,7 @@ CASES = [
      "logprobs": True}).encode(), 400, "logprobs"),
     ("legacy logprobs", "POST", "/v1/completions", b'{"prompt": "hi", "logprobs": 5}', 400, "logprobs"),
     ("echo", "POST", "/v1/completions", b'{"prompt": "hi", "echo": true}', 400, "echo"),
-    ("a stop list of numbers", "POST", "/v1/completions", b'{"prompt": "hi", "stop": [1]}', 400, "stop"),
+    ("a stop list of numbers", "POST", "/v1/completions", b'{"prompt": "hi", "stop": [1]}', 400, "stop[0]"),
     ("a JSON array", "POST", "/v1/completions", b"[1, 2]", 400, "invalid_json"),
     ("an unknown route", "POST", "/v1/embeddings", b"{}", 404, None),
     ("a wrong method", "GET", "/v1/chat/completions", b"", 405, None),

@@ -11,10 +11,11 @@ import time
 import pytest
 import torch
 
+from lmforge.chat.encoding import IGNORE, encode
+from lmforge.chat.formats import read_conversations
 from lmforge.errors import DataError
 from lmforge.recipe import SftConfig, SftDataset
-from lmforge.sft import encode, mix_datasets, read_conversations
-from lmforge.sft.data import IGNORE
+from lmforge.sft import mix_datasets
 from tests.conftest import ROOT, lmforge, pretrain_tiny, write_jsonl
 
 INSTR = ROOT / "examples" / "instructions"
@@ -104,16 +105,17 @@ def base_run(tiny_run):
 
 
 def test_lora_trains_only_the_adapter_and_merges_exactly(base_run):
+    from lmforge.chat.encoding import encode_all
     from lmforge.models import load_model_and_tokenizer
-    from lmforge.sft.data import encode_all
-    from lmforge.sft.train import attach_method, train_sft
+    from lmforge.sft.train import train_sft
+    from lmforge.train.tuning import attach_method
 
     model, tok = load_model_and_tokenizer(base_run)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cfg = SftConfig(method="lora", lora_rank=4, epochs=1, batch_size=8, lr=5e-3, log_every=100)
     convs, _, _ = mix_datasets([SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))], 0)
     examples, _, _ = encode_all(tok, convs, 128, "skip")
-    peft_model = attach_method(model, cfg)
+    peft_model = attach_method(model, cfg, "sft")
     lora_before = {n: p.detach().clone() for n, p in peft_model.named_parameters() if "lora_" in n}
     train_sft(peft_model, examples, cfg, 0, tok.pad_token_id, lambda **kw: None)
     base_now = peft_model.get_base_model().state_dict()

@@ -132,7 +132,7 @@ def test_a_killed_run_resumes_without_sending_an_answered_request_twice(fault, t
 
 
 def test_a_task_becomes_a_translated_task_with_its_own_spec(fault, tmp_path):
-    from lmforge.eval.tasks import load_task
+    from lmforge.tasks import load_task
 
     _, url = fault
     spec = ROOT / "examples" / "tasks" / "arc_sample_en.toml"
@@ -175,12 +175,16 @@ def test_a_wrong_key_stops_the_run_with_one_line(tmp_path):
         server.stop()
 
 
-def test_unreachable_endpoint_is_retried_then_recorded(tmp_path):
+def test_unreachable_endpoint_is_retried_recorded_and_the_run_fails(tmp_path):
+    """Every request failed: the record is in rejects.jsonl with its reason, and the stage fails in one
+    line saying so, instead of looking like a run that translated nothing."""
     path = write_jsonl(tmp_path / "in.jsonl", [alpaca("Describe the town square on a market day.")])
     cfg = TranslateConfig(inputs=[str(path)], endpoint=endpoint_cfg(f"http://127.0.0.1:{free_port()}/v1", max_retries=2))
-    s = run_translate_stage(cfg, tmp_path / "run")
-    assert s["rejected"] == 1 and s["files"][0]["reasons"] == {"endpoint: connection error (ConnectError)": 1}
-    assert s["endpoint"]["retries"] == 2 and s["endpoint"]["requests"] == 3
+    with pytest.raises(LmforgeError, match=r"every request to .* failed \(connection error \(ConnectError\): 1\); "
+                                           r"first: .* after 3 attempts"):
+        run_translate_stage(cfg, tmp_path / "run")
+    rejects = [json.loads(line) for line in (tmp_path / "run" / "translate" / "rejects.jsonl").read_text().splitlines()]
+    assert len(rejects) == 1 and rejects[0]["reason"].endswith("connection error (ConnectError) after 3 attempts")
 
 
 def test_client_honours_retry_after(fault):
@@ -204,10 +208,10 @@ def test_translate_against_a_live_lmforge_serve(tiny_run, tmp_path):
         model = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
         rows = [alpaca(f"Describe the harbour number {i} in one sentence.") for i in range(4)]
         path = write_jsonl(tmp_path / "in.jsonl", rows)
-        cfg = TranslateConfig(inputs=[str(path)], endpoint=EndpointConfig(
-            base_url=server.url + "/v1", model=model, api_key_env=None, max_tokens=16, concurrency=4))
+        cfg = TranslateConfig(inputs=[str(path)], endpoint=EndpointConfig(  # no model: the server's only one
+            base_url=server.url + "/v1", api_key_env=None, max_tokens=16, concurrency=4))
         s = run_translate_stage(cfg, tmp_path / "run")
-        assert s["read"] == 4 == s["translated"] + s["rejected"]
+        assert s["endpoint"]["model"] == model and s["read"] == 4 == s["translated"] + s["rejected"]
         assert 4 <= s["endpoint"]["requests"] <= 8 and s["endpoint"]["failures"] == {}  # a rejected one is asked twice
     finally:
         server.stop()

@@ -26,11 +26,12 @@ from lmforge.adapt.context import apply_linear_rope_scaling, passkey_accuracy
 from lmforge.adapt.tokenizer_extension import extend_tokenizer, init_new_embeddings
 from lmforge.data import read_meta, tokenize_files
 from lmforge.errors import ConfigError
-from lmforge.eval import compare_results, comparison_table, evaluate_model, headline, load_task
+from lmforge.eval import compare_results, comparison_table, evaluate_model, headline
 from lmforge.models import latest_checkpoint, load_model_and_tokenizer, run_model
 from lmforge.recipe import AdaptConfig, EvalConfig, ModelConfig, PhaseConfig, TrainConfig
 from lmforge.rundir import record_stage, write_report_section
 from lmforge.rundir.plots import grouped_bars
+from lmforge.tasks import load_task
 from lmforge.tokenizer import fertility
 from lmforge.train import pretrain
 

@@ -6,8 +6,10 @@ and an exception inside the model ends the reply with a `GenerationError`. The r
 the template's end-of-turn token (`<|im_end|>` for ChatML) or the tokenizer's EOS.
 """
 
+import dataclasses
+
+from lmforge.chat.template import encode_chat
 from lmforge.engine import Engine, GenerationError, SamplingParams
-from lmforge.tokenizer import encode_chat
 
 __all__ = ["GenerationError", "make_engine", "reply"]
 
@@ -18,8 +20,11 @@ def make_engine(model, tokenizer) -> Engine:
 
 
 def reply(engine: Engine, history: list[dict], params: SamplingParams, on_text=None) -> str:
-    """The assistant's answer to `history`; `on_text(piece)` sees it as it streams. The oldest
-    tokens are cut when the conversation no longer fits the context."""
+    """The assistant's answer to `history`; `on_text(piece)` sees it as it streams. An answer may
+    take at most half the context (a small model's 256 tokens must still hold the question), and
+    the oldest tokens are cut when the conversation no longer fits the rest."""
+    if params.max_tokens > engine.context // 2:
+        params = dataclasses.replace(params, max_tokens=max(1, engine.context // 2))
     ids = encode_chat(engine.tokenizer, history, add_generation_prompt=True)
     room = engine.context - params.max_tokens
     ids = ids[-room:] if len(ids) > room else ids

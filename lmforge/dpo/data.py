@@ -15,10 +15,10 @@ import random
 import re
 from collections import Counter
 
+from lmforge.chat.encoding import IGNORE, encode
 from lmforge.data import iter_records
 from lmforge.errors import DataError
 from lmforge.recipe import PreferenceDataset
-from lmforge.sft.data import IGNORE, encode
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 

@@ -8,8 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from lmforge.errors import DataError
-from lmforge.judge.grade import pair_outcome
-from lmforge.judge.questions import read_answers
+from lmforge.judge import pair_outcome, read_answers
 
 
 def pairs_from_judge(judge_dir: str | Path, out: str | Path) -> dict:

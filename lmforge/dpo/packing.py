@@ -13,7 +13,7 @@ vocabulary-wide logits over prompt tokens; the values equal two separate rows' (
 
 import torch
 
-from lmforge.sft.data import IGNORE
+from lmforge.chat.encoding import IGNORE
 
 
 def shared_length(a: list[int], b: list[int]) -> int:

@@ -17,7 +17,7 @@ from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_mode
 from lmforge.recipe import DpoConfig, PreferenceDataset
 from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
-from lmforge.sft.train import attach_method
+from lmforge.train.tuning import attach_method
 
 
 def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
@@ -44,7 +44,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
         raise ConfigError("dpo: no usable preference pair (see the skip counts)")
     lora = cfg.method == "lora"
     torch.manual_seed(seed)  # the adapter's initial weights too: a rerun reproduces the run
-    model = attach_method(model, cfg)
+    model = attach_method(model, cfg, "dpo")
     out = run_dir / "dpo"
     start = fingerprint(model_dir)["sha256"]
     ref = reference_logps(model, train, cfg.batch_size, pad, out / "reference_logps.json",

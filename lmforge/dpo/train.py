@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 
+from lmforge.chat.encoding import collate, length_groups
 from lmforge.dpo.loss import preference_loss
 from lmforge.dpo.packing import pack_pairs, packed_length, pair_logps
 from lmforge.errors import DataError
 from lmforge.recipe import DpoConfig, TrainConfig
-from lmforge.sft.data import collate, length_groups
+from lmforge.rundir import written_aside
 from lmforge.train import lr_at, use_bf16
 
 
@@ -78,14 +79,10 @@ def save_resume(folder: Path, model, optimizer, step: int, tag: str) -> None:
     """Trainable weights (safetensors), optimizer state and step; written aside, then renamed in."""
     from safetensors.torch import save_file
 
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(_trainable(model), tmp / "trainable.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "tag": tag}))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with written_aside(folder) as tmp:
+        save_file(_trainable(model), tmp / "trainable.safetensors")
+        torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, "tag": tag}))
 
 
 def load_resume(folder: Path, model, optimizer, tag: str) -> int:

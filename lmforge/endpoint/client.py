@@ -54,18 +54,36 @@ class Reply:
 class EndpointClient:
     def __init__(self, cfg, cache_path=None, sleep=time.sleep):
         """`cfg`: an EndpointConfig (base_url, model, api_key_env, concurrency, timeout_s, max_retries,
-        backoff_s, max_backoff_s, price_per_1k_prompt/completion)."""
-        self.cfg = cfg
+        backoff_s, max_backoff_s, price_per_1k_prompt/completion). Without a `model`, the endpoint's
+        only model is asked for (`self.cfg.model` then names it)."""
         key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=cfg.base_url.rstrip("/"), headers=headers,
                                  timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
                                  limits=httpx.Limits(max_connections=cfg.concurrency))
+        self.cfg = cfg if cfg.model else cfg.model_copy(update={"model": self._only_model(cfg)})
         self.cache = AnswerCache(cache_path)
         self.sleep = sleep
         self.lock = threading.Lock()
         self.stats = Counter()
         self.failures = Counter()
+        self.first_error: str | None = None
+
+    def _only_model(self, cfg) -> str:
+        """The one model `GET /models` lists; with none or several, a one-line error asking for one."""
+        try:
+            r = self.http.get("/models")
+            names = [m["id"] for m in r.json()["data"]] if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            names = None
+        if names is None:
+            raise EndpointError(f"{cfg.base_url}: no model named and its /models list could not be read; name the "
+                                "model (--model, or endpoint.model in the recipe)", "no model")
+        if len(names) != 1:
+            listed = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+            raise EndpointError(f"{cfg.base_url}: no model named, and it serves {len(names)} ({listed}); name one "
+                                "(--model, or endpoint.model in the recipe)", "no model")
+        return names[0]
 
     # ---- one request ---------------------------------------------------------------------------
 
@@ -90,18 +108,20 @@ class EndpointClient:
             else:
                 if isinstance(reply, Reply):
                     self.cache.put(key, {k: v for k, v in reply.__dict__.items() if k != "cached"})
-                    self._count(requests=1, prompt_tokens=reply.prompt_tokens,
+                    self._count(requests=1, answered=1, prompt_tokens=reply.prompt_tokens,
                                 completion_tokens=reply.completion_tokens)
                     return reply
                 reason, wait = f"HTTP {reply.status_code}", _retry_after(reply)
                 if reply.status_code not in RETRYABLE:
                     self._count(requests=1)
-                    self._fail(reason)
-                    raise EndpointError(self._client_error(reply), reason)
+                    message = self._client_error(reply)
+                    self._fail(reason, message)
+                    raise EndpointError(message, reason)
             self._count(requests=1)
             if attempt == self.cfg.max_retries:
-                self._fail(reason)
-                raise EndpointError(f"{self.cfg.base_url}: {reason} after {attempt + 1} attempts", reason)
+                message = f"{self.cfg.base_url}: {reason} after {attempt + 1} attempts"
+                self._fail(reason, message)
+                raise EndpointError(message, reason)
             self._count(retries=1)
             self.sleep(wait if wait is not None else random.uniform(0, backoff))
         raise AssertionError("unreachable")
@@ -199,16 +219,26 @@ class EndpointClient:
         with self.lock:
             self.stats.update(kv)
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, message: str | None = None) -> None:
         with self.lock:
             self.failures[reason] += 1
+            self.first_error = self.first_error or message or reason
+
+    def check_answered(self, what: str) -> None:
+        """A one-line error when every request to the endpoint failed: a run that produced nothing
+        must not look like a run that succeeded."""
+        s = self.accounting()
+        if s["failures"] and not s["answered"] and not s["answered_from_cache"]:
+            counts = ", ".join(f"{reason}: {n}" for reason, n in s["failures"].items())
+            raise EndpointError(f"{what}: every request to {self.cfg.base_url} failed ({counts}); first: "
+                                f"{self.first_error}", "all failed")
 
     def accounting(self) -> dict:
         s = self.stats
         cost = (s["prompt_tokens"] * (self.cfg.price_per_1k_prompt or 0)
                 + s["completion_tokens"] * (self.cfg.price_per_1k_completion or 0)) / 1000
         return {"endpoint": self.cfg.base_url, "model": self.cfg.model, "requests": s["requests"],
-                "answered_from_cache": s["cached"], "retries": s["retries"], "failures": dict(self.failures),
+                "answered": s["answered"], "answered_from_cache": s["cached"], "retries": s["retries"], "failures": dict(self.failures),
                 "prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"],
                 "cost": round(cost, 6) if (self.cfg.price_per_1k_prompt or self.cfg.price_per_1k_completion) else None}
 

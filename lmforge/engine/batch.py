@@ -214,7 +214,7 @@ class Engine:
     def _prefill(self, req: Request) -> None:
         ids = torch.tensor([req.prompt], device=self.model.device)
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        kv = [(layer.keys, layer.values) for layer in out.cache.layers]
         req.generator, req.position = make_generator(req.params.seed), len(req.prompt)
         req.text = TextStream(self.tokenizer, req.params.stop)
         self._join(req, kv)
@@ -241,7 +241,7 @@ class Engine:
 
         cache = DynamicCache(ddp_cache_data=self.kv.layers(), config=self.model.config)
         out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+                         cache=cache, use_cache=True, logits_to_keep=1)
         column = self.kv.next_column()
         for i, layer in enumerate(cache.layers):
             self.kv.write(i, column, layer.keys[:, :, -1:], layer.values[:, :, -1:])

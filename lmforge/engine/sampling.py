@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lmforge.errors import ConfigError
+from lmforge.recipe.schema import SAMPLING_DEFAULTS
 
 # Below this temperature, float32 logits divided by it overflow to inf (NaN probabilities); the
 # distribution is a point mass on the top token by then anyway, so such requests decode greedily.
@@ -17,10 +18,10 @@ GREEDY_BELOW = 1e-4
 
 @dataclass
 class SamplingParams:
-    max_tokens: int = 128
-    temperature: float = 0.7  # 0 = greedy
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0
+    max_tokens: int = SAMPLING_DEFAULTS["max_new_tokens"]
+    temperature: float = SAMPLING_DEFAULTS["temperature"]  # 0 = greedy
+    top_k: int = SAMPLING_DEFAULTS["top_k"]  # 0 = off
+    top_p: float = SAMPLING_DEFAULTS["top_p"]
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
 

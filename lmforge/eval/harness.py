@@ -14,7 +14,7 @@ import yaml
 
 from lmforge.errors import ConfigError, DataError
 from lmforge.eval.multiple_choice import stderr
-from lmforge.eval.tasks import Task
+from lmforge.tasks import Task
 
 
 def export_task(task: Task, out_dir: str | Path) -> Path:

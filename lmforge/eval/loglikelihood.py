@@ -72,7 +72,7 @@ def _score_shared(model, batch: list[Encoded], pad_id: int) -> list[list[float]]
         mask[row, width - len(e.context):] = 1
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
-    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                   use_cache=True).logits[:, -1]
     first = F.log_softmax(first.float(), dim=-1)  # predicts each choice's first token
 
@@ -89,7 +89,7 @@ def _score_shared(model, batch: list[Encoded], pad_id: int) -> list[list[float]]
         cmask = torch.cat([mask[index], torch.ones_like(cids)], dim=1)
         cpos = lens[index, None] + torch.arange(longest - 1, device=dev)
         logp = F.log_softmax(model(input_ids=cids, attention_mask=cmask, position_ids=cpos,
-                                   past_key_values=cache, use_cache=True).logits.float(), dim=-1)
+                                   cache=cache, use_cache=True).logits.float(), dim=-1)
         for row, c in enumerate(conts):
             tail = torch.tensor(c[1:], device=dev)
             results[row] += float(logp[row, : len(c) - 1].gather(1, tail[:, None]).sum())

@@ -16,12 +16,12 @@ from lmforge.data import PackedTokens
 def greedy_continuation(model, prefix: torch.Tensor, length: int) -> torch.Tensor:
     """Argmax decoding with a KV cache: the prefix runs once, then one token per step."""
     cache = DynamicCache(config=model.config)
-    logits = model(input_ids=prefix, past_key_values=cache, use_cache=True).logits
+    logits = model(input_ids=prefix, cache=cache, use_cache=True).logits
     out = []
     for _ in range(length):
         nxt = logits[:, -1].argmax(-1, keepdim=True)
         out.append(nxt)
-        logits = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits
+        logits = model(input_ids=nxt, cache=cache, use_cache=True).logits
     return torch.cat(out, dim=1)
 
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from lmforge.eval.loglikelihood import encode_item, score_items
-from lmforge.eval.tasks import Item, Task, build_items
+from lmforge.tasks import Item, Task, build_items
 
 
 def item_correct(item: Item, lls: list[float]) -> dict[str, int]:

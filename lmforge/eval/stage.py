@@ -16,10 +16,10 @@ from lmforge.eval.harness import run_harness
 from lmforge.eval.memorization import memorization
 from lmforge.eval.multiple_choice import evaluate_task
 from lmforge.eval.report import eval_report
-from lmforge.eval.tasks import Task, load_task
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import EvalConfig
 from lmforge.rundir import atomic_write_text, record_stage, write_report_section
+from lmforge.tasks import Task, load_task
 
 
 def _device() -> str:

@@ -1,7 +1,6 @@
 """`export` as a pipeline stage: GGUF files of the run's released model, written next to the
 release's weights (and listed in its provenance) and checked in llama.cpp."""
 
-import json
 import time
 from pathlib import Path
 
@@ -10,23 +9,15 @@ from lmforge.export.gguf import export_gguf
 from lmforge.export.verify import verify_gguf
 from lmforge.models import resolve_model_dir, run_model
 from lmforge.recipe import ExportConfig
-from lmforge.release.provenance import PROVENANCE, release_files
+from lmforge.release import is_release, rehash_release
 from lmforge.rundir import record_stage, write_report_section
-
-
-def _add_to_provenance(release: Path) -> None:
-    """The release gained files: list their hashes so `release --verify` still holds."""
-    path = release / PROVENANCE
-    prov = json.loads(path.read_text())
-    prov["files"] = release_files(release)
-    path.write_text(json.dumps(prov, indent=1, ensure_ascii=False) + "\n")
 
 
 def run_export_stage(cfg: ExportConfig, run_dir: str | Path) -> dict:
     started = time.time()
     run_dir = Path(run_dir)
     release = run_dir / "release"
-    in_release = (release / PROVENANCE).is_file()
+    in_release = is_release(release)
     source = resolve_model_dir(cfg.model) if cfg.model else run_model(run_dir)  # the release first
     if source is None:
         raise CheckpointError(f"{run_dir}: the run has no model to export")
@@ -38,7 +29,7 @@ def run_export_stage(cfg: ExportConfig, run_dir: str | Path) -> dict:
             info["llama_cpp"] = verify_gguf(info["path"], source, cfg.verify_prompts)
         files.append(info)
     if in_release and out_dir.resolve() == release.resolve():
-        _add_to_provenance(release)
+        rehash_release(release)
     summary = {"model": str(source), "files": files}
     record_stage(run_dir, "export", cfg.model_dump(), [source], None, started, summary)
     write_report_section(run_dir, "export", export_report(summary))

@@ -1,5 +1,5 @@
-"""Check an exported GGUF in llama.cpp itself (the `xllamacpp` wheel's server, in process, on
-loopback) against transformers on the source model: greedy continuations for unquantized types,
+"""Check an exported GGUF in llama.cpp itself (the `xllamacpp` wheel's server, in process, on a
+private socket) against transformers on the source model: greedy continuations for unquantized types,
 top-1 next-token agreement over many prefixes for quantized ones, and tokenization."""
 
 from pathlib import Path
@@ -32,15 +32,15 @@ def verify_gguf(gguf_path: str | Path, model_ref: str | Path, prompts: list[str]
     import torch
 
     from lmforge.engine import stop_token_ids
+    from lmforge.engine.llamacpp import LlamaServer
     from lmforge.models import load_model_and_tokenizer
-    from lmforge.serve.llamacpp import LlamaCppBackend
 
     if not prompts:
         raise LmforgeError("verify gguf: give at least one prompt")
     model, tok = load_model_and_tokenizer(model_ref, dtype=torch.float32)
     context = min(model.config.max_position_embeddings, 2048)
-    backend = LlamaCppBackend(str(gguf_path), max_batch=1, context_per_slot=context, render_here=False)
-    http, stops = backend.http, stop_token_ids(tok)
+    llama = LlamaServer(gguf_path, slots=1, context_per_slot=context)
+    http, stops = llama.http, stop_token_ids(tok)
     identical, agree, total, same_tokens = 0, 0, 0, 0
     with torch.inference_mode():
         for text in prompts:
@@ -62,6 +62,6 @@ def verify_gguf(gguf_path: str | Path, model_ref: str | Path, prompts: list[str]
             for cut in cuts:
                 total += 1
                 agree += _llama_greedy(http, full[:cut], 1) == [int(logits[cut - 1].argmax())]
-    del backend
+    llama.close()
     return {"prompts": len(prompts), "greedy_identical": identical, "prefixes": total,
             "top1_agreement": agree / total, "tokenization_identical": same_tokens}

@@ -7,11 +7,13 @@ from lmforge.engine import Engine, GenerationError, SamplingParams
 from lmforge.engine.events import Event, Failed, Text
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import GenerateConfig
+from lmforge.recipe.schema import SAMPLING_DEFAULTS
 from lmforge.rundir import record_stage, write_report_section
 
 
-def generate_texts(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, temperature: float = 0.8,
-                   top_k: int = 50, top_p: float = 0.95, seed: int = 0) -> list[str]:
+def generate_texts(model, tokenizer, prompts: list[str], max_new_tokens: int = SAMPLING_DEFAULTS["max_new_tokens"],
+                   temperature: float = SAMPLING_DEFAULTS["temperature"], top_k: int = SAMPLING_DEFAULTS["top_k"],
+                   top_p: float = SAMPLING_DEFAULTS["top_p"], seed: int = 0) -> list[str]:
     """Continuations (without the prompt) for each prompt; temperature 0 means greedy decoding.
     Prompt i is sampled with seed + i, so each is reproducible on its own."""
     engine = Engine(model, tokenizer, max_batch=max(1, len(prompts)), start=False)

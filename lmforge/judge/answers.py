@@ -18,7 +18,7 @@ def _two_turns(ask, q: dict) -> list[str]:
 
 
 def local_answers(model_ref: str, questions: list[dict], model_id: str, max_tokens: int, seed: int = 0) -> list[dict]:
-    from lmforge.chat import reply
+    from lmforge.chat.session import reply
     from lmforge.engine import Engine
     from lmforge.models import load_model_and_tokenizer
 
@@ -26,7 +26,9 @@ def local_answers(model_ref: str, questions: list[dict], model_id: str, max_toke
     engine = Engine(model, tok, max_batch=8)
 
     def ask(history, temperature):
-        return reply(engine, history, SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed))
+        # MT-Bench samples at its per-category temperature alone (no top-k, no nucleus)
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_k=0, top_p=1.0, seed=seed)
+        return reply(engine, history, params)
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # questions decode side by side in the engine's batch
         turns = list(pool.map(lambda q: _two_turns(ask, q), questions))

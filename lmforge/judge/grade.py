@@ -4,10 +4,10 @@ if it still has none it is a parse failure (score -1 / winner "error"), excluded
 
 import time
 
-from lmforge.curate.language import identify
 from lmforge.endpoint import EndpointError
 from lmforge.judge.parse import parse_rating, parse_verdict
 from lmforge.judge.prompts import RETRY, RETRY_PAIR, pair_prompt, single_prompt
+from lmforge.text import identify
 
 JUDGE_PARAMS = {"temperature": 0.0, "max_tokens": 1024}
 MIN_CHECKED_CHARS = 40

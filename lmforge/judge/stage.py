@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from lmforge.endpoint import EndpointClient
-from lmforge.errors import ConfigError
+from lmforge.errors import ConfigError, DataError
 from lmforge.judge.answers import endpoint_answers, local_answers
 from lmforge.judge.grade import grade_pair, grade_single
 from lmforge.judge.questions import NEEDS_REFERENCE, read_answers, read_questions, write_jsonl
@@ -21,9 +21,7 @@ from lmforge.rundir import record_stage, write_report_section
 
 
 def _answers(cfg: JudgeConfig, questions, model_ref, model_id, clients: dict) -> list[dict]:
-    if cfg.answers_endpoint:
-        if "answers" not in clients:
-            clients["answers"] = EndpointClient(cfg.answers_endpoint, cache_path=clients["dir"] / "answers_cache.jsonl")
+    if "answers" in clients:
         return endpoint_answers(clients["answers"], questions, model_id, cfg.max_new_tokens)
     return local_answers(model_ref, questions, model_id, cfg.max_new_tokens)
 
@@ -47,15 +45,16 @@ def judge_language(cfg: JudgeConfig, lang: str, model_ref: str | None, model_id:
     answers = _answers(cfg, usable, model_ref, model_id, clients)
     write_jsonl(folder / "model_answer" / f"{model_id}.jsonl", answers)
     by_q = {a["question_id"]: a["choices"][0]["turns"] for a in answers}
-    judge_id = cfg.judge.model
+    judge_id = judge_client.cfg.model
     jobs = [(q, turn) for q in usable for turn in range(1, len(q["turns"]) + 1)]
-    result = {"questions": len(usable), "skipped": skipped}
+    result = {"questions": len(usable), "skipped": skipped, "judgments": 0, "failed": 0}
     if cfg.mode in ("single", "both"):
         rows = judge_client.map(lambda job: grade_single(
             judge_client, judge_id, lang, job[0], by_q[job[0]["question_id"]],
             refs.get(job[0]["question_id"]) if job[0]["category"] in NEEDS_REFERENCE else None, job[1], model_id,
             cfg.language_check), jobs, progress=f"judge {lang}: single")
         _raise_bugs(rows)
+        _count(result, rows)
         write_jsonl(folder / "model_judgment" / f"{judge_id}_single.jsonl", rows)
         result["single"] = {"table": single_table(rows), "judgments": len(rows),
                             "parse_failures": sum(r.get("error") == "parse failure" for r in rows),
@@ -72,10 +71,16 @@ def judge_language(cfg: JudgeConfig, lang: str, model_ref: str | None, model_id:
             refs.get(job[0]["question_id"]) if job[0]["category"] in NEEDS_REFERENCE else None, job[1], model_id,
             baseline_id), pair_jobs, progress=f"judge {lang}: pairwise")
         _raise_bugs(rows)
+        _count(result, rows)
         write_jsonl(folder / "model_judgment" / f"{judge_id}_pair.jsonl", rows)
         result["pairwise"] = {"baseline": baseline_id, **pair_rates(rows, cfg.bootstrap_samples),
                               "retried": sum(r["retried"] for r in rows)}
     return result
+
+
+def _count(result: dict, rows: list[dict]) -> None:
+    result["judgments"] += len(rows)
+    result["failed"] += sum("error" in r for r in rows)
 
 
 def _raise_bugs(rows: list) -> None:
@@ -103,11 +108,13 @@ def run_judge_stage(cfg: JudgeConfig, run_dir: str | Path) -> dict:
     model_ref = None if cfg.answers_endpoint else (cfg.model or run_model(run_dir))
     if model_ref is None and not cfg.answers_endpoint:
         raise ConfigError(f"judge: no model to answer ({run_dir} has none; set judge.model or judge.answers_endpoint)")
-    model_id = cfg.model_id or (cfg.answers_endpoint.model if cfg.answers_endpoint else Path(str(model_ref)).name)
     out = Path(cfg.out) if cfg.out else run_dir / "judge"
     out.mkdir(parents=True, exist_ok=True)
     judge_client = EndpointClient(cfg.judge, cache_path=out / "judge_cache.jsonl")
     clients = {"dir": out}
+    if cfg.answers_endpoint:
+        clients["answers"] = EndpointClient(cfg.answers_endpoint, cache_path=out / "answers_cache.jsonl")
+    model_id = cfg.model_id or (clients["answers"].cfg.model if cfg.answers_endpoint else Path(str(model_ref)).name)
     try:
         languages = {lang: judge_language(cfg, lang, str(model_ref) if model_ref else None, model_id, judge_client,
                                           out, clients) for lang in cfg.questions}
@@ -115,8 +122,12 @@ def run_judge_stage(cfg: JudgeConfig, run_dir: str | Path) -> dict:
         judge_client.close()
         if "answers" in clients:
             clients["answers"].close()
+    judged, failed = (sum(r[k] for r in languages.values()) for k in ("judgments", "failed"))
+    if judged and failed == judged:
+        raise DataError(f"judge: all {judged} judgments failed (the judge's replies are in {out}); first: "
+                        f"{judge_client.first_error or 'no rating in any reply'}")
     summary = {"model": str(model_ref or cfg.answers_endpoint.base_url), "model_id": model_id,
-               "judge": {"endpoint": cfg.judge.base_url, "model": cfg.judge.model}, "languages": languages,
+               "judge": {"endpoint": cfg.judge.base_url, "model": judge_client.cfg.model}, "languages": languages,
                "endpoint": judge_client.accounting()}
     plots = bar_chart(run_dir, summary)
     record_stage(run_dir, "judge", cfg.model_dump(), [Path(p) for p in cfg.questions.values()], None, started, summary)

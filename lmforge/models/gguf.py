@@ -9,11 +9,10 @@ a changed file converts again.
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from lmforge.errors import CheckpointError, ConfigError
-from lmforge.rundir import user_cache_dir
+from lmforge.rundir import user_cache_dir, written_aside
 
 
 def _cache_name(path: Path) -> str:
@@ -44,10 +43,8 @@ def gguf_tokenizer(path: Path):
     if (folder / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    tokenizer.save_pretrained(partial)
-    partial.rename(folder)
+    with written_aside(folder) as partial:
+        tokenizer.save_pretrained(partial)
     return tokenizer
 
 
@@ -70,9 +67,7 @@ def gguf_to_folder(path: Path) -> Path:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(model.state_dict())
-    partial = cache.with_name(cache.name + ".partial")  # an interrupted conversion never looks finished
-    shutil.rmtree(partial, ignore_errors=True)
-    plain.save_pretrained(partial, safe_serialization=True)
-    tokenizer.save_pretrained(partial)
-    partial.rename(cache)
+    with written_aside(cache) as partial:  # an interrupted conversion never looks finished
+        plain.save_pretrained(partial, safe_serialization=True)
+        tokenizer.save_pretrained(partial)
     return cache

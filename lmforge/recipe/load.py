@@ -1,7 +1,9 @@
-"""Read a recipe file, apply `--set section.key=value` overrides, validate.
+"""Read a recipe file, merge the CLI's flag values and `--set section.key=value` overrides, validate.
 
-Overrides are applied to the raw dictionary before validation so that an override goes
-through exactly the same checks as the file, and a misspelt override key fails the same way.
+Both are applied to the raw dictionary before validation, so that they go through exactly the
+same checks as the file and a misspelt key fails the same way. Flag values arrive as typed
+data (a nested dict: a path with a backslash or a quote stays as it is); `--set` text is read as
+TOML for the user who types it. Precedence: file, then flags, then `--set`.
 """
 
 import tomllib
@@ -79,10 +81,23 @@ def validate(model: type[BaseModel], raw: dict[str, Any], source: str):
         raise ConfigError(f"{source}: {key}: {err['msg']}") from None
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
-    """Load a recipe file (or defaults when `path` is None) with overrides applied."""
+def merge_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `raw` with `values` (nested like the recipe) merged in, section by section."""
+    out = _deep_copy(raw)
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | None = None,
+                values: dict[str, Any] | None = None) -> Recipe:
+    """Load a recipe file (or defaults when `path` is None) with flag `values` and `--set`
+    overrides applied."""
     raw = read_config_file(path) if path else {}
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(merge_values(raw, values or {}), overrides or [])
     return recipe_from_dict(raw, source=str(path) if path else "--set")
 
 

@@ -7,7 +7,9 @@ the run directory", which is what lets every stage run alone or inside `lmforge 
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lmforge.samples import sample
 
 Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "release", "export",
                "translate", "self_instruct", "judge", "dpo"]
@@ -169,13 +171,18 @@ class TrainConfig(Section):
         return self
 
 
+# How lmforge samples text when nobody says otherwise: `generate`, `chat`, and every stage that
+# samples replies through the decode engine. (The OpenAI API keeps OpenAI's own defaults.)
+SAMPLING_DEFAULTS = {"max_new_tokens": 128, "temperature": 0.7, "top_k": 50, "top_p": 0.95}
+
+
 class GenerateConfig(Section):
     checkpoint: str | None = None
     prompts: list[str] = Field(default_factory=lambda: ["The"])
-    max_new_tokens: int = Field(64, ge=1)
-    temperature: float = Field(0.8, ge=0)
-    top_k: int = Field(50, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(SAMPLING_DEFAULTS["max_new_tokens"], ge=1)
+    temperature: float = Field(SAMPLING_DEFAULTS["temperature"], ge=0)
+    top_k: int = Field(SAMPLING_DEFAULTS["top_k"], ge=0)
+    top_p: float = Field(SAMPLING_DEFAULTS["top_p"], gt=0, le=1)
     seed: int = 0
 
 
@@ -259,19 +266,15 @@ class SftDataset(Section):
     language: str | None = None  # for records that carry no language tag
 
 
-class SftConfig(Section):
-    model: str | None = None  # default: the run's newest model (adapted, else its last checkpoint)
-    datasets: list[SftDataset] = Field(default_factory=list)
-    heldout: list[SftDataset] = Field(default_factory=list)  # loss before and after, per language
+class Tuning(Section):
+    """What every stage that tunes a model (sft, dpo) is told the same way: the method and its LoRA
+    settings, sequence limits, schedule, precision. Each stage adds its own fields and defaults."""
     method: Literal["full", "lora", "adapter"] = "lora"  # adapter: LLaMA-Adapter (peft adaption prompt)
     lora_rank: int = Field(16, ge=1)
     lora_alpha: float = Field(32.0, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                              "gate_proj", "up_proj", "down_proj"])
-    adapter_len: int = Field(10, ge=1)
-    adapter_layers: int = Field(2, ge=1)
-    merge: bool = True  # LoRA: also save the adapter merged into the base (loads with plain transformers)
     max_len: int | None = Field(None, ge=8)  # default: the model's context
     too_long: Literal["skip", "truncate"] = "skip"
     epochs: float = Field(1.0, gt=0)
@@ -279,9 +282,18 @@ class SftConfig(Section):
     grad_accum: int = Field(1, ge=1)
     lr: float = Field(2e-4, gt=0)
     warmup_steps: int = Field(10, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     log_every: int = Field(10, ge=1)
+
+
+class SftConfig(Tuning):
+    model: str | None = None  # default: the run's newest model (adapted, else its last checkpoint)
+    datasets: list[SftDataset] = Field(default_factory=list)
+    heldout: list[SftDataset] = Field(default_factory=list)  # loss before and after, per language
+    adapter_len: int = Field(10, ge=1)
+    adapter_layers: int = Field(2, ge=1)
+    merge: bool = True  # LoRA: also save the adapter merged into the base (loads with plain transformers)
+    weight_decay: float = Field(0.0, ge=0)
     # after training, answer these (one exchange each) and show them in the report and console
     sample_prompts: list[str] = Field(default_factory=list)
     max_new_tokens: int = Field(48, ge=1)
@@ -324,7 +336,7 @@ class ExportConfig(Section):
 class EndpointConfig(Section):
     """An OpenAI-compatible endpoint. The key is read from `api_key_env` and never written down."""
     base_url: str = "http://127.0.0.1:8000/v1"  # `lmforge serve` by default
-    model: str = "default"
+    model: str | None = None  # default: the endpoint's only model (GET /models), when it serves one
     api_key_env: str | None = "OPENAI_API_KEY"
     concurrency: int = Field(8, ge=1, le=256)
     timeout_s: float = Field(120.0, gt=0)  # streamed: the longest silence between two chunks
@@ -353,9 +365,16 @@ class TranslateConfig(Section):
 
 
 class SelfInstructConfig(Section):
-    seeds: str = "examples/self_instruct/seeds_en.jsonl"
+    seeds: str = Field(default_factory=lambda: sample("self_instruct/seeds_en.jsonl"))
     language: str = "en"
     endpoint: EndpointConfig = Field(default_factory=lambda: EndpointConfig(temperature=0.7))
+
+    @field_validator("endpoint", mode="before")
+    @classmethod
+    def _samples(cls, v):
+        """Self-Instruct samples at 0.7 where the other endpoint users decode greedily; an endpoint
+        given without a temperature (a URL from a flag) keeps that default."""
+        return {**v, "temperature": 0.7} if isinstance(v, dict) and "temperature" not in v else v
     target: int = Field(50, ge=1, description="instructions to keep")
     rounds: int = Field(20, ge=1, description="at most this many generation rounds")
     prompts_per_round: int = Field(4, ge=1, description="generation requests per round")
@@ -373,11 +392,10 @@ class JudgeConfig(Section):
     model: str | None = None  # the model answering (folder, run, GGUF, Hub id); default: the run's newest
     model_id: str | None = None  # its name in the answer and judgment files
     answers_endpoint: EndpointConfig | None = None  # answer through an endpoint instead of a local model
-    questions: dict[str, str] = Field(default_factory=lambda: {
-        "en": "examples/judge/en/question.jsonl", "de": "examples/judge/de/question.jsonl"})
+    questions: dict[str, str] = Field(default_factory=lambda: {  # the samples shipped with lmforge
+        lang: sample(f"judge/{lang}/question.jsonl") for lang in ("en", "de")})
     references: dict[str, str] = Field(default_factory=lambda: {
-        "en": "examples/judge/en/reference_answer/reference.jsonl",
-        "de": "examples/judge/de/reference_answer/reference.jsonl"})
+        lang: sample(f"judge/{lang}/reference_answer/reference.jsonl") for lang in ("en", "de")})
     judge: EndpointConfig = Field(default_factory=EndpointConfig)
     mode: Literal["single", "pairwise", "both"] = "single"
     baseline_answers: dict[str, str] = Field(default_factory=dict)  # language -> FastChat answer file
@@ -396,7 +414,7 @@ class PreferenceDataset(Section):
     language: str | None = None
 
 
-class DpoConfig(Section):
+class DpoConfig(Tuning):
     model: str | None = None  # default: the run's newest model (its chat model after `sft`)
     datasets: list[PreferenceDataset] = Field(default_factory=list)
     heldout: list[PreferenceDataset] = Field(default_factory=list)  # preference accuracy before and after
@@ -405,24 +423,12 @@ class DpoConfig(Section):
     loss: Literal["sigmoid", "ipo"] = "sigmoid"
     beta: float = Field(0.1, gt=0)
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # conservative DPO
-    method: Literal["full", "lora"] = "lora"
-    lora_rank: int = Field(16, ge=1)
-    lora_alpha: float = Field(32.0, gt=0)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
-                                                             "gate_proj", "up_proj", "down_proj"])
-    max_len: int | None = Field(None, ge=8)  # default: the model's context
-    too_long: Literal["skip", "truncate"] = "skip"
-    epochs: float = Field(1.0, gt=0)
+    method: Literal["full", "lora"] = "lora"  # no LLaMA-Adapter: its prompts have no reference to disable
     batch_size: int = Field(8, ge=1, description="pairs per micro-batch")
     # batches of pairs of similar packed length: ~30% less padding, but batches of similar pairs,
     # which learned measurably less per step on the shipped sample (see dpo/train.py)
     group_by_length: bool = False
-    grad_accum: int = Field(1, ge=1)
     lr: float = Field(5e-6, gt=0)
-    warmup_steps: int = Field(10, ge=0)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(50, ge=1)  # trainable weights + optimizer state, to resume a killed run
     resume: bool = True
 

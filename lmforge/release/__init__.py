@@ -3,6 +3,6 @@ data card, MOF class, provenance, licences), and its upload to the Hub."""
 
 from lmforge.release.build import build_release
 from lmforge.release.hub import push_release
-from lmforge.release.provenance import verify_release
+from lmforge.release.provenance import is_release, rehash_release, verify_release
 
-__all__ = ["build_release", "push_release", "verify_release"]
+__all__ = ["build_release", "is_release", "push_release", "rehash_release", "verify_release"]

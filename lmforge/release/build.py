@@ -17,8 +17,9 @@ from lmforge.release.data_card import build_data_card
 from lmforge.release.licenses import spdx
 from lmforge.release.model_card import build_model_card
 from lmforge.release.mof import COMPONENTS, classify, mof_document
-from lmforge.release.provenance import library_versions, sha256_file, write_provenance
-from lmforge.rundir import record_stage, write_report_section
+from lmforge.release.provenance import write_provenance
+from lmforge.rundir import record_stage, sha256_file, write_report_section
+from lmforge.rundir.environment import package_versions
 from lmforge.rundir.files import fingerprint
 from lmforge.rundir.manifest import read_manifest
 
@@ -98,8 +99,8 @@ def _copy_code(root: Path) -> None:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "LICENSE", "README.md"):
         _copy(SOURCE_ROOT / name, code / name)
-    (code / "requirements.txt").write_text("".join(f"{k}=={v}\n" for k, v in library_versions().items()
-                                                   if k != "lmforge"))
+    (code / "requirements.txt").write_text("".join(f"{k}=={v}\n" for k, v in package_versions().items()
+                                                   if k not in ("lmforge", "python")))
 
 
 def _eval_data(manifest: dict, root: Path) -> bool:

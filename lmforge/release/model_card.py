@@ -78,7 +78,7 @@ def gain_forgetting(manifest: dict) -> list[str]:
 
 
 def _judge_lines(manifest: dict) -> list[str]:
-    from lmforge.judge.report import score_table
+    from lmforge.judge import score_table
 
     judge = manifest.get("stages", {}).get("judge")
     if not judge:

@@ -3,40 +3,32 @@ resolved recipe, every input's fingerprint, seeds, data order, checkpoints with 
 versions, hardware, timings), and the sha256 of every file in the release, which
 `lmforge release --verify DIR` checks."""
 
-import hashlib
-import importlib.metadata
 import json
 from pathlib import Path
 
 from lmforge.errors import LmforgeError
+from lmforge.rundir import sha256_file
+from lmforge.rundir.environment import package_versions
 
 PROVENANCE = "provenance.json"
-LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "datatrove", "peft", "lm-eval", "huggingface_hub",
-             "gguf", "numpy", "pydantic", "lmforge")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def is_release(folder: Path) -> bool:
+    return (folder / PROVENANCE).is_file()
+
+
+def rehash_release(root: Path) -> None:
+    """Files were added to a release (GGUF exports): list their hashes so that `--verify` holds."""
+    path = root / PROVENANCE
+    prov = json.loads(path.read_text())
+    prov["files"] = release_files(root)
+    path.write_text(json.dumps(prov, indent=1, ensure_ascii=False) + "\n")
 
 
 def release_files(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file in the release except provenance.json itself."""
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
             if p.is_file() and p.name != PROVENANCE}
-
-
-def library_versions() -> dict[str, str]:
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def data_order(manifest: dict) -> dict:
@@ -65,11 +57,11 @@ def write_provenance(root: Path, manifest: dict, recipe: dict, checkpoints: list
         "seeds": manifest.get("seeds", {}),
         "data_order": data_order(manifest),
         "checkpoints": checkpoints,
-        "versions": {**manifest.get("versions", {}), **library_versions()},
+        "versions": {**manifest.get("versions", {}), **package_versions()},
         "hardware": manifest.get("hardware", {}),
         "timings": {name: {"started": s.get("started"), "wall_s": s.get("wall_s")}
                     for name, s in manifest.get("stages", {}).items()},
-        "eval_harness": {"lmforge": library_versions().get("lmforge"), "lm-eval": library_versions().get("lm-eval")},
+        "eval_harness": {"lmforge": package_versions().get("lmforge"), "lm-eval": package_versions().get("lm-eval")},
         **extra,
         "files": release_files(root),
     }

@@ -8,7 +8,7 @@ Layout of a run directory:
     tokenizer/ tokens/ checkpoints/   the stages' own outputs
 """
 
-from lmforge.rundir.files import atomic_write_text, fingerprint, user_cache_dir
+from lmforge.rundir.files import atomic_write_text, fingerprint, sha256_file, user_cache_dir, written_aside
 from lmforge.rundir.manifest import record_stage
 from lmforge.rundir.metrics import MetricsWriter, read_metrics
 from lmforge.rundir.report import write_report_section
@@ -18,7 +18,9 @@ __all__ = [
     "atomic_write_text",
     "fingerprint",
     "read_metrics",
-    "user_cache_dir",
     "record_stage",
+    "sha256_file",
+    "user_cache_dir",
     "write_report_section",
+    "written_aside",
 ]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import psutil
 
-PACKAGES = ("lmforge", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pydantic")
+# what a run's results depend on: the manifest and a release's provenance and requirements list them
+PACKAGES = ("lmforge", "torch", "transformers", "tokenizers", "safetensors", "datatrove", "peft", "lm-eval",
+            "huggingface_hub", "gguf", "numpy", "pydantic")
 
 
 def code_commit() -> str:
@@ -26,12 +28,13 @@ def code_commit() -> str:
 
 
 def package_versions() -> dict[str, str]:
+    """Python's version and each installed package's (those not installed are left out)."""
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
+            pass
     return out
 
 

@@ -1,8 +1,11 @@
-"""Small file primitives shared by every stage: atomic writes, content fingerprints, the user cache."""
+"""Small file primitives shared by every stage: atomic writes (of a file, or of a whole folder),
+content hashes and fingerprints, the user cache."""
 
+import contextlib
 import functools
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,15 +26,35 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-@functools.lru_cache(maxsize=4096)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Keyed by size and mtime: stages of one run fingerprint the same files (sources for
-    meta.json and the manifest, a checkpoint for eval and generate), and each is read once."""
+@contextlib.contextmanager
+def written_aside(folder: str | Path):
+    """A folder filled under a hidden temporary name and renamed into place only when the block
+    ends without an error: a crash or a kill never leaves a half-written folder that looks finished
+    (a checkpoint, a converted model, a resume state). Yields the temporary folder to fill."""
+    folder = Path(folder)
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    yield partial
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(partial, folder)
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Keyed by size and mtime: stages of one run fingerprint the same files (sources for
+    meta.json and the manifest, a checkpoint for eval and generate), and each is read once."""
+    return sha256_file(path)
 
 
 def fingerprint(path: str | Path) -> dict:

@@ -1,7 +1,7 @@
 """Self-Instruct's filters for a new instruction, each with a named reason."""
 
-from lmforge.curate.language import identify
 from lmforge.self_instruct.rouge import rouge_l, words
+from lmforge.text import identify
 
 # tasks a text-only model cannot do (Self-Instruct's list, extended; and a German one)
 BLACKLIST = {

@@ -83,6 +83,7 @@ def run_self_instruct_stage(cfg: SelfInstructConfig, run_dir: str | Path) -> dic
                     kept.append({"instruction": text})
                     if len(kept) >= cfg.target:
                         break
+        client.check_answered("self-instruct")
         records, instance_dropped = _instances(client, kept, cfg, params)
     finally:
         client.close()

@@ -201,7 +201,7 @@ def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
                             f"{context} tokens", param="max_tokens", code="context_length_exceeded")
     seed = None if req.seed is None else req.seed + index  # n > 1: different, still reproducible
     return SamplingParams(max_tokens=limit or min(room, 512), temperature=req.temperature, top_p=req.top_p,
-                          seed=seed, stop=list(req.stop or []))
+                          top_k=0, seed=seed, stop=list(req.stop or []))  # the OpenAI API has no top-k
 
 
 def _submit_all(req, prompt, backend, queue: asyncio.Queue):

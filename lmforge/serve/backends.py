@@ -12,8 +12,8 @@ the page sit in front of either:
     load()                       running / waiting counts for /health
 """
 
+from lmforge.chat.template import encode_chat
 from lmforge.engine import Engine
-from lmforge.tokenizer import encode_chat
 
 
 class TorchBackend:

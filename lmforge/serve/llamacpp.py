@@ -1,16 +1,10 @@
 """The llama.cpp backend: a GGUF file decoded by llama.cpp (the `xllamacpp` wheel's prebuilt CPU
 build), behind lmforge's own API, guardrails and page.
 
-xllamacpp runs llama.cpp's server inside this process. Requests go to it without HTTP: its
-`handle_completions` call runs llama.cpp's own completion handler and hands every streamed chunk
-to a Python callback (one thread per request, the GIL held only inside the callback); returning
-True from the callback ends the request, which frees its slot.
-
-xllamacpp always starts llama.cpp's HTTP server as well, whose routes (completions included) would
-bypass lmforge's API key and guardrails. It therefore listens on no TCP port at all: on a Unix
-socket inside a private directory (mode 0700, removed on close) and behind a random key that only
-this object holds. llama.cpp's own SIGINT/SIGTERM handlers, which it installs while starting, are
-put back to Python's so that the server's shutdown stays lmforge's. Prompts arrive as token ids,
+llama.cpp runs inside this process, reachable by nobody else (engine/llamacpp.py). Requests go to
+it without HTTP: its completion handler hands every streamed chunk to a Python callback (one thread
+per request, the GIL held only inside the callback); returning True from the callback ends the
+request, which frees its slot. Prompts arrive as token ids,
 rendered and counted here with the GGUF's own tokenizer and chat template as transformers reads
 them, so usage and context checks are exact without a round trip per request; where transformers
 cannot read the file's tokenizer, or reads it differently from llama.cpp on a probe conversation,
@@ -18,22 +12,18 @@ llama.cpp's `/apply-template` and `/tokenize` endpoints render and count instead
 the slots itself (continuous batching, `--parallel` = max_batch).
 """
 
-import os
-import secrets
-import shutil
-import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
 
+from lmforge.chat.template import encode_chat, render_chat
 from lmforge.engine import QueueFull
 from lmforge.engine.batch import ShuttingDown
 from lmforge.engine.events import Aborted, Done, Failed, Text, Usage
-from lmforge.errors import ConfigError, LmforgeError
-from lmforge.tokenizer import encode_chat, render_chat
+from lmforge.engine.llamacpp import LlamaServer
+from lmforge.errors import LmforgeError
 
 PROBE = [{"role": "system", "content": "Antworte kurz, bitte."},
          {"role": "user", "content": "Grüße aus Köln! What's 3.14 × 2? Say it in <b>bold</b> 😀"},
@@ -80,37 +70,9 @@ def local_tokenizer(path: Path, http: httpx.Client):
 class LlamaCppBackend:
     def __init__(self, ref: str, max_batch: int = 8, max_waiting: int = 64, threads: int | None = None,
                  context_per_slot: int = 2048, render_here: bool = True):
-        path = Path(ref)
-        if path.suffix != ".gguf" or not path.is_file():
-            raise ConfigError(f"{ref}: the llama.cpp backend serves a .gguf file (`lmforge export gguf` makes one)")
-        try:
-            import xllamacpp
-        except ImportError:
-            raise ConfigError("the llama.cpp backend needs the xllamacpp wheel: pip install xllamacpp") from None
-        self.private_dir = tempfile.mkdtemp(prefix="lmforge-llamacpp-")  # 0700: only this user
-        secret = secrets.token_urlsafe(32)
-        params = xllamacpp.CommonParams()
-        params.model.path = str(path)
-        params.n_parallel = max_batch
-        params.n_ctx = context_per_slot * max_batch
-        params.hostnames = [os.path.join(self.private_dir, "llama.sock")]  # a Unix socket: no TCP port
-        params.api_keys = [secret]
-        params.verbosity = 3 if os.environ.get("LMFORGE_LOG", "").lower() == "debug" else 0  # no per-request logs
-        if threads:
-            params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
-        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            self.server = xllamacpp.Server(params)  # keeps llama.cpp's server alive as long as this object
-        except Exception:
-            shutil.rmtree(self.private_dir, ignore_errors=True)
-            raise
-        finally:
-            if threading.current_thread() is threading.main_thread():
-                for sig, handler in handlers.items():
-                    signal.signal(sig, handler)
-        self.http = httpx.Client(transport=httpx.HTTPTransport(uds=params.hostnames[0]), base_url="http://llama.cpp",
-                                 headers={"Authorization": f"Bearer {secret}"}, timeout=httpx.Timeout(600, connect=10))
-        self.tokenizer = local_tokenizer(path, self.http) if render_here else None
+        self.llama = LlamaServer(ref, slots=max_batch, context_per_slot=context_per_slot, threads=threads)
+        self.http = self.llama.http
+        self.tokenizer = local_tokenizer(Path(ref), self.http) if render_here else None
         self.context = context_per_slot
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self.in_flight, self.submitted, self.lock = 0, 0, threading.Lock()
@@ -179,10 +141,7 @@ class LlamaCppBackend:
         end = time.monotonic() + timeout
         while self.in_flight and time.monotonic() < end:
             time.sleep(0.02)
-        self.http.close()
-        if not self.in_flight:
-            self.server = None  # llama.cpp's destructor stops its loop and joins its threads
-        shutil.rmtree(self.private_dir, ignore_errors=True)
+        self.llama.close(stop_llama=not self.in_flight)
 
     def _run(self, body: dict, handle: _Handle) -> None:
         state = {"finish": None, "usage": None, "error": None}
@@ -203,7 +162,7 @@ class LlamaCppBackend:
             return False
 
         try:
-            self.server.handle_completions(body, on_chunk)
+            self.llama.handle_completions(body, on_chunk)
             usage = state["usage"] or {}
             counted = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
             if handle.cancelled:

@@ -9,15 +9,17 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from lmforge.chat import make_engine, reply
+from lmforge.chat.encoding import encode_all
+from lmforge.chat.session import make_engine, reply
+from lmforge.chat.template import CHATML_TEMPLATE
 from lmforge.engine import SamplingParams
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import SftConfig
 from lmforge.rundir import MetricsWriter, record_stage, write_report_section
-from lmforge.sft.data import encode_all, mix_datasets
-from lmforge.sft.train import attach_method, heldout_loss, train_sft
-from lmforge.tokenizer import CHATML_TEMPLATE
+from lmforge.sft.data import mix_datasets
+from lmforge.sft.train import heldout_loss, train_sft
+from lmforge.train.tuning import attach_method
 
 
 def _base(cfg: SftConfig, run_dir: Path) -> Path:
@@ -56,7 +58,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> dict:
     heldout = {lang: encode_all(tokenizer, cs, max_len, "truncate")[0] for lang, cs in by_lang.items()}
     before = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}
 
-    model = attach_method(model, cfg)
+    model = attach_method(model, cfg, "sft")
     metrics = MetricsWriter(run_dir, "sft")
     trained = train_sft(model, examples, cfg, seed, pad, metrics.log)
     metrics.close()

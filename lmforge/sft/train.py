@@ -6,35 +6,12 @@ has it) on the model's own loss, which HF computes over the label tokens only.
 
 import math
 import time
-import warnings
 
 import torch
 
+from lmforge.chat.encoding import IGNORE, batches, collate
 from lmforge.recipe import SftConfig, TrainConfig
-from lmforge.sft.data import IGNORE, batches, collate
 from lmforge.train import lr_at, use_bf16
-
-
-def attach_method(model, cfg: SftConfig):
-    """Wrap the model for parameter-efficient tuning; full fine-tuning trains it as it is."""
-    if cfg.method == "full":
-        return model
-    from peft import AdaptionPromptConfig, LoraConfig, get_peft_model
-
-    # peft asks transformers a deprecated question on every wrap; the answer is right, the warning noise
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-
-    if cfg.method == "lora":
-        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-        targets = [t for t in cfg.lora_targets if t in names]
-        if not targets:
-            raise ValueError(f"none of sft.lora_targets {cfg.lora_targets} are modules of this model")
-        peft_cfg = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                              target_modules=targets, task_type="CAUSAL_LM")
-    else:
-        peft_cfg = AdaptionPromptConfig(adapter_len=cfg.adapter_len, task_type="CAUSAL_LM",
-                                        adapter_layers=min(cfg.adapter_layers, model.config.num_hidden_layers))
-    return get_peft_model(model, peft_cfg)
 
 
 @torch.no_grad()

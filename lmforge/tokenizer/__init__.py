@@ -1,7 +1,7 @@
-"""Tokenizer stage: train a byte-level BPE and save it as a Hugging Face tokenizer."""
+"""Tokenizer stage: train a byte-level BPE and save it as a Hugging Face tokenizer (with the ChatML
+chat template from lmforge/chat/template.py)."""
 
-from lmforge.tokenizer.chat_template import CHATML_TEMPLATE, encode_chat, render_chat
 from lmforge.tokenizer.fertility import fertility
 from lmforge.tokenizer.train_bpe import run_tokenizer_stage, train_bpe
 
-__all__ = ["CHATML_TEMPLATE", "encode_chat", "fertility", "render_chat", "run_tokenizer_stage", "train_bpe"]
+__all__ = ["fertility", "run_tokenizer_stage", "train_bpe"]

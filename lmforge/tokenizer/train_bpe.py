@@ -6,11 +6,11 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from lmforge.chat.template import CHATML_TEMPLATE, EOS, PAD, SPECIAL_TOKENS
 from lmforge.data import iter_documents
 from lmforge.errors import ConfigError
 from lmforge.recipe import TokenizerConfig
 from lmforge.rundir import record_stage, write_report_section
-from lmforge.tokenizer.chat_template import CHATML_TEMPLATE, EOS, PAD, SPECIAL_TOKENS
 from lmforge.tokenizer.fertility import fertility
 
 

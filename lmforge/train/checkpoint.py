@@ -13,7 +13,6 @@ would pick up. Weights are read back with safetensors only.
 """
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 from lmforge.errors import CheckpointError
 from lmforge.models.runs import latest_checkpoint
-from lmforge.rundir.files import atomic_write_text
+from lmforge.rundir.files import atomic_write_text, written_aside
 
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt"}
@@ -58,24 +57,19 @@ def save_checkpoint(root: Path, step: int, raw_model, wrapped, optimizer, state:
     final = step_dir(root, step)
     if not is_main:
         return final
-    tmp = root / f".tmp-{final.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    raw_model.save_pretrained(tmp, state_dict=model_sd, safe_serialization=True)
-    if tokenizer_dir and tokenizer_dir.is_dir():  # may be a whole model folder (continued pretraining):
-        for f in tokenizer_dir.iterdir():         # take its tokenizer files, never its weights or config
-            if f.is_file() and not (tmp / f.name).exists() and f.suffix not in WEIGHT_SUFFIXES:
-                shutil.copy2(f, tmp / f.name)
-    resume = {
-        "optimizer": optim_sd,
-        "cpu_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    torch.save(resume, tmp / "resume_state.pt")
-    (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **state}, indent=2) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with written_aside(final) as tmp:
+        raw_model.save_pretrained(tmp, state_dict=model_sd, safe_serialization=True)
+        if tokenizer_dir and tokenizer_dir.is_dir():  # may be a whole model folder (continued pretraining):
+            for f in tokenizer_dir.iterdir():         # take its tokenizer files, never its weights or config
+                if f.is_file() and not (tmp / f.name).exists() and f.suffix not in WEIGHT_SUFFIXES:
+                    shutil.copy2(f, tmp / f.name)
+        resume = {
+            "optimizer": optim_sd,
+            "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        torch.save(resume, tmp / "resume_state.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **state}, indent=2) + "\n")
     current = latest_checkpoint(root)
     if current is None or int(current.name.split("-")[1]) <= step:
         atomic_write_text(root / "latest", final.name + "\n")

@@ -11,6 +11,7 @@ sample count. A single source with weight 1 reads exactly what `DataOrder` alone
 import numpy as np
 
 from lmforge.data import PackedTokens
+from lmforge.errors import ConfigError
 from lmforge.train.data_order import DataOrder
 
 
@@ -18,7 +19,8 @@ class Mixture:
     def __init__(self, sources: dict[str, PackedTokens], weights: dict[str, float], seed: int):
         unknown = set(weights) - set(sources)
         if unknown:
-            raise ValueError(f"mix names unknown source(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"mix names unknown source(s): {', '.join(sorted(unknown))}; the sources are "
+                              f"{', '.join(sources)}")
         self.names = [n for n in sources if weights.get(n, 0) > 0]
         total = sum(weights[n] for n in self.names)
         self.weights = np.array([weights[n] / total for n in self.names])

@@ -4,8 +4,8 @@ again naming the problem, and either return the translated record or the reason 
 import json
 import re
 
-from lmforge.curate.language import identify
 from lmforge.endpoint import EndpointError
+from lmforge.text import identify
 from lmforge.translate.fields import get, string_paths, with_values
 from lmforge.translate.protect import MARKER_RE, ProtectedSpanError, markers_in, protect, restore
 

@@ -8,11 +8,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from lmforge.chat.formats import detect
 from lmforge.endpoint import EndpointClient, EndpointError
 from lmforge.errors import ConfigError, DataError
 from lmforge.recipe import TranslateConfig
 from lmforge.rundir import atomic_write_text, record_stage, write_report_section
-from lmforge.sft.formats import detect
 from lmforge.translate.fields import template_fields
 from lmforge.translate.record import Rejected, translate_record
 
@@ -95,7 +95,7 @@ def translate_file(client, path: Path, cfg: TranslateConfig, out: Path, rejects:
 def translate_task(client, spec_path: Path, cfg: TranslateConfig, out: Path, rejects: list) -> dict:
     """A multiple-choice task: its items (question fields and choices; answer indices kept) and its
     prompt template, into a new task with its own spec, GermanBench-style."""
-    from lmforge.eval.tasks import load_task
+    from lmforge.tasks import load_task
 
     task = load_task(spec_path)
     spec = task.spec
@@ -116,7 +116,7 @@ def translate_task(client, spec_path: Path, cfg: TranslateConfig, out: Path, rej
                 "language": cfg.target_language, "data": data.name, "prompt": prompt}
     new_spec.pop("fewshot_data", None)  # few-shot examples come from the translated items
     spec_out = out / f"{name}.toml"
-    atomic_write_text(spec_out, f"# translated from {spec_path} by lmforge translate ({cfg.endpoint.model})\n"
+    atomic_write_text(spec_out, f"# translated from {spec_path} by lmforge translate ({client.cfg.model})\n"
                       + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in new_spec.items()))
     return {"input": str(spec_path), "output": str(spec_out), "read": len(items), "translated": len(kept),
             "rejected": sum(reasons.values()), "reasons": dict(reasons)}
@@ -145,6 +145,7 @@ def run_translate_stage(cfg: TranslateConfig, run_dir: str | Path) -> dict:
     finally:
         client.close()
     atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
+    client.check_answered(f"translate (rejects in {out / 'rejects.jsonl'})")
     summary = {"files": files, "read": sum(f["read"] for f in files),
                "translated": sum(f["translated"] for f in files), "rejected": sum(f["rejected"] for f in files),
                "rejects": str(out / "rejects.jsonl"), "endpoint": client.accounting()}
