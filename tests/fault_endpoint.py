@@ -35,6 +35,16 @@ SELF_INSTRUCT_ITEMS = [  # per round: new tasks, and one candidate for each filt
     ["Write a polite note to a neighbour asking them to keep their dog quiet at night.",
      "Suggest a weekly meal plan for a student with a small budget and little time."],
 ]
+SELF_INSTRUCT_ITEMS_DE = [  # the same in German (a German run's language check wants German)
+    ["Beschreibe drei Wege, in einem trockenen Sommer im kleinen Garten Wasser zu sparen.",
+     "Erkläre einem zehnjährigen Kind, warum der Mond im Lauf eines Monats seine Form ändert.",
+     "Zeichne ein Bild von einer Katze auf der Fensterbank.",
+     "Fasse zusammen.",
+     "- Zähle die Planeten des Sonnensystems der Reihe nach auf.",
+     "Explain how to start a sourdough and keep it alive."],  # wrong language
+    ["Schreibe einer Nachbarin eine höfliche Notiz mit der Bitte, ihren Hund nachts ruhig zu halten.",
+     "Schlage einen Wochenplan für Mahlzeiten vor, für eine Studentin mit wenig Geld und wenig Zeit."],
+]
 
 
 def filler(text: str, base: str) -> str:
@@ -125,13 +135,18 @@ class FaultEndpoint:
     def self_instruct(self, prompt: str) -> str:
         """Scripted Self-Instruct answers: a numbered list with one candidate per filter, a No to
         'is it classification', an instance in the asked-for form."""
-        if "Yes or No" in prompt:
-            return "No"
+        if "Yes or No" in prompt or "Ja oder Nein" in prompt:
+            return "No" if "Yes or No" in prompt else "Nein"
         if prompt.startswith("Task:"):
             task = prompt.split("\n", 1)[0].removeprefix("Task: ")
             return f"Input: none\nOutput: A short, careful answer to the task '{task}' in plain words."
-        start = int(re.findall(r"numbered from (\d+)", prompt)[0])
-        items = SELF_INSTRUCT_ITEMS[self.rounds % len(SELF_INSTRUCT_ITEMS)]
+        if prompt.startswith("Aufgabe:"):
+            task = prompt.split("\n", 1)[0].removeprefix("Aufgabe: ")
+            return f"Input: keine\nOutput: Eine kurze, sorgfältige Antwort auf die Aufgabe '{task}' in einfachen Worten."
+        german = "nummeriert ab" in prompt
+        start = int(re.findall(r"(?:numbered from|nummeriert ab) (\d+)", prompt)[0])
+        rounds = SELF_INSTRUCT_ITEMS_DE if german else SELF_INSTRUCT_ITEMS
+        items = rounds[self.rounds % len(rounds)]
         self.rounds += 1
         return "\n".join(f"{start + i}. {item}" for i, item in enumerate(items))
 

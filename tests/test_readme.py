@@ -39,9 +39,10 @@ OPENAI = "https://api.openai.com/v1"
 SHORTER = {  # (long) commands: the README's command plus these, so that CI runs it in minutes
     "lmforge run recipes/smollm2-german.toml --set 'curate.inputs=[\"examples/raw/\"]'": [
         "--set", "run.name=smollm2-german-readme", "--set", "train.seq_len=128", "--set", "train.micro_batch_size=2",
-        "--set", "train.grad_accum=1", "--set", "adapt.new_tokens=64", "--set", "adapt.passkey_trials=1",
+        "--set", "train.grad_accum=1", "--set", "adapt.new_tokens=64", "--set", "adapt.passkey_trials=0",
         "--set", 'adapt.phases=[{name = "german", mix = {de = 0.75, en = 0.25}, tokens = 1024}]',
-        "--set", "eval.limit=4", "--set", "sft.epochs=0.01", "--set", "sft.max_len=256",
+        "--set", "adapt.limit=4", "--set", "adapt.max_docs=2", "--set", "eval.limit=4", "--set", "eval.max_docs=2",
+        "--set", "sft.epochs=0.01", "--set", "sft.max_len=256", "--set", "sft.heldout=[]",
         "--set", 'sft.sample_prompts=["Beschreibe das alte Haus in einem Satz."]', "--set", "export.types=[\"q8_0\"]",
         "--set", 'export.verify_prompts=["Die Hauptstadt von Deutschland ist"]'],
 }

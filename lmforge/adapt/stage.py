@@ -39,7 +39,7 @@ from lmforge.train import pretrain
 def measure(model, tokenizer, cfg: AdaptConfig, tasks, passkey_lengths: list[int], work_dir: Path) -> dict:
     """Everything compared before/after: the eval stage's bits per byte and tasks, plus fertility
     and passkey retrieval."""
-    scoring = EvalConfig(bpb_texts=cfg.heldout, text_field=cfg.text_field)
+    scoring = EvalConfig(bpb_texts=cfg.heldout, text_field=cfg.text_field, limit=cfg.limit, max_docs=cfg.max_docs)
     out = {**evaluate_model(model, tokenizer, scoring, tasks, work_dir),
            "fertility": {lang: fertility(tokenizer, [p], cfg.text_field)["tokens_per_word"]
                          for lang, p in cfg.heldout.items()}}

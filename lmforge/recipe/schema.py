@@ -243,6 +243,8 @@ class AdaptConfig(Section):
     # language -> held-out text, scored as bits per byte before and after adaptation
     heldout: dict[str, str] = Field(default_factory=dict)
     tasks: list[str] = Field(default_factory=list)  # eval task specs, scored before and after
+    limit: int | None = Field(None, ge=1, description="first N items of each task, before and after")
+    max_docs: int | None = Field(None, ge=1, description="first N held-out documents per language")
     target_language: str | None = None
     source_language: str | None = None
     passkey_trials: int = Field(0, ge=0, description="passkey retrieval trials at the old and new length")
