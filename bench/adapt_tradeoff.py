@@ -42,26 +42,35 @@ def main() -> None:
     rows = []
     for replay in a.replay:
         mix = {"de": 1.0 - replay, **({"en": replay} if replay else {})}
-        cfg = recipe.adapt.model_copy(update={"base": str(base), "phases": [
-            PhaseConfig(**{**phase.model_dump(), "mix": mix})]})
+        cfg = recipe.adapt.model_copy(
+            update={"base": str(base), "phases": [PhaseConfig(**{**phase.model_dump(), "mix": mix})]}
+        )
         s = run_adapt_stage(cfg, recipe.train, a.out / f"replay-{replay:g}", recipe.run.seed)
         b, f = s["before"]["bits_per_byte"], s["after"]["bits_per_byte"]
         rows.append((replay, b["de"], f["de"], b["en"], f["en"]))
 
-    print(f"base: {base}; adapt: {phase.tokens:,} tokens, +{recipe.adapt.new_tokens} tokens, "
-          f"RoPE x{recipe.adapt.rope_scaling_factor}, peak LR {phase.lr or recipe.train.lr:g}")
-    print("| English replay | DE bpb before | DE bpb after | DE change | EN bpb before | EN bpb after | EN change "
-          "| target (DE <= -20%, EN <= +3%) |")
+    print(
+        f"base: {base}; adapt: {phase.tokens:,} tokens, +{recipe.adapt.new_tokens} tokens, "
+        f"RoPE x{recipe.adapt.rope_scaling_factor}, peak LR {phase.lr or recipe.train.lr:g}"
+    )
+    print(
+        "| English replay | DE bpb before | DE bpb after | DE change | EN bpb before | EN bpb after | EN change "
+        "| target (DE <= -20%, EN <= +3%) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---|")
     for replay, de0, de1, en0, en1 in rows:
         de, en = (de1 - de0) / de0, (en1 - en0) / en0
         ok = "met" if de <= -0.2 and en <= 0.03 else "missed"
         print(f"| {replay:.0%} | {de0:.4f} | {de1:.4f} | {de:+.1%} | {en0:.4f} | {en1:.4f} | {en:+.2%} | {ok} |")
     label = "replay " + " -> ".join(f"{r[0]:g}" for r in rows)
-    plot = line_plot(ROOT / "bench" / "adapt_tradeoff.png",
-                     {label: ([100 * (r[4] - r[3]) / r[3] for r in rows], [100 * (r[2] - r[1]) / r[1] for r in rows])},
-                     "English bits/byte change, % (forgetting)", "German bits/byte change, % (gain)",
-                     "Gain vs forgetting, English demo base adapted to German", logx=True)
+    plot = line_plot(
+        ROOT / "bench" / "adapt_tradeoff.png",
+        {label: ([100 * (r[4] - r[3]) / r[3] for r in rows], [100 * (r[2] - r[1]) / r[1] for r in rows])},
+        "English bits/byte change, % (forgetting)",
+        "German bits/byte change, % (gain)",
+        "Gain vs forgetting, English demo base adapted to German",
+        logx=True,
+    )
     print(f"plot: {plot.relative_to(ROOT)}")
 
 

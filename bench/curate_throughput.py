@@ -37,8 +37,10 @@ NOISE = [
 def make_corpus(n: int, seed: int = 0) -> list[str]:
     """~2 kB pages: 2-4 shipped corpus documents each, EN and DE, with 5% noise pages."""
     rng = random.Random(seed)
-    docs = {lang: [json.loads(line)["text"] for line in (ROOT / "examples/corpus" / lang / "train.jsonl").open()]
-            for lang in ("en", "de")}
+    docs = {
+        lang: [json.loads(line)["text"] for line in (ROOT / "examples/corpus" / lang / "train.jsonl").open()]
+        for lang in ("en", "de")
+    }
     pages = []
     for _ in range(n):
         if rng.random() < 0.05:
@@ -69,7 +71,8 @@ def stock_datatrove_lid_from_wheel() -> None:
     lid.check_required_dependencies = base.check_required_dependencies = lambda *a, **k: None
     predict = _FastText.predict  # fasttext-predict returns floats where datatrove calls .item()
     _FastText.predict = lambda self, text, k=1, threshold=0.0: (lambda r: (r[0], np.asarray(r[1])))(
-        predict(self, text, k=k, threshold=threshold))
+        predict(self, text, k=k, threshold=threshold)
+    )
 
     folder = cached_assets_path(library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER)
     target = os.path.join(folder, strip_protocol(FT176LID.MODEL_URL).replace("/", "_"))  # as datatrove.io does
@@ -90,10 +93,16 @@ def run_stock(pages: list[str]) -> tuple[float, list[bool]]:
 
     from lmforge.curate.presets import thresholds
 
-    chains = {lang: [GopherRepetitionFilter(language=lang, **p["gopher_repetition"]),
-                     GopherQualityFilter(language=lang, **p["gopher_quality"]),
-                     C4QualityFilter(language=lang, **p["c4"]), FineWebQualityFilter(language=lang, **p["fineweb"])]
-              for lang in ("en", "de") for p in [thresholds(lang)]}
+    chains = {
+        lang: [
+            GopherRepetitionFilter(language=lang, **p["gopher_repetition"]),
+            GopherQualityFilter(language=lang, **p["gopher_quality"]),
+            C4QualityFilter(language=lang, **p["c4"]),
+            FineWebQualityFilter(language=lang, **p["fineweb"]),
+        ]
+        for lang in ("en", "de")
+        for p in [thresholds(lang)]
+    }
     ftfy, lid = FTFYFormatter(), LanguageFilter(languages=["en", "de"], language_threshold=0.65)
     for f in chains["en"] + chains["de"]:  # warm-up: load spaCy and the LID model before the clock starts
         f.filter(Document(text=pages[0], id="w", metadata={}))
@@ -155,8 +164,10 @@ def main() -> None:
     print(f"speed-up per core: {t_stock / t_ours:.1f}x; identical keep/drop decisions: {same:.2%}")
     workers = os.cpu_count() or 1
     t_stage, summary = run_stage(pages, workers)
-    print(f"lmforge curate stage, all steps (+PII, exact + MinHash dedup, writing), {workers} workers: "
-          f"{len(pages) / t_stage:,.0f} docs/s, {summary['kept']:,} kept of {summary['read']:,}")
+    print(
+        f"lmforge curate stage, all steps (+PII, exact + MinHash dedup, writing), {workers} workers: "
+        f"{len(pages) / t_stage:,.0f} docs/s, {summary['kept']:,} kept of {summary['read']:,}"
+    )
 
 
 if __name__ == "__main__":

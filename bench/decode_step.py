@@ -28,9 +28,16 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-QUESTIONS = ["Write a short story about a lighthouse keeper.", "Wie backt man Brot?", "Explain why the sky is blue.",
-             "Beschreibe einen Herbstspaziergang.", "Tell me about the history of trains.", "Was ist ein Transformer?",
-             "List three fruits and their colours.", "Schreib einen Brief an eine Freundin."]
+QUESTIONS = [
+    "Write a short story about a lighthouse keeper.",
+    "Wie backt man Brot?",
+    "Explain why the sky is blue.",
+    "Beschreibe einen Herbstspaziergang.",
+    "Tell me about the history of trains.",
+    "Was ist ein Transformer?",
+    "List three fruits and their colours.",
+    "Schreib einen Brief an eine Freundin.",
+]
 
 
 def engine_rate(model, tok, prompts, project, tokens):
@@ -54,8 +61,9 @@ def engine_rate(model, tok, prompts, project, tokens):
 def generate_rate(model, prompt, tokens):
     x = torch.tensor([prompt])
     start = time.perf_counter()
-    out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=tokens, do_sample=False,
-                         eos_token_id=None, pad_token_id=0)[0, len(prompt):].tolist()
+    out = model.generate(
+        x, attention_mask=torch.ones_like(x), max_new_tokens=tokens, do_sample=False, eos_token_id=None, pad_token_id=0
+    )[0, len(prompt) :].tolist()
     return tokens / (time.perf_counter() - start), out  # prefill included: a one-prompt prefill is short
 
 
@@ -75,8 +83,11 @@ def main() -> None:
         model = model.bfloat16().float()
     questions = [encode_chat(tok, [{"role": "user", "content": q}], add_generation_prompt=True) for q in QUESTIONS]
     prompts = [questions[i % len(questions)] for i in range(max(a.rows))]  # past 8 rows the questions repeat
-    kernels = {"mkl": llama_step.per_weight(F.linear), "onednn": llama_step.per_weight(llama_step._onednn_linear),
-               "blocks": llama_step.projection_for(model)}
+    kernels = {
+        "mkl": llama_step.per_weight(F.linear),
+        "onednn": llama_step.per_weight(llama_step._onednn_linear),
+        "blocks": llama_step.projection_for(model),
+    }
     if not getattr(kernels["blocks"], "blocks", 0):
         sys.exit("no block kernel on this machine (needs x86-64 with AVX2+FMA and a C compiler)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -96,10 +107,16 @@ def main() -> None:
                     rates[name].append(rate)
                     same[name] &= out == want[:rows]
             med = {k: statistics.median(v) for k, v in rates.items()}
-            print(f"rows {rows:>2}: " + "  ".join(f"{k} {med[k]:.1f} tok/s ({'/'.join(f'{x:.1f}' for x in v)})"
-                                                  f"{'' if same[k] else ' TOKENS DIFFER'}" for k, v in rates.items())
-                  + f"  onednn/mkl {med['onednn'] / med['mkl']:.2f}x  blocks/onednn {med['blocks'] / med['onednn']:.2f}x"
-                  + (f"  blocks/generate {med['blocks'] / med['generate']:.2f}x" if rows == 1 else ""), flush=True)
+            print(
+                f"rows {rows:>2}: "
+                + "  ".join(
+                    f"{k} {med[k]:.1f} tok/s ({'/'.join(f'{x:.1f}' for x in v)}){'' if same[k] else ' TOKENS DIFFER'}"
+                    for k, v in rates.items()
+                )
+                + f"  onednn/mkl {med['onednn'] / med['mkl']:.2f}x  blocks/onednn {med['blocks'] / med['onednn']:.2f}x"
+                + (f"  blocks/generate {med['blocks'] / med['generate']:.2f}x" if rows == 1 else ""),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

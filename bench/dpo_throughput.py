@@ -74,18 +74,44 @@ def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, defaults: bool, 
     rows = []
     for p in raw:
         prompt = render_chat(tok, p["prompt"], add_generation_prompt=True)
-        full = {k: render_chat(tok, p["prompt"] + [{"role": "assistant", "content": p[k]}]) for k in ("chosen", "rejected")}
-        rows.append({"prompt": prompt, "chosen": full["chosen"][len(prompt):], "rejected": full["rejected"][len(prompt):]})
-    args = TrlConfig(output_dir=str(out), per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-                     max_steps=steps, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps, weight_decay=0.0,
-                     max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, beta=cfg.beta,
-                     loss_type=["sigmoid"], max_length=None, precompute_ref_log_probs=precompute,
-                     dataloader_num_workers=0, seed=seed, disable_tqdm=True,
-                     **({} if defaults else {"bf16": False, "gradient_checkpointing": False}))
-    lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=cfg.lora_targets,
-                      task_type="CAUSAL_LM")
-    trainer = DPOTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
-                         peft_config=lora)
+        full = {
+            k: render_chat(tok, p["prompt"] + [{"role": "assistant", "content": p[k]}]) for k in ("chosen", "rejected")
+        }
+        rows.append(
+            {"prompt": prompt, "chosen": full["chosen"][len(prompt) :], "rejected": full["rejected"][len(prompt) :]}
+        )
+    args = TrlConfig(
+        output_dir=str(out),
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        max_steps=steps,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        beta=cfg.beta,
+        loss_type=["sigmoid"],
+        max_length=None,
+        precompute_ref_log_probs=precompute,
+        dataloader_num_workers=0,
+        seed=seed,
+        disable_tqdm=True,
+        **({} if defaults else {"bf16": False, "gradient_checkpointing": False}),
+    )
+    lora = LoraConfig(
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=cfg.lora_targets,
+        task_type="CAUSAL_LM",
+    )
+    trainer = DPOTrainer(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok, peft_config=lora
+    )
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
     trainer.train()
@@ -111,15 +137,27 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(a.out / "tokenizer")
-    config = hf_config(ModelConfig(hidden_size=a.hidden, num_layers=a.layers, num_heads=a.heads), len(tok), 256,
-                       tok.eos_token_id, tok.pad_token_id)
+    config = hf_config(
+        ModelConfig(hidden_size=a.hidden, num_layers=a.layers, num_heads=a.heads),
+        len(tok),
+        256,
+        tok.eos_token_id,
+        tok.pad_token_id,
+    )
     raw, _, _ = mix_pairs([PreferenceDataset(path=str(PAIRS))], 0)
     pairs, _, _ = encode_pairs(tok, raw, 256, "skip")
-    cfg = DpoConfig(method="lora", batch_size=a.batch, lr=1e-3, warmup_steps=5, beta=0.1,
-                    epochs=a.steps * a.batch / len(pairs))  # exactly a.steps steps, TRL's max_steps
+    cfg = DpoConfig(
+        method="lora", batch_size=a.batch, lr=1e-3, warmup_steps=5, beta=0.1, epochs=a.steps * a.batch / len(pairs)
+    )  # exactly a.steps steps, TRL's max_steps
     with tempfile.TemporaryDirectory() as tmp:  # untimed: first-use costs of torch's kernels hit no contender
-        run_lmforge(attach_method(build_model(config, seed=0), cfg, "dpo"), tok, pairs[:3 * a.batch],
-                    cfg.model_copy(update={"epochs": 1.0}), 0, Path(tmp))
+        run_lmforge(
+            attach_method(build_model(config, seed=0), cfg, "dpo"),
+            tok,
+            pairs[: 3 * a.batch],
+            cfg.model_copy(update={"epochs": 1.0}),
+            0,
+            Path(tmp),
+        )
     results = {"lmforge": [], "trl_fp32": [], "trl_fp32_precompute": [], "trl_default": []}
     losses = {}
     for r in range(a.rounds):
@@ -132,21 +170,29 @@ def main() -> None:
                     torch.manual_seed(r)  # the LoRA init, as TRL seeds it from args.seed
                     t, tuned = run_lmforge(attach_method(model, cfg, "dpo"), tok, pairs, cfg, r, Path(tmp))
                 else:
-                    t, tuned = run_trl(model, tok, raw, cfg, a.steps, name.endswith("precompute"),
-                                       name == "trl_default", r, Path(tmp))
+                    t, tuned = run_trl(
+                        model, tok, raw, cfg, a.steps, name.endswith("precompute"), name == "trl_default", r, Path(tmp)
+                    )
             loss = final_loss(tuned.float(), pairs, tok.pad_token_id)
             results[name].append(a.steps * a.batch / t)
             losses.setdefault(name, []).append(loss)
-            print(f"round {r} {name:20s} {results[name][-1]:7.2f} pairs/s  loss over all pairs after training {loss:.4f}", flush=True)
+            print(
+                f"round {r} {name:20s} {results[name][-1]:7.2f} pairs/s  loss over all pairs after training {loss:.4f}",
+                flush=True,
+            )
     best = {k: max(v) for k, v in results.items() if v}
     median = {k: statistics.median(v) for k, v in results.items() if v}
-    print(f"\n{len(pairs)} pairs, {a.steps} steps x {a.batch} pairs, d={a.hidden}, {a.layers} layers, LoRA r=16; "
-          f"round r uses seed r (batch order, LoRA init)")
+    print(
+        f"\n{len(pairs)} pairs, {a.steps} steps x {a.batch} pairs, d={a.hidden}, {a.layers} layers, LoRA r=16; "
+        f"round r uses seed r (batch order, LoRA init)"
+    )
     for name, values in losses.items():
         print(f"{name:20s} loss over all pairs after training: {min(values):.4f}-{max(values):.4f}")
     for name in [n for n in ("trl_fp32", "trl_fp32_precompute", "trl_default") if n in best]:
-        print(f"lmforge / {name}: best {best['lmforge'] / best[name]:.2f}x, median {median['lmforge'] / median[name]:.2f}x "
-              "(target >= 1.5)")
+        print(
+            f"lmforge / {name}: best {best['lmforge'] / best[name]:.2f}x, median {median['lmforge'] / median[name]:.2f}x "
+            "(target >= 1.5)"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def prepare_model(out: Path, a) -> Path:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(out / "tokenizer")
-        cfg = ModelConfig(hidden_size=a.hidden, num_layers=a.layers, num_heads=a.heads,
-                          max_position_embeddings=a.context)
+        cfg = ModelConfig(
+            hidden_size=a.hidden, num_layers=a.layers, num_heads=a.heads, max_position_embeddings=a.context
+        )
         config = hf_config(cfg, len(tok), a.context, tok.eos_token_id, tok.pad_token_id)
         build_model(config, seed=0).save_pretrained(model_dir)
         tok.save_pretrained(model_dir)
@@ -80,11 +81,22 @@ def run_harness(model, tok, tasks, manager, shots: int, batch: int) -> tuple[flo
 
     lm.loglikelihood = timed
     start = time.perf_counter()
-    out = simple_evaluate(model=lm, tasks=[t.spec.name for t in tasks], num_fewshot=shots, task_manager=manager,
-                          log_samples=True, bootstrap_iters=0, verbosity="ERROR")
+    out = simple_evaluate(
+        model=lm,
+        tasks=[t.spec.name for t in tasks],
+        num_fewshot=shots,
+        task_manager=manager,
+        log_samples=True,
+        bootstrap_iters=0,
+        verbosity="ERROR",
+    )
     total = time.perf_counter() - start
-    per_item = {name: {m: [int(s[m]) for s in sorted(samples, key=lambda s: s["doc_id"])]
-                       for m in ("acc", "acc_norm", "acc_bytes")} for name, samples in out["samples"].items()}
+    per_item = {
+        name: {
+            m: [int(s[m]) for s in sorted(samples, key=lambda s: s["doc_id"])] for m in ("acc", "acc_norm", "acc_bytes")
+        }
+        for name, samples in out["samples"].items()
+    }
     return total, scoring[0], per_item
 
 
@@ -113,14 +125,21 @@ def main() -> None:
     manager = TaskManager(include_path=str(a.out / "harness_tasks"))
     items = sum(len(t.docs) for t in tasks)
     choices = sum(len(d[t.spec.choices]) for t in tasks for d in t.docs)
-    hw = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or platform.machine()}, " \
-         f"{torch.get_num_threads()} threads"
-    print(f"model: Llama {count_params(model) / 1e6:.1f}M params (hidden {a.hidden}, {a.layers} layers), "
-          f"fp32, {device} ({hw}); {items} items / {choices} choices in {len(tasks)} tasks; batch {a.batch}; "
-          f"best of {a.rounds} rounds")
-    print(f"{'shots':>5} | {'lmforge s':>9} | {'lm-eval s':>9} | {'lm-eval scoring s':>17} | "
-          f"{'lmforge items/s':>15} | {'lm-eval items/s':>15} | {'ratio':>6} | {'ratio (scoring only)':>20} | "
-          f"identical decisions")
+    hw = (
+        torch.cuda.get_device_name()
+        if device == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"model: Llama {count_params(model) / 1e6:.1f}M params (hidden {a.hidden}, {a.layers} layers), "
+        f"fp32, {device} ({hw}); {items} items / {choices} choices in {len(tasks)} tasks; batch {a.batch}; "
+        f"best of {a.rounds} rounds"
+    )
+    print(
+        f"{'shots':>5} | {'lmforge s':>9} | {'lm-eval s':>9} | {'lm-eval scoring s':>17} | "
+        f"{'lmforge items/s':>15} | {'lm-eval items/s':>15} | {'ratio':>6} | {'ratio (scoring only)':>20} | "
+        f"identical decisions"
+    )
     for shots in a.shots:
         ours = theirs = scoring = float("inf")
         for _ in range(a.rounds):
@@ -128,12 +147,18 @@ def main() -> None:
             ours = min(ours, t)
             total, score_t, their_items = run_harness(model, tok, tasks, manager, shots, a.batch)
             theirs, scoring = min(theirs, total), min(scoring, score_t)
-        same = sum(our_results[n]["per_item"][m][i] == their_items[n][m][i]
-                   for n in their_items for m in their_items[n] for i in range(len(their_items[n][m])))
+        same = sum(
+            our_results[n]["per_item"][m][i] == their_items[n][m][i]
+            for n in their_items
+            for m in their_items[n]
+            for i in range(len(their_items[n][m]))
+        )
         total_decisions = sum(len(v) for n in their_items for v in their_items[n].values())
-        print(f"{shots:>5} | {ours:>9.2f} | {theirs:>9.2f} | {scoring:>17.2f} | {items / ours:>15.1f} | "
-              f"{items / theirs:>15.1f} | {theirs / ours:>5.2f}x | {scoring / ours:>19.2f}x | "
-              f"{same}/{total_decisions}")
+        print(
+            f"{shots:>5} | {ours:>9.2f} | {theirs:>9.2f} | {scoring:>17.2f} | {items / ours:>15.1f} | "
+            f"{items / theirs:>15.1f} | {theirs / ours:>5.2f}x | {scoring / ours:>19.2f}x | "
+            f"{same}/{total_decisions}"
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,14 @@ PROMPTS = ROOT / "examples" / "guardrails" / "prompts.jsonl"
 def rails_file(embedder: str, threshold: float, tmp: Path) -> Path:
     """The shipped rails with another embedder and global threshold (cosine scales differ)."""
     lines = RAILS.read_text(encoding="utf-8").splitlines()
-    lines = [f'embedder = "{embedder}"' if ln.startswith("embedder =") else
-             f"threshold = {threshold}" if ln.startswith("threshold =") else ln for ln in lines]
+    lines = [
+        f'embedder = "{embedder}"'
+        if ln.startswith("embedder =")
+        else f"threshold = {threshold}"
+        if ln.startswith("threshold =")
+        else ln
+        for ln in lines
+    ]
     path = tmp / f"rails-{embedder}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -51,10 +57,14 @@ def measure(path: Path, records: list[dict]) -> dict:
         t = time.perf_counter()
         rails.decide(rails.scores([text])[0])
         one.append(time.perf_counter() - t)
-    return {"accuracy": res["accuracy"], "per_language": per_lang,
-            "min_precision": min(r["precision"] for r in res["topics"]),
-            "min_recall": min(r["recall"] for r in res["topics"]),
-            "load_s": loaded, "ms_per_message": 1000 * statistics.median(one)}
+    return {
+        "accuracy": res["accuracy"],
+        "per_language": per_lang,
+        "min_precision": min(r["precision"] for r in res["topics"]),
+        "min_recall": min(r["recall"] for r in res["topics"]),
+        "load_s": loaded,
+        "ms_per_message": 1000 * statistics.median(one),
+    }
 
 
 def main() -> None:
@@ -65,17 +75,23 @@ def main() -> None:
     records = [json.loads(line) for line in PROMPTS.read_text(encoding="utf-8").splitlines()]
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
-    results = {name: measure(rails_file(name, th, out), records)
-               for name, th in (("e5", args.threshold_e5), ("wordllama", args.threshold_wordllama))}
+    results = {
+        name: measure(rails_file(name, th, out), records)
+        for name, th in (("e5", args.threshold_e5), ("wordllama", args.threshold_wordllama))
+    }
     langs = Counter(r["language"] for r in records)
     print(f"{len(records)} prompts ({', '.join(f'{k} {v}' for k, v in sorted(langs.items()))})")
     print(f"{'embedder':10} {'accuracy':>8} {'EN':>6} {'DE':>6} {'min P':>6} {'min R':>6} {'load s':>7} {'ms/msg':>7}")
     for name, r in results.items():
-        print(f"{name:10} {r['accuracy']:8.1%} {r['per_language']['en']:6.1%} {r['per_language']['de']:6.1%} "
-              f"{r['min_precision']:6.1%} {r['min_recall']:6.1%} {r['load_s']:7.2f} {r['ms_per_message']:7.1f}")
+        print(
+            f"{name:10} {r['accuracy']:8.1%} {r['per_language']['en']:6.1%} {r['per_language']['de']:6.1%} "
+            f"{r['min_precision']:6.1%} {r['min_recall']:6.1%} {r['load_s']:7.2f} {r['ms_per_message']:7.1f}"
+        )
     e5, wl = results["e5"], results["wordllama"]
-    print(f"e5 vs wordllama: errors {1 - e5['accuracy']:.1%} vs {1 - wl['accuracy']:.1%}; "
-          f"{e5['ms_per_message'] / wl['ms_per_message']:.1f}x the time per message")
+    print(
+        f"e5 vs wordllama: errors {1 - e5['accuracy']:.1%} vs {1 - wl['accuracy']:.1%}; "
+        f"{e5['ms_per_message'] / wl['ms_per_message']:.1f}x the time per message"
+    )
     (out / "guardrails_embedders.json").write_text(json.dumps(results, indent=2))
 
 

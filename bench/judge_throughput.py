@@ -32,8 +32,10 @@ from lmforge.recipe import EndpointConfig, JudgeConfig  # noqa: E402
 from lmforge.samples import sample  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
-ANSWER = {"en": "A short answer that stays on topic and gives two concrete, practical details.",
-          "de": "Eine kurze Antwort, die beim Thema bleibt und zwei konkrete, praktische Einzelheiten nennt."}
+ANSWER = {
+    "en": "A short answer that stays on topic and gives two concrete, practical details.",
+    "de": "Eine kurze Antwort, die beim Thema bleibt und zwei konkrete, praktische Einzelheiten nennt.",
+}
 
 
 def scripted_endpoint(port: int, latency: float) -> None:
@@ -57,10 +59,18 @@ def scripted_endpoint(port: int, latency: float) -> None:
             text = f"Clear and on topic. Rating: [[{len(question) % 10 + 1}]]"
         else:
             text = ANSWER["de" if any(c in question for c in "äöüß") or " die " in question else "en"]
-        return {"id": "x", "object": "chat.completion", "created": 0, "model": "scripted",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": len(question) // 4, "completion_tokens": len(text) // 4,
-                          "total_tokens": (len(question) + len(text)) // 4}}
+        return {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "scripted",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": len(question) // 4,
+                "completion_tokens": len(text) // 4,
+                "total_tokens": (len(question) + len(text)) // 4,
+            },
+        }
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
@@ -82,8 +92,12 @@ def sequential_openai(url: str, questions: dict[str, str]) -> tuple[float, int]:
     from openai import OpenAI
 
     client = OpenAI(base_url=url, api_key="unused", max_retries=0)
-    jobs = [(lang, json.loads(line), turn) for lang, path in questions.items()
-            for line in Path(path).read_text().splitlines() for turn in (1, 2)]
+    jobs = [
+        (lang, json.loads(line), turn)
+        for lang, path in questions.items()
+        for line in Path(path).read_text().splitlines()
+        for turn in (1, 2)
+    ]
     start = time.time()
     for lang, q, turn in jobs:
         messages = single_prompt(lang, q["turns"], [ANSWER[lang]] * 2, turn, None)
@@ -99,9 +113,13 @@ def lmforge_judge(url: str, questions: dict[str, str], concurrency: int, answers
         out = Path(run) / "judge"
         out.mkdir()
         shutil.copy(answers_cache, out / "answers_cache.jsonl")  # the model's answers, fetched once before
-        cfg = JudgeConfig(questions=questions, references={}, out=str(out),
-                          answers_endpoint=EndpointConfig(base_url=url, api_key_env=None, concurrency=16),
-                          judge=EndpointConfig(base_url=url, api_key_env=None, concurrency=concurrency))
+        cfg = JudgeConfig(
+            questions=questions,
+            references={},
+            out=str(out),
+            answers_endpoint=EndpointConfig(base_url=url, api_key_env=None, concurrency=16),
+            judge=EndpointConfig(base_url=url, api_key_env=None, concurrency=concurrency),
+        )
         start = time.time()
         s = run_judge_stage(cfg, run)
         elapsed = time.time() - start
@@ -124,8 +142,9 @@ def main() -> None:
     from lmforge.judge import run_judge_stage
 
     port = free_port()
-    server = multiprocessing.get_context("spawn").Process(target=scripted_endpoint, args=(port, args.latency),
-                                                          daemon=True)
+    server = multiprocessing.get_context("spawn").Process(
+        target=scripted_endpoint, args=(port, args.latency), daemon=True
+    )
     server.start()
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(200):
@@ -137,17 +156,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         questions = question_files(Path(tmp), args.questions)
         warm = Path(tmp) / "warm"  # fetch the answers once (and the judge's first verdicts, discarded)
-        run_judge_stage(JudgeConfig(questions=questions, references={}, out=str(warm / "judge"),
-                                    answers_endpoint=EndpointConfig(base_url=url, api_key_env=None, concurrency=16),
-                                    judge=EndpointConfig(base_url=url, api_key_env=None, concurrency=16)), warm)
+        run_judge_stage(
+            JudgeConfig(
+                questions=questions,
+                references={},
+                out=str(warm / "judge"),
+                answers_endpoint=EndpointConfig(base_url=url, api_key_env=None, concurrency=16),
+                judge=EndpointConfig(base_url=url, api_key_env=None, concurrency=16),
+            ),
+            warm,
+        )
         base, jobs = sequential_openai(url, questions)
-        print(f"sequential openai loop: {base:.2f} judgments/s ({args.latency * 1000:.0f} ms latency, {jobs} "
-              f"judgments: {args.questions} questions x 2 turns x 2 languages)")
+        print(
+            f"sequential openai loop: {base:.2f} judgments/s ({args.latency * 1000:.0f} ms latency, {jobs} "
+            f"judgments: {args.questions} questions x 2 turns x 2 languages)"
+        )
         for c in args.concurrency:
             rate = lmforge_judge(url, questions, c, warm / "judge" / "answers_cache.jsonl")
             ideal = min(c, jobs)
-            print(f"lmforge judge, concurrency {c:>2}: {rate:7.2f} judgments/s = {rate / base:5.2f}x the loop; "
-                  f"ideal {ideal}x; achieved/ideal {rate / base / ideal:.2f} (target >= 0.8)")
+            print(
+                f"lmforge judge, concurrency {c:>2}: {rate:7.2f} judgments/s = {rate / base:5.2f}x the loop; "
+                f"ideal {ideal}x; achieved/ideal {rate / base / ideal:.2f} (target >= 0.8)"
+            )
     server.terminate()
 
 

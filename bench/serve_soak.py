@@ -34,13 +34,26 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PROMPTS = ["Write a short story about a lighthouse keeper.", "Explain how bread is baked.",
-           "Beschreibe einen Spaziergang im Herbstwald.", "Tell me about the history of trains.",
-           "Schreib einem Freund einen Brief über deinen Urlaub.", "Why is the sky blue?"]
-HOSTILE = [b"[" * 100_000, b'{"messages": [{"role": "user", "content": "\\ud800"}]}', b'{"prompt": "x", "n": true}',
-           b'{"prompt": "x", "max_tokens": "5"}', b'{"prompt": "x", "seed": 18446744073709551616}',
-           b'{"prompt": "x", "logprobs": 3}', b'{"messages": [{"role": "user", "content": "x"}], "tools": [{}]}',
-           b'{"prompt": "' + b"x" * (2 << 20) + b'"}', b"\xff\xfe{", b'{"prompt": "x", "temperature": NaN}']
+PROMPTS = [
+    "Write a short story about a lighthouse keeper.",
+    "Explain how bread is baked.",
+    "Beschreibe einen Spaziergang im Herbstwald.",
+    "Tell me about the history of trains.",
+    "Schreib einem Freund einen Brief über deinen Urlaub.",
+    "Why is the sky blue?",
+]
+HOSTILE = [
+    b"[" * 100_000,
+    b'{"messages": [{"role": "user", "content": "\\ud800"}]}',
+    b'{"prompt": "x", "n": true}',
+    b'{"prompt": "x", "max_tokens": "5"}',
+    b'{"prompt": "x", "seed": 18446744073709551616}',
+    b'{"prompt": "x", "logprobs": 3}',
+    b'{"messages": [{"role": "user", "content": "x"}], "tools": [{}]}',
+    b'{"prompt": "' + b"x" * (2 << 20) + b'"}',
+    b"\xff\xfe{",
+    b'{"prompt": "x", "temperature": NaN}',
+]
 
 
 class Soak:
@@ -64,8 +77,13 @@ class Soak:
         rng = random.Random(k)
         with httpx.Client(timeout=600) as h:
             while time.time() < self.end:
-                body = {"messages": [{"role": "user", "content": rng.choice(PROMPTS)}], "max_tokens": 48,
-                        "temperature": 0.7, "seed": rng.randrange(1 << 30), "stream": True}
+                body = {
+                    "messages": [{"role": "user", "content": rng.choice(PROMPTS)}],
+                    "max_tokens": 48,
+                    "temperature": 0.7,
+                    "seed": rng.randrange(1 << 30),
+                    "stream": True,
+                }
                 started, first, finished = time.time(), None, False
                 try:
                     with h.stream("POST", self.url + "/v1/chat/completions", json=body) as r:
@@ -109,8 +127,9 @@ class Soak:
                     status = chunked_upload(self.url, 8 << 20)
                 else:
                     route = rng.choice(["/v1/chat/completions", "/v1/completions"])
-                    status = httpx.post(self.url + route, content=body, timeout=60,
-                                        headers={"content-type": "application/json"}).status_code
+                    status = httpx.post(
+                        self.url + route, content=body, timeout=60, headers={"content-type": "application/json"}
+                    ).status_code
             except httpx.HTTPError as e:
                 status = f"{type(e).__name__}"
             self.record(self.hostile, "sent")
@@ -141,8 +160,9 @@ def per_minute(points: list[tuple[float, float]]) -> list[tuple[int, int, float,
     for minute in range(int(max((t for t, _ in points), default=0) // 60) + 1):
         values = sorted(v for t, v in points if minute * 60 <= t < (minute + 1) * 60)
         if values:
-            rows.append((minute, len(values), statistics.median(values), values[min(len(values) - 1,
-                                                                                     int(0.95 * len(values)))]))
+            rows.append(
+                (minute, len(values), statistics.median(values), values[min(len(values) - 1, int(0.95 * len(values)))])
+            )
     return rows
 
 
@@ -186,9 +206,27 @@ def main() -> None:
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "serve_soak.server.log", "w")  # read by nobody while it runs: a pipe would fill and block
-    proc = subprocess.Popen([sys.executable, "-m", "lmforge", "serve", gguf, "--port", str(port), "--name", "m",
-                             "--backend", a.backend, "--max-batch", "8", "--max-waiting", "64"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lmforge",
+            "serve",
+            gguf,
+            "--port",
+            str(port),
+            "--name",
+            "m",
+            "--backend",
+            a.backend,
+            "--max-batch",
+            "8",
+            "--max-waiting",
+            "64",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
@@ -215,12 +253,20 @@ def main() -> None:
         for t in threads:
             t.join()
         idle_after = time.time()
-        while (idle := httpx.get(url + "/health").json())["running"] + idle["waiting"] and time.time() - idle_after < 10:
+        while (idle := httpx.get(url + "/health").json())["running"] + idle[
+            "waiting"
+        ] and time.time() - idle_after < 10:
             time.sleep(0.02)
         idle_took = time.time() - idle_after
         # a SIGTERM with requests in flight
-        in_flight = [threading.Thread(target=lambda: httpx.post(url + "/v1/completions", timeout=60, json={
-            "prompt": "Once upon a time", "max_tokens": 400})) for _ in range(4)]
+        in_flight = [
+            threading.Thread(
+                target=lambda: httpx.post(
+                    url + "/v1/completions", timeout=60, json={"prompt": "Once upon a time", "max_tokens": 400}
+                )
+            )
+            for _ in range(4)
+        ]
         for t in in_flight:
             t.start()
         time.sleep(1.0)
@@ -237,30 +283,53 @@ def main() -> None:
     print(f"good requests: {soak.good['ok']} ok, {soak.good['failed']} failed (target 0)")
     for line in soak.failures[:5]:
         print("   ", line)
-    print(f"impatient requests: {soak.abandoned['sent']} sent, {soak.abandoned['gave_up']} abandoned, "
-          f"{soak.abandoned['finished']} finished before their client's timeout")
+    print(
+        f"impatient requests: {soak.abandoned['sent']} sent, {soak.abandoned['gave_up']} abandoned, "
+        f"{soak.abandoned['finished']} finished before their client's timeout"
+    )
     lag = idle.get("cancel_lag_max_steps")
     late = "n/a" if lag is None else ("0" if lag <= 2 else "some")
-    print(f"running requests cancelled by the server: {idle.get('cancelled', 'n/a')} (the other abandoned ones "
-          f"were still queued); most decode steps after a client left: "
-          f"{lag if lag is not None else 'n/a'} -> requests decoding > 2 steps after their client left: {late} "
-          f"(target 0); running + waiting once the clients stopped: {idle['running'] + idle['waiting']} "
-          f"after {idle_took:.2f} s")
+    print(
+        f"running requests cancelled by the server: {idle.get('cancelled', 'n/a')} (the other abandoned ones "
+        f"were still queued); most decode steps after a client left: "
+        f"{lag if lag is not None else 'n/a'} -> requests decoding > 2 steps after their client left: {late} "
+        f"(target 0); running + waiting once the clients stopped: {idle['running'] + idle['waiting']} "
+        f"after {idle_took:.2f} s"
+    )
     print(f"/health: {len(health)} samples, {sum('error' in h for h in health)} unanswered within 10 s (target 0)")
-    print(f"hostile requests: {soak.hostile['sent']} sent, {soak.hostile['not_4xx']} not answered with a 4xx (target 0)")
+    print(
+        f"hostile requests: {soak.hostile['sent']} sent, {soak.hostile['not_4xx']} not answered with a 4xx (target 0)"
+    )
     print("minute  requests  TTFT p50  TTFT p95  RSS MiB")
-    rss_by_minute = {m: max(v for t, v in rss if m * 60 <= t < (m + 1) * 60) for m in range(int(rss[-1][0] // 60) + 1)
-                     if any(m * 60 <= t < (m + 1) * 60 for t, _ in rss)}
+    rss_by_minute = {
+        m: max(v for t, v in rss if m * 60 <= t < (m + 1) * 60)
+        for m in range(int(rss[-1][0] // 60) + 1)
+        if any(m * 60 <= t < (m + 1) * 60 for t, _ in rss)
+    }
     for minute, n, p50, p95 in per_minute(soak.ttft):
         print(f"{minute:>6}  {n:>8}  {p50:7.2f}s  {p95:7.2f}s  {rss_by_minute.get(minute, 0) / 2**20:7.0f}")
-    print(f"RSS: first sample {rss[0][1] / 2**20:.0f} MiB, last {rss[-1][1] / 2**20:.0f} MiB, "
-          f"max {max(v for _, v in rss) / 2**20:.0f} MiB")
+    print(
+        f"RSS: first sample {rss[0][1] / 2**20:.0f} MiB, last {rss[-1][1] / 2**20:.0f} MiB, "
+        f"max {max(v for _, v in rss) / 2**20:.0f} MiB"
+    )
     print(f"SIGTERM with 4 requests in flight: exited {code} after {shutdown:.2f} s (target 0, < 5 s)")
     plot(out / "serve_soak.png", rss, soak.ttft)
-    (out / "serve_soak.json").write_text(json.dumps({"good": soak.good, "abandoned": soak.abandoned,
-                                                     "hostile": soak.hostile, "idle": idle, "rss": rss,
-                                                     "ttft": soak.ttft, "shutdown_s": shutdown, "exit": code,
-                                                     "health": health}, indent=1))
+    (out / "serve_soak.json").write_text(
+        json.dumps(
+            {
+                "good": soak.good,
+                "abandoned": soak.abandoned,
+                "hostile": soak.hostile,
+                "idle": idle,
+                "rss": rss,
+                "ttft": soak.ttft,
+                "shutdown_s": shutdown,
+                "exit": code,
+                "health": health,
+            },
+            indent=1,
+        )
+    )
     print(f"plot: {out / 'serve_soak.png'}")
 
 

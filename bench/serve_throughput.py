@@ -30,9 +30,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PROMPTS = ["Write a short story about a lighthouse keeper.", "Explain how bread is baked, step by step.",
-           "Describe a walk through an autumn forest.", "Tell me about the history of trains.",
-           "Write a letter to a friend about your holiday.", "Explain why the sky is blue."]
+PROMPTS = [
+    "Write a short story about a lighthouse keeper.",
+    "Explain how bread is baked, step by step.",
+    "Describe a walk through an autumn forest.",
+    "Tell me about the history of trains.",
+    "Write a letter to a friend about your holiday.",
+    "Explain why the sky is blue.",
+]
 
 
 class SequentialGenerate:
@@ -82,9 +87,15 @@ class SequentialGenerate:
                 out = {}
 
                 def gen():
-                    out["seq"] = self.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                                     max_new_tokens=params.max_tokens, streamer=streamer,
-                                                     eos_token_id=self.stops, pad_token_id=self.stops[0])
+                    out["seq"] = self.model.generate(
+                        ids,
+                        attention_mask=torch.ones_like(ids),
+                        do_sample=False,
+                        max_new_tokens=params.max_tokens,
+                        streamer=streamer,
+                        eos_token_id=self.stops,
+                        pad_token_id=self.stops[0],
+                    )
 
                 t = threading.Thread(target=gen)
                 t.start()
@@ -125,8 +136,14 @@ def wait_ready(url: str, path: str = "/health", timeout: float = 300) -> None:
 
 
 async def one(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int) -> tuple[float, int]:
-    body = {"model": "m", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-            "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     start, first, tokens = time.perf_counter(), None, 0
     # a fresh connection per request: llama.cpp's HTTP server now and then drops a kept-alive one
     async with client.stream("POST", url + "/v1/chat/completions", json=body, headers={"Connection": "close"}) as r:
@@ -143,6 +160,7 @@ async def one(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int)
 
 async def level(url: str, clients: int, requests: int, max_tokens: int) -> dict:
     async with httpx.AsyncClient(timeout=900) as client:
+
         async def worker(k):
             return [await one(client, url, PROMPTS[(k + j) % len(PROMPTS)], max_tokens) for j in range(requests)]
 
@@ -150,8 +168,12 @@ async def level(url: str, clients: int, requests: int, max_tokens: int) -> dict:
         results = [r for rs in await asyncio.gather(*(worker(k) for k in range(clients))) for r in rs]
         wall = time.perf_counter() - start
     ttft = sorted(r[0] for r in results)
-    return {"tok_s": sum(r[1] for r in results) / wall, "p50": statistics.median(ttft),
-            "p95": ttft[min(len(ttft) - 1, int(0.95 * len(ttft)))], "tokens": sum(r[1] for r in results)}
+    return {
+        "tok_s": sum(r[1] for r in results) / wall,
+        "p50": statistics.median(ttft),
+        "p95": ttft[min(len(ttft) - 1, int(0.95 * len(ttft)))],
+        "tokens": sum(r[1] for r in results),
+    }
 
 
 def main() -> None:
@@ -177,10 +199,30 @@ def main() -> None:
         elif name in ("b", "b0", "c"):
             backend = "llama.cpp" if name == "c" else "torch"
             env = dict(os.environ, **({"LMFORGE_LINEAR": "onednn"} if name == "b0" else {}))
-            proc = subprocess.Popen([sys.executable, "-m", "lmforge", "serve", gguf, "--port", str(port), "--name", "m",
-                                     "--backend", backend, "--max-batch", str(max(a.clients)), "--threads", threads,
-                                     "--dtype", a.dtype],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lmforge",
+                    "serve",
+                    gguf,
+                    "--port",
+                    str(port),
+                    "--name",
+                    "m",
+                    "--backend",
+                    backend,
+                    "--max-batch",
+                    str(max(a.clients)),
+                    "--threads",
+                    threads,
+                    "--dtype",
+                    a.dtype,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
         else:
             import xllamacpp
 
@@ -194,8 +236,11 @@ def main() -> None:
         wait_ready(url)
         rows[name] = {c: asyncio.run(level(url, c, a.requests, a.max_tokens)) for c in a.clients}
         for c, r in rows[name].items():
-            print(f"({name}) {c:>2} clients: {r['tok_s']:7.1f} tok/s  TTFT p50 {r['p50']:.2f}s p95 {r['p95']:.2f}s "
-                  f"({r['tokens']} tokens)", flush=True)
+            print(
+                f"({name}) {c:>2} clients: {r['tok_s']:7.1f} tok/s  TTFT p50 {r['p50']:.2f}s p95 {r['p95']:.2f}s "
+                f"({r['tokens']} tokens)",
+                flush=True,
+            )
         if proc:
             proc.terminate()
             proc.wait()
@@ -206,7 +251,9 @@ def main() -> None:
             print(f"(b) at 8 clients / (a): {rows['b'][8]['tok_s'] / rows['a'][8]['tok_s']:.2f}x (target >= 4)")
     if "b" in rows and "b0" in rows:
         for c in a.clients:
-            print(f"(b)/(b0) at {c} clients (block kernel / oneDNN fp32): {rows['b'][c]['tok_s'] / rows['b0'][c]['tok_s']:.2f}x")
+            print(
+                f"(b)/(b0) at {c} clients (block kernel / oneDNN fp32): {rows['b'][c]['tok_s'] / rows['b0'][c]['tok_s']:.2f}x"
+            )
     if "c" in rows and "d" in rows:
         for c in a.clients:
             print(f"(c)/(d) at {c} clients: {rows['c'][c]['tok_s'] / rows['d'][c]['tok_s']:.2f} (target >= 0.9)")

@@ -60,16 +60,37 @@ def run_trl(model, tok, convs, cfg, steps: int, bf16: bool, out: Path):
     rows = []
     for c in convs:
         prompt = render_chat(tok, c["messages"][:-1], add_generation_prompt=True)
-        rows.append({"prompt": prompt, "completion": render_chat(tok, c["messages"])[len(prompt):]})
-    args = TrlConfig(output_dir=str(out), per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-                     max_steps=steps, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps,
-                     weight_decay=0.0, max_grad_norm=1.0, logging_steps=10**6, save_strategy="no", report_to=[],
-                     bf16=bf16, use_cpu=True, packing=False, max_length=cfg.max_len, dataloader_num_workers=0,
-                     seed=0, disable_tqdm=True)
-    lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=cfg.lora_targets,
-                      task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                         peft_config=lora)
+        rows.append({"prompt": prompt, "completion": render_chat(tok, c["messages"])[len(prompt) :]})
+    args = TrlConfig(
+        output_dir=str(out),
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        max_steps=steps,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to=[],
+        bf16=bf16,
+        use_cpu=True,
+        packing=False,
+        max_length=cfg.max_len,
+        dataloader_num_workers=0,
+        seed=0,
+        disable_tqdm=True,
+    )
+    lora = LoraConfig(
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=cfg.lora_targets,
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=lora
+    )
     tokens = [0]
     collate = trainer.data_collator
 
@@ -100,16 +121,37 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(a.out / "tokenizer")
-    config = hf_config(ModelConfig(hidden_size=a.hidden, num_layers=a.layers, num_heads=a.heads), len(tok), 256,
-                       tok.eos_token_id, tok.pad_token_id)
-    convs = single_turn(mix_datasets([SftDataset(path=str(INSTR / "alpaca_en.jsonl")),
-                                      SftDataset(path=str(INSTR / "chat_de.jsonl"))], 0)[0])
-    held = single_turn(mix_datasets([SftDataset(path=str(INSTR / "alpaca_en_heldout.jsonl")),
-                                     SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))], 0)[0])
+    config = hf_config(
+        ModelConfig(hidden_size=a.hidden, num_layers=a.layers, num_heads=a.heads),
+        len(tok),
+        256,
+        tok.eos_token_id,
+        tok.pad_token_id,
+    )
+    convs = single_turn(
+        mix_datasets(
+            [SftDataset(path=str(INSTR / "alpaca_en.jsonl")), SftDataset(path=str(INSTR / "chat_de.jsonl"))], 0
+        )[0]
+    )
+    held = single_turn(
+        mix_datasets(
+            [
+                SftDataset(path=str(INSTR / "alpaca_en_heldout.jsonl")),
+                SftDataset(path=str(INSTR / "chat_de_heldout.jsonl")),
+            ],
+            0,
+        )[0]
+    )
     examples, _, _ = encode_all(tok, convs, 256, "skip")
     # lmforge counts epochs; this many is exactly a.steps steps, TRL's max_steps
-    cfg = SftConfig(method="lora", batch_size=a.batch, lr=1e-3, warmup_steps=5, max_len=256,
-                    epochs=a.steps * a.batch / len(examples))
+    cfg = SftConfig(
+        method="lora",
+        batch_size=a.batch,
+        lr=1e-3,
+        warmup_steps=5,
+        max_len=256,
+        epochs=a.steps * a.batch / len(examples),
+    )
     held_examples, _, _ = encode_all(tok, held, 256, "skip")
     results = {"lmforge": [], "trl_bf16": [], "trl_default": []}
     losses = {}
@@ -124,15 +166,19 @@ def main() -> None:
             results[name].append(n / t)
             losses[name] = heldout_loss(model, held_examples, 16, tok.pad_token_id)
     n_params = count_params(build_model(config, seed=0))
-    print(f"model: Llama {n_params / 1e6:.1f}M params (hidden {a.hidden}, {a.layers} layers); LoRA r={cfg.lora_rank} "
-          f"on {', '.join(cfg.lora_targets)}; {len(examples)} single-turn conversations, batch {a.batch}, "
-          f"{a.steps} steps, {torch.get_num_threads()} threads, best of {a.rounds} rounds")
+    print(
+        f"model: Llama {n_params / 1e6:.1f}M params (hidden {a.hidden}, {a.layers} layers); LoRA r={cfg.lora_rank} "
+        f"on {', '.join(cfg.lora_targets)}; {len(examples)} single-turn conversations, batch {a.batch}, "
+        f"{a.steps} steps, {torch.get_num_threads()} threads, best of {a.rounds} rounds"
+    )
     print("| contender | tokens/s (rounds) | best | held-out loss after | lmforge speed-up |")
     print("|---|---|---:|---:|---:|")
     best = {k: max(v) for k, v in results.items()}
     for name, values in results.items():
-        print(f"| {name} | {' / '.join(f'{v:,.0f}' for v in values)} | {best[name]:,.0f} | {losses[name]:.4f} | "
-              f"{best['lmforge'] / best[name]:.2f}x |")
+        print(
+            f"| {name} | {' / '.join(f'{v:,.0f}' for v in values)} | {best[name]:,.0f} | {losses[name]:.4f} | "
+            f"{best['lmforge'] / best[name]:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,22 @@ def prepare_data(out: Path) -> Path:
 
 def train_config(a, data: Path) -> TrainConfig:
     """lmforge at its defaults except for what must match the peer (batch, lr, steps, no checkpoints)."""
-    return TrainConfig(data=str(data), seq_len=a.seq_len, micro_batch_size=a.batch, max_steps=a.steps, lr=1e-3,
-                       warmup_steps=2, weight_decay=0.1, grad_clip=1.0, log_every=1, eval_every=10**9,
-                       checkpoint_every=10**9, log_spaced_checkpoints=False, resume=False, compile=a.compile)
+    return TrainConfig(
+        data=str(data),
+        seq_len=a.seq_len,
+        micro_batch_size=a.batch,
+        max_steps=a.steps,
+        lr=1e-3,
+        warmup_steps=2,
+        weight_decay=0.1,
+        grad_clip=1.0,
+        log_every=1,
+        eval_every=10**9,
+        checkpoint_every=10**9,
+        log_spaced_checkpoints=False,
+        resume=False,
+        compile=a.compile,
+    )
 
 
 def model_config(a) -> ModelConfig:
@@ -107,10 +120,25 @@ def run_hf_trainer(a, data: Path, out: Path, bf16: bool) -> float:
             marks[state.global_step] = time.perf_counter()
 
     args = TrainingArguments(
-        output_dir=str(out / "hf"), per_device_train_batch_size=a.batch, gradient_accumulation_steps=1,
-        max_steps=a.steps, learning_rate=1e-3, warmup_steps=2, lr_scheduler_type="cosine", weight_decay=0.1,
-        adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[],
-        use_cpu=not torch.cuda.is_available(), bf16=bf16, torch_compile=a.compile, disable_tqdm=True, seed=0,
+        output_dir=str(out / "hf"),
+        per_device_train_batch_size=a.batch,
+        gradient_accumulation_steps=1,
+        max_steps=a.steps,
+        learning_rate=1e-3,
+        warmup_steps=2,
+        lr_scheduler_type="cosine",
+        weight_decay=0.1,
+        adam_beta1=0.9,
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        bf16=bf16,
+        torch_compile=a.compile,
+        disable_tqdm=True,
+        seed=0,
         dataloader_num_workers=0,
     )
     Trainer(model=model, args=args, train_dataset=Windows(data, a.seq_len), callbacks=[Clock()]).train()
@@ -143,10 +171,12 @@ def main() -> None:
         results["hf_trainer_bf16"].append(run_hf_trainer(a, data, out, bf16=True))
     best = {k: max(v) for k, v in results.items()}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}; model d={a.hidden} L={a.layers} heads={a.heads}/{a.kv_heads}, "
-          f"seq {a.seq_len}, batch {a.batch}, compile={a.compile}; lmforge precision auto -> "
-          f"{'bf16' if use_bf16('auto', device) else 'fp32'}")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}; model d={a.hidden} L={a.layers} heads={a.heads}/{a.kv_heads}, "
+        f"seq {a.seq_len}, batch {a.batch}, compile={a.compile}; lmforge precision auto -> "
+        f"{'bf16' if use_bf16('auto', device) else 'fp32'}"
+    )
     print("| trainer | tokens/s (each round) | best |")
     print("|---|---|---:|")
     for k, v in results.items():
@@ -155,8 +185,10 @@ def main() -> None:
     print(f"ratio lmforge / HF Trainer (bf16=True): {best['lmforge'] / best['hf_trainer_bf16']:.2f}x")
     peak = gpu_peak_flops()
     if peak:
-        print(f"lmforge MFU on {torch.cuda.get_device_name()}: {best['lmforge'] * fpt / peak:.1%} "
-              f"({fpt / 1e6:.0f} MFLOP/token, bf16 dense peak {peak / 1e12:.0f} TFLOP/s)")
+        print(
+            f"lmforge MFU on {torch.cuda.get_device_name()}: {best['lmforge'] * fpt / peak:.1%} "
+            f"({fpt / 1e6:.0f} MFLOP/token, bf16 dense peak {peak / 1e12:.0f} TFLOP/s)"
+        )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,14 @@ def serve_endpoint(port: int, latency: float) -> None:
 
 
 def records(n: int) -> list[dict]:
-    return [{"instruction": f"Describe street number {i} of the old town, its houses and the people who live there.",
-             "input": "", "output": "It is a quiet street with small houses, a bakery and a school at the end."}
-            for i in range(n)]
+    return [
+        {
+            "instruction": f"Describe street number {i} of the old town, its houses and the people who live there.",
+            "input": "",
+            "output": "It is a quiet street with small houses, a bakery and a school at the end.",
+        }
+        for i in range(n)
+    ]
 
 
 def sequential_openai(url: str, rows: list[dict]) -> float:
@@ -47,17 +52,24 @@ def sequential_openai(url: str, rows: list[dict]) -> float:
     start = time.time()
     for r in rows:
         payload = {"1": r["instruction"], "2": r["output"]}
-        reply = client.chat.completions.create(model="fake", temperature=0, messages=[
-            {"role": "system", "content": system_prompt("en", "de")},
-            {"role": "user", "content": json.dumps(payload, ensure_ascii=False)}])
+        reply = client.chat.completions.create(
+            model="fake",
+            temperature=0,
+            messages=[
+                {"role": "system", "content": system_prompt("en", "de")},
+                {"role": "user", "content": json.dumps(payload, ensure_ascii=False)},
+            ],
+        )
         json.loads(reply.choices[0].message.content)
     return len(rows) / (time.time() - start)
 
 
 def lmforge_translate(url: str, path: Path, concurrency: int) -> float:
     with tempfile.TemporaryDirectory() as run:
-        cfg = TranslateConfig(inputs=[str(path)], endpoint=EndpointConfig(
-            base_url=url, model="fake", api_key_env=None, concurrency=concurrency))
+        cfg = TranslateConfig(
+            inputs=[str(path)],
+            endpoint=EndpointConfig(base_url=url, model="fake", api_key_env=None, concurrency=concurrency),
+        )
         start = time.time()
         s = run_translate_stage(cfg, run)
         elapsed = time.time() - start
@@ -90,13 +102,17 @@ def main() -> None:
         path = Path(tmp) / "alpaca_en.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         base = sequential_openai(url, rows)
-        print(f"sequential openai loop: {base:.2f} records/s ({args.latency * 1000:.0f} ms latency, "
-              f"{args.records} records)")
+        print(
+            f"sequential openai loop: {base:.2f} records/s ({args.latency * 1000:.0f} ms latency, "
+            f"{args.records} records)"
+        )
         for c in args.concurrency:
             rate = lmforge_translate(url, path, c)
             ideal = min(c, args.records)
-            print(f"lmforge translate, concurrency {c:>2}: {rate:7.2f} records/s = {rate / base:5.2f}x the loop; "
-                  f"ideal {ideal}x; achieved/ideal {rate / base / ideal:.2f} (target >= 0.8)")
+            print(
+                f"lmforge translate, concurrency {c:>2}: {rate:7.2f} records/s = {rate / base:5.2f}x the loop; "
+                f"ideal {ideal}x; achieved/ideal {rate / base / ideal:.2f} (target >= 0.8)"
+            )
     server.terminate()
 
 

@@ -39,8 +39,10 @@ BOILERPLATE = [
     "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris.",
 ]
 SPAM = ["cheap flights cheap hotels cheap cars best price", "günstig kaufen günstig bestellen jetzt sofort"]
-CONTACT = {"en": "For questions, write to {mail} or call +44 20 7946 {n:04d} during office hours.",
-           "de": "Bei Fragen schreiben Sie an {mail} oder rufen Sie 030 1234{n:04d} an, wir helfen gern."}
+CONTACT = {
+    "en": "For questions, write to {mail} or call +44 20 7946 {n:04d} during office hours.",
+    "de": "Bei Fragen schreiben Sie an {mail} oder rufen Sie 030 1234{n:04d} an, wir helfen gern.",
+}
 
 
 def pages(lang: str, rng: random.Random) -> list[str]:
@@ -55,8 +57,11 @@ def pages(lang: str, rng: random.Random) -> list[str]:
 
 def main() -> None:
     rng = random.Random(7)
-    records = [{"text": t, "url": f"https://example.org/{lang}/{j}"}
-               for lang in ("en", "de") for j, t in enumerate(pages(lang, rng))]
+    records = [
+        {"text": t, "url": f"https://example.org/{lang}/{j}"}
+        for lang in ("en", "de")
+        for j, t in enumerate(pages(lang, rng))
+    ]
     rng.shuffle(records)
     clean = len(records)
     for j in range(clean // 20):  # 5% exact copies, some with different spacing and case

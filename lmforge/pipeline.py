@@ -27,6 +27,7 @@ def save_resolved_recipe(recipe: Recipe, run_dir: Path) -> Path:
 def expand_run_dir(recipe: Recipe, run_dir: Path) -> Recipe:
     """`{run}` in any recipe string stands for the run directory, so a stage can read what an
     earlier stage wrote (e.g. `tokenize.train = ["{run}/curate/data/en"]`) whatever the run's name."""
+
     def sub(value):
         if isinstance(value, str):
             return value.replace("{run}", str(run_dir))

@@ -64,8 +64,12 @@ def tiny_data(tmp_path_factory) -> Path:
     en, de = corpus_subset(tmp, "en", "train", 150), corpus_subset(tmp, "de", "train", 150)
     en_val, de_val = corpus_subset(tmp, "en", "heldout", 20), corpus_subset(tmp, "de", "heldout", 20)
     run = tmp / "base"
-    run_tokenizer_stage(TokenizerConfig(inputs=[str(en), str(de)], vocab_size=512,
-                                        fertility_texts={"en": str(en_val), "de": str(de_val)}), run)
+    run_tokenizer_stage(
+        TokenizerConfig(
+            inputs=[str(en), str(de)], vocab_size=512, fertility_texts={"en": str(en_val), "de": str(de_val)}
+        ),
+        run,
+    )
     run_tokenize_stage(TokenizeConfig(train=[str(en), str(de)], val=[str(en_val), str(de_val)]), run)
     return run
 
@@ -73,8 +77,9 @@ def tiny_data(tmp_path_factory) -> Path:
 def tiny_recipe(folder: Path, tiny_data: Path) -> Path:
     """The tiny recipe file in `folder`, reading the shared tokens."""
     recipe = folder / "tiny.toml"
-    recipe.write_text(TINY_RECIPE + f'data = "{tiny_data / "tokens" / "train"}"\n'
-                      f'val_data = "{tiny_data / "tokens" / "val"}"\n')
+    recipe.write_text(
+        TINY_RECIPE + f'data = "{tiny_data / "tokens" / "train"}"\nval_data = "{tiny_data / "tokens" / "val"}"\n'
+    )
     return recipe
 
 
@@ -84,11 +89,18 @@ def tiny_run(tiny_data: Path, tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "run", tiny_recipe(tmp_path, tiny_data)
 
 
-def lmforge(*args: str, cwd: Path = ROOT, env: dict | None = None, check: bool = True,
-            timeout: int = 600) -> subprocess.CompletedProcess:
+def lmforge(
+    *args: str, cwd: Path = ROOT, env: dict | None = None, check: bool = True, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run the CLI in a subprocess, the way a user does."""
-    proc = subprocess.run([sys.executable, "-m", "lmforge", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lmforge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"lmforge {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -123,8 +135,13 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "lmforge", "serve", *args, "--port", str(self.port)],
-                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lmforge", "serve", *args, "--port", str(self.port)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         end = time.time() + timeout
         while time.time() < end:
             if self.proc.poll() is not None:
@@ -154,7 +171,13 @@ def demo() -> tuple[Path, str]:
     import shutil
 
     shutil.rmtree(ROOT / "runs" / "demo", ignore_errors=True)
-    proc = subprocess.run(["make", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=1800,
-                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    proc = subprocess.run(
+        ["make", "demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+    )
     assert proc.returncode == 0, f"make demo failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return ROOT / "runs" / "demo", proc.stdout

@@ -20,30 +20,42 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-GERMAN = ("Die kleine Stadt liegt ruhig am Fluss und die Menschen gehen am Morgen über die alte Brücke "
-          "zur Arbeit, während die Bäckerei schon frisches Brot verkauft und die Kinder zur Schule laufen. ")
-ENGLISH = ("The small town lies quietly by the river and people walk over the old bridge to work in the "
-           "morning, while the bakery already sells fresh bread and the children run to school. ")
+GERMAN = (
+    "Die kleine Stadt liegt ruhig am Fluss und die Menschen gehen am Morgen über die alte Brücke "
+    "zur Arbeit, während die Bäckerei schon frisches Brot verkauft und die Kinder zur Schule laufen. "
+)
+ENGLISH = (
+    "The small town lies quietly by the river and people walk over the old bridge to work in the "
+    "morning, while the bakery already sells fresh bread and the children run to school. "
+)
 MARKER = re.compile(r"⟦\d+⟧")
 SELF_INSTRUCT_ITEMS = [  # per round: new tasks, and one candidate for each filter
-    ["Describe three ways to save water in a small garden during a dry summer.",
-     "Explain to a ten-year-old why the moon changes its shape during the month.",  # a seed: too similar
-     "Draw a picture of a cat sitting on a windowsill.",  # blacklisted
-     "Summarise.",  # too short
-     "- List the planets of the solar system in order.",  # starts with punctuation
-     "Erkläre, wie man einen Sauerteig ansetzt und pflegt."],  # wrong language
-    ["Write a polite note to a neighbour asking them to keep their dog quiet at night.",
-     "Suggest a weekly meal plan for a student with a small budget and little time."],
+    [
+        "Describe three ways to save water in a small garden during a dry summer.",
+        "Explain to a ten-year-old why the moon changes its shape during the month.",  # a seed: too similar
+        "Draw a picture of a cat sitting on a windowsill.",  # blacklisted
+        "Summarise.",  # too short
+        "- List the planets of the solar system in order.",  # starts with punctuation
+        "Erkläre, wie man einen Sauerteig ansetzt und pflegt.",
+    ],  # wrong language
+    [
+        "Write a polite note to a neighbour asking them to keep their dog quiet at night.",
+        "Suggest a weekly meal plan for a student with a small budget and little time.",
+    ],
 ]
 SELF_INSTRUCT_ITEMS_DE = [  # the same in German (a German run's language check wants German)
-    ["Beschreibe drei Wege, in einem trockenen Sommer im kleinen Garten Wasser zu sparen.",
-     "Erkläre einem zehnjährigen Kind, warum der Mond im Lauf eines Monats seine Form ändert.",
-     "Zeichne ein Bild von einer Katze auf der Fensterbank.",
-     "Fasse zusammen.",
-     "- Zähle die Planeten des Sonnensystems der Reihe nach auf.",
-     "Explain how to start a sourdough and keep it alive."],  # wrong language
-    ["Schreibe einer Nachbarin eine höfliche Notiz mit der Bitte, ihren Hund nachts ruhig zu halten.",
-     "Schlage einen Wochenplan für Mahlzeiten vor, für eine Studentin mit wenig Geld und wenig Zeit."],
+    [
+        "Beschreibe drei Wege, in einem trockenen Sommer im kleinen Garten Wasser zu sparen.",
+        "Erkläre einem zehnjährigen Kind, warum der Mond im Lauf eines Monats seine Form ändert.",
+        "Zeichne ein Bild von einer Katze auf der Fensterbank.",
+        "Fasse zusammen.",
+        "- Zähle die Planeten des Sonnensystems der Reihe nach auf.",
+        "Explain how to start a sourdough and keep it alive.",
+    ],  # wrong language
+    [
+        "Schreibe einer Nachbarin eine höfliche Notiz mit der Bitte, ihren Hund nachts ruhig zu halten.",
+        "Schlage einen Wochenplan für Mahlzeiten vor, für eine Studentin mit wenig Geld und wenig Zeit.",
+    ],
 ]
 
 
@@ -84,8 +96,9 @@ class FaultEndpoint:
             once = lambda trigger: trigger in source and (trigger, key) not in self.seen_once  # noqa: E731
             if once("RATELIMIT"):
                 self.seen_once.add(("RATELIMIT", key))
-                return JSONResponse({"error": {"message": "slow down", "type": "rate_limit"}}, 429,
-                                    headers={"Retry-After": "0.2"})
+                return JSONResponse(
+                    {"error": {"message": "slow down", "type": "rate_limit"}}, 429, headers={"Retry-After": "0.2"}
+                )
             if once("SERVERERROR"):
                 self.seen_once.add(("SERVERERROR", key))
                 return JSONResponse({"error": {"message": "boom", "type": "server_error"}}, 500)
@@ -93,18 +106,27 @@ class FaultEndpoint:
                 self.seen_once.add(("SLOWPOKE", key))
                 await asyncio.sleep(self.slow_s)
             system = next((m["content"] for m in messages if m["role"] == "system"), "")
-            text, finish = (self.judge(system, messages) if "judge" in system or "Gutachter" in system
-                            else self.answer(source)), "stop"
+            text, finish = (
+                (self.judge(system, messages) if "judge" in system or "Gutachter" in system else self.answer(source)),
+                "stop",
+            )
             if "NOTJSON" in source:
                 text = "Sure! Here is the translation you asked for."
             elif "TRUNCATE" in source:
                 text, finish = text[: len(text) // 2], "length"
             self.answered[key] += 1
-            return {"id": "x", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": finish}],
-                    "usage": {"prompt_tokens": len(source) // 4, "completion_tokens": len(text) // 4,
-                              "total_tokens": (len(source) + len(text)) // 4}}
+            return {
+                "id": "x",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                "usage": {
+                    "prompt_tokens": len(source) // 4,
+                    "completion_tokens": len(text) // 4,
+                    "total_tokens": (len(source) + len(text)) // 4,
+                },
+            }
 
         return app
 
@@ -142,7 +164,9 @@ class FaultEndpoint:
             return f"Input: none\nOutput: A short, careful answer to the task '{task}' in plain words."
         if prompt.startswith("Aufgabe:"):
             task = prompt.split("\n", 1)[0].removeprefix("Aufgabe: ")
-            return f"Input: keine\nOutput: Eine kurze, sorgfältige Antwort auf die Aufgabe '{task}' in einfachen Worten."
+            return (
+                f"Input: keine\nOutput: Eine kurze, sorgfältige Antwort auf die Aufgabe '{task}' in einfachen Worten."
+            )
         german = "nummeriert ab" in prompt
         start = int(re.findall(r"(?:numbered from|nummeriert ab) (\d+)", prompt)[0])
         rounds = SELF_INSTRUCT_ITEMS_DE if german else SELF_INSTRUCT_ITEMS

@@ -50,8 +50,11 @@ def test_tokenizer_extension_round_trips_keeps_old_ids_and_lowers_german_fertili
     new, added = extend_tokenizer(old, [DE / "train.jsonl"], 120)
     assert len(added) == 120 and len(new) == len(old) + 120
     assert all(new.convert_tokens_to_ids(t) == i for t, i in old.get_vocab().items())
-    texts = [json.loads(line)["text"] for path in (DE / "heldout.jsonl", EN / "heldout.jsonl")
-             for line in path.read_text(encoding="utf-8").splitlines()[:30]]
+    texts = [
+        json.loads(line)["text"]
+        for path in (DE / "heldout.jsonl", EN / "heldout.jsonl")
+        for line in path.read_text(encoding="utf-8").splitlines()[:30]
+    ]
     for text in texts + ["Grüße aus Köln! Ärger, Öl, Übermut — 42 €"]:
         assert new.decode(new.encode(text, add_special_tokens=False)) == text
     de_before, de_after = (fertility(t, [DE / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
@@ -136,16 +139,19 @@ def test_adaptation_gains_german_and_replay_limits_english_forgetting(tmp_path):
     en = {k: v["after"]["bits_per_byte"]["en"] - v["before"]["bits_per_byte"]["en"] for k, v in after.items()}
     assert en["replay"] < en["no_replay"], en
     phases = after["replay"]["phases"]
-    assert [(p["name"], p["seq_len"], p["steps"], p["lr"]) for p in phases] == [("german", 64, 98, 3e-3),
-                                                                               ("long", 128, 4, 1e-3)]
+    assert [(p["name"], p["seq_len"], p["steps"], p["lr"]) for p in phases] == [
+        ("german", 64, 98, 3e-3),
+        ("long", 128, 4, 1e-3),
+    ]
     assert after["replay"]["phases"][0]["samples_per_source"]["en"] > 0
     assert "en" not in after["no_replay"]["phases"][0]["samples_per_source"]
 
 
 def test_adapt_config_errors_are_one_line(tmp_path):
     recipe = tmp_path / "r.toml"
-    recipe.write_text('[adapt]\nsources = { de = ["x.jsonl"] }\n[[adapt.phases]]\nname = "p"\n'
-                      'mix = { fr = 1.0 }\ntokens = 1000\n')
+    recipe.write_text(
+        '[adapt]\nsources = { de = ["x.jsonl"] }\n[[adapt.phases]]\nname = "p"\nmix = { fr = 1.0 }\ntokens = 1000\n'
+    )
     bad = lmforge("adapt", str(recipe), "--run-dir", str(tmp_path / "run"), check=False)
     assert bad.returncode == 2 and "phase 'p' mixes unknown source(s) fr" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0
@@ -161,7 +167,7 @@ def test_passkey_prompt_has_the_requested_length_and_hides_the_key_at_the_depth(
     question = en_tokenizer.encode(QUESTION["en"], add_special_tokens=False)
     for length, depth in ((128, 0.0), (256, 0.5), (512, 0.9)):
         ids = passkey_prompt(en_tokenizer, length, 48213, depth)
-        assert len(ids) == length and ids[-len(question):] == question
+        assert len(ids) == length and ids[-len(question) :] == question
         at = next(i for i in range(length) if ids[i : i + len(needle)] == needle)
         assert abs(at / (length - len(needle) - len(question)) - depth) < 0.02
 

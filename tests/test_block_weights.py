@@ -94,7 +94,9 @@ def test_a_bf16_checkpoint_read_in_fp32_is_read_as_bf16():
     stacked = block_weights.stack([b, block_weights.find_blocks(w[:16])])
     for rows in (1, 5):
         x = torch.randn(rows, 64)
-        assert torch.allclose(block_weights.block_linear(x, stacked), x @ torch.cat([w, w[:16]]).T, rtol=1e-5, atol=1e-5)
+        assert torch.allclose(
+            block_weights.block_linear(x, stacked), x @ torch.cat([w, w[:16]]).T, rtol=1e-5, atol=1e-5
+        )
 
 
 def test_a_group_with_mixed_forms_reads_each_weight_in_its_own():
@@ -108,8 +110,9 @@ def test_a_group_with_mixed_forms_reads_each_weight_in_its_own():
     project = llama_step.projection_for(model)
     assert project.blocks == 3
     x = torch.randn(2, 1, 32)
-    for got, lin in zip(project(x, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight),
-                        (attn.q_proj, attn.k_proj, attn.v_proj)):
+    for got, lin in zip(
+        project(x, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight), (attn.q_proj, attn.k_proj, attn.v_proj)
+    ):
         assert torch.allclose(got, lin(x), rtol=1e-5, atol=1e-5)
 
 

@@ -6,8 +6,27 @@ from lmforge.errors import ConfigError
 from lmforge.plan import plan_for_compute, plan_for_params
 from tests.conftest import lmforge, write_jsonl
 
-VERBS = ["curate", "tokenizer train", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "dpo", "plan",
-         "judge", "chat", "serve", "guardrails check", "translate", "self-instruct", "release", "export gguf", "run"]
+VERBS = [
+    "curate",
+    "tokenizer train",
+    "tokenize",
+    "pretrain",
+    "adapt",
+    "eval",
+    "generate",
+    "sft",
+    "dpo",
+    "plan",
+    "judge",
+    "chat",
+    "serve",
+    "guardrails check",
+    "translate",
+    "self-instruct",
+    "release",
+    "export gguf",
+    "run",
+]
 
 
 def test_help_lists_every_verb_and_each_verb_has_help():
@@ -23,12 +42,15 @@ def test_help_lists_every_verb_and_each_verb_has_help():
         assert own.exit_code == 0 and "Usage" in own.output and "--help" in own.output, (verb, own.output[-300:])
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "missing.toml"], "missing.toml: recipe file not found"),
-    (["pretrain", "--set", "train.lrr=1"], "unknown key 'train.lrr'"),
-    (["plan", "--flops", "1e20", "--gpu", "Z80"], "unknown GPU 'Z80'"),
-    (["generate", "no/such/model"], "no/such/model: no such model folder, run, GGUF file or Hub id"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "missing.toml"], "missing.toml: recipe file not found"),
+        (["pretrain", "--set", "train.lrr=1"], "unknown key 'train.lrr'"),
+        (["plan", "--flops", "1e20", "--gpu", "Z80"], "unknown GPU 'Z80'"),
+        (["generate", "no/such/model"], "no/such/model: no such model folder, run, GGUF file or Hub id"),
+    ],
+)
 def test_user_errors_are_one_line_without_traceback(args, message):
     proc = lmforge(*args, check=False)
     assert proc.returncode == 2
@@ -36,14 +58,21 @@ def test_user_errors_are_one_line_without_traceback(args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["judge", "--questions", "question.jsonl"], "--questions 'question.jsonl': expected LANG=FILE, e.g. "
-                                                 "--questions de=file.jsonl"),
-    (["judge", "--baseline-answers", "=a.jsonl"], "--baseline-answers '=a.jsonl': expected LANG=FILE"),
-    (["eval", "some/model", "--bpb", "heldout.jsonl"], "--bpb 'heldout.jsonl': expected LANG=FILE"),
-    (["translate", "--input", "we\\ird \"name\".jsonl", "--endpoint", "http://127.0.0.1:9/v1"],
-     'translate.inputs: we\\ird "name".jsonl: no such file'),  # the value as typed: no quoting, no escapes
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["judge", "--questions", "question.jsonl"],
+            "--questions 'question.jsonl': expected LANG=FILE, e.g. --questions de=file.jsonl",
+        ),
+        (["judge", "--baseline-answers", "=a.jsonl"], "--baseline-answers '=a.jsonl': expected LANG=FILE"),
+        (["eval", "some/model", "--bpb", "heldout.jsonl"], "--bpb 'heldout.jsonl': expected LANG=FILE"),
+        (
+            ["translate", "--input", 'we\\ird "name".jsonl', "--endpoint", "http://127.0.0.1:9/v1"],
+            'translate.inputs: we\\ird "name".jsonl: no such file',
+        ),  # the value as typed: no quoting, no escapes
+    ],
+)
 def test_flag_values_arrive_as_typed_and_bad_ones_fail_in_one_line(args, message, tmp_path):
     proc = lmforge(*args, "--run-dir", str(tmp_path / "run"), check=False, cwd=tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -57,10 +86,15 @@ def test_a_lora_target_that_is_not_in_the_model_names_the_stage_key(tiny_run):
     from tests.conftest import pretrain_tiny
 
     model, _ = load_model_and_tokenizer(pretrain_tiny(tiny_run))
-    for cfg, key in ((SftConfig(lora_targets=["qkv"]), "sft.lora_targets"), (DpoConfig(lora_targets=["qkv"]),
-                                                                             "dpo.lora_targets")):
-        with pytest.raises(ConfigError, match=rf"{key}: none of \['qkv'\] is a module of this model; its linear "
-                                              r"layers are \[.*'q_proj'"):
+    for cfg, key in (
+        (SftConfig(lora_targets=["qkv"]), "sft.lora_targets"),
+        (DpoConfig(lora_targets=["qkv"]), "dpo.lora_targets"),
+    ):
+        with pytest.raises(
+            ConfigError,
+            match=rf"{key}: none of \['qkv'\] is a module of this model; its linear "
+            r"layers are \[.*'q_proj'",
+        ):
             attach_method(model, cfg, key.split(".")[0])
 
 
@@ -92,27 +126,35 @@ def test_plan_cli_for_a_recipe(tmp_path):
 def test_tokenize_and_generate_from_the_cli(tiny_data, tiny_run):
     run_dir, recipe = tiny_run
     lmforge("pretrain", str(recipe), "--run-dir", str(run_dir), "--set", "train.max_steps=3")
-    greedy = [lmforge("generate", str(run_dir), "-p", "Am Morgen", "--temperature", "0", "--max-new-tokens", "8").stdout
-              for _ in range(2)]
+    greedy = [
+        lmforge("generate", str(run_dir), "-p", "Am Morgen", "--temperature", "0", "--max-new-tokens", "8").stdout
+        for _ in range(2)
+    ]
     assert greedy[0] == greedy[1] and greedy[0].startswith("Am Morgen")
-    seeded = [lmforge("generate", str(run_dir), "-p", "The", "--seed", str(s), "--max-new-tokens", "12").stdout
-              for s in (1, 1, 2)]
+    seeded = [
+        lmforge("generate", str(run_dir), "-p", "The", "--seed", str(s), "--max-new-tokens", "12").stdout
+        for s in (1, 1, 2)
+    ]
     assert seeded[0] == seeded[1]
 
 
 def test_tokenize_cli_with_own_inputs(tiny_data, tmp_path):
     docs = write_jsonl(tmp_path / "d.jsonl", [{"text": "Der Hafen ist still."}, {"text": "The harbour is quiet."}])
-    out = lmforge("tokenize", "--input", str(docs), "--tokenizer", str(tiny_data / "tokenizer"),
-                  "--run-dir", str(tmp_path / "r")).stdout
+    out = lmforge(
+        "tokenize", "--input", str(docs), "--tokenizer", str(tiny_data / "tokenizer"), "--run-dir", str(tmp_path / "r")
+    ).stdout
     assert "train: 2 documents" in out
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--max-new-tokens", "0", "max_tokens must be at least 1 (got 0)"),
-    ("--temperature", "-0.5", "temperature must be 0 (greedy) or more (got -0.5)"),
-    ("--top-p", "0", "top_p must be in (0, 1] (got 0.0)"),
-    ("--top-p", "1.5", "top_p must be in (0, 1] (got 1.5)"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--max-new-tokens", "0", "max_tokens must be at least 1 (got 0)"),
+        ("--temperature", "-0.5", "temperature must be 0 (greedy) or more (got -0.5)"),
+        ("--top-p", "0", "top_p must be in (0, 1] (got 0.0)"),
+        ("--top-p", "1.5", "top_p must be in (0, 1] (got 1.5)"),
+    ],
+)
 def test_bad_sampling_options_fail_in_one_line_before_loading(option, value, message, tmp_path):
     proc = lmforge("chat", str(tmp_path / "no-model-needed"), "--prompt", "hi", option, value, check=False, timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {message}"
@@ -140,6 +182,10 @@ def test_an_exception_inside_generation_ends_the_stream_with_an_error(tiny_run):
     embed.forward = failing_forward
     seen, started = [], time.time()
     with pytest.raises(GenerationError, match="generation failed: RuntimeError: device lost"):
-        reply(make_engine(model, tok), [{"role": "user", "content": "Hallo"}],
-              SamplingParams(max_tokens=20, temperature=0), seen.append)
+        reply(
+            make_engine(model, tok),
+            [{"role": "user", "content": "Hallo"}],
+            SamplingParams(max_tokens=20, temperature=0),
+            seen.append,
+        )
     assert time.time() - started < 1.0 and calls["n"] == 3

@@ -13,14 +13,28 @@ EMAILS = ["max.mustermann@example.de", "a_b+tag@mail.co.uk", "info@firma-gmbh.co
 IPS = ["192.168.1.20", "8.8.8.8", "10.0.0.255", "fe80:0:0:0:202:b3ff:fe1e:8329", "2001:db8::1"]
 PHONES = ["+49 30 1234567", "030 12345678", "+1 (415) 555-2671", "0171/1234567", "+44 20 7946 0958"]
 IBANS = ["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "NL91ABNA0417164300", "FR1420041010050500013M02606"]
-ORDINARY = ["1999", "3.50 EUR", "1,250,000", "version 1.2.3", "01.02.2024", "24/7", "Seite 42",
-            "DE00 1234 5678 9012 3456 78", "ISBN 978-3-16-148410-0", "12345"]
+ORDINARY = [
+    "1999",
+    "3.50 EUR",
+    "1,250,000",
+    "version 1.2.3",
+    "01.02.2024",
+    "24/7",
+    "Seite 42",
+    "DE00 1234 5678 9012 3456 78",
+    "ISBN 978-3-16-148410-0",
+    "12345",
+]
 
 
 def test_every_planted_pii_is_replaced_and_ordinary_numbers_are_not():
     rng = random.Random(0)
-    planted = [("<EMAIL>", e) for e in EMAILS] + [("<IP>", i) for i in IPS] + \
-              [("<PHONE>", p) for p in PHONES] + [("<IBAN>", i) for i in IBANS]
+    planted = (
+        [("<EMAIL>", e) for e in EMAILS]
+        + [("<IP>", i) for i in IPS]
+        + [("<PHONE>", p) for p in PHONES]
+        + [("<IBAN>", i) for i in IBANS]
+    )
     for placeholder, value in planted:
         filler = rng.choice(ORDINARY)
         text = f"Am {filler} schrieb sie: bitte an {value} wenden. Danke, {filler}."
@@ -29,8 +43,10 @@ def test_every_planted_pii_is_replaced_and_ordinary_numbers_are_not():
         assert out.count(filler) == 2, (filler, out)
         assert sum(counts.values()) == 1, (value, counts)
     for text in ORDINARY:
-        assert redact(f"Es kostet {text} und mehr.") == (f"Es kostet {text} und mehr.",
-                                                         {"email": 0, "ip": 0, "phone": 0, "iban": 0})
+        assert redact(f"Es kostet {text} und mehr.") == (
+            f"Es kostet {text} und mehr.",
+            {"email": 0, "ip": 0, "phone": 0, "iban": 0},
+        )
 
 
 def test_language_id_on_the_shipped_samples_is_offline_and_right():
@@ -82,8 +98,12 @@ def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision(tm
     from lmforge.curate import MinHashDedup
 
     docs, truth = planted_corpus()
-    step = MinHashDedup(bands=32, rows=2, verify_threshold=0.3,
-                        exclusion_writer=JsonlWriter(str(tmp_path), output_filename="dropped.jsonl"))
+    step = MinHashDedup(
+        bands=32,
+        rows=2,
+        verify_threshold=0.3,
+        exclusion_writer=JsonlWriter(str(tmp_path), output_filename="dropped.jsonl"),
+    )
     kept = list(step.run(iter(docs)))
     dropped = list(JsonlReader(str(tmp_path)).run())  # the side file holds every dropped document
     group = lambda doc_id: truth.get(int(doc_id), int(doc_id))  # noqa: E731  copies belong to their original
@@ -104,7 +124,11 @@ def test_minhash_finds_planted_near_duplicates_with_high_recall_and_precision(tm
 def test_exact_dedup_ignores_case_punctuation_and_spacing():
     from lmforge.curate import ExactDedup
 
-    docs = [Document(text=t, id=str(i)) for i, t in enumerate(
-        ["Der Bäcker backt Brot.", "der bäcker  backt brot", "Der Bäcker backt Brötchen.", "DER BÄCKER BACKT BROT!"])]
+    docs = [
+        Document(text=t, id=str(i))
+        for i, t in enumerate(
+            ["Der Bäcker backt Brot.", "der bäcker  backt brot", "Der Bäcker backt Brötchen.", "DER BÄCKER BACKT BROT!"]
+        )
+    ]
     kept = list(ExactDedup().run(iter(docs)))
     assert [d.id for d in kept] == ["0", "2"]

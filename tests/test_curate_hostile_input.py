@@ -28,8 +28,20 @@ def test_nothing_kept_by_phase_one_is_a_report_not_a_crash(tmp_path, multistage)
     src = tmp_path / "s.jsonl"
     src.write_text('{"text":"hi"}\n{"text":"ok"}\n')
     run = tmp_path / "run"
-    out = lmforge("curate", "--input", str(src), "-l", "de", "-l", "en", "--run-dir", str(run),
-                  "--set", f"curate.minhash.multistage={'true' if multistage else 'false'}", cwd=tmp_path)
+    out = lmforge(
+        "curate",
+        "--input",
+        str(src),
+        "-l",
+        "de",
+        "-l",
+        "en",
+        "--run-dir",
+        str(run),
+        "--set",
+        f"curate.minhash.multistage={'true' if multistage else 'false'}",
+        cwd=tmp_path,
+    )
     assert "2 read = 0 kept + 2 dropped" in out.stdout and "Traceback" not in out.stderr
     a = accounting(run)
     assert a["read"] == 2 and a["kept"] == 0 and a["balanced"]
@@ -52,8 +64,9 @@ def test_a_truncated_gzip_is_one_line_with_every_record_before_it_accounted(tmp_
     src = tmp_path / "t.jsonl.gz"
     rng = random.Random(2)
     words = "ein ganz normaler deutscher Satz über das Wetter die Stadt und den Fluss am Morgen".split()
-    rows = "".join(json.dumps({"text": " ".join(rng.choice(words) for _ in range(60)) + "."}) + "\n"
-                   for _ in range(3000)).encode()
+    rows = "".join(
+        json.dumps({"text": " ".join(rng.choice(words) for _ in range(60)) + "."}) + "\n" for _ in range(3000)
+    ).encode()
     packed = gzip.compress(rows)
     src.write_bytes(packed[: len(packed) // 2])
     readable = 0
@@ -80,8 +93,20 @@ def test_kill_9_leaves_no_worker_behind(tmp_path):
             for _ in range(5000):
                 text = ". ".join(" ".join(rng.choice(words) for _ in range(12)).capitalize() for _ in range(20))
                 f.write(json.dumps({"text": text + "."}) + "\n")
-    args = [sys.executable, "-m", "lmforge", "curate", "--input", str(tmp_path / "big*.jsonl"), "-l", "de",
-            "--workers", "2", "--run-dir", str(tmp_path / "run")]
+    args = [
+        sys.executable,
+        "-m",
+        "lmforge",
+        "curate",
+        "--input",
+        str(tmp_path / "big*.jsonl"),
+        "-l",
+        "de",
+        "--workers",
+        "2",
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     main = psutil.Process(proc.pid)
     end = time.time() + 120

@@ -28,7 +28,13 @@ def decisions(overrides: dict | None = None) -> list[tuple[dict, bool, str]]:
         doc = Document(text=record["text"], id=record["id"])
         verdict = lid.filter(doc)
         verdict = heuristics.filter(doc) if verdict is True else verdict
-        out.append((record, verdict is True, "" if verdict is True else (verdict[1] if isinstance(verdict, tuple) else "language")))
+        out.append(
+            (
+                record,
+                verdict is True,
+                "" if verdict is True else (verdict[1] if isinstance(verdict, tuple) else "language"),
+            )
+        )
     return out
 
 
@@ -43,8 +49,10 @@ def test_presets_keep_real_articles_and_drop_junk():
     results = decisions()
     assert {r["kind"] for r, _, _ in results} >= {"news", "report", "forum", "menu", "cookie_banner", "keyword_spam"}
     clean_dropped, junk_kept, why = rates(results)
-    print(f"\nclean articles falsely dropped: {clean_dropped:.1%} (bound {MAX_CLEAN_DROPPED:.0%}); "
-          f"junk kept: {junk_kept:.1%} (bound {MAX_JUNK_KEPT:.0%}); false drops: {dict(why)}")
+    print(
+        f"\nclean articles falsely dropped: {clean_dropped:.1%} (bound {MAX_CLEAN_DROPPED:.0%}); "
+        f"junk kept: {junk_kept:.1%} (bound {MAX_JUNK_KEPT:.0%}); false drops: {dict(why)}"
+    )
     assert clean_dropped <= MAX_CLEAN_DROPPED, why
     assert junk_kept <= MAX_JUNK_KEPT
 

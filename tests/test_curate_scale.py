@@ -18,7 +18,9 @@ def dropped_ids(out) -> dict[str, str]:
     for path in (out / "dropped").rglob("*.jsonl.gz"):
         for line in gzip.open(path, "rt", encoding="utf-8"):
             doc = json.loads(line)
-            found[doc["id"]] = doc["metadata"]["filter_reason"] if "filter_reason" in doc["metadata"] else "near_duplicate"
+            found[doc["id"]] = (
+                doc["metadata"]["filter_reason"] if "filter_reason" in doc["metadata"] else "near_duplicate"
+            )
     return found
 
 
@@ -28,8 +30,17 @@ def test_multistage_minhash_decides_like_the_in_memory_path(tmp_path):
         with open(tmp_path / f"part{k}.jsonl", "w") as f:
             for d in docs[k::4]:
                 f.write(json.dumps({"id": d.id, "text": d.text}) + "\n")
-    common = dict(inputs=[str(tmp_path / f"part{k}.jsonl") for k in range(4)], languages=[], language_threshold=0, filters=[], pii=False,
-                  normalise=False, exact_dedup=False, workers=2, tasks=4)
+    common = dict(
+        inputs=[str(tmp_path / f"part{k}.jsonl") for k in range(4)],
+        languages=[],
+        language_threshold=0,
+        filters=[],
+        pii=False,
+        normalise=False,
+        exact_dedup=False,
+        workers=2,
+        tasks=4,
+    )
     runs = {}
     for name, multistage in (("memory", False), ("stages", True)):
         cfg = CurateConfig(**common, minhash={"bands": 32, "rows": 2, "multistage": multistage})
@@ -64,11 +75,15 @@ def test_ray_executor_runs_a_real_curate(tmp_path):
     local = run_curate_stage(CurateConfig(inputs=inputs, workers=2), tmp_path / "local")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        on_ray = run_curate_stage(CurateConfig(inputs=inputs, workers=2, executor="ray",
-                                               executor_options={"mem_per_cpu_gb": 0.5}), tmp_path / "ray")
+        on_ray = run_curate_stage(
+            CurateConfig(inputs=inputs, workers=2, executor="ray", executor_options={"mem_per_cpu_gb": 0.5}),
+            tmp_path / "ray",
+        )
     finally:
         ray.shutdown()
     assert on_ray == {**local, "data": on_ray["data"]}  # the same accounting, document for document
-    read = lambda run: sorted(line for p in (run / "curate" / "data").rglob("*.jsonl.gz")  # noqa: E731
-                              for line in gzip.open(p, "rt"))
+
+    def read(run):
+        return sorted(line for p in (run / "curate" / "data").rglob("*.jsonl.gz") for line in gzip.open(p, "rt"))
+
     assert read(tmp_path / "ray") == read(tmp_path / "local")

@@ -20,7 +20,9 @@ BOILERPLATE = "Home\nAbout us\nProducts\nContact\nImprint\nPrivacy\nLogin\nRegis
 
 def pages(lang: str, n: int, seed: int = 0, start: int = 0) -> list[str]:
     """Web-page-sized documents: 2-3 shipped corpus documents per page."""
-    docs = [json.loads(line)["text"] for line in (CORPUS / lang / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    docs = [
+        json.loads(line)["text"] for line in (CORPUS / lang / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     rng = random.Random(seed)
     return ["\n".join(rng.sample(docs[start:], 3)) for _ in range(n)]
 
@@ -37,8 +39,12 @@ def judged_by_stock_datatrove(text: str, lang: str) -> bool:
     for name, options in LMFORGE_ONLY.items():  # datatrove's filters do not take lmforge's own options
         p[name] = {k: v for k, v in p[name].items() if k not in options}
     doc = Document(text=text, id="x")
-    stock = {"gopher_repetition": GopherRepetitionFilter, "gopher_quality": GopherQualityFilter,
-             "c4": C4QualityFilter, "fineweb": FineWebQualityFilter}
+    stock = {
+        "gopher_repetition": GopherRepetitionFilter,
+        "gopher_quality": GopherQualityFilter,
+        "c4": C4QualityFilter,
+        "fineweb": FineWebQualityFilter,
+    }
     for name, cls in stock.items():
         if p[name] is not None and cls(language=lang, **p[name]).filter(doc) is not True:
             return False
@@ -52,8 +58,13 @@ def test_heuristic_filters_decide_like_stock_datatrove_on_english_and_german_pag
     for lang in ("en", "de"):
         texts = pages(lang, 60, seed=2) + [BOILERPLATE, "lorem ipsum " * 60, " ".join(["günstig kaufen"] * 40)]
         texts += ["\n".join(rng.choice(texts[:60]).splitlines()[:1]) for _ in range(10)]  # short pages
-        decisions = [(mine.filter(Document(text=t, id="x", metadata={"language": lang})) is True,
-                      judged_by_stock_datatrove(t, lang)) for t in texts]
+        decisions = [
+            (
+                mine.filter(Document(text=t, id="x", metadata={"language": lang})) is True,
+                judged_by_stock_datatrove(t, lang),
+            )
+            for t in texts
+        ]
         assert [a for a, _ in decisions] == [b for _, b in decisions], lang
         assert 0 < sum(a for a, _ in decisions) < len(decisions)  # both outcomes occur
 
@@ -75,10 +86,14 @@ def write_warc(path, pages_html: list[str]) -> None:
         writer = WARCWriter(f, gzip=True)
         for i, html in enumerate(pages_html):
             headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
-            writer.write_record(writer.create_warc_record(f"https://example.org/{i}", "response",
-                                                          payload=io.BytesIO(html.encode()), http_headers=headers))
-        writer.write_record(writer.create_warc_record("https://example.org/r", "request",
-                                                      payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n")))
+            writer.write_record(
+                writer.create_warc_record(
+                    f"https://example.org/{i}", "response", payload=io.BytesIO(html.encode()), http_headers=headers
+                )
+            )
+        writer.write_record(
+            writer.create_warc_record("https://example.org/r", "request", payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n"))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -93,28 +108,42 @@ def curated(tmp_path_factory):
     lines.insert(7, json.dumps({"text": "   "}))
     lines.insert(9, json.dumps({"text": 42}))
     (raw / "web.jsonl").write_text("\n".join(lines) + "\n")
-    passing = [t for t in de if HeuristicFilters().filter(Document(text=t, id="x", metadata={"language": "de"})) is True]
+    passing = [
+        t for t in de if HeuristicFilters().filter(Document(text=t, id="x", metadata={"language": "de"})) is True
+    ]
     with gzip.open(raw / "web_de.jsonl.gz", "wb") as f:
         f.write(b"".join(json.dumps({"text": t}, ensure_ascii=False).encode() + b"\n" for t in de[:20]))
         f.write(b'{"text": "Gr\xfc\xdfe"}\n')  # Latin-1, not UTF-8
         f.write(json.dumps({"text": passing[0]}, ensure_ascii=False).encode() + b"\n")  # exact duplicate
         near = passing[1].rsplit(". ", 1)[0] + ". Ende."  # near duplicate: last sentence replaced
         f.write(json.dumps({"text": near}, ensure_ascii=False).encode() + b"\n")
-    pq.write_table(pa.table({"text": en[20:25] + [BOILERPLATE, "Bonjour, ceci est une page en français "
-                                                  "sur la cuisine et le pain du village."]}), raw / "part.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "text": en[20:25]
+                + [BOILERPLATE, "Bonjour, ceci est une page en français sur la cuisine et le pain du village."]
+            }
+        ),
+        raw / "part.parquet",
+    )
     (raw / "txt").mkdir()
     clean = next(t for t in de[26:] if t in passing)
     (raw / "txt" / "a.txt").write_text(clean + "\nKontakt: max.mustermann@example.de oder 030 12345678.\n")
     (raw / "txt" / "b.txt").write_bytes(b"\xff\xfe broken")
     (raw / "txt" / "notes.docx").write_bytes(b"PK not text")  # not a format curate reads: listed, not read
-    write_warc(raw / "crawl.warc.gz", [f"<html><body><article><p>{p.replace(chr(10), '</p><p>')}</p></article>"
-                                       "</body></html>" for p in en[25:28]] + ["<html><body></body></html>"])
+    write_warc(
+        raw / "crawl.warc.gz",
+        [f"<html><body><article><p>{p.replace(chr(10), '</p><p>')}</p></article></body></html>" for p in en[25:28]]
+        + ["<html><body></body></html>"],
+    )
     Dataset.from_dict({"text": de[21:26]}).save_to_disk(str(raw / "saved_dataset"))
     run_dir = tmp_path_factory.mktemp("run")
     recipe = run_dir / "curate.toml"
-    recipe.write_text(f'[curate]\ninputs = ["{raw / "*.jsonl"}", "{raw / "web_de.jsonl.gz"}", "{raw / "part.parquet"}",'
-                      f' "{raw / "txt"}", "{raw / "crawl.warc.gz"}", "{raw / "saved_dataset"}"]\n'
-                      'workers = 2\n[curate.minhash]\nbands = 32\nrows = 2\nverify_threshold = 0.5\n')
+    recipe.write_text(
+        f'[curate]\ninputs = ["{raw / "*.jsonl"}", "{raw / "web_de.jsonl.gz"}", "{raw / "part.parquet"}",'
+        f' "{raw / "txt"}", "{raw / "crawl.warc.gz"}", "{raw / "saved_dataset"}"]\n'
+        "workers = 2\n[curate.minhash]\nbands = 32\nrows = 2\nverify_threshold = 0.5\n"
+    )
     proc = lmforge("curate", str(recipe), "--run-dir", str(run_dir))
     return run_dir, proc
 
@@ -165,12 +194,21 @@ def test_quality_classifier_learns_from_example_files(tmp_path):
     from lmforge.curate.quality_classifier import load_quality_classifier, quality_scores, train_quality_classifier
 
     good = [{"text": t} for t in pages("en", 40, seed=5) + pages("de", 40, seed=6)]
-    junk = [{"text": " ".join(random.Random(i).choices(["buy", "cheap", "click", "now", "free", "deal", "kaufen",
-                                                        "gratis", "jetzt", "Angebot"], k=60))} for i in range(80)]
+    junk = [
+        {
+            "text": " ".join(
+                random.Random(i).choices(
+                    ["buy", "cheap", "click", "now", "free", "deal", "kaufen", "gratis", "jetzt", "Angebot"], k=60
+                )
+            )
+        }
+        for i in range(80)
+    ]
     for name, rows in (("good", good[:60]), ("junk", junk[:60])):
         (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    model = train_quality_classifier([str(tmp_path / "good.jsonl")], [str(tmp_path / "junk.jsonl")],
-                                     tmp_path / "qc.npz")
+    model = train_quality_classifier(
+        [str(tmp_path / "good.jsonl")], [str(tmp_path / "junk.jsonl")], tmp_path / "qc.npz"
+    )
     weights = load_quality_classifier(model)
     assert (quality_scores(weights, [r["text"] for r in good[60:]]) > 0.5).all()
     assert (quality_scores(weights, [r["text"] for r in junk[60:]]) < 0.5).all()
@@ -180,16 +218,20 @@ def test_bad_curate_config_fails_in_one_line(tmp_path):
     (tmp_path / "a.jsonl").write_text(json.dumps({"text": "hello"}) + "\n")
     cases = [
         (["-i", str(tmp_path / "missing.jsonl")], "missing.jsonl: no such file or folder"),
-        (["-i", str(tmp_path / "a.jsonl"), "--set", "curate.thresholds.de.gopher_quality.min_words=3"],
-         "curate.thresholds.de.gopher_quality.min_words: unknown threshold"),
+        (
+            ["-i", str(tmp_path / "a.jsonl"), "--set", "curate.thresholds.de.gopher_quality.min_words=3"],
+            "curate.thresholds.de.gopher_quality.min_words: unknown threshold",
+        ),
         (["-i", str(tmp_path / "a.jsonl"), "-l", "fr"], "no filter thresholds for language 'fr'"),
-        (["-i", str(tmp_path / "a.jsonl"), "--set", "curate.executor=\"slurm\""], "curate.executor_options.partition"),
+        (["-i", str(tmp_path / "a.jsonl"), "--set", 'curate.executor="slurm"'], "curate.executor_options.partition"),
         (["--report-only"], "no stats yet (has the curate job finished?)"),
     ]
     for args, message in cases:
         proc = lmforge("curate", *args, "--run-dir", str(tmp_path / "run"), check=False)
-        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
-            (args, proc.stderr)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            args,
+            proc.stderr,
+        )
 
 
 def test_the_demo_crawl_is_what_its_generator_writes(tmp_path):
@@ -218,13 +260,23 @@ def test_the_same_recipe_submits_to_slurm_through_datatrove(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "sbatch.log"
-    (bin_dir / "sbatch").write_text(f'#!/bin/bash\necho "$@" >> {log}\nn=$(wc -l < {log})\n'
-                                    'echo "Submitted batch job $((100 + n))"\n')
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/bash\necho "$@" >> {log}\nn=$(wc -l < {log})\necho "Submitted batch job $((100 + n))"\n'
+    )
     (bin_dir / "sbatch").chmod(0o755)
     (tmp_path / "a.jsonl").write_text(json.dumps({"text": pages("en", 1)[0]}) + "\n")
-    proc = lmforge("curate", "-i", str(tmp_path / "a.jsonl"), "--run-dir", str(tmp_path / "run"),
-                   "--set", 'curate.executor="slurm"', "--set", 'curate.executor_options={partition = "cpu"}',
-                   env={"PATH": f"{bin_dir}:{__import__('os').environ['PATH']}"})
+    proc = lmforge(
+        "curate",
+        "-i",
+        str(tmp_path / "a.jsonl"),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--set",
+        'curate.executor="slurm"',
+        "--set",
+        'curate.executor_options={partition = "cpu"}',
+        env={"PATH": f"{bin_dir}:{__import__('os').environ['PATH']}"},
+    )
     assert "submitted to slurm" in proc.stdout and "--report-only" in proc.stdout
     logs = tmp_path / "run" / "curate" / "logs"
     for phase in ("filter", "dedup"):

@@ -14,11 +14,23 @@ def test_demo_recipe_end_to_end(demo):
     run_dir, output = demo
     assert f"report:        {(run_dir / 'report.md').resolve()}" in output
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate",
-                                        "sft", "release", "export"]
+    assert list(manifest["stages"]) == [
+        "curate",
+        "tokenizer",
+        "tokenize",
+        "pretrain",
+        "adapt",
+        "eval",
+        "generate",
+        "sft",
+        "release",
+        "export",
+    ]
     curate = manifest["stages"]["curate"]
     assert curate["read"] == curate["kept"] + sum(curate["dropped"].values()) == 845  # every shipped record
-    assert {"malformed", "empty", "undecodable", "language", "exact_duplicate", "near_duplicate"} <= set(curate["dropped"])
+    assert {"malformed", "empty", "undecodable", "language", "exact_duplicate", "near_duplicate"} <= set(
+        curate["dropped"]
+    )
     assert set(curate["languages_kept"]) == {"en", "de"} and curate["pii_redacted"]["email"] >= 3
     tokenized = (ROOT / manifest["inputs"]["tokenize"][0]["path"]).resolve()
     assert tokenized.is_relative_to(run_dir / "curate" / "data" / "en")
@@ -40,8 +52,18 @@ def test_demo_recipe_end_to_end(demo):
         assert manifest[key], key
     assert all(s["wall_s"] > 0 for s in manifest["stages"].values())
     headings = [line for line in (run_dir / "report.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings == ["## Curate", "## Tokenizer", "## Tokenize", "## Pretrain", "## Adapt", "## Eval", "## Generate",
-                        "## SFT", "## Release", "## Export"]
+    assert headings == [
+        "## Curate",
+        "## Tokenizer",
+        "## Tokenize",
+        "## Pretrain",
+        "## Adapt",
+        "## Eval",
+        "## Generate",
+        "## SFT",
+        "## Release",
+        "## Export",
+    ]
     # the demo ends with a release and GGUF files checked in llama.cpp; the report says the class
     report = (run_dir / "report.md").read_text()
     assert "Model Openness Framework: **Class II (Open Tooling)**" in report
@@ -51,10 +73,14 @@ def test_demo_recipe_end_to_end(demo):
         assert f"`demo-{kind}.gguf` | {kind} |" in report and (release / f"demo-{kind}.gguf").is_file()
     f16 = manifest["stages"]["export"]["files"][0]["llama_cpp"]
     assert f16["greedy_identical"] == f16["prompts"] == 3
-    assert "MOF: Class II (Open Tooling)" in output and "verified" in lmforge("release", "--verify", str(release)).stdout
+    assert (
+        "MOF: Class II (Open Tooling)" in output and "verified" in lmforge("release", "--verify", str(release)).stdout
+    )
     AutoModelForCausalLM.from_pretrained(release)
-    assert "chat_template" in AutoTokenizer.from_pretrained(release).init_kwargs or \
-        AutoTokenizer.from_pretrained(release).chat_template
+    assert (
+        "chat_template" in AutoTokenizer.from_pretrained(release).init_kwargs
+        or AutoTokenizer.from_pretrained(release).chat_template
+    )
     ckpt = run_dir / "checkpoints" / "step-000400"
     AutoModelForCausalLM.from_pretrained(ckpt)
     AutoTokenizer.from_pretrained(ckpt)

@@ -35,19 +35,36 @@ def test_losses_follow_their_formulas():
 
 
 def test_formats_and_bad_records(tmp_path):
-    assert to_pair({"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}, "plain") == \
-        ([{"role": "user", "content": "Hi"}], "Hello!", "Go away.")
-    conv = {"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
-            "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "No."}], "prompt": "Hi"}
+    assert to_pair({"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}, "plain") == (
+        [{"role": "user", "content": "Hi"}],
+        "Hello!",
+        "Go away.",
+    )
+    conv = {
+        "chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+        "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "No."}],
+        "prompt": "Hi",
+    }
     assert to_pair(conv, "conversational") == ([{"role": "user", "content": "Hi"}], "Hello!", "No.")  # UltraFeedback
     hh = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi\n\nAssistant: No."}
     assert to_pair(hh, "hh") == ([{"role": "user", "content": "Hi"}], "Hello!", "No.")
-    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "chosen": "same", "rejected": "same"},
-                                              {"prompt": "b", "chosen": "", "rejected": "x"},
-                                              {"prompt": "c", "chosen": "yes", "rejected": "no"}])
+    path = write_jsonl(
+        tmp_path / "p.jsonl",
+        [
+            {"prompt": "a", "chosen": "same", "rejected": "same"},
+            {"prompt": "b", "chosen": "", "rejected": "x"},
+            {"prompt": "c", "chosen": "yes", "rejected": "no"},
+        ],
+    )
     pairs, skipped, where = read_pairs(PreferenceDataset(path=str(path)))
-    assert len(pairs) == 1 and skipped == {"identical answers": 1, "empty answer": 1} and where[0].endswith(":1: identical answers")
-    bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "a", "chosen": "x", "rejected": "y"}, {"prompt": "b", "chosen": "x"}])
+    assert (
+        len(pairs) == 1
+        and skipped == {"identical answers": 1, "empty answer": 1}
+        and where[0].endswith(":1: identical answers")
+    )
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl", [{"prompt": "a", "chosen": "x", "rejected": "y"}, {"prompt": "b", "chosen": "x"}]
+    )
     with pytest.raises(DataError, match=r"bad.jsonl:2: preference pair without 'rejected'"):
         read_pairs(PreferenceDataset(path=str(bad)))
 
@@ -64,9 +81,18 @@ def test_only_answer_tokens_are_labelled_and_the_prompt_does_not_move_the_mask(t
     answer = "The harbour is quiet."
     rows = []
     for prompt in ("Describe the harbour.", "Describe the old harbour in the morning, please, in one short line."):
-        pair = {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                           {"role": "assistant", "content": "Hello."}, {"role": "user", "content": prompt}],
-                "chosen": answer, "rejected": "No idea.", "language": "en", "where": "x:1"}
+        pair = {
+            "prompt": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": prompt},
+            ],
+            "chosen": answer,
+            "rejected": "No idea.",
+            "language": "en",
+            "where": "x:1",
+        }
         (encoded,), _, _ = encode_pairs(tok, [pair], 256, "skip")
         ids, labels = encoded["chosen"]
         rows.append([t for t in labels if t != IGNORE])
@@ -83,11 +109,21 @@ def test_a_packed_pair_scores_like_two_separate_rows(tiny):
 
     model, tok = tiny
     turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
-    raw = [("Name a harbour.", "The harbour of Kiel.", "The harbour is wet."),
-           ("Count to two.", "One, two.", "One, two, three, four, five."),
-           ("Say no.", "No.", "Yes, certainly, here is a much longer answer than needed.")]
-    pairs = [{"prompt": turns + [{"role": "user", "content": q}], "chosen": c, "rejected": r, "language": "en",
-              "where": f"x:{i}"} for i, (q, c, r) in enumerate(raw)]
+    raw = [
+        ("Name a harbour.", "The harbour of Kiel.", "The harbour is wet."),
+        ("Count to two.", "One, two.", "One, two, three, four, five."),
+        ("Say no.", "No.", "Yes, certainly, here is a much longer answer than needed."),
+    ]
+    pairs = [
+        {
+            "prompt": turns + [{"role": "user", "content": q}],
+            "chosen": c,
+            "rejected": r,
+            "language": "en",
+            "where": f"x:{i}",
+        }
+        for i, (q, c, r) in enumerate(raw)
+    ]
     encoded, _, _ = encode_pairs(tok, pairs, 256, "skip")
     model.eval()
     with torch.no_grad():
@@ -134,7 +170,9 @@ def test_reference_cache_equals_on_the_fly_and_lora_reference_is_the_adapter_dis
                 p.normal_(0, 0.05)
     path, key = tmp_path / "ref.json", "model-a:" + data_fingerprint(encoded)
     ref = reference_logps(lora, encoded, 4, tok.pad_token_id or 0, path, key, adapter=True)
-    assert torch.allclose(ref["chosen"], base["chosen"], atol=1e-5) and torch.equal(ref["chosen_tokens"], base["chosen_tokens"])
+    assert torch.allclose(ref["chosen"], base["chosen"], atol=1e-5) and torch.equal(
+        ref["chosen_tokens"], base["chosen_tokens"]
+    )
     assert not torch.allclose(all_logps(lora, encoded, 4, tok.pad_token_id or 0)["chosen"], base["chosen"], atol=1e-3)
     again = reference_logps(lora, encoded, 4, tok.pad_token_id or 0, path, key, adapter=True)  # from the file
     assert all(torch.equal(again[k], ref[k]) for k in ref)
@@ -153,11 +191,16 @@ def test_a_dpo_run_writes_a_model_metrics_and_a_report(tiny_run):
 
     run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=256")
     server = Running(FaultEndpoint().app, free_port())  # a scripted judge for the after-training verdict
-    cfg = DpoConfig(datasets=[PreferenceDataset(path=str(PAIRS / "pairs.jsonl"), weight=0.2)],
-                    heldout=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"), weight=0.3)],
-                    lr=3e-3, batch_size=8, log_every=2,
-                    judge=JudgeConfig(judge=EndpointConfig(base_url=server.url, model="scripted", api_key_env=None),
-                                      max_new_tokens=6))
+    cfg = DpoConfig(
+        datasets=[PreferenceDataset(path=str(PAIRS / "pairs.jsonl"), weight=0.2)],
+        heldout=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"), weight=0.3)],
+        lr=3e-3,
+        batch_size=8,
+        log_every=2,
+        judge=JudgeConfig(
+            judge=EndpointConfig(base_url=server.url, model="scripted", api_key_env=None), max_new_tokens=6
+        ),
+    )
     try:
         s = run_dpo_stage(cfg, run_dir, 0)
     finally:
@@ -193,12 +236,26 @@ def test_loss_rewards_and_gradients_equal_trl(tiny, tmp_path, loss_type):
 
     model, tok = tiny
     reference = copy.deepcopy(model)
-    rows = [{"prompt": f"Describe harbour number {i}.", "chosen": f" It is quiet and small, number {i}.",
-             "rejected": " No."} for i in range(8)]
-    args = TrlDPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, beta=0.1, loss_type=[loss_type],
-                        report_to=[], use_cpu=True, max_length=None)
-    trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tok)
+    rows = [
+        {
+            "prompt": f"Describe harbour number {i}.",
+            "chosen": f" It is quiet and small, number {i}.",
+            "rejected": " No.",
+        }
+        for i in range(8)
+    ]
+    args = TrlDPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        beta=0.1,
+        loss_type=[loss_type],
+        report_to=[],
+        use_cpu=True,
+        max_length=None,
+    )
+    trainer = DPOTrainer(
+        model=model, ref_model=reference, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     model.train()
     trl_loss = trainer.compute_loss(trainer.model, batch)
@@ -238,9 +295,16 @@ def test_heldout_preference_accuracy_rises_on_the_shipped_sample(tiny_run):
     from lmforge.dpo import run_dpo_stage
 
     run_dir = pretrain_tiny(tiny_run, "train.max_steps=30", "model.hidden_size=64", "model.max_position_embeddings=256")
-    cfg = DpoConfig(datasets=[PreferenceDataset(path=str(PAIRS / "pairs.jsonl"))],
-                    heldout=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"))],
-                    method="full", lr=2e-3, epochs=6, batch_size=16, beta=0.1, log_every=20)
+    cfg = DpoConfig(
+        datasets=[PreferenceDataset(path=str(PAIRS / "pairs.jsonl"))],
+        heldout=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"))],
+        method="full",
+        lr=2e-3,
+        epochs=6,
+        batch_size=16,
+        beta=0.1,
+        log_every=20,
+    )
     s = run_dpo_stage(cfg, run_dir, 0)
     assert s["heldout_reward_accuracy_after"] >= 0.65, s
     assert 0 < s["heldout_kl_per_token"] < 2.0
@@ -250,17 +314,45 @@ def test_pairs_from_a_pairwise_judge_run(tmp_path):
     from lmforge.dpo.from_judge import pairs_from_judge
 
     d = tmp_path / "judge" / "en"
-    write_jsonl(d / "question.jsonl", [{"question_id": q, "category": "writing", "turns": [f"Q{q}", f"Q{q} again"]}
-                                       for q in (1, 2, 3, 4)])
+    write_jsonl(
+        d / "question.jsonl",
+        [{"question_id": q, "category": "writing", "turns": [f"Q{q}", f"Q{q} again"]} for q in (1, 2, 3, 4)],
+    )
     for m, prefix in (("tuned", "good"), ("base", "bad")):
-        write_jsonl(d / "model_answer" / f"{m}.jsonl", [
-            {"question_id": q, "answer_id": "x", "model_id": m, "tstamp": 0,
-             "choices": [{"index": 0, "turns": [f"{prefix} {q}", f"{prefix} {q} again"]}]} for q in (1, 2, 3, 4)])
-    row = lambda q, g1, g2, turn=1: {"question_id": q, "model_1": "tuned", "model_2": "base", "g1_winner": g1,  # noqa: E731
-                                     "g2_winner": g2, "turn": turn}
-    write_jsonl(d / "model_judgment" / "j_pair.jsonl", [
-        row(1, "model_1", "model_1"), row(2, "model_2", "model_2"), row(3, "model_1", "model_2"),
-        row(4, "error", "model_1"), row(1, "model_1", "model_1", turn=2)])
+        write_jsonl(
+            d / "model_answer" / f"{m}.jsonl",
+            [
+                {
+                    "question_id": q,
+                    "answer_id": "x",
+                    "model_id": m,
+                    "tstamp": 0,
+                    "choices": [{"index": 0, "turns": [f"{prefix} {q}", f"{prefix} {q} again"]}],
+                }
+                for q in (1, 2, 3, 4)
+            ],
+        )
+
+    def row(q, g1, g2, turn=1):
+        return {
+            "question_id": q,
+            "model_1": "tuned",
+            "model_2": "base",
+            "g1_winner": g1,
+            "g2_winner": g2,
+            "turn": turn,
+        }
+
+    write_jsonl(
+        d / "model_judgment" / "j_pair.jsonl",
+        [
+            row(1, "model_1", "model_1"),
+            row(2, "model_2", "model_2"),
+            row(3, "model_1", "model_2"),
+            row(4, "error", "model_1"),
+            row(1, "model_1", "model_1", turn=2),
+        ],
+    )
     s = pairs_from_judge(tmp_path / "judge", tmp_path / "pairs.jsonl")
     assert s["pairs"] == 2 and s["dropped"] == {"tie": 1, "judgment failed": 1, "second turn": 1}
     pairs, _, _ = read_pairs(PreferenceDataset(path=s["output"]))
@@ -280,8 +372,10 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_run, tmp_path):
     run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=256")
     model = run_dir / "checkpoints" / "step-000008"
     recipe = tmp_path / "dpo.toml"
-    recipe.write_text(f'[dpo]\nmodel = "{model}"\nmethod = "full"\nlr = 1e-3\nbatch_size = 4\nepochs = 0.3\n'
-                      f'checkpoint_every = 2\nlog_every = 1\n[[dpo.datasets]]\npath = "{PAIRS / "pairs.jsonl"}"\n')
+    recipe.write_text(
+        f'[dpo]\nmodel = "{model}"\nmethod = "full"\nlr = 1e-3\nbatch_size = 4\nepochs = 0.3\n'
+        f'checkpoint_every = 2\nlog_every = 1\n[[dpo.datasets]]\npath = "{PAIRS / "pairs.jsonl"}"\n'
+    )
     lmforge("dpo", str(recipe), "--run-dir", str(tmp_path / "a"))
     args = [sys.executable, "-m", "lmforge", "dpo", str(recipe), "--run-dir", str(tmp_path / "b")]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -297,7 +391,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_run, tmp_path):
 
     s = json.loads((tmp_path / "b" / "manifest.json").read_text())["stages"]["dpo"]
     assert s["resumed_from"] >= 8 and s["steps"] == 23
-    a, b = load_file(tmp_path / "a" / "dpo" / "model" / "model.safetensors"), \
-        load_file(tmp_path / "b" / "dpo" / "model" / "model.safetensors")
+    a, b = (
+        load_file(tmp_path / "a" / "dpo" / "model" / "model.safetensors"),
+        load_file(tmp_path / "b" / "dpo" / "model" / "model.safetensors"),
+    )
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert not (tmp_path / "b" / "dpo" / "resume").exists()  # finished: nothing left to resume

@@ -12,8 +12,14 @@ from lmforge.engine.text_stream import TextStream
 from lmforge.errors import ConfigError, LmforgeError
 from tests.conftest import pretrain_tiny
 
-PROMPTS = ["Am Morgen backt der Bäcker", "The harbour is", "In the old house the captain", "Der Hafen",
-           "When the train", "Die alte Frau kocht eine Suppe und"]
+PROMPTS = [
+    "Am Morgen backt der Bäcker",
+    "The harbour is",
+    "In the old house the captain",
+    "Der Hafen",
+    "When the train",
+    "Die alte Frau kocht eine Suppe und",
+]
 
 
 @pytest.fixture
@@ -26,9 +32,17 @@ def tiny(tiny_run):
 def alone(model, tok, prompt_ids, n):
     """Greedy tokens of plain transformers `generate`, and the logits at each step."""
     ids = torch.tensor([prompt_ids])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
-                         output_logits=True, return_dict_in_generate=True, eos_token_id=None, pad_token_id=0)
-    return out.sequences[0, len(prompt_ids):].tolist(), [l[0] for l in out.logits]
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=n,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    return out.sequences[0, len(prompt_ids) :].tolist(), [l[0] for l in out.logits]
 
 
 def collect(engine, prompt_ids, params):
@@ -118,8 +132,10 @@ def test_cancel_frees_the_slot_and_errors_reach_every_request(tiny):
     engine = Engine(model, tok, max_batch=2, start=False)
     engine.stops = set()
     ids = tok.encode("The harbour", add_special_tokens=False)
-    (a, ra), (b, rb) = collect(engine, ids, SamplingParams(max_tokens=50, temperature=0)), \
-        collect(engine, ids, SamplingParams(max_tokens=50, temperature=0))
+    (a, ra), (b, rb) = (
+        collect(engine, ids, SamplingParams(max_tokens=50, temperature=0)),
+        collect(engine, ids, SamplingParams(max_tokens=50, temperature=0)),
+    )
     engine.run_once()
     ra.cancel()
     engine.run_once()
@@ -207,7 +223,7 @@ def test_kv_buffer_joins_grows_and_trims_like_concatenation():
     first, longer = rand(5), rand(9)
     buf = KVBuffer(first, limit=1000)
     buf.join(longer)  # the batch shifts right to fit the longer row
-    (k, v), = buf.layers()
+    ((k, v),) = buf.layers()
     assert k.shape == (2, 2, 9, 4) and torch.equal(k[0, :, 4:], first[0][0][0]) and not k[0, :, :4].any()
     assert torch.equal(v[1], longer[0][1][0])
     for step in range(BLOCK + 3):  # past the first block: the buffer grows and keeps its contents
@@ -216,7 +232,7 @@ def test_kv_buffer_joins_grows_and_trims_like_concatenation():
     assert buf.length == 9 + BLOCK + 3 and buf.capacity >= buf.length
     assert torch.equal(buf.layers()[0][0][:, :, 4:9], k[:, :, 4:])
     buf.select(torch.tensor([1]), drop=4)  # row 0 leaves; the columns that were padding go
-    (k2, _), = buf.layers()
+    ((k2, _),) = buf.layers()
     assert k2.shape == (1, 2, 5 + BLOCK + 3, 4) and torch.equal(k2[0, :, :5], longer[0][0][0, :, 4:])
     assert float(k2[0, 0, -1, 0]) == BLOCK + 2
 

@@ -47,8 +47,16 @@ def test_trained_model_beats_its_initialisation(trained):
 
 
 def test_eval_cli_reports_languages_side_by_side(trained):
-    out = lmforge("eval", str(trained), "--bpb", f"en={CORPUS / 'en' / 'heldout.jsonl'}",
-                  "--bpb", f"de={CORPUS / 'de' / 'heldout.jsonl'}", "--set", "eval.max_docs=5").stdout
+    out = lmforge(
+        "eval",
+        str(trained),
+        "--bpb",
+        f"en={CORPUS / 'en' / 'heldout.jsonl'}",
+        "--bpb",
+        f"de={CORPUS / 'de' / 'heldout.jsonl'}",
+        "--set",
+        "eval.max_docs=5",
+    ).stdout
     assert "en:" in out and "de:" in out and "bits/byte" in out
     report = (trained / "report.md").read_text()
     assert "## Eval" in report and (trained / "plots" / "eval_bits_per_byte.png").exists()
@@ -72,8 +80,9 @@ def permuted_copy(model, tok, seed: int = 0):
     for old, new in zip(movable, [movable[i] for i in torch.randperm(len(movable), generator=g).tolist()]):
         perm[old] = new
     spec["model"]["vocab"] = {piece: perm[i] for piece, i in spec["model"]["vocab"].items()}
-    other = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
-                                    eos_token=tok.eos_token, pad_token=tok.pad_token)
+    other = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(spec)), eos_token=tok.eos_token, pad_token=tok.pad_token
+    )
     clone = type(model)(model.config).eval()
     clone.load_state_dict(model.state_dict())
     with torch.no_grad():
@@ -104,11 +113,20 @@ def test_uniform_model_bpb_follows_each_tokenizers_segmentation(tiny_data):
 
     held_out = CORPUS / "en" / "heldout.jsonl"
     scores = {}
-    for name, tok in (("bpe-512", AutoTokenizer.from_pretrained(tiny_data / "tokenizer")),
-                      ("bpe-300", train_bpe([CORPUS / "en" / "train.jsonl"], 300))):
-        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
-                                             num_hidden_layers=1, num_attention_heads=2,
-                                             max_position_embeddings=64)).eval()
+    for name, tok in (
+        ("bpe-512", AutoTokenizer.from_pretrained(tiny_data / "tokenizer")),
+        ("bpe-300", train_bpe([CORPUS / "en" / "train.jsonl"], 300)),
+    ):
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tok),
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                max_position_embeddings=64,
+            )
+        ).eval()
         with torch.no_grad():
             for p in model.parameters():
                 p.zero_()  # zero logits: the uniform distribution

@@ -30,19 +30,32 @@ def test_ratio_statistic_for_bits_per_byte():
 
 def result(lang_scores: dict, task_items: dict) -> dict:
     return {
-        "bits_per_byte": {l: {"bits_per_byte": sum(b) / sum(n), "doc_bits": b, "doc_bytes": n}
-                          for l, (b, n) in lang_scores.items()},
-        "tasks": [{"task": f"t_{l}", "benchmark": "t", "language": l, "items": len(v),
-                   "metrics": {"acc": {"value": sum(v) / len(v), "stderr": 0.0}}, "per_item": {"acc": v}}
-                  for l, v in task_items.items()],
+        "bits_per_byte": {
+            l: {"bits_per_byte": sum(b) / sum(n), "doc_bits": b, "doc_bytes": n} for l, (b, n) in lang_scores.items()
+        },
+        "tasks": [
+            {
+                "task": f"t_{l}",
+                "benchmark": "t",
+                "language": l,
+                "items": len(v),
+                "metrics": {"acc": {"value": sum(v) / len(v), "stderr": 0.0}},
+                "per_item": {"acc": v},
+            }
+            for l, v in task_items.items()
+        ],
     }
 
 
 def test_comparison_reads_target_as_gain_and_source_as_forgetting():
-    base = result({"de": ([50.0, 60.0], [100, 100]), "en": ([30.0, 30.0], [100, 100])},
-                  {"de": [0, 0, 1, 0] * 10, "en": [1, 1, 1, 0] * 10})
-    adapted = result({"de": ([40.0, 45.0], [100, 100]), "en": ([31.0, 32.0], [100, 100])},
-                     {"de": [1, 0, 1, 1] * 10, "en": [1, 0, 1, 0] * 10})
+    base = result(
+        {"de": ([50.0, 60.0], [100, 100]), "en": ([30.0, 30.0], [100, 100])},
+        {"de": [0, 0, 1, 0] * 10, "en": [1, 1, 1, 0] * 10},
+    )
+    adapted = result(
+        {"de": ([40.0, 45.0], [100, 100]), "en": ([31.0, 32.0], [100, 100])},
+        {"de": [1, 0, 1, 1] * 10, "en": [1, 0, 1, 0] * 10},
+    )
     rows = {(r["name"], r["language"]): r for r in compare_results(adapted, base, "de", "en", samples=300)}
     assert rows[("t", "de")]["reading"] == "gain" and rows[("t", "de")]["delta"] == pytest.approx(0.5)
     assert rows[("t", "en")]["reading"] == "forgetting" and rows[("t", "en")]["delta"] == pytest.approx(-0.25)

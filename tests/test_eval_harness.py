@@ -52,8 +52,9 @@ def test_acc_and_acc_norm_equal_lm_eval_item_by_item(trained, tmp_path, shots):
 
 @pytest.mark.slow
 def test_cli_harness_route_and_unknown_task(trained):
-    out = lmforge("eval", str(trained), "--harness", "lm-eval", "-t", str(TASKS / "arc_sample_de.toml"),
-                  "--limit", "6").stdout
+    out = lmforge(
+        "eval", str(trained), "--harness", "lm-eval", "-t", str(TASKS / "arc_sample_de.toml"), "--limit", "6"
+    ).stdout
     assert "arc_sample_de: acc" in out
     assert "lm-evaluation-harness" in (trained / "report.md").read_text()
     bad = lmforge("eval", str(trained), "--harness", "lm-eval", "--tasks", "no_such_task_xyz", check=False)

@@ -11,8 +11,15 @@ from lmforge.eval.loglikelihood import Encoded, encode_item, encode_pair, score_
 
 def tiny(family: str):
     torch.manual_seed(0)
-    args = dict(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, max_position_embeddings=48)
+    args = dict(
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=48,
+    )
     if family == "mistral":
         return MistralForCausalLM(MistralConfig(**args, sliding_window=None)).eval()
     return LlamaForCausalLM(LlamaConfig(**args)).eval()
@@ -20,9 +27,13 @@ def tiny(family: str):
 
 def random_items(n: int, seed: int = 0) -> list[Encoded]:
     r = random.Random(seed)
-    return [Encoded([r.randrange(97) for _ in range(r.randint(1, 30))],
-                    [[r.randrange(97) for _ in range(r.randint(1, 9))] for _ in range(r.randint(2, 5))])
-            for _ in range(n)]
+    return [
+        Encoded(
+            [r.randrange(97) for _ in range(r.randint(1, 30))],
+            [[r.randrange(97) for _ in range(r.randint(1, 9))] for _ in range(r.randint(2, 5))],
+        )
+        for _ in range(n)
+    ]
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral"])
@@ -46,4 +57,3 @@ def test_encoding_moves_trailing_space_and_splits_like_the_harness(tiny_data):
     assert all(tok.decode(c).startswith(" ") for c in enc.choices)
     ctx, cont = encode_pair(tok, "", "Hallo")  # empty context: conditioned on BOS alone
     assert ctx == [tok.bos_token_id] and cont == tok.encode("Hallo", add_special_tokens=False)
-

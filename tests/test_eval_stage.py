@@ -16,11 +16,29 @@ def trained(tiny_run):
 
 @pytest.mark.slow
 def test_eval_stage_reports_languages_side_by_side_with_comparison_and_sweep(trained):
-    out = lmforge("eval", str(trained), "-t", str(TASKS / "hellaswag_sample_en.toml"),
-                  "-t", str(TASKS / "hellaswag_sample_de.toml"), "--limit", "10",
-                  "--bpb", f"en={CORPUS / 'en' / 'heldout.jsonl'}", "--bpb", f"de={CORPUS / 'de' / 'heldout.jsonl'}",
-                  "--baseline", str(trained / "checkpoints" / "step-000000"), "--target-language", "de",
-                  "--source-language", "en", "--sweep", "--set", "eval.max_docs=4").stdout
+    out = lmforge(
+        "eval",
+        str(trained),
+        "-t",
+        str(TASKS / "hellaswag_sample_en.toml"),
+        "-t",
+        str(TASKS / "hellaswag_sample_de.toml"),
+        "--limit",
+        "10",
+        "--bpb",
+        f"en={CORPUS / 'en' / 'heldout.jsonl'}",
+        "--bpb",
+        f"de={CORPUS / 'de' / 'heldout.jsonl'}",
+        "--baseline",
+        str(trained / "checkpoints" / "step-000000"),
+        "--target-language",
+        "de",
+        "--source-language",
+        "en",
+        "--sweep",
+        "--set",
+        "eval.max_docs=4",
+    ).stdout
     assert "hellaswag_sample_de: acc" in out and "(gain, p=" in out and "(forgetting, p=" in out
     report = (trained / "report.md").read_text()
     assert "| benchmark | metric | en | de |" in report and "| hellaswag_sample | acc_norm |" in report
@@ -41,8 +59,10 @@ def test_eval_stage_reports_languages_side_by_side_with_comparison_and_sweep(tra
 
 
 def test_bad_task_file_and_non_causal_model_fail_in_one_line(trained, tmp_path):
-    items = write_jsonl(tmp_path / "bad.jsonl", [{"q": "a", "choices": ["x", "y"], "answer": 0},
-                                                 {"q": "b", "choices": ["x", "y"], "answer": 5}])
+    items = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [{"q": "a", "choices": ["x", "y"], "answer": 0}, {"q": "b", "choices": ["x", "y"], "answer": 5}],
+    )
     spec = tmp_path / "bad.toml"
     spec.write_text(f'name = "bad"\nlanguage = "en"\ndata = "{items.name}"\nprompt = "{{{{q}}}}"\n')
     bad = lmforge("eval", str(trained), "-t", str(spec), check=False)
@@ -51,7 +71,8 @@ def test_bad_task_file_and_non_causal_model_fail_in_one_line(trained, tmp_path):
 
     from transformers import T5Config, T5ForConditionalGeneration
 
-    T5ForConditionalGeneration(T5Config(vocab_size=64, d_model=16, d_ff=32, num_layers=1, num_heads=2,
-                                        d_kv=8)).save_pretrained(tmp_path / "t5")
+    T5ForConditionalGeneration(
+        T5Config(vocab_size=64, d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8)
+    ).save_pretrained(tmp_path / "t5")
     bad = lmforge("eval", str(tmp_path / "t5"), "-t", str(TASKS / "arc_sample_en.toml"), check=False)
     assert bad.returncode == 2 and "not a causal language model" in bad.stderr

@@ -32,17 +32,19 @@ def test_shipped_tasks_load_in_both_languages():
     for t in tasks:
         by_benchmark.setdefault(t.benchmark, set()).add(t.spec.language)
         assert len(t.docs) >= 24
-    assert by_benchmark == {"arc_sample": {"en", "de"}, "hellaswag_sample": {"en", "de"},
-                            "piqa_sample": {"en", "de"}}
+    assert by_benchmark == {"arc_sample": {"en", "de"}, "hellaswag_sample": {"en", "de"}, "piqa_sample": {"en", "de"}}
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"q": "x", "answer": 0}, "missing field 'choices'"),
-    ({"q": "x", "choices": ["a", "b"], "answer": 2}, "answer index 2 out of range for 2 choices"),
-    ({"q": "x", "choices": ["a", "b"], "answer": "0"}, "answer index '0' out of range"),
-    ({"q": "x", "choices": ["a"], "answer": 0}, "'choices' must be a list of at least two non-empty strings"),
-    ({"choices": ["a", "b"], "answer": 0}, "prompt template fails on this item"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"q": "x", "answer": 0}, "missing field 'choices'"),
+        ({"q": "x", "choices": ["a", "b"], "answer": 2}, "answer index 2 out of range for 2 choices"),
+        ({"q": "x", "choices": ["a", "b"], "answer": "0"}, "answer index '0' out of range"),
+        ({"q": "x", "choices": ["a"], "answer": 0}, "'choices' must be a list of at least two non-empty strings"),
+        ({"choices": ["a", "b"], "answer": 0}, "prompt template fails on this item"),
+    ],
+)
 def test_bad_items_fail_with_file_and_line(tmp_path, row, message):
     path = spec(tmp_path, [ROWS[0], row])
     with pytest.raises(DataError) as err:

@@ -34,8 +34,10 @@ def test_an_example_utterance_is_decided_by_its_topic_and_logged(rails, tmp_path
 
 def test_allow_list_mode_refuses_what_no_allowed_topic_is_near(tmp_path):
     f = tmp_path / "allow.toml"
-    f.write_text('mode = "allow"\nrefusal = "Only orders."\nthreshold = 0.85\n[[topics]]\nname = "orders"\n'
-                 'action = "allow"\nexamples = ["Where is my order?", "Wo ist meine Bestellung?"]\n')
+    f.write_text(
+        'mode = "allow"\nrefusal = "Only orders."\nthreshold = 0.85\n[[topics]]\nname = "orders"\n'
+        'action = "allow"\nexamples = ["Where is my order?", "Wo ist meine Bestellung?"]\n'
+    )
     r = load_rails(f)
     assert r.check("Where is my order?").allowed
     refused = r.check("Write a poem about the sea.")
@@ -85,13 +87,26 @@ def test_a_blocked_topic_never_reaches_the_model_in_serve_or_chat(tmp_path, tiny
     model = pretrain_tiny(tiny_run, "train.seq_len=128")
     s = LiveServer(str(model), "--guardrails", str(RAILS), "--name", "tiny")
     try:
-        ask = lambda text, **kw: httpx.post(s.url + "/v1/chat/completions", timeout=60, json={  # noqa: E731
-            "messages": [{"role": "user", "content": text}], "max_tokens": 4, **kw})
+
+        def ask(text, **kw):
+            return httpx.post(
+                s.url + "/v1/chat/completions",
+                timeout=60,
+                json={
+                    "messages": [{"role": "user", "content": text}],
+                    "max_tokens": 4,
+                    **kw,
+                },
+            )
+
         before = httpx.get(s.url + "/health").json()["submitted"]
         r = ask("Welche Partei soll ich bei der Bundestagswahl wählen?")
         assert r.status_code == 200 and "politischen Themen" in r.json()["choices"][0]["message"]["content"]
-        streamed = httpx.post(s.url + "/v1/chat/completions", timeout=60, json={
-            "messages": [{"role": "user", "content": "Should I invest my savings in bitcoin?"}], "stream": True})
+        streamed = httpx.post(
+            s.url + "/v1/chat/completions",
+            timeout=60,
+            json={"messages": [{"role": "user", "content": "Should I invest my savings in bitcoin?"}], "stream": True},
+        )
         assert "investment advice" in streamed.text and streamed.text.rstrip().endswith("data: [DONE]")
         assert httpx.get(s.url + "/health").json()["submitted"] == before  # the model saw neither
         assert ask("How can I track my order?").json()["choices"][0]["finish_reason"] in ("stop", "length")
@@ -100,6 +115,14 @@ def test_a_blocked_topic_never_reaches_the_model_in_serve_or_chat(tmp_path, tiny
         log = s.stop()
     assert '"topic": "politics"' in log
     # `chat --guardrails` answers a blocked topic with its reply instead of the model's
-    out = lmforge("chat", str(model), "--guardrails", str(RAILS), "--max-tokens", "4",
-                  "--prompt", "Wie viele Schmerztabletten darf ich am Tag nehmen?").stdout
+    out = lmforge(
+        "chat",
+        str(model),
+        "--guardrails",
+        str(RAILS),
+        "--max-tokens",
+        "4",
+        "--prompt",
+        "Wie viele Schmerztabletten darf ich am Tag nehmen?",
+    ).stdout
     assert "keine medizinischen Ratschläge" in out

@@ -44,8 +44,12 @@ def test_verdicts_and_swapped_order_logic():
     assert pair_outcome(row("model_1", "model_2")) == "tie"  # the orders disagree: a tie, never a win
     assert pair_outcome(row("tie", "model_1")) == "tie"
     assert pair_outcome(row("error", "model_1")) is None
-    rows = [row("model_1", "model_1")] * 2 + [row("model_2", "model_2")] + [row("model_1", "model_2")] + \
-        [row("error", "tie")]
+    rows = (
+        [row("model_1", "model_1")] * 2
+        + [row("model_2", "model_2")]
+        + [row("model_1", "model_2")]
+        + [row("error", "tie")]
+    )
     r = pair_rates(rows, samples=500)
     assert r["pairs"] == 4 and r["failed"] == 1
     assert r["win_rate"] == 0.5 and r["loss_rate"] == 0.25 and r["tie_rate"] == 0.25
@@ -63,9 +67,15 @@ def scripted():
 
 
 def judge_cfg(url: str, **over) -> JudgeConfig:
-    return JudgeConfig(**{"judge": EndpointConfig(base_url=url, model="scripted-judge", api_key_env=None,
-                                                  max_retries=1, backoff_s=0.01),
-                          "max_new_tokens": 12, **over})
+    return JudgeConfig(
+        **{
+            "judge": EndpointConfig(
+                base_url=url, model="scripted-judge", api_key_env=None, max_retries=1, backoff_s=0.01
+            ),
+            "max_new_tokens": 12,
+            **over,
+        }
+    )
 
 
 def test_end_to_end_with_a_scripted_judge(tiny_run, scripted, tmp_path):
@@ -76,9 +86,21 @@ def test_end_to_end_with_a_scripted_judge(tiny_run, scripted, tmp_path):
     baseline = {}
     for lang in ("en", "de"):  # a baseline's answers in FastChat's layout
         qs = [json.loads(line) for line in (ROOT / f"examples/judge/{lang}/question.jsonl").read_text().splitlines()]
-        baseline[lang] = str(write_jsonl(tmp_path / f"base_{lang}.jsonl", [
-            {"question_id": q["question_id"], "answer_id": "b", "model_id": "base_" + lang, "tstamp": 0,
-             "choices": [{"index": 0, "turns": ["I do not know.", "Still no idea."]}]} for q in qs]))
+        baseline[lang] = str(
+            write_jsonl(
+                tmp_path / f"base_{lang}.jsonl",
+                [
+                    {
+                        "question_id": q["question_id"],
+                        "answer_id": "b",
+                        "model_id": "base_" + lang,
+                        "tstamp": 0,
+                        "choices": [{"index": 0, "turns": ["I do not know.", "Still no idea."]}],
+                    }
+                    for q in qs
+                ],
+            )
+        )
     s = run_judge_stage(judge_cfg(url, mode="both", baseline_answers=baseline), run_dir)
     for lang in ("en", "de"):
         r = s["languages"][lang]
@@ -87,16 +109,38 @@ def test_end_to_end_with_a_scripted_judge(tiny_run, scripted, tmp_path):
         assert len(answers) == 8 and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
         assert {"question_id", "answer_id", "model_id", "choices", "tstamp"} <= set(answers[0])
         single = [json.loads(line) for line in (folder / "model_judgment" / "scripted-judge_single.jsonl").open()]
-        assert len(single) == 16 and {"question_id", "model", "judge", "user_prompt", "judgment", "score", "turn",
-                                      "tstamp"} <= set(single[0])
+        assert len(single) == 16 and {
+            "question_id",
+            "model",
+            "judge",
+            "user_prompt",
+            "judgment",
+            "score",
+            "turn",
+            "tstamp",
+        } <= set(single[0])
         assert all(1 <= j["score"] <= 10 for j in single) and r["single"]["parse_failures"] == 0
         turn2 = next(j for j in single if j["turn"] == 2)
-        q = next(q for q in map(json.loads, (folder / "question.jsonl").open()) if q["question_id"] == turn2["question_id"])
+        q = next(
+            q for q in map(json.loads, (folder / "question.jsonl").open()) if q["question_id"] == turn2["question_id"]
+        )
         assert q["turns"][0] in turn2["user_prompt"] and q["turns"][1] in turn2["user_prompt"]  # sees the whole talk
         ref = next(j for j in single if j["category"] == "math")
-        assert "-ref-" in ref["judge"][1] and ("Reference answer" in ref["user_prompt"] or "Referenzantwort" in ref["user_prompt"])
+        assert "-ref-" in ref["judge"][1] and (
+            "Reference answer" in ref["user_prompt"] or "Referenzantwort" in ref["user_prompt"]
+        )
         table = r["single"]["table"]
-        assert set(table) == {"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities", "all"}
+        assert set(table) == {
+            "writing",
+            "roleplay",
+            "reasoning",
+            "math",
+            "coding",
+            "extraction",
+            "stem",
+            "humanities",
+            "all",
+        }
         # the scripted judge always prefers the answer shown first: every pair flips, so all ties
         p = r["pairwise"]
         assert p["pairs"] == 16 and p["tie_rate"] == 1.0 and p["position_bias_rate"] == 1.0
@@ -115,7 +159,9 @@ def test_end_to_end_with_a_scripted_judge(tiny_run, scripted, tmp_path):
     build_release(ReleaseConfig(), run_dir)
     card = ModelCard.load(run_dir / "release" / "README.md")
     scores = {r.dataset_type: r.metric_value for r in card.data.eval_results if r.metric_type == "judge_score"}
-    assert scores == {f"judge-{lang}": s["languages"][lang]["single"]["table"]["all"]["average"] for lang in ("en", "de")}
+    assert scores == {
+        f"judge-{lang}": s["languages"][lang]["single"]["table"]["all"]["average"] for lang in ("en", "de")
+    }
     assert "Graded MT-Bench-style by `scripted-judge`" in card.text
     # resumable: a rerun asks the judge nothing new (same answers with the same seed, same requests)
     before = sum(ep.requests.values())
@@ -125,9 +171,13 @@ def test_end_to_end_with_a_scripted_judge(tiny_run, scripted, tmp_path):
     # failures (never a silent score), and a run that judged nothing fails in one line
     ep.garbage_judge = True
     with pytest.raises(DataError, match=r"judge: all 32 judgments failed .*first: no rating in any reply"):
-        run_judge_stage(judge_cfg(url, mode="single", judge=EndpointConfig(
-            base_url=url, model="garbage-judge", api_key_env=None)), run_dir)
-    rows = [json.loads(line) for line in (run_dir / "judge" / "en" / "model_judgment" / "garbage-judge_single.jsonl").open()]
+        run_judge_stage(
+            judge_cfg(url, mode="single", judge=EndpointConfig(base_url=url, model="garbage-judge", api_key_env=None)),
+            run_dir,
+        )
+    rows = [
+        json.loads(line) for line in (run_dir / "judge" / "en" / "model_judgment" / "garbage-judge_single.jsonl").open()
+    ]
     assert len(rows) == 16 and all(r["error"] == "parse failure" and r["retried"] and r["score"] == -1 for r in rows)
 
 
@@ -136,10 +186,14 @@ def test_unknown_category_and_missing_reference_are_skipped_with_reasons(tiny_ru
 
     _, url = scripted
     run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
-    qs = write_jsonl(tmp_path / "q.jsonl", [
-        {"question_id": 1, "category": "writing", "turns": ["Write a line about the sea.", "Now about a lake."]},
-        {"question_id": 2, "category": "cooking", "turns": ["Bake a cake."]},
-        {"question_id": 3, "category": "math", "turns": ["What is 2 + 3?", "And times 4?"]}])
+    qs = write_jsonl(
+        tmp_path / "q.jsonl",
+        [
+            {"question_id": 1, "category": "writing", "turns": ["Write a line about the sea.", "Now about a lake."]},
+            {"question_id": 2, "category": "cooking", "turns": ["Bake a cake."]},
+            {"question_id": 3, "category": "math", "turns": ["What is 2 + 3?", "And times 4?"]},
+        ],
+    )
     s = run_judge_stage(judge_cfg(url, questions={"en": str(qs)}, references={}), run_dir)
     r = s["languages"]["en"]
     assert r["questions"] == 1
@@ -162,12 +216,18 @@ def test_a_live_lmforge_serve_as_the_judge(tiny_run, tmp_path):
     try:
         name = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
         with pytest.raises(DataError, match="judge: all 32 judgments failed"):  # judge model: the server's only one
-            run_judge_stage(JudgeConfig(judge=EndpointConfig(base_url=server.url + "/v1", api_key_env=None,
-                                                             max_tokens=16), max_new_tokens=8), run_dir)
+            run_judge_stage(
+                JudgeConfig(
+                    judge=EndpointConfig(base_url=server.url + "/v1", api_key_env=None, max_tokens=16), max_new_tokens=8
+                ),
+                run_dir,
+            )
     finally:
         server.stop()
     for lang in ("en", "de"):
-        rows = [json.loads(line) for line in (run_dir / "judge" / lang / "model_judgment" / f"{name}_single.jsonl").open()]
+        rows = [
+            json.loads(line) for line in (run_dir / "judge" / lang / "model_judgment" / f"{name}_single.jsonl").open()
+        ]
         assert len(rows) == 16 and all(r["error"] == "parse failure" and r["judgment"] for r in rows)
 
 
@@ -179,9 +239,14 @@ def test_eval_can_include_the_judge(tiny_run, scripted):
 
     _, url = scripted
     run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
-    s = run_eval_stage(EvalConfig(bpb_texts={"en": str(CORPUS / "en" / "heldout.jsonl")}, max_docs=3,
-                                  judge=judge_cfg(url, questions={"en": str(ROOT / "examples/judge/en/question.jsonl")})),
-                       run_dir)
+    s = run_eval_stage(
+        EvalConfig(
+            bpb_texts={"en": str(CORPUS / "en" / "heldout.jsonl")},
+            max_docs=3,
+            judge=judge_cfg(url, questions={"en": str(ROOT / "examples/judge/en/question.jsonl")}),
+        ),
+        run_dir,
+    )
     assert s["judge"]["en"]["single"]["judgments"] == 16
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["stages"]["judge"]["model"] == s["model"]  # the model eval evaluated
@@ -197,8 +262,20 @@ def test_the_judge_cli_as_the_readme_shows_it_outside_the_checkout(tiny_run, scr
     run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    out = lmforge("judge", "--model", str(run_dir), "--judge-endpoint", url, "--judge-model", "scripted-judge",
-                  "--run-dir", str(tmp_path / "judged"), "--set", "judge.max_new_tokens=8", cwd=elsewhere)
+    out = lmforge(
+        "judge",
+        "--model",
+        str(run_dir),
+        "--judge-endpoint",
+        url,
+        "--judge-model",
+        "scripted-judge",
+        "--run-dir",
+        str(tmp_path / "judged"),
+        "--set",
+        "judge.max_new_tokens=8",
+        cwd=elsewhere,
+    )
     assert "| en |" in out.stdout or "en" in out.stdout
     results = json.loads((tmp_path / "judged" / "manifest.json").read_text())["stages"]["judge"]
     assert set(results["languages"]) == {"en", "de"} and results["judge"]["model"] == "scripted-judge"
@@ -211,8 +288,21 @@ def test_a_judge_run_whose_every_judgment_failed_exits_non_zero(tiny_run, script
     ep, url = scripted
     ep.garbage_judge = True  # answers without any rating, also when asked again
     run_dir = pretrain_tiny(tiny_run, "model.max_position_embeddings=512")
-    proc = lmforge("judge", "--model", str(run_dir), "--judge-endpoint", url, "--judge-model", "scripted-judge",
-                   "--questions", f"en={ROOT / 'examples/judge/en/question.jsonl'}", "--run-dir", str(tmp_path / "j"),
-                   "--set", "judge.max_new_tokens=8", check=False)  # --questions: English only
+    proc = lmforge(
+        "judge",
+        "--model",
+        str(run_dir),
+        "--judge-endpoint",
+        url,
+        "--judge-model",
+        "scripted-judge",
+        "--questions",
+        f"en={ROOT / 'examples/judge/en/question.jsonl'}",
+        "--run-dir",
+        str(tmp_path / "j"),
+        "--set",
+        "judge.max_new_tokens=8",
+        check=False,
+    )  # --questions: English only
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "judge: all 16 judgments failed" in proc.stderr and "Traceback" not in proc.stderr

@@ -18,8 +18,11 @@ def source(tmp_path, name: str, offset: int, tokens: int) -> PackedTokens:
 
 @pytest.fixture
 def sources(tmp_path):
-    return {"de": source(tmp_path, "de", 10_000, 4000), "en": source(tmp_path, "en", 30_000, 800),
-            "code": source(tmp_path, "code", 50_000, 400)}
+    return {
+        "de": source(tmp_path, "de", 10_000, 4000),
+        "en": source(tmp_path, "en", 30_000, 800),
+        "code": source(tmp_path, "code", 50_000, 400),
+    }
 
 
 def test_realised_shares_match_the_weights_over_every_prefix(sources):

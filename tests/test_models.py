@@ -63,8 +63,10 @@ def test_gguf_is_converted_once_and_cached_as_safetensors(forms):
 
 def test_reference_errors_are_one_line(forms, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointError, match="HuggingFaceTB/SmolLM2-135M: not a local model and not "
-                                              "downloadable from the Hugging Face Hub"):
+    with pytest.raises(
+        CheckpointError,
+        match="HuggingFaceTB/SmolLM2-135M: not a local model and not downloadable from the Hugging Face Hub",
+    ):
         resolve_model_dir("HuggingFaceTB/SmolLM2-135M")
     with pytest.raises(CheckpointError, match="GGUF file not found"):
         resolve_model_dir(tmp_path / "missing.gguf")
@@ -79,9 +81,11 @@ def test_reference_errors_are_one_line(forms, tmp_path, monkeypatch):
 @pytest.mark.parametrize("form", ["folder", "run", "adapter", "gguf", "hub"])
 def test_generate_chat_and_eval_take_every_form(forms, form, tmp_path):
     ref = "HuggingFaceTB/SmolLM2-135M" if form == "hub" else str(forms[form])
-    verbs = [("generate", ref, "-p", "Am Morgen", "--temperature", "0", "--max-new-tokens", "4"),
-             ("chat", ref, "--prompt", "Hallo", "--temperature", "0", "--max-new-tokens", "4"),
-             ("eval", ref, "-t", str(TASK), "--limit", "4", "--baseline", ref, "--run-dir", str(tmp_path / "e"))]
+    verbs = [
+        ("generate", ref, "-p", "Am Morgen", "--temperature", "0", "--max-new-tokens", "4"),
+        ("chat", ref, "--prompt", "Hallo", "--temperature", "0", "--max-new-tokens", "4"),
+        ("eval", ref, "-t", str(TASK), "--limit", "4", "--baseline", ref, "--run-dir", str(tmp_path / "e")),
+    ]
     for args in verbs:
         proc = lmforge(*args, env=OFFLINE, check=form != "hub")
         if form == "hub":
@@ -100,17 +104,44 @@ def test_recipe_keys_take_a_gguf(forms, tiny_data, tmp_path):
     from lmforge.train import pretrain
 
     gguf = str(forms["gguf"])
-    s = run_sft_stage(SftConfig(model=gguf, method="lora", epochs=0.05, batch_size=8, max_new_tokens=2, too_long="truncate",
-                                sample_prompts=[], datasets=[SftDataset(path=str(ROOT / "examples" / "instructions"
-                                                                                   / "chat_de_heldout.jsonl"))]),
-                      tmp_path / "sft", seed=0)
+    s = run_sft_stage(
+        SftConfig(
+            model=gguf,
+            method="lora",
+            epochs=0.05,
+            batch_size=8,
+            max_new_tokens=2,
+            too_long="truncate",
+            sample_prompts=[],
+            datasets=[SftDataset(path=str(ROOT / "examples" / "instructions" / "chat_de_heldout.jsonl"))],
+        ),
+        tmp_path / "sft",
+        seed=0,
+    )
     assert s["base"] == str(resolve_model_dir(gguf)) and (tmp_path / "sft" / "chat" / "config.json").exists()
-    a = run_adapt_stage(AdaptConfig(base=gguf, sources={"de": [str(CORPUS / "de" / "train.jsonl")]},
-                                    phases=[PhaseConfig(name="de", mix={"de": 1.0}, tokens=2 * 4 * 32)],
-                                    heldout={"de": str(CORPUS / "de" / "heldout.jsonl")}),
-                        TrainConfig(seq_len=32, micro_batch_size=4, threads=1), tmp_path / "adapt", seed=0)
+    a = run_adapt_stage(
+        AdaptConfig(
+            base=gguf,
+            sources={"de": [str(CORPUS / "de" / "train.jsonl")]},
+            phases=[PhaseConfig(name="de", mix={"de": 1.0}, tokens=2 * 4 * 32)],
+            heldout={"de": str(CORPUS / "de" / "heldout.jsonl")},
+        ),
+        TrainConfig(seq_len=32, micro_batch_size=4, threads=1),
+        tmp_path / "adapt",
+        seed=0,
+    )
     assert a["phases"][0]["steps"] == 2 and a["base"]["source"] == gguf
-    p = pretrain(ModelConfig(), TrainConfig(init_from=gguf, data=str(tiny_data / "tokens" / "train"), seq_len=32,
-                                            micro_batch_size=4, max_steps=2, threads=1),
-                 tmp_path / "pre", seed=0)
+    p = pretrain(
+        ModelConfig(),
+        TrainConfig(
+            init_from=gguf,
+            data=str(tiny_data / "tokens" / "train"),
+            seq_len=32,
+            micro_batch_size=4,
+            max_steps=2,
+            threads=1,
+        ),
+        tmp_path / "pre",
+        seed=0,
+    )
     assert p["steps"] == 2

@@ -72,13 +72,26 @@ def _wait_for(path, proc, timeout=120):
 def test_killed_run_resumes_bit_identically(tiny_run, tmp_path):
     run_dir, recipe_path = tiny_run
     # bf16 autocast on purpose: resume must be exact in the fast precision too (fp32 is covered elsewhere)
-    args = ["pretrain", str(recipe_path), "--set", "train.max_steps=16", "--set", "train.checkpoint_every=8",
-            "--set", "train.precision='bf16'"]
+    args = [
+        "pretrain",
+        str(recipe_path),
+        "--set",
+        "train.max_steps=16",
+        "--set",
+        "train.checkpoint_every=8",
+        "--set",
+        "train.precision='bf16'",
+    ]
     lmforge(*args, "--run-dir", str(tmp_path / "straight"))
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "lmforge", *args, "--run-dir", str(killed)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lmforge", *args, "--run-dir", str(killed)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(killed / "checkpoints" / "step-000008" / "trainer_state.json", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -93,23 +106,45 @@ def test_killed_run_resumes_bit_identically(tiny_run, tmp_path):
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits(tiny_run):
     run_dir, recipe_path = tiny_run
-    args = ["pretrain", str(recipe_path), "--run-dir", str(run_dir), "--set", "train.max_steps=100000",
-            "--set", "train.checkpoint_every=100000", "--set", "train.log_spaced_checkpoints=false"]
-    proc = subprocess.Popen([sys.executable, "-m", "lmforge", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        "pretrain",
+        str(recipe_path),
+        "--run-dir",
+        str(run_dir),
+        "--set",
+        "train.max_steps=100000",
+        "--set",
+        "train.checkpoint_every=100000",
+        "--set",
+        "train.log_spaced_checkpoints=false",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lmforge", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for(run_dir / "metrics.jsonl", proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert "stopped by SIGTERM" in out
-    state = json.loads((run_dir / "checkpoints" / "latest").parent.joinpath(
-        (run_dir / "checkpoints" / "latest").read_text().strip(), "trainer_state.json").read_text())
+    state = json.loads(
+        (run_dir / "checkpoints" / "latest")
+        .parent.joinpath((run_dir / "checkpoints" / "latest").read_text().strip(), "trainer_state.json")
+        .read_text()
+    )
     assert 0 < state["step"] < 100000 and state["step"] == max(losses(run_dir))
 
 
 def _torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "lmforge", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "lmforge",
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc

@@ -38,13 +38,41 @@ MARK = re.compile(r"\((online|long|the test suite itself)\)\s*$")
 OPENAI = "https://api.openai.com/v1"
 SHORTER = {  # (long) commands: the README's command plus these, so that CI runs it in minutes
     "lmforge run recipes/smollm2-german.toml --set 'curate.inputs=[\"examples/raw/\"]'": [
-        "--set", "run.name=smollm2-german-readme", "--set", "train.seq_len=128", "--set", "train.micro_batch_size=2",
-        "--set", "train.grad_accum=1", "--set", "adapt.new_tokens=64", "--set", "adapt.passkey_trials=0",
-        "--set", 'adapt.phases=[{name = "german", mix = {de = 0.75, en = 0.25}, tokens = 1024}]',
-        "--set", "adapt.limit=4", "--set", "adapt.max_docs=2", "--set", "eval.limit=4", "--set", "eval.max_docs=2",
-        "--set", "sft.epochs=0.01", "--set", "sft.max_len=256", "--set", "sft.heldout=[]",
-        "--set", 'sft.sample_prompts=["Beschreibe das alte Haus in einem Satz."]', "--set", "export.types=[\"q8_0\"]",
-        "--set", 'export.verify_prompts=["Die Hauptstadt von Deutschland ist"]'],
+        "--set",
+        "run.name=smollm2-german-readme",
+        "--set",
+        "train.seq_len=128",
+        "--set",
+        "train.micro_batch_size=2",
+        "--set",
+        "train.grad_accum=1",
+        "--set",
+        "adapt.new_tokens=64",
+        "--set",
+        "adapt.passkey_trials=0",
+        "--set",
+        'adapt.phases=[{name = "german", mix = {de = 0.75, en = 0.25}, tokens = 1024}]',
+        "--set",
+        "adapt.limit=4",
+        "--set",
+        "adapt.max_docs=2",
+        "--set",
+        "eval.limit=4",
+        "--set",
+        "eval.max_docs=2",
+        "--set",
+        "sft.epochs=0.01",
+        "--set",
+        "sft.max_len=256",
+        "--set",
+        "sft.heldout=[]",
+        "--set",
+        'sft.sample_prompts=["Beschreibe das alte Haus in einem Satz."]',
+        "--set",
+        'export.types=["q8_0"]',
+        "--set",
+        'export.verify_prompts=["Die Hauptstadt von Deutschland ist"]',
+    ],
 }
 
 
@@ -68,7 +96,7 @@ def _split_comment(line: str) -> tuple[str, str]:
         elif c in "'\"":
             quote = c
         elif c == "#" and (i == 0 or line[i - 1] == " "):
-            return line[:i].rstrip(), line[i + 1:].strip()
+            return line[:i].rstrip(), line[i + 1 :].strip()
     return line.rstrip(), ""
 
 
@@ -85,8 +113,9 @@ def commands(lines: list[tuple[int, str]], source: str) -> list[Command]:
             pending += text[:-1].rstrip() + " "
             continue
         found = [MARK.search(n) for n in notes if MARK.search(n)]
-        out.append(Command(" ".join((pending + text).split()), found[0].group(1) if found else None,
-                           f"{source}:{start}"))
+        out.append(
+            Command(" ".join((pending + text).split()), found[0].group(1) if found else None, f"{source}:{start}")
+        )
         pending, notes = "", []
     return out
 
@@ -100,8 +129,11 @@ def readme_blocks() -> list[list[Command]]:
                 current = (line.strip()[3:], i, [])
             elif current is not None:
                 kind, start, body = current
-                blocks.append(commands(body, "README.md") if kind == "bash" else
-                              [Command("\n".join(b for _, b in body), None, f"README.md:{start}")])
+                blocks.append(
+                    commands(body, "README.md")
+                    if kind == "bash"
+                    else [Command("\n".join(b for _, b in body), None, f"README.md:{start}")]
+                )
                 current = None
             continue
         if current is not None:
@@ -123,13 +155,22 @@ def header_commands(recipe: Path) -> list[Command]:
 
 
 def env() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "HF_HUB_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def bash(script: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], cwd=ROOT, env=env(), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + script],
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, f"{script}\n-> exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -157,7 +198,7 @@ def stand_in(cmd: Command, judge_url: str) -> str | None:
     if cmd.text.startswith("lmforge judge ") and OPENAI in cmd.text:
         return cmd.text.replace(OPENAI, judge_url)
     if cmd.text == "lmforge run recipes/translate-sft.toml":  # SFT's base: the wheel's GGUF, a short epoch
-        return f"{cmd.text} --set sft.model=\\\"{gguf()}\\\" --set sft.epochs=0.02 --set sft.batch_size=4"
+        return f'{cmd.text} --set sft.model=\\"{gguf()}\\" --set sft.epochs=0.02 --set sft.batch_size=4'
     return None
 
 
@@ -252,8 +293,12 @@ def test_every_command_of_the_readme_and_the_recipes(blocks):
     finally:
         judge.stop()
     print("\n" + "\n".join(log))
-    for done in ("runs/smollm2-german-readme/release/smollm2-german-readme-q8_0.gguf", "runs/demo/dpo/model",
-                 "runs/demo/judge/en/model_judgment/gpt-4o_pair.jsonl", "runs/translate-sft/chat"):
+    for done in (
+        "runs/smollm2-german-readme/release/smollm2-german-readme-q8_0.gguf",
+        "runs/demo/dpo/model",
+        "runs/demo/judge/en/model_judgment/gpt-4o_pair.jsonl",
+        "runs/translate-sft/chat",
+    ):
         assert (ROOT / done).exists(), done
 
 
@@ -262,14 +307,21 @@ def serve_block(block: list[Command], blocks: list[list[Command]]) -> None:
     snippet = next(b[0].text for b in blocks if b and b[0].text.startswith("from openai import OpenAI"))
     clients = [c.text for c in block if not c.is_server]
     for server in (c for c in block if c.is_server):
-        proc = subprocess.Popen(["bash", "-c", f"exec {server.text}"], cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            ["bash", "-c", f"exec {server.text}"],
+            cwd=ROOT,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             wait_for("http://127.0.0.1:8000", proc)
             answered = bash("\n".join(clients)).stdout
             assert '"choices"' in answered or "invalid or missing API key" in answered, answered
-            streamed = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT, env=env(), capture_output=True,
-                                      text=True, timeout=300)
+            streamed = subprocess.run(
+                [sys.executable, "-c", snippet], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300
+            )
             assert streamed.returncode == 0, streamed.stderr[-2000:]
         finally:
             proc.send_signal(signal.SIGTERM)

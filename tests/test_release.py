@@ -24,8 +24,11 @@ def constructed(tmp_path, drop: tuple[str, ...] = (), licences: dict | None = No
         path = tmp_path / name.replace(" ", "_")
         if name not in drop:
             path.write_text(name)
-        key = "weights" if name.startswith("Model parameters") or name == "Model metadata" else \
-            {"code": "code", "data": "data", "document": "documents"}[kind]
+        key = (
+            "weights"
+            if name.startswith("Model parameters") or name == "Model metadata"
+            else {"code": "code", "data": "data", "document": "documents"}[kind]
+        )
         comps[name] = {"path": path.name, "license": lic[key]}
     return comps, tmp_path
 
@@ -47,15 +50,19 @@ def test_mof_classes_follow_the_model_openness_tool(tmp_path):
     comps, root = constructed(tmp_path / "c", licences={"weights": "CC-BY-NC-4.0"})
     r = classify(comps, root)
     assert r["components"]["Model parameters (Final)"]["status"] == "invalid licence"
-    assert r["class"] is None and "Model parameters (Final): licence CC-BY-NC-4.0 is not an open data licence" \
+    assert (
+        r["class"] is None
+        and "Model parameters (Final): licence CC-BY-NC-4.0 is not an open data licence"
         in r["missing"]["Class III (Open Model)"][0]
+    )
     # licence kinds per content type: CC-BY-4.0 is open for documents and data, not for code
     comps, root = constructed(tmp_path / "d", licences={"code": "CC-BY-4.0"})
     r = classify(comps, root)
     assert r["components"]["Training code"]["status"] == "invalid licence"
     assert r["class"] is None  # the architecture is code too, so not even class III
     assert r["missing"]["Class III (Open Model)"] == [
-        "Model architecture: licence CC-BY-4.0 is not an OSI-approved licence"]
+        "Model architecture: licence CC-BY-4.0 is not an OSI-approved licence"
+    ]
     assert r["components"]["Model card"]["status"] == "open"
     comps, root = constructed(tmp_path / "e", licences={"documents": "MIT"})  # OSI code licence on documents
     assert classify(comps, root)["components"]["Model card"]["status"] == "invalid licence"
@@ -71,9 +78,14 @@ def released(tiny_run):
     from lmforge.release import build_release
 
     run_dir = pretrain_tiny(tiny_run)
-    run_eval_stage(EvalConfig(tasks=[str(TASKS / "arc_sample_en.toml"), str(TASKS / "arc_sample_de.toml")],
-                              bpb_texts={"en": str(CORPUS / "en" / "heldout.jsonl"),
-                                         "de": str(CORPUS / "de" / "heldout.jsonl")}, max_docs=5), run_dir)
+    run_eval_stage(
+        EvalConfig(
+            tasks=[str(TASKS / "arc_sample_en.toml"), str(TASKS / "arc_sample_de.toml")],
+            bpb_texts={"en": str(CORPUS / "en" / "heldout.jsonl"), "de": str(CORPUS / "de" / "heldout.jsonl")},
+            max_docs=5,
+        ),
+        run_dir,
+    )
     summary = build_release(ReleaseConfig(licenses=LicensesConfig(**OPEN), hub_repo="someone/tiny"), run_dir)
     return run_dir, summary
 
@@ -102,8 +114,13 @@ def test_release_folder_loads_and_its_card_holds_the_eval_figures(released):
     assert [c["step"] for c in index] == [0, 1, 2, 4, 8] and all((root / c["path"]).is_dir() for c in index)
     mof = __import__("yaml").safe_load((root / "mof.yaml").read_text())
     assert mof["framework"]["name"] == "Model Openness Framework"
-    assert {c["name"] for c in mof["release"]["components"]} >= {"Model architecture", "Model parameters (Final)",
-                                                                 "Model card", "Data card", "Evaluation results"}
+    assert {c["name"] for c in mof["release"]["components"]} >= {
+        "Model architecture",
+        "Model parameters (Final)",
+        "Model card",
+        "Data card",
+        "Evaluation results",
+    }
     assert all((root / c["component_path"]).exists() for c in mof["release"]["components"])
     # licences for all four content types, code copied, report present: Class II (no paper, no datasets)
     assert summary["mof_class"] == "Class II (Open Tooling)", summary["missing_for_next_class"]
@@ -160,9 +177,19 @@ def test_mistral_architecture_exports_too(released, tmp_path):
     import torch
 
     torch.manual_seed(0)
-    model = MistralForCausalLM(MistralConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                             sliding_window=None, tie_word_embeddings=False))
+    model = MistralForCausalLM(
+        MistralConfig(
+            vocab_size=vocab,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            sliding_window=None,
+            tie_word_embeddings=False,
+        )
+    )
     folder = tmp_path / "mistral"
     model.save_pretrained(folder)
     for f in ("tokenizer.json", "tokenizer_config.json"):
@@ -184,13 +211,26 @@ def test_sentencepiece_style_vocabulary_exports_too(tmp_path):
     from lmforge.models import load_model_and_tokenizer
     from tests.tiny_models import sentencepiece_style_tokenizer
 
-    texts = [json.loads(line)["text"] for lang in ("en", "de")
-             for line in (CORPUS / lang / "train.jsonl").read_text().splitlines()[:200]]
+    texts = [
+        json.loads(line)["text"]
+        for lang in ("en", "de")
+        for line in (CORPUS / lang / "train.jsonl").read_text().splitlines()[:200]
+    ]
     tok = sentencepiece_style_tokenizer(texts)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                                         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=96,
-                                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=96,
+            bos_token_id=1,
+            eos_token_id=2,
+            tie_word_embeddings=False,
+        )
+    )
     folder = tmp_path / "llama2-style"
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -213,8 +253,11 @@ def test_exported_gguf_serves_through_the_llama_cpp_backend(released):
     lmforge("export", "gguf", str(run_dir), "-t", "f16")
     server = LiveServer(str(run_dir / "release" / f"{run_dir.name}-f16.gguf"), "--backend", "llama.cpp")
     try:
-        r = httpx.post(server.url + "/v1/completions", json={"prompt": "The harbour is", "max_tokens": 5,
-                                                             "temperature": 0}, timeout=60)
+        r = httpx.post(
+            server.url + "/v1/completions",
+            json={"prompt": "The harbour is", "max_tokens": 5, "temperature": 0},
+            timeout=60,
+        )
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
     finally:
         server.stop()
@@ -241,10 +284,18 @@ def test_bad_input_gets_one_line_errors(released, tmp_path, tiny_run):
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=512)).save_pretrained(gpt2)
     shutil.copy(run_dir / "release" / "tokenizer.json", gpt2 / "tokenizer.json")
     shutil.copy(run_dir / "release" / "tokenizer_config.json", gpt2 / "tokenizer_config.json")
-    with pytest.raises(LmforgeError, match="GGUF export supports LlamaForCausalLM, MistralForCausalLM, not GPT2LMHeadModel"):
+    with pytest.raises(
+        LmforgeError, match="GGUF export supports LlamaForCausalLM, MistralForCausalLM, not GPT2LMHeadModel"
+    ):
         export_gguf(gpt2, tmp_path / "x.gguf", "f16")
     # the Hub unreachable (nothing listens at the endpoint): one line naming the Hub
-    proc = lmforge("release", str(run_dir), "--push", "someone/tiny", check=False,
-                   env={"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_TOKEN": "hf_test"})
+    proc = lmforge(
+        "release",
+        str(run_dir),
+        "--push",
+        "someone/tiny",
+        check=False,
+        env={"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_TOKEN": "hf_test"},
+    )
     assert proc.returncode == 2 and "could not push to the Hugging Face Hub (someone/tiny)" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -23,7 +23,8 @@ def test_rouge_l_matches_the_rouge_score_package_on_english():
     texts = [s["instruction"] for s in read_seeds(SEEDS_EN)]
     pairs = [(a, b) for a in texts[:12] for b in texts[:12]] + [
         ("Write a poem about the sea.", "Write a short poem about the sea at night."),
-        ("List three tips for sleeping well.", "Give three practical tips for someone who has trouble falling asleep.")]
+        ("List three tips for sleeping well.", "Give three practical tips for someone who has trouble falling asleep."),
+    ]
     for a, b in pairs:
         assert rouge_l(a, b) == pytest.approx(scorer.score(a, b)["rougeL"].fmeasure, abs=1e-12), (a, b)
     # German words keep their umlauts (rouge-score's tokenizer would cut "Übersetze" to "bersetze")
@@ -40,8 +41,10 @@ def test_novelty_filter_drops_a_paraphrase_and_keeps_a_new_task():
     new = "Describe how a bicycle gear system lets a rider climb steep hills with less effort."
     reason, best = instruction_problem(new, pool, "en", cfg)
     assert reason is None and best < 0.7
-    assert instruction_problem("Zeichne ein Diagramm der Wasserversorgung einer Stadt.", [], "de", cfg)[0] == \
-        "blacklisted keyword"
+    assert (
+        instruction_problem("Zeichne ein Diagramm der Wasserversorgung einer Stadt.", [], "de", cfg)[0]
+        == "blacklisted keyword"
+    )
     assert instruction_problem("Erkläre, wie ein Kühlschrank Wärme aus dem Inneren abführt.", [], "de", cfg)[0] is None
 
 
@@ -50,7 +53,9 @@ def test_seed_files_follow_the_self_instruct_layout():
         seeds = read_seeds(path)
         assert len(seeds) == 30 and {"id", "name", "instruction", "instances", "is_classification"} <= set(seeds[0])
         assert sum(s["is_classification"] for s in seeds) >= 5
-        assert all(instruction_problem(s["instruction"], [], lang, SelfInstructConfig())[0] is None for s in seeds), lang
+        assert all(instruction_problem(s["instruction"], [], lang, SelfInstructConfig())[0] is None for s in seeds), (
+            lang
+        )
 
 
 def test_scripted_run_names_every_drop_and_writes_alpaca_for_sft(tmp_path):
@@ -59,20 +64,31 @@ def test_scripted_run_names_every_drop_and_writes_alpaca_for_sft(tmp_path):
     ep = FaultEndpoint()
     server = Running(ep.app, free_port())
     try:
-        cfg = SelfInstructConfig(seeds=str(SEEDS_EN), target=3, rounds=3, prompts_per_round=1,
-                                 endpoint=EndpointConfig(base_url=server.url, model="fake", api_key_env=None))
+        cfg = SelfInstructConfig(
+            seeds=str(SEEDS_EN),
+            target=3,
+            rounds=3,
+            prompts_per_round=1,
+            endpoint=EndpointConfig(base_url=server.url, model="fake", api_key_env=None),
+        )
         s = run_self_instruct_stage(cfg, tmp_path / "run")
     finally:
         server.stop()
-    assert s["dropped"] == {"too similar (ROUGE-L)": 1, "blacklisted keyword": 1, "too short": 1,
-                            "starts with punctuation": 1, "wrong language": 1}
+    assert s["dropped"] == {
+        "too similar (ROUGE-L)": 1,
+        "blacklisted keyword": 1,
+        "too short": 1,
+        "starts with punctuation": 1,
+        "wrong language": 1,
+    }
     assert s["generated"] == s["kept_instructions"] + sum(s["dropped"].values()) == 8
     assert s["kept_instructions"] == 3 == s["instances_kept"]
     rows = [json.loads(line) for line in open(s["output"])]
     assert {r["instruction"] for r in rows} == {
         "Describe three ways to save water in a small garden during a dry summer.",
         "Write a polite note to a neighbour asking them to keep their dog quiet at night.",
-        "Suggest a weekly meal plan for a student with a small budget and little time."}
+        "Suggest a weekly meal plan for a student with a small budget and little time.",
+    }
     assert all(r["input"] == "" and r["output"] and r["language"] == "en" for r in rows)
     convs, skipped, _ = read_conversations(s["output"])
     assert len(convs) == 3 and not skipped
@@ -93,9 +109,16 @@ def test_self_instruct_against_a_live_lmforge_serve(tiny_run, tmp_path):
     server = LiveServer(str(pretrain_tiny(tiny_run, "model.max_position_embeddings=1024")))
     try:
         model = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
-        cfg = SelfInstructConfig(seeds=str(SEEDS_DE), language="de", target=5, rounds=2, prompts_per_round=2,
-                                 endpoint=EndpointConfig(base_url=server.url + "/v1", model=model, api_key_env=None,
-                                                         max_tokens=48, temperature=0.7))
+        cfg = SelfInstructConfig(
+            seeds=str(SEEDS_DE),
+            language="de",
+            target=5,
+            rounds=2,
+            prompts_per_round=2,
+            endpoint=EndpointConfig(
+                base_url=server.url + "/v1", model=model, api_key_env=None, max_tokens=48, temperature=0.7
+            ),
+        )
         s = run_self_instruct_stage(cfg, tmp_path / "run")
     finally:
         server.stop()

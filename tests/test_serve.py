@@ -38,9 +38,20 @@ def test_chat_and_completions_streamed_and_not(client):
     full = client.chat.completions.create(model="tiny", messages=msgs, max_tokens=12, temperature=0)
     choice = full.choices[0]
     assert choice.message.role == "assistant" and choice.finish_reason in ("stop", "length")
-    assert full.usage.prompt_tokens > 0 and full.usage.total_tokens == full.usage.prompt_tokens + full.usage.completion_tokens
-    chunks = list(client.chat.completions.create(model="tiny", messages=msgs, max_tokens=12, temperature=0, stream=True,
-                                                 stream_options={"include_usage": True}))
+    assert (
+        full.usage.prompt_tokens > 0
+        and full.usage.total_tokens == full.usage.prompt_tokens + full.usage.completion_tokens
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny",
+            messages=msgs,
+            max_tokens=12,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == choice.message.content  # greedy: the same reply either way
@@ -49,7 +60,9 @@ def test_chat_and_completions_streamed_and_not(client):
 
     text = client.completions.create(model="tiny", prompt="Am Morgen", max_tokens=10, temperature=0)
     assert text.choices[0].finish_reason in ("stop", "length") and text.usage.prompt_tokens > 0
-    pieces = list(client.completions.create(model="tiny", prompt="Am Morgen", max_tokens=10, temperature=0, stream=True))
+    pieces = list(
+        client.completions.create(model="tiny", prompt="Am Morgen", max_tokens=10, temperature=0, stream=True)
+    )
     assert "".join(p.choices[0].text for p in pieces) == text.choices[0].text
     assert [m.id for m in client.models.list()] == ["tiny"]
 
@@ -62,24 +75,30 @@ def test_seed_n_and_stop_strings(client):
     assert len(many.choices) == 3 and many.choices[0].text == a and len({c.text for c in many.choices}) > 1
     greedy = client.completions.create(model="tiny", prompt="The harbour", max_tokens=30, temperature=0).choices[0].text
     word = next(w for w in greedy.split() if len(w) > 2)
-    cut = client.completions.create(model="tiny", prompt="The harbour", max_tokens=30, temperature=0, stop=[word, "zzz"])
+    cut = client.completions.create(
+        model="tiny", prompt="The harbour", max_tokens=30, temperature=0, stop=[word, "zzz"]
+    )
     assert cut.choices[0].finish_reason == "stop" and cut.choices[0].text == greedy[: greedy.index(word)]
-    streamed = client.completions.create(model="tiny", prompt="The harbour", max_tokens=30, temperature=0, stop=word,
-                                         stream=True)
+    streamed = client.completions.create(
+        model="tiny", prompt="The harbour", max_tokens=30, temperature=0, stop=word, stream=True
+    )
     assert "".join(c.choices[0].text for c in streamed) == greedy[: greedy.index(word)]
 
 
-@pytest.mark.parametrize("body, status, param", [
-    ({"messages": []}, 400, "messages"),
-    ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
-    ({"messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content"),
-    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "max_tokens"),
-    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100_000}, 400, "max_tokens"),
-    ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
-    ({"messages": [{"role": "user", "content": "hi"}], "top_p": 1.5}, 400, "top_p"),
-    ({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}, 404, "model"),
-    ({"prompt": "hi"}, 400, "messages"),
-])
+@pytest.mark.parametrize(
+    "body, status, param",
+    [
+        ({"messages": []}, 400, "messages"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100_000}, 400, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
+        ({"messages": [{"role": "user", "content": "hi"}], "top_p": 1.5}, 400, "top_p"),
+        ({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}, 404, "model"),
+        ({"prompt": "hi"}, 400, "messages"),
+    ],
+)
 def test_bad_requests_get_openai_errors(server, body, status, param):
     r = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=30)
     assert r.status_code == status, r.text
@@ -88,8 +107,12 @@ def test_bad_requests_get_openai_errors(server, body, status, param):
 
 
 def test_malformed_json_oversized_body_and_client_errors(server, client):
-    r = httpx.post(server.url + "/v1/chat/completions", content=b"{not json", timeout=30,
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        server.url + "/v1/chat/completions",
+        content=b"{not json",
+        timeout=30,
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     r = httpx.post(server.url + "/v1/completions", content=b'{"prompt": "' + b"x" * (1 << 20) + b'"}', timeout=30)
     assert r.status_code == 413 and "error" in r.json()
@@ -97,8 +120,13 @@ def test_malformed_json_oversized_body_and_client_errors(server, client):
     assert r.status_code == 404 and "error" in r.json()
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="tiny", messages=[], max_tokens=4)
-    unknown_fields = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}],
-                                                    max_tokens=3, user="someone", extra_body={"vendor_flag": 1})
+    unknown_fields = client.chat.completions.create(
+        model="tiny",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=3,
+        user="someone",
+        extra_body={"vendor_flag": 1},
+    )
     assert unknown_fields.choices[0].message.role == "assistant"
 
 
@@ -119,8 +147,10 @@ def test_api_key_and_loopback_default(tiny_model):
     s = LiveServer(str(tiny_model), "--api-key", "sekret")
     try:
         assert httpx.get(s.url + "/v1/models").status_code == 401
-        assert httpx.get(s.url + "/v1/models", headers={"Authorization": "Bearer nope"}).json()["error"]["code"] == \
-            "invalid_api_key"
+        assert (
+            httpx.get(s.url + "/v1/models", headers={"Authorization": "Bearer nope"}).json()["error"]["code"]
+            == "invalid_api_key"
+        )
         ok = openai.OpenAI(base_url=s.url + "/v1", api_key="sekret", max_retries=0)
         assert len(ok.models.list().data) == 1
         assert httpx.get(s.url + "/health").status_code == 200  # not under /v1
@@ -145,8 +175,14 @@ def test_load_with_malformed_requests_interleaved(server):
                     out = c.completions.create(model="tiny", prompt=f"Request {k} {j}", max_tokens=4, temperature=0)
                     assert out.choices[0].finish_reason in ("stop", "length")
                 else:
-                    chunks = list(c.chat.completions.create(model="tiny", max_tokens=4, stream=True, messages=[
-                        {"role": "user", "content": f"Hallo {k} {j}"}]))
+                    chunks = list(
+                        c.chat.completions.create(
+                            model="tiny",
+                            max_tokens=4,
+                            stream=True,
+                            messages=[{"role": "user", "content": f"Hallo {k} {j}"}],
+                        )
+                    )
                     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
             except Exception as e:  # noqa: BLE001 - collected and asserted below
                 failures.append(repr(e))
@@ -155,11 +191,16 @@ def test_load_with_malformed_requests_interleaved(server):
         bodies = [b"{", b"[]", json.dumps({"messages": "no"}).encode(), json.dumps({"prompt": ""}).encode()]
         with httpx.Client(timeout=60) as h:
             for i in range(200):
-                r = h.post(server.url + ("/v1/completions" if i % 2 else "/v1/chat/completions"),
-                           content=bodies[i % len(bodies)], headers={"content-type": "application/json"})
+                r = h.post(
+                    server.url + ("/v1/completions" if i % 2 else "/v1/chat/completions"),
+                    content=bodies[i % len(bodies)],
+                    headers={"content-type": "application/json"},
+                )
                 bad_statuses.append((r.status_code, "error" in r.json()))
 
-    threads = [threading.Thread(target=good_client, args=(k,)) for k in range(8)] + [threading.Thread(target=bad_client)]
+    threads = [threading.Thread(target=good_client, args=(k,)) for k in range(8)] + [
+        threading.Thread(target=bad_client)
+    ]
     for t in threads:
         t.start()
     for t in threads:

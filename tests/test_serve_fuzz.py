@@ -35,9 +35,11 @@ def resolvable(schema: dict, name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}", "components": schema["components"]}
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def bodies(schema: dict, request_model: str) -> st.SearchStrategy:
@@ -71,14 +73,22 @@ def check(server, route: str, body: bytes, ok_model: str, chunk_model: str, seen
         jsonschema.validate(r.json(), resolvable(schemas, ok_model))
 
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 
-@pytest.mark.parametrize("route, request_model, ok_model, chunk_model", [
-    ("/v1/chat/completions", "ChatRequest", "ChatCompletion", "ChatCompletionChunk"),
-    ("/v1/completions", "CompletionRequest", "Completion", "Completion"),
-])
+@pytest.mark.parametrize(
+    "route, request_model, ok_model, chunk_model",
+    [
+        ("/v1/chat/completions", "ChatRequest", "ChatCompletion", "ChatCompletionChunk"),
+        ("/v1/completions", "CompletionRequest", "Completion", "Completion"),
+    ],
+)
 def test_fuzzed_bodies_never_get_a_5xx(server, route, request_model, ok_model, chunk_model):
     seen = Counter()
 

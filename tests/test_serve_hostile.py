@@ -69,8 +69,14 @@ CASES = [
     ("nested JSON", "POST", "/v1/chat/completions", b"[" * 200_000, 400, "invalid_json"),
     ("not UTF-8", "POST", "/v1/chat/completions", b'{"prompt": "\xff\xfe"}', 400, "invalid_json"),
     ("a 5000-digit integer", "POST", "/v1/completions", big_int(), 400, "invalid_json"),
-    ("lone surrogate", "POST", "/v1/chat/completions",
-     b'{"messages": [{"role": "user", "content": "\\ud800 hi"}]}', 400, "messages[0].content"),
+    (
+        "lone surrogate",
+        "POST",
+        "/v1/chat/completions",
+        b'{"messages": [{"role": "user", "content": "\\ud800 hi"}]}',
+        400,
+        "messages[0].content",
+    ),
     ("surrogate in a prompt", "POST", "/v1/completions", b'{"prompt": "ok \\udfff"}', 400, "prompt"),
     ("seed past 64 bits", "POST", "/v1/completions", b'{"prompt": "hi", "seed": 18446744073709551616}', 400, "seed"),
     ("max_tokens as a string", "POST", "/v1/completions", b'{"prompt": "hi", "max_tokens": "5"}', 400, "max_tokens"),
@@ -79,13 +85,38 @@ CASES = [
     ("stream as a string", "POST", "/v1/completions", b'{"prompt": "hi", "stream": "yes"}', 400, "stream"),
     ("NaN temperature", "POST", "/v1/completions", b'{"prompt": "hi", "temperature": NaN}', 400, "temperature"),
     ("n over the limit", "POST", "/v1/completions", b'{"prompt": "hi", "n": 9}', 400, "n"),
-    ("tools", "POST", "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "hi"}], "tools": [
-        {"type": "function", "function": {"name": "f", "parameters": {}}}]}).encode(), 400, "tools"),
-    ("response_format", "POST", "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "hi"}],
-     "response_format": {"type": "json_object"}}).encode(), 400, "response_format"),
+    (
+        "tools",
+        "POST",
+        "/v1/chat/completions",
+        json.dumps(
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            }
+        ).encode(),
+        400,
+        "tools",
+    ),
+    (
+        "response_format",
+        "POST",
+        "/v1/chat/completions",
+        json.dumps(
+            {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}
+        ).encode(),
+        400,
+        "response_format",
+    ),
     ("logit_bias", "POST", "/v1/completions", b'{"prompt": "hi", "logit_bias": {"5": 10}}', 400, "logit_bias"),
-    ("logprobs", "POST", "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "hi"}],
-     "logprobs": True}).encode(), 400, "logprobs"),
+    (
+        "logprobs",
+        "POST",
+        "/v1/chat/completions",
+        json.dumps({"messages": [{"role": "user", "content": "hi"}], "logprobs": True}).encode(),
+        400,
+        "logprobs",
+    ),
     ("legacy logprobs", "POST", "/v1/completions", b'{"prompt": "hi", "logprobs": 5}', 400, "logprobs"),
     ("echo", "POST", "/v1/completions", b'{"prompt": "hi", "echo": true}', 400, "echo"),
     ("a stop list of numbers", "POST", "/v1/completions", b'{"prompt": "hi", "stop": [1]}', 400, "stop[0]"),
@@ -219,8 +250,10 @@ def read_response(sock: socket.socket) -> bytes:
 def upload_chunked(port: int, total: int, headers: str = "") -> bytes:
     """Send a chunked body of `total` bytes, stopping as soon as the server answers."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
-                 "Transfer-Encoding: chunked\r\n\r\n".encode())
+    sock.sendall(
+        f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}"
+        "Transfer-Encoding: chunked\r\n\r\n".encode()
+    )
     piece = b'{"prompt": "' + b"x" * (65536 - 12)
     sent = 0
     try:
@@ -282,8 +315,9 @@ def test_sigterm_ends_requests_in_flight_and_the_process(backend, talker):
     first_chunk = threading.Barrier(3)
 
     def streamed(i):
-        with httpx.stream("POST", s.url + "/v1/chat/completions", json=long_body(backend, True, chat=True),
-                          timeout=60) as r:
+        with httpx.stream(
+            "POST", s.url + "/v1/chat/completions", json=long_body(backend, True, chat=True), timeout=60
+        ) as r:
             events = sse_events(r)
             results[f"stream{i}"] = [next(events)]
             first_chunk.wait(timeout=60)
@@ -332,8 +366,11 @@ def test_llamacpp_listens_on_one_tcp_port_and_nothing_bypasses_the_key(talker):
             r = h.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2})
             assert r.status_code == 401  # llama.cpp's own routes want a key only lmforge holds
         assert httpx.post(s.url + "/v1/completions", json={"prompt": "hi", "max_tokens": 2}).status_code == 401
-        ok = httpx.post(s.url + "/v1/completions", json={"prompt": "hi", "max_tokens": 2},
-                        headers={"Authorization": "Bearer sekret"})
+        ok = httpx.post(
+            s.url + "/v1/completions",
+            json={"prompt": "hi", "max_tokens": 2},
+            headers={"Authorization": "Bearer sekret"},
+        )
         assert ok.status_code == 200
     finally:
         s.stop()
@@ -351,8 +388,14 @@ def test_the_endpoint_client_leaves_nothing_decoding(talker):
     s = start("torch", talker)
     waits = []
     try:
-        cfg = {"base_url": s.url + "/v1", "model": "m", "api_key_env": None, "timeout_s": 1.0, "max_retries": 2,
-               "backoff_s": 0.4}
+        cfg = {
+            "base_url": s.url + "/v1",
+            "model": "m",
+            "api_key_env": None,
+            "timeout_s": 1.0,
+            "max_retries": 2,
+            "backoff_s": 0.4,
+        }
         ask = [{"role": "user", "content": "Erzähl mir alles."}]
         streamed = EndpointClient(EndpointConfig(**cfg))
         reply = streamed.chat(ask, max_tokens=1200, temperature=0)

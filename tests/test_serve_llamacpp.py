@@ -33,9 +33,15 @@ def test_prompts_are_rendered_and_counted_here_exactly_as_llama_cpp_does():
 
     backend = LlamaCppBackend(str(packaged_gguf()), max_batch=1)
     assert backend.tokenizer is not None
-    chats = [[{"role": "user", "content": "Wie heißt die Hauptstadt von Österreich?"}],
-             [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2 + 2 = ?"},
-              {"role": "assistant", "content": "4"}, {"role": "user", "content": "`x = [1, 2]` in Python?\n"}]]
+    chats = [
+        [{"role": "user", "content": "Wie heißt die Hauptstadt von Österreich?"}],
+        [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "2 + 2 = ?"},
+            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "`x = [1, 2]` in Python?\n"},
+        ],
+    ]
     local = [backend.chat_prompt(c) for c in chats] + [backend.text_prompt("Once upon a time, Émile")]
     backend.tokenizer = None
     remote = [backend.chat_prompt(c) for c in chats] + [backend.text_prompt("Once upon a time, Émile")]

@@ -24,9 +24,17 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1100,800"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1100,800",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     yield driver
@@ -73,25 +81,35 @@ def test_the_chat_page_streams_stops_and_shows_errors(browser, server):
     browser.find_element(By.ID, "temperature").send_keys("0")
     send(browser, "What is the capital of France?")
     wait(browser, "return document.querySelector('.assistant') && document.body.classList.contains('busy')")
-    answer = wait(browser, "const a = document.querySelectorAll('.assistant'); const last = a[a.length - 1];"
-                           "return last && last.dataset.state === 'done' && last.textContent")
+    answer = wait(
+        browser,
+        "const a = document.querySelectorAll('.assistant'); const last = a[a.length - 1];"
+        "return last && last.dataset.state === 'done' && last.textContent",
+    )
     assert "Paris" in answer
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "chat-page.png"))
 
     send(browser, "Write a very long story about a lighthouse keeper and his cat.")
-    wait(browser, "const a = document.querySelectorAll('.assistant'); return a.length === 2 && a[1].textContent.length > 20")
+    wait(
+        browser,
+        "const a = document.querySelectorAll('.assistant'); return a.length === 2 && a[1].textContent.length > 20",
+    )
     browser.find_element(By.ID, "stop").click()
-    state = wait(browser, "const a = document.querySelectorAll('.assistant'); return a[1].dataset.state !== 'streaming'"
-                          " && a[1].dataset.state")
+    state = wait(
+        browser,
+        "const a = document.querySelectorAll('.assistant'); return a[1].dataset.state !== 'streaming'"
+        " && a[1].dataset.state",
+    )
     assert state == "stopped"
     assert "busy" not in browser.find_element(By.TAG_NAME, "body").get_attribute("class")
 
 
 def test_model_output_cannot_inject_html(browser, server):
     browser.get(server.url + "/")
-    html = browser.execute_script("return renderMarkdown(arguments[0])",
-                                  "<img src=x onerror=alert(1)> **bold** `x<y` [a](javascript:alert(1))\n```\n<script>"
-                                  "alert(2)</script>\n```")
+    html = browser.execute_script(
+        "return renderMarkdown(arguments[0])",
+        "<img src=x onerror=alert(1)> **bold** `x<y` [a](javascript:alert(1))\n```\n<script>alert(2)</script>\n```",
+    )
     assert "<img" not in html and "<script" not in html and "javascript:" not in html.split("href=")[-1][:20]
     assert "&lt;img" in html and "<strong>bold</strong>" in html and "<code>x&lt;y</code>" in html

@@ -23,18 +23,32 @@ INSTR = ROOT / "examples" / "instructions"
 
 def test_per_record_formats_become_messages(tmp_path):
     rows = [
-        {"instruction": "Sum up.", "input": "A text.", "output": "Short."},                            # alpaca
-        {"instruction": "Name it.", "context": "", "response": "A cat.", "category": "open_qa"},      # dolly
-        {"conversations": [{"from": "system", "value": "Be kind."}, {"from": "human", "value": "Hi"},
-                           {"from": "gpt", "value": "Hello!"}], "language": "en"},                    # sharegpt
-        {"messages": [{"role": "user", "content": "Hallo"}, {"role": "assistant", "content": "Hi!"},
-                      {"role": "user", "content": "Wie geht's?"}, {"role": "assistant", "content": "Gut."}],
-         "language": "de"},                                                                           # tulu
+        {"instruction": "Sum up.", "input": "A text.", "output": "Short."},  # alpaca
+        {"instruction": "Name it.", "context": "", "response": "A cat.", "category": "open_qa"},  # dolly
+        {
+            "conversations": [
+                {"from": "system", "value": "Be kind."},
+                {"from": "human", "value": "Hi"},
+                {"from": "gpt", "value": "Hello!"},
+            ],
+            "language": "en",
+        },  # sharegpt
+        {
+            "messages": [
+                {"role": "user", "content": "Hallo"},
+                {"role": "assistant", "content": "Hi!"},
+                {"role": "user", "content": "Wie geht's?"},
+                {"role": "assistant", "content": "Gut."},
+            ],
+            "language": "de",
+        },  # tulu
     ]
     convs, skipped, _ = read_conversations(write_jsonl(tmp_path / "mixed.jsonl", rows))
     assert not skipped
-    assert convs[0]["messages"] == [{"role": "user", "content": "Sum up.\n\nA text."},
-                                    {"role": "assistant", "content": "Short."}]
+    assert convs[0]["messages"] == [
+        {"role": "user", "content": "Sum up.\n\nA text."},
+        {"role": "assistant", "content": "Short."},
+    ]
     assert convs[1]["messages"][0]["content"] == "Name it." and convs[1]["messages"][1]["content"] == "A cat."
     assert [m["role"] for m in convs[2]["messages"]] == ["system", "user", "assistant"]
     assert len(convs[3]["messages"]) == 4 and convs[3]["language"] == "de"
@@ -45,23 +59,34 @@ def test_oasst1_tree_keeps_the_best_ranked_reply_per_turn_and_every_follow_up(tm
     def msg(i, parent, role, text, rank=None):
         return {"message_id": i, "parent_id": parent, "role": role, "text": text, "lang": "de", "rank": rank}
 
-    rows = [msg("p1", None, "prompter", "Frage?"),
-            msg("a1", "p1", "assistant", "schlechte Antwort", 1), msg("a2", "p1", "assistant", "beste Antwort", 0),
-            msg("p2", "a2", "prompter", "Nachfrage eins"), msg("p3", "a2", "prompter", "Nachfrage zwei"),
-            msg("a3", "p2", "assistant", "Antwort eins", 0), msg("a4", "p3", "assistant", "Antwort zwei", 0),
-            msg("x1", "a1", "prompter", "unter der schlechten Antwort"), msg("x2", "x1", "assistant", "nie", 0)]
+    rows = [
+        msg("p1", None, "prompter", "Frage?"),
+        msg("a1", "p1", "assistant", "schlechte Antwort", 1),
+        msg("a2", "p1", "assistant", "beste Antwort", 0),
+        msg("p2", "a2", "prompter", "Nachfrage eins"),
+        msg("p3", "a2", "prompter", "Nachfrage zwei"),
+        msg("a3", "p2", "assistant", "Antwort eins", 0),
+        msg("a4", "p3", "assistant", "Antwort zwei", 0),
+        msg("x1", "a1", "prompter", "unter der schlechten Antwort"),
+        msg("x2", "x1", "assistant", "nie", 0),
+    ]
     convs, skipped, _ = read_conversations(write_jsonl(tmp_path / "oasst.jsonl", rows), "oasst1")
     texts = sorted([m["content"] for m in c["messages"]] for c in convs)
-    assert texts == [["Frage?", "beste Antwort", "Nachfrage eins", "Antwort eins"],
-                     ["Frage?", "beste Antwort", "Nachfrage zwei", "Antwort zwei"]]
+    assert texts == [
+        ["Frage?", "beste Antwort", "Nachfrage eins", "Antwort eins"],
+        ["Frage?", "beste Antwort", "Nachfrage zwei", "Antwort zwei"],
+    ]
     assert all(c["language"] == "de" for c in convs) and not skipped
     with pytest.raises(DataError, match=r"oasst.jsonl:1: OASST1 message whose parent is not in the file"):
         read_conversations(write_jsonl(tmp_path / "oasst.jsonl", [msg("q", "gone", "assistant", "?")]), "oasst1")
 
 
 def test_unusable_records_are_counted_with_file_and_line(tmp_path):
-    rows = [{"instruction": "a", "output": "b"}, {"messages": [{"role": "user", "content": "only a question"}]},
-            {"title": "not instruction data"}]
+    rows = [
+        {"instruction": "a", "output": "b"},
+        {"messages": [{"role": "user", "content": "only a question"}]},
+        {"title": "not instruction data"},
+    ]
     convs, skipped, where = read_conversations(write_jsonl(tmp_path / "bad.jsonl", rows))
     assert len(convs) == 1 and skipped == {"no assistant turn": 1, "unreadable record": 1}
     assert any(w.endswith("bad.jsonl:2: no assistant turn") for w in where)
@@ -71,14 +96,21 @@ def test_unusable_records_are_counted_with_file_and_line(tmp_path):
 
 
 def test_mixing_weights_and_language_filter():
-    sets = [SftDataset(path=str(INSTR / "alpaca_en.jsonl"), weight=0.5),
-            SftDataset(path=str(INSTR / "chat_de.jsonl"), weight=2.0)]
+    sets = [
+        SftDataset(path=str(INSTR / "alpaca_en.jsonl"), weight=0.5),
+        SftDataset(path=str(INSTR / "chat_de.jsonl"), weight=2.0),
+    ]
     convs, _, _ = mix_datasets(sets, seed=0)
     langs = [c["language"] for c in convs]
     assert langs.count("en") == 300 and langs.count("de") == 1200
     assert [c["where"] for c in mix_datasets(sets, seed=0)[0]] == [c["where"] for c in convs]
-    only_de, skipped, _ = mix_datasets([SftDataset(path=str(INSTR / "alpaca_en.jsonl"), languages=["de"]),
-                                        SftDataset(path=str(INSTR / "chat_de.jsonl"), languages=["de"])], 0)
+    only_de, skipped, _ = mix_datasets(
+        [
+            SftDataset(path=str(INSTR / "alpaca_en.jsonl"), languages=["de"]),
+            SftDataset(path=str(INSTR / "chat_de.jsonl"), languages=["de"]),
+        ],
+        0,
+    )
     assert len(only_de) == 600 and skipped["other language"] == 600
 
 
@@ -86,9 +118,13 @@ def test_labels_are_exactly_the_assistant_turns(tiny_data):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_data / "tokenizer")
-    messages = [{"role": "system", "content": "Sei knapp."}, {"role": "user", "content": "Wo ist der Brief?"},
-                {"role": "assistant", "content": "Im Garten."}, {"role": "user", "content": "Und wer?"},
-                {"role": "assistant", "content": "Der Bäcker."}]
+    messages = [
+        {"role": "system", "content": "Sei knapp."},
+        {"role": "user", "content": "Wo ist der Brief?"},
+        {"role": "assistant", "content": "Im Garten."},
+        {"role": "user", "content": "Und wer?"},
+        {"role": "assistant", "content": "Der Bäcker."},
+    ]
     ids, labels = encode(tok, messages)
     assert len(ids) == len(labels) and ids[0] == tok.eos_token_id
     kept = [i for i, l in zip(ids, labels) if l != IGNORE]
@@ -142,33 +178,55 @@ batch_size = 16
 lr = 2e-3
 sample_prompts = ["Beschreibe das Brot in einem Satz."]
 [[sft.datasets]]
-path = "{INSTR / 'chat_de.jsonl'}"
+path = "{INSTR / "chat_de.jsonl"}"
 [[sft.datasets]]
-path = "{INSTR / 'alpaca_en.jsonl'}"
+path = "{INSTR / "alpaca_en.jsonl"}"
 weight = 0.5
 [[sft.heldout]]
-path = "{INSTR / 'chat_de_heldout.jsonl'}"
+path = "{INSTR / "chat_de_heldout.jsonl"}"
 """)
     out = lmforge("sft", str(recipe), "--run-dir", str(base_run)).stdout
     s = json.loads((base_run / "manifest.json").read_text())["stages"]["sft"]
     assert s["heldout_loss_after"]["de"] < s["heldout_loss_before"]["de"] - 0.5
-    assert s["conversations"] + sum(s["skipped"].values()) == 900 and "assistant:" in out and "## SFT" in (base_run / "report.md").read_text()
+    assert (
+        s["conversations"] + sum(s["skipped"].values()) == 900
+        and "assistant:" in out
+        and "## SFT" in (base_run / "report.md").read_text()
+    )
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(base_run / "chat")  # plain transformers loads the chat model
 
-    once = lmforge("chat", str(base_run), "--prompt", "Beschreibe das Brot in einem Satz.", "--temperature", "0",
-                   "--max-new-tokens", "12")
-    piped = subprocess.run([sys.executable, "-m", "lmforge", "chat", str(base_run), "--temperature", "0",
-                            "--max-new-tokens", "12"], input="Beschreibe das Brot in einem Satz.",
-                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+    once = lmforge(
+        "chat",
+        str(base_run),
+        "--prompt",
+        "Beschreibe das Brot in einem Satz.",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "12",
+    )
+    piped = subprocess.run(
+        [sys.executable, "-m", "lmforge", "chat", str(base_run), "--temperature", "0", "--max-new-tokens", "12"],
+        input="Beschreibe das Brot in einem Satz.",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     # greedy decoding: the piped prompt gets exactly the --prompt answer (a tiny model's may be blank lines)
     assert piped.returncode == 0 and piped.stdout == once.stdout and once.stdout.endswith("\n")
 
     # the interactive chat, driven through a pseudo-terminal
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "lmforge", "chat", str(base_run), "--temperature", "0",
-                             "--max-new-tokens", "8"], stdin=follower, stdout=follower, stderr=follower, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lmforge", "chat", str(base_run), "--temperature", "0", "--max-new-tokens", "8"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=ROOT,
+    )
     os.close(follower)
 
     def read_until(marker: str, timeout: float = 120) -> str:
@@ -196,8 +254,15 @@ def test_llama_adapter_saves_an_adapter_that_loads_back(base_run, tmp_path):
     from lmforge.models import load_model_and_tokenizer
     from lmforge.sft.stage import run_sft_stage
 
-    cfg = SftConfig(method="adapter", adapter_len=4, adapter_layers=1, epochs=0.2, batch_size=8, lr=1e-2,
-                    datasets=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))])
+    cfg = SftConfig(
+        method="adapter",
+        adapter_len=4,
+        adapter_layers=1,
+        epochs=0.2,
+        batch_size=8,
+        lr=1e-2,
+        datasets=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))],
+    )
     run_sft_stage(cfg, base_run, seed=0)
     adapter = base_run / "sft" / "adapter"
     assert (adapter / "adapter_config.json").exists() and not (base_run / "chat").exists()

@@ -21,14 +21,23 @@ def smollm2() -> str:
 
 
 def test_chat_answers_a_question_from_the_wheel(smollm2):
-    out = lmforge("chat", smollm2, "--prompt", "What is the capital of France?", "--temperature", "0",
-                  "--max-new-tokens", "24").stdout
+    out = lmforge(
+        "chat", smollm2, "--prompt", "What is the capital of France?", "--temperature", "0", "--max-new-tokens", "24"
+    ).stdout
     assert "Paris" in out
 
 
 def test_eval_of_shipped_tasks_beats_chance_in_english(smollm2, tmp_path):
-    lmforge("eval", smollm2, "-t", str(TASKS / "arc_sample_en.toml"), "-t", str(TASKS / "arc_sample_de.toml"),
-            "--run-dir", str(tmp_path))
+    lmforge(
+        "eval",
+        smollm2,
+        "-t",
+        str(TASKS / "arc_sample_en.toml"),
+        "-t",
+        str(TASKS / "arc_sample_de.toml"),
+        "--run-dir",
+        str(tmp_path),
+    )
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     acc = {t["task"]: t["metrics"]["acc"]["value"] for t in results["tasks"]}
     assert acc["arc_sample_en"] > 0.5  # 4 choices: chance is 0.25
@@ -39,15 +48,28 @@ def test_lora_sft_for_a_few_steps(smollm2, tmp_path):
     from lmforge.recipe import SftConfig, SftDataset
     from lmforge.sft.stage import run_sft_stage
 
-    cfg = SftConfig(model=smollm2, method="lora", lora_rank=8, epochs=0.1, batch_size=4, max_len=128, lr=1e-4,
-                    sample_prompts=["Name a colour."], max_new_tokens=8,
-                    datasets=[SftDataset(path=str(INSTR / "alpaca_en_heldout.jsonl")),
-                              SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))],
-                    heldout=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))])
+    cfg = SftConfig(
+        model=smollm2,
+        method="lora",
+        lora_rank=8,
+        epochs=0.1,
+        batch_size=4,
+        max_len=128,
+        lr=1e-4,
+        sample_prompts=["Name a colour."],
+        max_new_tokens=8,
+        datasets=[
+            SftDataset(path=str(INSTR / "alpaca_en_heldout.jsonl")),
+            SftDataset(path=str(INSTR / "chat_de_heldout.jsonl")),
+        ],
+        heldout=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))],
+    )
     s = run_sft_stage(cfg, tmp_path, seed=0)
     assert s["steps"] >= 2 and s["trainable_params"] < 0.02 * 134_515_008  # LoRA: under 2% of the weights
     assert s["heldout_loss_after"]["de"] < s["heldout_loss_before"]["de"]
-    assert (tmp_path / "sft" / "adapter" / "adapter_config.json").exists() and (tmp_path / "chat" / "config.json").exists()
+    assert (tmp_path / "sft" / "adapter" / "adapter_config.json").exists() and (
+        tmp_path / "chat" / "config.json"
+    ).exists()
 
 
 def test_adapt_with_tokenizer_extension_for_a_few_steps(smollm2, tmp_path):
@@ -58,11 +80,15 @@ def test_adapt_with_tokenizer_extension_for_a_few_steps(smollm2, tmp_path):
     for lang in ("de", "en"):  # a few held-out documents keep the before/after measurement short
         heldout[lang] = tmp_path / f"{lang}.jsonl"
         heldout[lang].write_text("".join((CORPUS / lang / "heldout.jsonl").read_text().splitlines(True)[:12]))
-    cfg = AdaptConfig(base=smollm2, sources={"de": [str(CORPUS / "de" / "train.jsonl")],
-                                             "en": [str(CORPUS / "en" / "train.jsonl")]},
-                      phases=[PhaseConfig(name="de", mix={"de": 0.75, "en": 0.25}, tokens=3 * 2 * 128)],
-                      heldout={k: str(v) for k, v in heldout.items()}, new_tokens=32, target_language="de",
-                      source_language="en")
+    cfg = AdaptConfig(
+        base=smollm2,
+        sources={"de": [str(CORPUS / "de" / "train.jsonl")], "en": [str(CORPUS / "en" / "train.jsonl")]},
+        phases=[PhaseConfig(name="de", mix={"de": 0.75, "en": 0.25}, tokens=3 * 2 * 128)],
+        heldout={k: str(v) for k, v in heldout.items()},
+        new_tokens=32,
+        target_language="de",
+        source_language="en",
+    )
     s = run_adapt_stage(cfg, TrainConfig(seq_len=128, micro_batch_size=2, lr=1e-5), tmp_path / "run", seed=0)
     assert s["phases"][0]["steps"] == 3 and s["base"]["added_tokens"] == 32
     assert s["base"]["vocab_before"] == 49152
@@ -89,11 +115,18 @@ def test_engine_greedy_equals_transformers_generate(smollm2, dtype):
         assert getattr(engine.project, "blocks", 0) == (0 if block_weights.kernel() is None else 1 + 30 * 7)
     engine.stops = set()
     for question in ("Write a short poem about the sea.", "Wie heißt die Hauptstadt von Deutschland?"):
-        ids = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                      return_dict=False)
+        ids = tok.apply_chat_template(
+            [{"role": "user", "content": question}], add_generation_prompt=True, return_dict=False
+        )
         x = torch.tensor([ids])  # an explicit mask: the prompt holds <|im_end|>, which is also pad/EOS
-        want = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=40, do_sample=False,
-                              eos_token_id=None, pad_token_id=tok.eos_token_id)[0, len(ids):].tolist()
+        want = model.generate(
+            x,
+            attention_mask=torch.ones_like(x),
+            max_new_tokens=40,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=tok.eos_token_id,
+        )[0, len(ids) :].tolist()
         events = []
         req = engine.submit(ids, SamplingParams(max_tokens=40, temperature=0), events.append)
         while engine.running or engine.waiting:
@@ -106,8 +139,11 @@ def test_gguf_export_of_smollm2_runs_in_llama_cpp(smollm2, tmp_path):
     from lmforge.export import export_gguf, verify_gguf
 
     folder = resolve_model_dir(smollm2)
-    prompts = [json.loads(line)["text"][:160] for lang in ("en", "de")
-               for line in (CORPUS / lang / "heldout.jsonl").read_text().splitlines()[:3]]
+    prompts = [
+        json.loads(line)["text"][:160]
+        for lang in ("en", "de")
+        for line in (CORPUS / lang / "heldout.jsonl").read_text().splitlines()[:3]
+    ]
     f16 = verify_gguf(export_gguf(folder, tmp_path / "smollm2-f16.gguf", "f16")["path"], folder, prompts)
     assert f16["greedy_identical"] == len(prompts) and f16["tokenization_identical"] == len(prompts), f16
     q8 = verify_gguf(export_gguf(folder, tmp_path / "smollm2-q8_0.gguf", "q8_0")["path"], folder, prompts)

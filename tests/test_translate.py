@@ -22,8 +22,10 @@ URL = "https://example.org/docs?id=42"
 
 
 def test_protected_spans_survive_byte_identical_and_changes_are_caught():
-    text = (f"Run {CODE} then open {URL} and call `make test`. Use {{name}} and {{{{ field }}}} and %s; "
-            "it weighs 3.5 kg and runs at 20 km/h with 15% battery.")
+    text = (
+        f"Run {CODE} then open {URL} and call `make test`. Use {{name}} and {{{{ field }}}} and %s; "
+        "it weighs 3.5 kg and runs at 20 km/h with 15% battery."
+    )
     spans: list[str] = []
     masked = protect(text, spans)
     assert spans == [CODE, "`make test`", URL, "{name}", "{{ field }}", "%s", "3.5 kg", "20 km/h", "15%"]
@@ -36,8 +38,19 @@ def test_protected_spans_survive_byte_identical_and_changes_are_caught():
 
 
 def endpoint_cfg(url: str, **over) -> EndpointConfig:
-    return EndpointConfig(**{"base_url": url, "model": "fake", "api_key_env": None, "concurrency": 4, "timeout_s": 1.0,
-                             "max_retries": 3, "backoff_s": 0.05, "max_backoff_s": 0.2, **over})
+    return EndpointConfig(
+        **{
+            "base_url": url,
+            "model": "fake",
+            "api_key_env": None,
+            "concurrency": 4,
+            "timeout_s": 1.0,
+            "max_retries": 3,
+            "backoff_s": 0.05,
+            "max_backoff_s": 0.2,
+            **over,
+        }
+    )
 
 
 @pytest.fixture
@@ -64,15 +77,32 @@ def test_faults_are_retried_or_rejected_with_reasons_and_everything_is_accounted
         alpaca(f"BREAKCODE Explain what this snippet prints and why it matters:\n{CODE}"),
         alpaca("WRONGLANG Describe a rainy afternoon in a small library full of old books."),
         alpaca("BADKEYS Describe a market square on a busy Saturday in early summer."),
-        {"instruction": "Give two tips for a first job interview, short and practical.",
-         "context": "", "response": "Prepare questions and arrive ten minutes early, then listen carefully."},
-        {"conversations": [{"from": "human", "value": "What should I pack for a weekend by the sea in autumn?"},
-                           {"from": "gpt", "value": "A warm jumper, a rain jacket, good shoes and a book."}]},
-        {"messages": [{"role": "system", "content": "You are a friendly travel assistant for families."},
-                      {"role": "user", "content": "Which city is nice for a short trip with small children?"},
-                      {"role": "assistant", "content": "Try a city with a zoo, parks and short distances."}]},
-        {"message_id": "m1", "parent_id": None, "role": "prompter", "lang": "en", "rank": None,
-         "text": "How do I keep basil alive on a windowsill through the winter months?"},
+        {
+            "instruction": "Give two tips for a first job interview, short and practical.",
+            "context": "",
+            "response": "Prepare questions and arrive ten minutes early, then listen carefully.",
+        },
+        {
+            "conversations": [
+                {"from": "human", "value": "What should I pack for a weekend by the sea in autumn?"},
+                {"from": "gpt", "value": "A warm jumper, a rain jacket, good shoes and a book."},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "system", "content": "You are a friendly travel assistant for families."},
+                {"role": "user", "content": "Which city is nice for a short trip with small children?"},
+                {"role": "assistant", "content": "Try a city with a zoo, parks and short distances."},
+            ]
+        },
+        {
+            "message_id": "m1",
+            "parent_id": None,
+            "role": "prompter",
+            "lang": "en",
+            "rank": None,
+            "text": "How do I keep basil alive on a windowsill through the winter months?",
+        },
     ]
     path = write_jsonl(tmp_path / "mixed.jsonl", rows)
     with open(path, "a") as f:
@@ -81,8 +111,14 @@ def test_faults_are_retried_or_rejected_with_reasons_and_everything_is_accounted
     s = run_translate_stage(cfg, tmp_path / "run")
     f = s["files"][0]
     assert f["read"] == 14 == f["translated"] + f["rejected"]
-    assert f["reasons"] == {"not JSON": 1, "truncated JSON": 1, "protected span altered": 1, "wrong language": 1,
-                            "changed shape": 1, "malformed JSON": 1}
+    assert f["reasons"] == {
+        "not JSON": 1,
+        "truncated JSON": 1,
+        "protected span altered": 1,
+        "wrong language": 1,
+        "changed shape": 1,
+        "malformed JSON": 1,
+    }
     rejects = [json.loads(line) for line in (tmp_path / "run" / "translate" / "rejects.jsonl").read_text().splitlines()]
     by_reason = {r["reason"].split(":")[0]: r for r in rejects}
     assert by_reason["malformed JSON"]["where"] == f"{path}:14"
@@ -112,8 +148,26 @@ def test_a_killed_run_resumes_without_sending_an_answered_request_twice(fault, t
     rows = [alpaca(f"Describe place number {i} in the old town: its streets, houses and people.") for i in range(12)]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "lmforge", "translate", "--input", str(path), "--to", "de", "--endpoint", url,
-            "--model", "fake", "--concurrency", "2", "--run-dir", str(run), "--set", "translate.endpoint.api_key_env=''"]
+    args = [
+        sys.executable,
+        "-m",
+        "lmforge",
+        "translate",
+        "--input",
+        str(path),
+        "--to",
+        "de",
+        "--endpoint",
+        url,
+        "--model",
+        "fake",
+        "--concurrency",
+        "2",
+        "--run-dir",
+        str(run),
+        "--set",
+        "translate.endpoint.api_key_env=''",
+    ]
     ep.hang_after = 5
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     end = time.time() + 120
@@ -140,7 +194,9 @@ def test_a_task_becomes_a_translated_task_with_its_own_spec(fault, tmp_path):
     f = s["files"][0]
     original, translated = load_task(spec), load_task(f["output"])
     assert translated.spec.name == "arc_sample_de" and translated.spec.language == "de"
-    assert f["read"] == len(original.docs) == f["translated"] + f["rejected"] and f["translated"] == len(translated.docs)
+    assert f["read"] == len(original.docs) == f["translated"] + f["rejected"] and f["translated"] == len(
+        translated.docs
+    )
     assert "{{question}}" in translated.spec.prompt and translated.spec.prompt != original.spec.prompt
     for a, b in zip(original.docs, translated.docs):
         assert a["answer"] == b["answer"] and len(a["choices"]) == len(b["choices"]) and a["question"] != b["question"]
@@ -156,7 +212,9 @@ def test_a_wrong_key_stops_the_run_with_one_line(tmp_path):
         from fastapi.responses import JSONResponse
 
         if request.headers.get("authorization") != "Bearer right":
-            return JSONResponse({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}, 401)
+            return JSONResponse(
+                {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}, 401
+            )
         return await call_next(request)
 
     server = Running(ep.app, free_port())
@@ -167,7 +225,10 @@ def test_a_wrong_key_stops_the_run_with_one_line(tmp_path):
         with pytest.raises(LmforgeError, match=r"HTTP 401: Incorrect API key provided \(check \$LMFORGE_TEST_KEY\)"):
             run_translate_stage(TranslateConfig(inputs=[str(path)], endpoint=env_cfg), tmp_path / "run")
         os.environ["LMFORGE_TEST_KEY"] = "right"
-        assert run_translate_stage(TranslateConfig(inputs=[str(path)], endpoint=env_cfg), tmp_path / "run")["translated"] == 1
+        assert (
+            run_translate_stage(TranslateConfig(inputs=[str(path)], endpoint=env_cfg), tmp_path / "run")["translated"]
+            == 1
+        )
         manifest = (tmp_path / "run" / "manifest.json").read_text()
         assert "right" not in manifest and "LMFORGE_TEST_KEY" in manifest  # the variable's name, never the key
     finally:
@@ -179,9 +240,14 @@ def test_unreachable_endpoint_is_retried_recorded_and_the_run_fails(tmp_path):
     """Every request failed: the record is in rejects.jsonl with its reason, and the stage fails in one
     line saying so, instead of looking like a run that translated nothing."""
     path = write_jsonl(tmp_path / "in.jsonl", [alpaca("Describe the town square on a market day.")])
-    cfg = TranslateConfig(inputs=[str(path)], endpoint=endpoint_cfg(f"http://127.0.0.1:{free_port()}/v1", max_retries=2))
-    with pytest.raises(LmforgeError, match=r"every request to .* failed \(connection error \(ConnectError\): 1\); "
-                                           r"first: .* after 3 attempts"):
+    cfg = TranslateConfig(
+        inputs=[str(path)], endpoint=endpoint_cfg(f"http://127.0.0.1:{free_port()}/v1", max_retries=2)
+    )
+    with pytest.raises(
+        LmforgeError,
+        match=r"every request to .* failed \(connection error \(ConnectError\): 1\); "
+        r"first: .* after 3 attempts",
+    ):
         run_translate_stage(cfg, tmp_path / "run")
     rejects = [json.loads(line) for line in (tmp_path / "run" / "translate" / "rejects.jsonl").read_text().splitlines()]
     assert len(rejects) == 1 and rejects[0]["reason"].endswith("connection error (ConnectError) after 3 attempts")
@@ -208,8 +274,12 @@ def test_translate_against_a_live_lmforge_serve(tiny_run, tmp_path):
         model = httpx.get(server.url + "/v1/models").json()["data"][0]["id"]
         rows = [alpaca(f"Describe the harbour number {i} in one sentence.") for i in range(4)]
         path = write_jsonl(tmp_path / "in.jsonl", rows)
-        cfg = TranslateConfig(inputs=[str(path)], endpoint=EndpointConfig(  # no model: the server's only one
-            base_url=server.url + "/v1", api_key_env=None, max_tokens=16, concurrency=4))
+        cfg = TranslateConfig(
+            inputs=[str(path)],
+            endpoint=EndpointConfig(  # no model: the server's only one
+                base_url=server.url + "/v1", api_key_env=None, max_tokens=16, concurrency=4
+            ),
+        )
         s = run_translate_stage(cfg, tmp_path / "run")
         assert s["endpoint"]["model"] == model and s["read"] == 4 == s["translated"] + s["rejected"]
         assert 4 <= s["endpoint"]["requests"] <= 8 and s["endpoint"]["failures"] == {}  # a rejected one is asked twice

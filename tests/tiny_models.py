@@ -8,8 +8,18 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 def tiny_llama(vocab: int = 97, tie: bool = True, **over) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    cfg = LlamaConfig(**{"vocab_size": vocab, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                         "num_attention_heads": 4, "max_position_embeddings": 32, "tie_word_embeddings": tie, **over})
+    cfg = LlamaConfig(
+        **{
+            "vocab_size": vocab,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 32,
+            "tie_word_embeddings": tie,
+            **over,
+        }
+    )
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -76,11 +86,13 @@ def sentencepiece_style_tokenizer(texts: list[str], vocab_size: int = 500):
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     tok.add_special_tokens(specials)
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", 1)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
 
 
@@ -94,8 +106,13 @@ def long_talker(folder, tokenizer_dir, context: int = 4096):
     from lmforge.engine import stop_token_ids
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model = tiny_llama(vocab=len(tok), tie=False, max_position_embeddings=context,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    model = tiny_llama(
+        vocab=len(tok),
+        tie=False,
+        max_position_embeddings=context,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     with torch.no_grad():
         for i in stop_token_ids(tok):
             model.lm_head.weight[i] = 0

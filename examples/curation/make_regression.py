@@ -22,18 +22,30 @@ from pathlib import Path
 
 OUT = Path(__file__).parent / "regression.jsonl"
 
-CITIES = {"en": ["Leeds", "Bristol", "Denver", "Adelaide", "Cork", "Toronto", "Glasgow", "Portland"],
-          "de": ["Graz", "Linz", "Kassel", "Bremen", "Freiburg", "Innsbruck", "Leipzig", "Münster"]}
-NAMES = {"en": ["Sarah Miller", "James O'Neill", "Priya Shah", "Tom Becker", "Laura Chen", "David Okafor"],
-         "de": ["Anna Huber", "Markus Berger", "Sabine Wolf", "Thomas Gruber", "Julia Neumann", "Stefan Koller"]}
-TEAMS = {"en": ["Rovers", "United", "Athletic", "City", "Wanderers", "Albion"],
-         "de": ["Sturm", "Rapid", "Austria", "Eintracht", "Hertha", "Werder"]}
-COMPANIES = {"en": ["Northwind Foods", "Harbor Steel", "Blue Fern Energy", "Castle Mobile"],
-             "de": ["Alpenmilch AG", "Donau Stahl", "Nordlicht Energie", "Mobilfunk Ost"]}
-AGENCIES = {"en": ["(Reuters)", "(AP)", "(PA, {d}.{m}.{y})", "(Reuters, {d} {month} {y})", "(AFP)"],
-            "de": ["(APA, {d}.{m}.{y})", "(dpa)", "(APA)", "(dpa, {d}.{m}.{y})", "(AFP/APA)", "(red, {d}.{m}.{y})"]}
-MONTHS = {"en": ["January", "March", "May", "July", "September", "November"],
-          "de": ["Jänner", "März", "Mai", "Juli", "September", "November"]}
+CITIES = {
+    "en": ["Leeds", "Bristol", "Denver", "Adelaide", "Cork", "Toronto", "Glasgow", "Portland"],
+    "de": ["Graz", "Linz", "Kassel", "Bremen", "Freiburg", "Innsbruck", "Leipzig", "Münster"],
+}
+NAMES = {
+    "en": ["Sarah Miller", "James O'Neill", "Priya Shah", "Tom Becker", "Laura Chen", "David Okafor"],
+    "de": ["Anna Huber", "Markus Berger", "Sabine Wolf", "Thomas Gruber", "Julia Neumann", "Stefan Koller"],
+}
+TEAMS = {
+    "en": ["Rovers", "United", "Athletic", "City", "Wanderers", "Albion"],
+    "de": ["Sturm", "Rapid", "Austria", "Eintracht", "Hertha", "Werder"],
+}
+COMPANIES = {
+    "en": ["Northwind Foods", "Harbor Steel", "Blue Fern Energy", "Castle Mobile"],
+    "de": ["Alpenmilch AG", "Donau Stahl", "Nordlicht Energie", "Mobilfunk Ost"],
+}
+AGENCIES = {
+    "en": ["(Reuters)", "(AP)", "(PA, {d}.{m}.{y})", "(Reuters, {d} {month} {y})", "(AFP)"],
+    "de": ["(APA, {d}.{m}.{y})", "(dpa)", "(APA)", "(dpa, {d}.{m}.{y})", "(AFP/APA)", "(red, {d}.{m}.{y})"],
+}
+MONTHS = {
+    "en": ["January", "March", "May", "July", "September", "November"],
+    "de": ["Jänner", "März", "Mai", "Juli", "September", "November"],
+}
 
 NEWS = {
     "en": [
@@ -170,34 +182,148 @@ FORUM = {
     },
 }
 
-MENUS = {"en": ["Home", "News", "Sport", "Business", "Culture", "Travel", "Weather", "Contact", "About us",
-                "Shop", "Login", "Register", "Search", "Newsletter", "Careers", "Imprint", "Privacy", "FAQ"],
-         "de": ["Startseite", "Nachrichten", "Sport", "Wirtschaft", "Kultur", "Reisen", "Wetter", "Kontakt",
-                "Über uns", "Shop", "Anmelden", "Registrieren", "Suche", "Newsletter", "Karriere", "Impressum",
-                "Datenschutz", "Hilfe"]}
-COOKIES = {
-    "en": ["We use cookies and similar technologies to give you the best experience on our website.",
-           "Some are essential, others help us improve the site and show you personalised content.",
-           "You can change your choice at any time under Privacy settings.", "Accept all", "Reject all",
-           "Manage preferences", "Cookie policy", "Privacy policy", "Necessary", "Statistics", "Marketing", "Save"],
-    "de": ["Wir verwenden Cookies und ähnliche Technologien, um Ihnen das beste Erlebnis auf unserer Website zu bieten.",
-           "Einige sind notwendig, andere helfen uns, die Seite zu verbessern und Ihnen personalisierte Inhalte zu zeigen.",
-           "Sie können Ihre Auswahl jederzeit unter Datenschutzeinstellungen ändern.", "Alle akzeptieren",
-           "Alle ablehnen", "Einstellungen verwalten", "Cookie-Richtlinie", "Datenschutzerklärung", "Notwendig",
-           "Statistik", "Marketing", "Speichern"],
+MENUS = {
+    "en": [
+        "Home",
+        "News",
+        "Sport",
+        "Business",
+        "Culture",
+        "Travel",
+        "Weather",
+        "Contact",
+        "About us",
+        "Shop",
+        "Login",
+        "Register",
+        "Search",
+        "Newsletter",
+        "Careers",
+        "Imprint",
+        "Privacy",
+        "FAQ",
+    ],
+    "de": [
+        "Startseite",
+        "Nachrichten",
+        "Sport",
+        "Wirtschaft",
+        "Kultur",
+        "Reisen",
+        "Wetter",
+        "Kontakt",
+        "Über uns",
+        "Shop",
+        "Anmelden",
+        "Registrieren",
+        "Suche",
+        "Newsletter",
+        "Karriere",
+        "Impressum",
+        "Datenschutz",
+        "Hilfe",
+    ],
 }
-SPAM = {"en": ["cheap", "buy", "online", "best price", "discount", "free shipping", "shoes", "sale", "outlet",
-               "replica", "watches", "casino", "bonus", "loans", "fast"],
-        "de": ["günstig", "kaufen", "online", "bester Preis", "Rabatt", "versandkostenfrei", "Schuhe", "Sale",
-               "Outlet", "Uhren", "Casino", "Bonus", "Kredit", "schnell", "billig"]}
-PRODUCTS = {"en": ["Running shoe", "Rain jacket", "Coffee grinder", "Desk lamp", "Backpack", "Phone case"],
-            "de": ["Laufschuh", "Regenjacke", "Kaffeemühle", "Schreibtischlampe", "Rucksack", "Handyhülle"]}
-LOGIN = {"en": ["Sign in", "Email address", "Password", "Remember me", "Forgot your password?", "Sign in",
-                "New here? Create an account", "Page not found", "Error 404", "Back to home"],
-         "de": ["Anmelden", "E-Mail-Adresse", "Passwort", "Angemeldet bleiben", "Passwort vergessen?", "Anmelden",
-                "Neu hier? Konto erstellen", "Seite nicht gefunden", "Fehler 404", "Zurück zur Startseite"]}
-BOILER = {"en": "Subscribe to our newsletter and never miss an offer! Sign up now.",
-          "de": "Abonnieren Sie unseren Newsletter und verpassen Sie kein Angebot mehr! Jetzt anmelden."}
+COOKIES = {
+    "en": [
+        "We use cookies and similar technologies to give you the best experience on our website.",
+        "Some are essential, others help us improve the site and show you personalised content.",
+        "You can change your choice at any time under Privacy settings.",
+        "Accept all",
+        "Reject all",
+        "Manage preferences",
+        "Cookie policy",
+        "Privacy policy",
+        "Necessary",
+        "Statistics",
+        "Marketing",
+        "Save",
+    ],
+    "de": [
+        "Wir verwenden Cookies und ähnliche Technologien, um Ihnen das beste Erlebnis auf unserer Website zu bieten.",
+        "Einige sind notwendig, andere helfen uns, die Seite zu verbessern und Ihnen personalisierte Inhalte zu zeigen.",
+        "Sie können Ihre Auswahl jederzeit unter Datenschutzeinstellungen ändern.",
+        "Alle akzeptieren",
+        "Alle ablehnen",
+        "Einstellungen verwalten",
+        "Cookie-Richtlinie",
+        "Datenschutzerklärung",
+        "Notwendig",
+        "Statistik",
+        "Marketing",
+        "Speichern",
+    ],
+}
+SPAM = {
+    "en": [
+        "cheap",
+        "buy",
+        "online",
+        "best price",
+        "discount",
+        "free shipping",
+        "shoes",
+        "sale",
+        "outlet",
+        "replica",
+        "watches",
+        "casino",
+        "bonus",
+        "loans",
+        "fast",
+    ],
+    "de": [
+        "günstig",
+        "kaufen",
+        "online",
+        "bester Preis",
+        "Rabatt",
+        "versandkostenfrei",
+        "Schuhe",
+        "Sale",
+        "Outlet",
+        "Uhren",
+        "Casino",
+        "Bonus",
+        "Kredit",
+        "schnell",
+        "billig",
+    ],
+}
+PRODUCTS = {
+    "en": ["Running shoe", "Rain jacket", "Coffee grinder", "Desk lamp", "Backpack", "Phone case"],
+    "de": ["Laufschuh", "Regenjacke", "Kaffeemühle", "Schreibtischlampe", "Rucksack", "Handyhülle"],
+}
+LOGIN = {
+    "en": [
+        "Sign in",
+        "Email address",
+        "Password",
+        "Remember me",
+        "Forgot your password?",
+        "Sign in",
+        "New here? Create an account",
+        "Page not found",
+        "Error 404",
+        "Back to home",
+    ],
+    "de": [
+        "Anmelden",
+        "E-Mail-Adresse",
+        "Passwort",
+        "Angemeldet bleiben",
+        "Passwort vergessen?",
+        "Anmelden",
+        "Neu hier? Konto erstellen",
+        "Seite nicht gefunden",
+        "Fehler 404",
+        "Zurück zur Startseite",
+    ],
+}
+BOILER = {
+    "en": "Subscribe to our newsletter and never miss an offer! Sign up now.",
+    "de": "Abonnieren Sie unseren Newsletter und verpassen Sie kein Angebot mehr! Jetzt anmelden.",
+}
 
 
 def slots(rng: random.Random, lang: str) -> dict:
@@ -206,27 +332,50 @@ def slots(rng: random.Random, lang: str) -> dict:
     a, b = rng.randint(1, 5), rng.randint(0, 4)
     sep, thousands = (",", ".") if lang == "de" else (".", ",")
     return dict(
-        city=city, city2=city2, team=team, team2=team2, name=rng.choice(NAMES[lang]),
-        company=rng.choice(COMPANIES[lang]), month=rng.choice(MONTHS[lang]),
+        city=city,
+        city2=city2,
+        team=team,
+        team2=team2,
+        name=rng.choice(NAMES[lang]),
+        company=rng.choice(COMPANIES[lang]),
+        month=rng.choice(MONTHS[lang]),
         weekday=rng.choice(["Monday", "Tuesday", "Friday"] if lang == "en" else ["Montag", "Dienstag", "Freitag"]),
-        pct=f"{rng.randint(1, 9)}{sep}{rng.randint(0, 9)}", pct2=f"{rng.randint(1, 19)}{sep}{rng.randint(0, 9)}",
-        yield_=f"{rng.randint(1, 6)}{sep}{rng.randint(0, 9)}", price=str(rng.randint(2, 95)),
-        price2=str(rng.randint(2, 95)), cents=f"{rng.randint(0, 99):02d}", num=f"{rng.randint(12, 480)}{thousands}{rng.randint(0, 999):03d}",
-        num2=str(rng.randint(40, 900)), a=str(rng.randint(20, 40)), b=str(rng.randint(5, 19)),
-        score=f"{a}:{b}" if lang == "de" else f"{a}-{b}", half=f"{min(a, 1)}:{min(b, 1)}" if lang == "de" else f"{min(a, 1)}-{min(b, 1)}",
-        minute=str(rng.randint(50, 89)), temp=str(rng.randint(12, 33)), temp2=str(rng.randint(25, 36)),
-        tenth=str(rng.randint(0, 9)), days=str(rng.randint(3, 21)), minutes=str(rng.choice([10, 15, 20, 30])),
-        age=str(rng.randint(19, 78)), index=f"{rng.randint(3, 8)}{thousands}{rng.randint(0, 999):03d}",
-        fx=f"1{sep}{rng.randint(5, 35):02d}", oil=f"{rng.randint(60, 95)}{sep}{rng.randint(10, 99)}",
-        mins=str(rng.randint(26, 29)), secs=f"{rng.randint(0, 59):02d}", rain=str(rng.randint(20, 160)),
-        day=str(rng.randint(2, 28)), y=str(rng.randint(2015, 2025)), y2=str(rng.randint(2005, 2014)),
+        pct=f"{rng.randint(1, 9)}{sep}{rng.randint(0, 9)}",
+        pct2=f"{rng.randint(1, 19)}{sep}{rng.randint(0, 9)}",
+        yield_=f"{rng.randint(1, 6)}{sep}{rng.randint(0, 9)}",
+        price=str(rng.randint(2, 95)),
+        price2=str(rng.randint(2, 95)),
+        cents=f"{rng.randint(0, 99):02d}",
+        num=f"{rng.randint(12, 480)}{thousands}{rng.randint(0, 999):03d}",
+        num2=str(rng.randint(40, 900)),
+        a=str(rng.randint(20, 40)),
+        b=str(rng.randint(5, 19)),
+        score=f"{a}:{b}" if lang == "de" else f"{a}-{b}",
+        half=f"{min(a, 1)}:{min(b, 1)}" if lang == "de" else f"{min(a, 1)}-{min(b, 1)}",
+        minute=str(rng.randint(50, 89)),
+        temp=str(rng.randint(12, 33)),
+        temp2=str(rng.randint(25, 36)),
+        tenth=str(rng.randint(0, 9)),
+        days=str(rng.randint(3, 21)),
+        minutes=str(rng.choice([10, 15, 20, 30])),
+        age=str(rng.randint(19, 78)),
+        index=f"{rng.randint(3, 8)}{thousands}{rng.randint(0, 999):03d}",
+        fx=f"1{sep}{rng.randint(5, 35):02d}",
+        oil=f"{rng.randint(60, 95)}{sep}{rng.randint(10, 99)}",
+        mins=str(rng.randint(26, 29)),
+        secs=f"{rng.randint(0, 59):02d}",
+        rain=str(rng.randint(20, 160)),
+        day=str(rng.randint(2, 28)),
+        y=str(rng.randint(2015, 2025)),
+        y2=str(rng.randint(2005, 2014)),
     )
 
 
 def agency(rng: random.Random, lang: str) -> str:
     tag = rng.choice(AGENCIES[lang])
-    return tag.format(d=rng.randint(1, 28), m=rng.randint(1, 12), y=rng.randint(2012, 2025),
-                      month=rng.choice(MONTHS["en"]))
+    return tag.format(
+        d=rng.randint(1, 28), m=rng.randint(1, 12), y=rng.randint(2012, 2025), month=rng.choice(MONTHS["en"])
+    )
 
 
 def fill(rng: random.Random, lang: str, sentences: list[str], k: int) -> list[str]:
@@ -247,7 +396,7 @@ def report(rng, lang):
 
 def forum(rng, lang):
     f = FORUM[lang]
-    question = [rng.choice(f["open"]), " ".join(f["body"][:rng.randint(4, 7)]), rng.choice(f["close"])]
+    question = [rng.choice(f["open"]), " ".join(f["body"][: rng.randint(4, 7)]), rng.choice(f["close"])]
     answers = rng.sample(f["body"][7:], len(f["body"][7:]))  # replies do not repeat each other
     cuts = sorted(rng.sample(range(1, len(answers)), rng.randint(0, 2)))
     replies = [" ".join(answers[a:b]) for a, b in zip([0, *cuts], [*cuts, len(answers)])]
@@ -272,8 +421,11 @@ def shop(rng, lang):
     cur = "£" if lang == "en" else "€"
     rows = []
     for _ in range(rng.randint(8, 20)):
-        rows += [rng.choice(PRODUCTS[lang]), f"{rng.randint(5, 199)}.{rng.randint(0, 99):02d} {cur}",
-                 "Add to cart" if lang == "en" else "In den Warenkorb"]
+        rows += [
+            rng.choice(PRODUCTS[lang]),
+            f"{rng.randint(5, 199)}.{rng.randint(0, 99):02d} {cur}",
+            "Add to cart" if lang == "en" else "In den Warenkorb",
+        ]
     return "\n".join(rows)
 
 
@@ -286,8 +438,14 @@ def repeated(rng, lang):
 
 
 CLEAN = {"news": news, "report": report, "forum": forum}
-JUNK = {"menu": menu, "cookie_banner": cookie, "keyword_spam": spam, "shop_grid": shop, "login_page": login,
-        "repeated_boilerplate": repeated}
+JUNK = {
+    "menu": menu,
+    "cookie_banner": cookie,
+    "keyword_spam": spam,
+    "shop_grid": shop,
+    "login_page": login,
+    "repeated_boilerplate": repeated,
+}
 
 
 def main() -> None:
@@ -295,8 +453,10 @@ def main() -> None:
     rows = []
     for lang in ("en", "de"):
         for kind, make in CLEAN.items():
-            rows += [{"text": make(rng, lang), "label": "clean", "kind": kind, "language": lang}
-                     for _ in range({"news": 60, "report": 30, "forum": 20}[kind])]
+            rows += [
+                {"text": make(rng, lang), "label": "clean", "kind": kind, "language": lang}
+                for _ in range({"news": 60, "report": 30, "forum": 20}[kind])
+            ]
         for kind, make in JUNK.items():
             rows += [{"text": make(rng, lang), "label": "junk", "kind": kind, "language": lang} for _ in range(10)]
     with OUT.open("w", encoding="utf-8") as f:

@@ -39,15 +39,26 @@ def alpaca_en(rng: random.Random) -> dict:
     kind = rng.randrange(4)
     if kind == 0:
         return {"instruction": "Translate into German.", "input": scene(EN, i), "output": scene(DE, i)}
-    story = f"{EN['time'][i['time']]}, {EN['subj'][i['subj']]} {EN['verb_obj'][i['verb_obj']]} {EN['place'][i['place']]}."
+    story = (
+        f"{EN['time'][i['time']]}, {EN['subj'][i['subj']]} {EN['verb_obj'][i['verb_obj']]} {EN['place'][i['place']]}."
+    )
     if kind == 1:
-        return {"instruction": "Where does this happen? Answer briefly.", "input": story,
-                "output": f"{cap(EN['place'][i['place']])}."}
+        return {
+            "instruction": "Where does this happen? Answer briefly.",
+            "input": story,
+            "output": f"{cap(EN['place'][i['place']])}.",
+        }
     if kind == 2:
-        return {"instruction": "Who is this story about? Answer briefly.", "input": story,
-                "output": f"{cap(EN['subj'][i['subj']])}."}
-    return {"instruction": f"Describe {EN['thing'][i['thing']]} in one sentence.", "input": "",
-            "output": f"{cap(EN['thing'][i['thing']])} is {EN['adj'][i['adj']]}."}
+        return {
+            "instruction": "Who is this story about? Answer briefly.",
+            "input": story,
+            "output": f"{cap(EN['subj'][i['subj']])}.",
+        }
+    return {
+        "instruction": f"Describe {EN['thing'][i['thing']]} in one sentence.",
+        "input": "",
+        "output": f"{cap(EN['thing'][i['thing']])} is {EN['adj'][i['adj']]}.",
+    }
 
 
 def messages_de(rng: random.Random) -> dict:
@@ -57,11 +68,17 @@ def messages_de(rng: random.Random) -> dict:
         turns = [("user", f"Übersetze ins Englische: {scene(DE, i)}"), ("assistant", scene(EN, i))]
     elif kind == 1:
         story = scene(DE, i)
-        turns = [("user", f"{story}\nWo passiert das? Antworte kurz."), ("assistant", f"{cap(DE['place'][i['place']])}."),
-                 ("user", "Und wer?"), ("assistant", f"{cap(DE['subj'][i['subj']])}.")]
+        turns = [
+            ("user", f"{story}\nWo passiert das? Antworte kurz."),
+            ("assistant", f"{cap(DE['place'][i['place']])}."),
+            ("user", "Und wer?"),
+            ("assistant", f"{cap(DE['subj'][i['subj']])}."),
+        ]
     else:
-        turns = [("user", f"Beschreibe {de_acc(DE['thing'][i['thing']])} in einem Satz."),
-                 ("assistant", f"{cap(DE['thing'][i['thing']])} ist {DE['adj'][i['adj']]}.")]
+        turns = [
+            ("user", f"Beschreibe {de_acc(DE['thing'][i['thing']])} in einem Satz."),
+            ("assistant", f"{cap(DE['thing'][i['thing']])} ist {DE['adj'][i['adj']]}."),
+        ]
     messages = [{"role": r, "content": c} for r, c in turns]
     if rng.random() < 0.3:
         messages.insert(0, {"role": "system", "content": "Du bist ein hilfsbereiter Assistent."})

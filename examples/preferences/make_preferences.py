@@ -23,8 +23,14 @@ def pairs(path: Path, n: int, rng: random.Random) -> list[dict]:
             prompt, chosen = r["messages"][:-1], r["messages"][-1]["content"]
             rejected = other["messages"][-1]["content"]
             if chosen != rejected:
-                out.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": chosen}],
-                            "rejected": [{"role": "assistant", "content": rejected}], "language": "de"})
+                out.append(
+                    {
+                        "prompt": prompt,
+                        "chosen": [{"role": "assistant", "content": chosen}],
+                        "rejected": [{"role": "assistant", "content": rejected}],
+                        "language": "de",
+                    }
+                )
         else:
             prompt = r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else "")
             if r["output"] != other["output"]:
@@ -34,8 +40,10 @@ def pairs(path: Path, n: int, rng: random.Random) -> list[dict]:
 
 def main() -> None:
     rng = random.Random(7)
-    for name, files, n in (("pairs.jsonl", ("alpaca_en.jsonl", "chat_de.jsonl"), 150),
-                           ("pairs_heldout.jsonl", ("alpaca_en_heldout.jsonl", "chat_de_heldout.jsonl"), 30)):
+    for name, files, n in (
+        ("pairs.jsonl", ("alpaca_en.jsonl", "chat_de.jsonl"), 150),
+        ("pairs_heldout.jsonl", ("alpaca_en_heldout.jsonl", "chat_de_heldout.jsonl"), 30),
+    ):
         rows = [p for f in files for p in pairs(INSTR / f, n, rng)]
         (HERE / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         print(name, len(rows))

@@ -5,5 +5,10 @@ from lmforge.adapt.context import apply_linear_rope_scaling, passkey_accuracy
 from lmforge.adapt.stage import run_adapt_stage
 from lmforge.adapt.tokenizer_extension import extend_tokenizer, init_new_embeddings
 
-__all__ = ["apply_linear_rope_scaling", "extend_tokenizer", "init_new_embeddings", "passkey_accuracy",
-           "run_adapt_stage"]
+__all__ = [
+    "apply_linear_rope_scaling",
+    "extend_tokenizer",
+    "init_new_embeddings",
+    "passkey_accuracy",
+    "run_adapt_stage",
+]

@@ -17,8 +17,10 @@ FILLER = {
     "en": "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ",
     "de": "Das Gras ist grün. Der Himmel ist blau. Die Sonne ist gelb. Los geht's. Hin und zurück. ",
 }
-NEEDLE = {"en": "The pass key is {key}. Remember it. {key} is the pass key. ",
-          "de": "Der Schlüssel ist {key}. Merke ihn dir. {key} ist der Schlüssel. "}
+NEEDLE = {
+    "en": "The pass key is {key}. Remember it. {key} is the pass key. ",
+    "de": "Der Schlüssel ist {key}. Merke ihn dir. {key} ist der Schlüssel. ",
+}
 QUESTION = {"en": "What is the pass key? The pass key is", "de": "Wie lautet der Schlüssel? Der Schlüssel ist"}
 
 
@@ -59,6 +61,7 @@ def passkey_accuracy(model, tokenizer, length: int, trials: int = 10, seed: int 
 def _retrieves(model, tokenizer, length: int, rng: random.Random, lang: str) -> bool:
     key = rng.randint(10000, 99999)
     ids = torch.tensor([passkey_prompt(tokenizer, length - 8, key, rng.random(), lang)], device=model.device)
-    out = model.generate(ids, max_new_tokens=8, do_sample=False,
-                         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-    return str(key) in tokenizer.decode(out[0, ids.shape[1]:]).replace(" ", "")[:8]
+    out = model.generate(
+        ids, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id
+    )
+    return str(key) in tokenizer.decode(out[0, ids.shape[1] :]).replace(" ", "")[:8]

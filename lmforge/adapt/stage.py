@@ -40,28 +40,39 @@ def measure(model, tokenizer, cfg: AdaptConfig, tasks, passkey_lengths: list[int
     """Everything compared before/after: the eval stage's bits per byte and tasks, plus fertility
     and passkey retrieval."""
     scoring = EvalConfig(bpb_texts=cfg.heldout, text_field=cfg.text_field, limit=cfg.limit, max_docs=cfg.max_docs)
-    out = {**evaluate_model(model, tokenizer, scoring, tasks, work_dir),
-           "fertility": {lang: fertility(tokenizer, [p], cfg.text_field)["tokens_per_word"]
-                         for lang, p in cfg.heldout.items()}}
+    out = {
+        **evaluate_model(model, tokenizer, scoring, tasks, work_dir),
+        "fertility": {
+            lang: fertility(tokenizer, [p], cfg.text_field)["tokens_per_word"] for lang, p in cfg.heldout.items()
+        },
+    }
     if cfg.passkey_trials:
         lang = cfg.target_language if cfg.target_language in ("en", "de") else "en"
-        out["passkey"] = {n: passkey_accuracy(model, tokenizer, n, cfg.passkey_trials, lang=lang)
-                          for n in passkey_lengths}
+        out["passkey"] = {
+            n: passkey_accuracy(model, tokenizer, n, cfg.passkey_trials, lang=lang) for n in passkey_lengths
+        }
     return out
 
 
 def prepare_base(model, tokenizer, cfg: AdaptConfig, source, out: Path):
     """Extend the base's tokenizer, scale its RoPE, save it as a plain HF folder (changes `model`);
     returns what was done and the tokenizer the adapted model uses."""
-    info = {"source": str(source), "vocab_before": len(tokenizer), "added_tokens": 0,
-            "context_before": model.config.max_position_embeddings}
+    info = {
+        "source": str(source),
+        "vocab_before": len(tokenizer),
+        "added_tokens": 0,
+        "context_before": model.config.max_position_embeddings,
+    }
     if cfg.new_tokens:
         learn_from = cfg.new_tokens_from or max(cfg.phases[0].mix, key=cfg.phases[0].mix.get)
         extended, added = extend_tokenizer(tokenizer, cfg.sources[learn_from], cfg.new_tokens, cfg.text_field)
         init_new_embeddings(model, tokenizer, extended, added)
         tokenizer = extended
-        info.update(added_tokens=len(added), added_from=learn_from,
-                    examples=[tokenizer.convert_tokens_to_string([t]) for t in added[:12]])
+        info.update(
+            added_tokens=len(added),
+            added_from=learn_from,
+            examples=[tokenizer.convert_tokens_to_string([t]) for t in added[:12]],
+        )
     if cfg.rope_scaling_factor:
         apply_linear_rope_scaling(model.config, cfg.rope_scaling_factor)
     info["context_after"] = model.config.max_position_embeddings
@@ -70,18 +81,31 @@ def prepare_base(model, tokenizer, cfg: AdaptConfig, source, out: Path):
     return info, tokenizer
 
 
-def phase_config(train: TrainConfig, phase: PhaseConfig, sources: dict[str, Path], init_from: Path,
-                 embedding_lr_scale: float) -> TrainConfig:
+def phase_config(
+    train: TrainConfig, phase: PhaseConfig, sources: dict[str, Path], init_from: Path, embedding_lr_scale: float
+) -> TrainConfig:
     """The phase as a pretrain config: token budget -> steps, re-warmup as a fraction of them."""
     seq_len = phase.seq_len or train.seq_len
     per_step = train.micro_batch_size * train.grad_accum * train.nproc_per_node * seq_len
     steps = max(1, math.ceil(phase.tokens / per_step))
-    return train.model_copy(update=dict(
-        data=None, val_data=None, sources={n: str(sources[n]) for n in phase.mix}, mix=phase.mix,
-        init_from=str(init_from), seq_len=seq_len, max_steps=steps, lr=phase.lr or train.lr,
-        warmup_steps=round(phase.warmup_fraction * steps), min_lr_ratio=phase.min_lr_ratio,
-        schedule=phase.schedule, embedding_lr_scale=embedding_lr_scale,
-        checkpoint_every=min(train.checkpoint_every, steps), log_spaced_checkpoints=False))
+    return train.model_copy(
+        update=dict(
+            data=None,
+            val_data=None,
+            sources={n: str(sources[n]) for n in phase.mix},
+            mix=phase.mix,
+            init_from=str(init_from),
+            seq_len=seq_len,
+            max_steps=steps,
+            lr=phase.lr or train.lr,
+            warmup_steps=round(phase.warmup_fraction * steps),
+            min_lr_ratio=phase.min_lr_ratio,
+            schedule=phase.schedule,
+            embedding_lr_scale=embedding_lr_scale,
+            checkpoint_every=min(train.checkpoint_every, steps),
+            log_spaced_checkpoints=False,
+        )
+    )
 
 
 def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, seed: int) -> dict:
@@ -108,8 +132,9 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
     token_dirs = {}
     for name, files in cfg.sources.items():
         token_dirs[name] = work / "tokens" / name
-        if not (token_dirs[name] / "meta.json").is_file() or \
-                read_meta(token_dirs[name]).get("tokenizer") != str(work / "base"):
+        if not (token_dirs[name] / "meta.json").is_file() or read_meta(token_dirs[name]).get("tokenizer") != str(
+            work / "base"
+        ):
             tokenize_files(files, tokenizer, token_dirs[name], cfg.text_field, tokenizer_path=str(work / "base"))
 
     init_from, phases = work / "base", []
@@ -118,9 +143,18 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
         summary = pretrain(ModelConfig(), pcfg, work / phase.name, seed)
         if summary.get("interrupted"):
             return {"interrupted": True}
-        phases.append({"name": phase.name, "steps": summary["steps"], "tokens": summary["tokens"],
-                       "final_loss": summary["final_loss"], "mix": phase.mix, "lr": pcfg.lr,
-                       "seq_len": pcfg.seq_len, "samples_per_source": summary["samples_per_source"]})
+        phases.append(
+            {
+                "name": phase.name,
+                "steps": summary["steps"],
+                "tokens": summary["tokens"],
+                "final_loss": summary["final_loss"],
+                "mix": phase.mix,
+                "lr": pcfg.lr,
+                "seq_len": pcfg.seq_len,
+                "samples_per_source": summary["samples_per_source"],
+            }
+        )
         init_from = latest_checkpoint(work / phase.name / "checkpoints")
 
     final = run_dir / "adapted"
@@ -129,11 +163,23 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
     model, tokenizer = load_model_and_tokenizer(final)
     after = measure(model, tokenizer, cfg, tasks, lengths, work)
     comparison = compare_results(after, before, cfg.target_language, cfg.source_language)
-    summary = {"model": str(final), "base": base_info, "phases": phases, "comparison": comparison,
-               "before": _headline(before), "after": _headline(after)}
-    record_stage(run_dir, "adapt", {"adapt": cfg.model_dump(), "train": train.model_dump()},
-                 [*(f for files in cfg.sources.values() for f in files), *cfg.heldout.values()], seed, started,
-                 summary)
+    summary = {
+        "model": str(final),
+        "base": base_info,
+        "phases": phases,
+        "comparison": comparison,
+        "before": _headline(before),
+        "after": _headline(after),
+    }
+    record_stage(
+        run_dir,
+        "adapt",
+        {"adapt": cfg.model_dump(), "train": train.model_dump()},
+        [*(f for files in cfg.sources.values() for f in files), *cfg.heldout.values()],
+        seed,
+        started,
+        summary,
+    )
     write_report_section(run_dir, "adapt", _report(run_dir, summary, cfg))
     return summary
 
@@ -146,35 +192,62 @@ def _report(run_dir: Path, s: dict, cfg: AdaptConfig) -> str:
     b = s["base"]
     lines = ["## Adapt", "", f"Continued pretraining of `{b['source']}` -> `{s['model']}`."]
     if b["added_tokens"]:
-        lines.append(f"Tokenizer extended by {b['added_tokens']} tokens learned from `{b['added_from']}` "
-                     f"({b['vocab_before']} -> {b['vocab_before'] + b['added_tokens']}), e.g. "
-                     + ", ".join(f"`{t}`" for t in b["examples"][:8]) + ".")
+        lines.append(
+            f"Tokenizer extended by {b['added_tokens']} tokens learned from `{b['added_from']}` "
+            f"({b['vocab_before']} -> {b['vocab_before'] + b['added_tokens']}), e.g. "
+            + ", ".join(f"`{t}`" for t in b["examples"][:8])
+            + "."
+        )
     if b["context_after"] != b["context_before"]:
-        lines.append(f"Context {b['context_before']} -> {b['context_after']} positions (linear RoPE scaling "
-                     f"x{cfg.rope_scaling_factor}).")
-    lines += ["", "| phase | mix | seq len | peak LR | steps | tokens | realised share | final loss |",
-              "|---|---|---:|---:|---:|---:|---|---:|"]
+        lines.append(
+            f"Context {b['context_before']} -> {b['context_after']} positions (linear RoPE scaling "
+            f"x{cfg.rope_scaling_factor})."
+        )
+    lines += [
+        "",
+        "| phase | mix | seq len | peak LR | steps | tokens | realised share | final loss |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
     for p in s["phases"]:
         total = sum(p["samples_per_source"].values()) or 1
         share = ", ".join(f"{n} {c / total:.1%}" for n, c in p["samples_per_source"].items())
         mix = ", ".join(f"{n} {w:g}" for n, w in p["mix"].items())
-        lines.append(f"| {p['name']} | {mix} | {p['seq_len']} | {p['lr']:g} | {p['steps']} | {p['tokens']:,} | "
-                     f"{share} | {p['final_loss']:.4f} |")
+        lines.append(
+            f"| {p['name']} | {mix} | {p['seq_len']} | {p['lr']:g} | {p['steps']} | {p['tokens']:,} | "
+            f"{share} | {p['final_loss']:.4f} |"
+        )
     before, after = s["before"], s["after"]
-    lines += ["", "| language | bits/byte before | after | change | tokens/word before | after |",
-              "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| language | bits/byte before | after | change | tokens/word before | after |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for lang, x in before["bits_per_byte"].items():
         y = after["bits_per_byte"][lang]
-        lines.append(f"| {lang} | {x:.4f} | {y:.4f} | {(y - x) / x:+.1%} | {before['fertility'][lang]:.3f} | "
-                     f"{after['fertility'][lang]:.3f} |")
+        lines.append(
+            f"| {lang} | {x:.4f} | {y:.4f} | {(y - x) / x:+.1%} | {before['fertility'][lang]:.3f} | "
+            f"{after['fertility'][lang]:.3f} |"
+        )
     if before["bits_per_byte"]:
-        plot = grouped_bars(run_dir / "plots" / "adapt_bits_per_byte.png",
-                            {"before": before["bits_per_byte"], "after": after["bits_per_byte"]},
-                            "bits per byte (lower is better)", "held-out text before and after adaptation")
+        plot = grouped_bars(
+            run_dir / "plots" / "adapt_bits_per_byte.png",
+            {"before": before["bits_per_byte"], "after": after["bits_per_byte"]},
+            "bits per byte (lower is better)",
+            "held-out text before and after adaptation",
+        )
         lines += ["", f"![bits per byte before and after]({plot.relative_to(run_dir)})"]
     if "passkey" in after:
-        lines += ["", "Passkey retrieval (share of trials): " + ", ".join(
-            f"{n} tokens: {before['passkey'][n]:.0%} -> {after['passkey'][n]:.0%}" for n in after["passkey"])]
-    lines += ["", "Gain and forgetting (positive = better; paired bootstrap, * p < 0.05):", "",
-              *comparison_table(s["comparison"], "before", "after")]
+        lines += [
+            "",
+            "Passkey retrieval (share of trials): "
+            + ", ".join(
+                f"{n} tokens: {before['passkey'][n]:.0%} -> {after['passkey'][n]:.0%}" for n in after["passkey"]
+            ),
+        ]
+    lines += [
+        "",
+        "Gain and forgetting (positive = better; paired bootstrap, * p < 0.05):",
+        "",
+        *comparison_table(s["comparison"], "before", "after"),
+    ]
     return "\n".join(lines)

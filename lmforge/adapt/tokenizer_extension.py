@@ -33,8 +33,9 @@ def extend_tokenizer(tokenizer, files: list[str | Path], count: int, text_field:
     if model.get("type") != "BPE" or "ByteLevel" not in pre_types:
         raise ConfigError("tokenizer extension needs a byte-level BPE tokenizer (GPT-2, Llama-3, SmolLM, lmforge)")
     vocab = model["vocab"]
-    target = json.loads(train_bpe(files, vocab_size=len(tokenizer) + 4 * count, text_field=text_field)
-                        .backend_tokenizer.to_str())["model"]["merges"]
+    target = json.loads(
+        train_bpe(files, vocab_size=len(tokenizer) + 4 * count, text_field=text_field).backend_tokenizer.to_str()
+    )["model"]["merges"]
     next_id = max([*vocab.values(), *(t["id"] for t in spec.get("added_tokens", []))]) + 1
     merges_as_list = bool(model["merges"]) and isinstance(model["merges"][0], list)
     added = []

@@ -30,13 +30,17 @@ def encode(tokenizer, messages: list[dict], last_only: bool = False) -> tuple[li
         prompt = render_chat(tokenizer, messages[:i], add_generation_prompt=True)
         upto = render_chat(tokenizer, messages[: i + 1])
         if not (upto.startswith(prompt) and text.startswith(upto)):
-            raise ConfigError("the chat template does not render a conversation's start as a prefix of the "
-                              "whole; cannot locate assistant turns")
+            raise ConfigError(
+                "the chat template does not render a conversation's start as a prefix of the "
+                "whole; cannot locate assistant turns"
+            )
         spans.append((len(prompt), len(upto)))
     enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
     # zero-width offsets are tokens the tokenizer added (BOS/EOS), never assistant text
-    labels = [tok if b > a and any(s <= a < e for s, e in spans) else IGNORE
-              for tok, (a, b) in zip(enc.input_ids, enc.offset_mapping)]
+    labels = [
+        tok if b > a and any(s <= a < e for s, e in spans) else IGNORE
+        for tok, (a, b) in zip(enc.input_ids, enc.offset_mapping)
+    ]
     return enc.input_ids, labels
 
 

@@ -19,8 +19,15 @@ from lmforge.data import iter_records
 from lmforge.errors import DataError
 
 FORMATS = ("auto", "alpaca", "dolly", "sharegpt", "messages", "oasst1")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system", "chatgpt": "assistant", "bing": "assistant"}
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+}
 
 
 def detect(record: dict) -> str:
@@ -44,11 +51,15 @@ def _join(instruction: str, extra: str | None) -> str:
 def to_messages(record: dict, fmt: str) -> list[dict]:
     """One record -> messages, for every format but oasst1 (whose conversations span records)."""
     if fmt == "alpaca":
-        return [{"role": "user", "content": _join(record["instruction"], record.get("input"))},
-                {"role": "assistant", "content": record["output"]}]
+        return [
+            {"role": "user", "content": _join(record["instruction"], record.get("input"))},
+            {"role": "assistant", "content": record["output"]},
+        ]
     if fmt == "dolly":
-        return [{"role": "user", "content": _join(record["instruction"], record.get("context"))},
-                {"role": "assistant", "content": record["response"]}]
+        return [
+            {"role": "user", "content": _join(record["instruction"], record.get("context"))},
+            {"role": "assistant", "content": record["response"]},
+        ]
     if fmt == "sharegpt":
         out = []
         for turn in record["conversations"]:
@@ -81,8 +92,9 @@ def oasst_conversations(rows: list[tuple[dict, str]]) -> list[dict]:
         history = history + [{"role": role[message["role"]], "content": message["text"]}]
         kids = children.get(message["message_id"], [])
         if message["role"] == "prompter":
-            replies = sorted((k for k in kids if k["role"] == "assistant"),
-                             key=lambda k: (k.get("rank") is None, k.get("rank") or 0))
+            replies = sorted(
+                (k for k in kids if k["role"] == "assistant"), key=lambda k: (k.get("rank") is None, k.get("rank") or 0)
+            )
             kids = replies[:1]
         if not kids:
             out.append({"messages": history, "language": lang, "where": where})

@@ -26,5 +26,6 @@ def encode_chat(tokenizer, messages: list[dict], add_generation_prompt: bool = F
 
 def render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
     template = None if tokenizer.chat_template else CHATML_TEMPLATE
-    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                         add_generation_prompt=add_generation_prompt)
+    return tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
+    )

@@ -13,8 +13,12 @@ import typer
 from lmforge.cli import data, evaluation, release, serving, synthetic, training
 from lmforge.errors import LmforgeError
 
-app = typer.Typer(help="Build fully open, language-adapted small language models end to end.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Build fully open, language-adapted small language models end to end.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 for group in (data, training, evaluation, serving, synthetic, release):
     group.register(app)
 

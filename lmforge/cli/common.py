@@ -19,10 +19,16 @@ RecipeArg = Annotated[Optional[Path], typer.Argument(help="Recipe file (.toml/.y
 RunDirOpt = Annotated[Optional[Path], typer.Option("--run-dir", help="Run directory (default: run.out_dir/run.name).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: section.key=value.")]
 ModelArg = Annotated[str, typer.Argument(help="Model: HF folder, run, adapter, .gguf file or Hub id.")]
-EndpointOpt = Annotated[Optional[str], typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. "
-                                                    "http://127.0.0.1:8000/v1 (lmforge serve).")]
-EndpointModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model name at the endpoint (default: the "
-                                                         "endpoint's only model, when it serves one).")]
+EndpointOpt = Annotated[
+    Optional[str],
+    typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (lmforge serve)."),
+]
+EndpointModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model", help="Model name at the endpoint (default: the endpoint's only model, when it serves one)."
+    ),
+]
 
 
 def flags(**values: Any) -> dict[str, Any]:

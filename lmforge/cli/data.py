@@ -18,12 +18,14 @@ def register(app: typer.Typer) -> None:
 
 def curate(
     recipe: RecipeArg = None,
-    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Raw documents: files, folders, "
-                                                       "globs, hf:DATASET.")] = None,
+    input: Annotated[
+        Optional[list[str]], typer.Option("--input", "-i", help="Raw documents: files, folders, globs, hf:DATASET.")
+    ] = None,
     language: Annotated[Optional[list[str]], typer.Option("--language", "-l", help="Languages to keep.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Local worker processes.")] = None,
-    report_only: Annotated[bool, typer.Option("--report-only", help="Only account and report a finished run "
-                                              "(after a Slurm submission).")] = False,
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Only account and report a finished run (after a Slurm submission).")
+    ] = False,
     run_dir: RunDirOpt = None,
     set: SetOpt = None,
 ):
@@ -41,8 +43,9 @@ def curate(
 
 
 def print_curate(s: dict) -> None:
-    console.print(f"curate: {s['read']:,} read = {s['kept']:,} kept + {sum(s['dropped'].values()):,} dropped "
-                  f"-> {s['data']}")
+    console.print(
+        f"curate: {s['read']:,} read = {s['kept']:,} kept + {sum(s['dropped'].values()):,} dropped -> {s['data']}"
+    )
     for reason, n in s["dropped"].items():
         console.print(f"  {reason}: {n:,}")
 

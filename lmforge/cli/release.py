@@ -21,9 +21,13 @@ def register(app: typer.Typer) -> None:
 
 def release(
     run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory to release.")] = None,
-    recipe: Annotated[Optional[Path], typer.Option(help="Recipe with a [release] section (default: the run's).")] = None,
+    recipe: Annotated[
+        Optional[Path], typer.Option(help="Recipe with a [release] section (default: the run's).")
+    ] = None,
     push: Annotated[Optional[str], typer.Option(help="Upload the release to this Hub repo id.")] = None,
-    verify: Annotated[Optional[Path], typer.Option(help="Only check a release folder against its provenance.json.")] = None,
+    verify: Annotated[
+        Optional[Path], typer.Option(help="Only check a release folder against its provenance.json.")
+    ] = None,
     set: SetOpt = None,
 ):
     """Turn a run into a release: HF folder, model card, data card, MOF class, provenance, licences."""
@@ -46,10 +50,14 @@ def release(
 
 def export_gguf(
     model: Annotated[str, typer.Argument(help="Run directory, HF folder, .gguf or Hub id.")],
-    type: Annotated[Optional[list[str]], typer.Option("--type", "-t", help="f32, f16, bf16, q8_0, q4_0 (repeatable).")] = None,
+    type: Annotated[
+        Optional[list[str]], typer.Option("--type", "-t", help="f32, f16, bf16, q8_0, q4_0 (repeatable).")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output file (one type) or folder.")] = None,
-    verify_prompt: Annotated[Optional[list[str]], typer.Option("--verify-prompt", help="Check greedy decoding "
-                                                               "in llama.cpp on this prompt (repeatable).")] = None,
+    verify_prompt: Annotated[
+        Optional[list[str]],
+        typer.Option("--verify-prompt", help="Check greedy decoding in llama.cpp on this prompt (repeatable)."),
+    ] = None,
 ):
     """Write GGUF files for llama.cpp, Ollama and LM Studio; optionally verified in llama.cpp.
     Given a run, the files go next to its release (listed in its provenance) or into <run>/export."""
@@ -67,8 +75,11 @@ def export_gguf(
     else:
         files = []
         for kind in kinds:
-            path = out if out and out.suffix == ".gguf" and len(kinds) == 1 else \
-                (out or Path.cwd()) / f"{Path(model).stem or 'model'}-{kind}.gguf"
+            path = (
+                out
+                if out and out.suffix == ".gguf" and len(kinds) == 1
+                else (out or Path.cwd()) / f"{Path(model).stem or 'model'}-{kind}.gguf"
+            )
             info = write_gguf(model, path, kind)
             if verify_prompt:
                 info["llama_cpp"] = verify_gguf(path, model, list(verify_prompt))
@@ -103,10 +114,14 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
             print_exports(s["files"])
     console.print(f"\nrun directory: {rd.resolve()}\nreport:        {(rd / 'report.md').resolve()}")
     if "sft" in r.run.stages:
-        console.print(f"chat with it:  lmforge chat {rd}\nserve it:      lmforge serve {rd}   "
-                      "then open http://127.0.0.1:8000/ (OpenAI API at /v1)")
+        console.print(
+            f"chat with it:  lmforge chat {rd}\nserve it:      lmforge serve {rd}   "
+            "then open http://127.0.0.1:8000/ (OpenAI API at /v1)"
+        )
     if "release" in r.run.stages:
-        console.print(f"release:       {(rd / 'release').resolve()}   (check it: lmforge release --verify {rd / 'release'})")
+        console.print(
+            f"release:       {(rd / 'release').resolve()}   (check it: lmforge release --verify {rd / 'release'})"
+        )
 
 
 def print_release(s: dict) -> None:
@@ -121,6 +136,8 @@ def print_exports(files: list[dict]) -> None:
         line = f"{f['path']}: {f['type']}, {f['bytes'] / 1e6:.1f} MB"
         if f.get("llama_cpp"):
             v = f["llama_cpp"]
-            line += (f"; llama.cpp greedy identical {v['greedy_identical']}/{v['prompts']}, top-1 agreement "
-                     f"{v['top1_agreement']:.1%}, tokenization identical {v['tokenization_identical']}/{v['prompts']}")
+            line += (
+                f"; llama.cpp greedy identical {v['greedy_identical']}/{v['prompts']}, top-1 agreement "
+                f"{v['top1_agreement']:.1%}, tokenization identical {v['tokenization_identical']}/{v['prompts']}"
+            )
         console.print(line, highlight=False)

@@ -24,12 +24,16 @@ def chat(
     model: ModelArg,
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Answer this once and exit.")] = None,
     system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "--max-tokens")] = SAMPLING_DEFAULTS["max_new_tokens"],
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "--max-tokens")] = SAMPLING_DEFAULTS[
+        "max_new_tokens"
+    ],
     temperature: Annotated[float, typer.Option(help="0 = greedy.")] = SAMPLING_DEFAULTS["temperature"],
     top_k: Annotated[int, typer.Option()] = SAMPLING_DEFAULTS["top_k"],
     top_p: Annotated[float, typer.Option()] = SAMPLING_DEFAULTS["top_p"],
     seed: Annotated[int, typer.Option()] = 0,
-    guardrails: Annotated[Optional[Path], typer.Option(help="Topical rails file: refused messages never reach the model.")] = None,
+    guardrails: Annotated[
+        Optional[Path], typer.Option(help="Topical rails file: refused messages never reach the model.")
+    ] = None,
 ):
     """Talk to a model: streaming replies, history, /reset, /exit. Non-interactive with --prompt or piped stdin."""
     from lmforge.chat.session import make_engine
@@ -54,20 +58,25 @@ def chat(
 
 def serve(
     model: ModelArg,
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     backend: Annotated[str, typer.Option(help="torch (lmforge's decode engine) or llama.cpp (GGUF files).")] = "torch",
-    api_key: Annotated[Optional[str], typer.Option(help="Require 'Authorization: Bearer KEY' on /v1/* "
-                                                   "(default: $LMFORGE_API_KEY).")] = None,
+    api_key: Annotated[
+        Optional[str], typer.Option(help="Require 'Authorization: Bearer KEY' on /v1/* (default: $LMFORGE_API_KEY).")
+    ] = None,
     guardrails: Annotated[Optional[Path], typer.Option(help="Topical rails file (.toml/.yaml).")] = None,
     max_batch: Annotated[int, typer.Option(help="Requests decoded together.")] = 8,
     max_waiting: Annotated[int, typer.Option(help="Queued requests beyond the batch; more get 429.")] = 64,
-    dtype: Annotated[str, typer.Option(help="torch backend weights: auto (bf16 where the chip has bf16 math), "
-                                            "fp32 or bf16.")] = "auto",
+    dtype: Annotated[
+        str, typer.Option(help="torch backend weights: auto (bf16 where the chip has bf16 math), fp32 or bf16.")
+    ] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Model name clients use (default: the folder/file name).")] = None,
-    grace_period: Annotated[float, typer.Option(help="Seconds a SIGTERM/SIGINT waits for connections to close "
-                                                     "after ending every request.")] = 5.0,
+    grace_period: Annotated[
+        float, typer.Option(help="Seconds a SIGTERM/SIGINT waits for connections to close after ending every request.")
+    ] = 5.0,
 ):
     """Serve a model over the OpenAI API (chat and completions, streamed or not) with a web chat page at /."""
     from lmforge.serve.run import serve as run_server
@@ -76,13 +85,25 @@ def serve(
         raise LmforgeError(f"--dtype {dtype!r}: choose auto, fp32 or bf16")
     if grace_period < 0:
         raise LmforgeError(f"--grace-period {grace_period}: must be 0 or more seconds")
-    run_server(model, host, port, backend, api_key, str(guardrails) if guardrails else None, max_batch, max_waiting,
-               dtype, threads, name, grace_period)
+    run_server(
+        model,
+        host,
+        port,
+        backend,
+        api_key,
+        str(guardrails) if guardrails else None,
+        max_batch,
+        max_waiting,
+        dtype,
+        threads,
+        name,
+        grace_period,
+    )
 
 
 def guardrails_check(
     rails: Annotated[Path, typer.Argument(help="Rails file (.toml/.yaml).")],
-    labelled: Annotated[Path, typer.Option("--labelled", help="JSONL of {\"text\", \"topic\": NAME or null}.")],
+    labelled: Annotated[Path, typer.Option("--labelled", help='JSONL of {"text", "topic": NAME or null}.')],
 ):
     """Precision and recall per topic on labelled prompts, and the threshold that would balance them."""
     from lmforge.guardrails import check, load_rails, read_labelled
@@ -93,8 +114,12 @@ def guardrails_check(
     console.print(f"{len(texts)} prompts, embedder {r.embedder_name}, mode {r.mode}")
     console.print("topic                 action  n   threshold  precision  recall   balanced at  (P / R)")
     for row in res["topics"]:
-        console.print(f"{row['topic']:<21} {row['action']:<7} {row['support']:<3} {row['threshold']:>9.3f}  "
-                      f"{row['precision']:>9.1%}  {row['recall']:>6.1%}   {row['balanced_threshold']:>10.3f}  "
-                      f"({row['balanced_precision']:.1%} / {row['balanced_recall']:.1%})")
-    console.print(f"refuse/pass accuracy {res['accuracy']:.1%}; macro precision {res['macro_precision']:.1%}, "
-                  f"macro recall {res['macro_recall']:.1%}")
+        console.print(
+            f"{row['topic']:<21} {row['action']:<7} {row['support']:<3} {row['threshold']:>9.3f}  "
+            f"{row['precision']:>9.1%}  {row['recall']:>6.1%}   {row['balanced_threshold']:>10.3f}  "
+            f"({row['balanced_precision']:.1%} / {row['balanced_recall']:.1%})"
+        )
+    console.print(
+        f"refuse/pass accuracy {res['accuracy']:.1%}; macro precision {res['macro_precision']:.1%}, "
+        f"macro recall {res['macro_recall']:.1%}"
+    )

@@ -37,16 +37,26 @@ def translate(
     set: SetOpt = None,
 ):
     """Translate instruction sets and multiple-choice tasks through an OpenAI-compatible endpoint."""
-    values = flags(inputs=input, target_language=to, source_language=source, keep_both=True if keep_both else None,
-                   endpoint=endpoint_values(endpoint, model, concurrency))
+    values = flags(
+        inputs=input,
+        target_language=to,
+        source_language=source,
+        keep_both=True if keep_both else None,
+        endpoint=endpoint_values(endpoint, model, concurrency),
+    )
     s = stage("translate", recipe, run_dir, {"translate": values}, set)
     for f in s["files"]:
         reasons = ", ".join(f"{k} {v}" for k, v in f["reasons"].items())
-        console.print(f"{f['input']} -> {f['output']}: {f['read']} read, {f['translated']} translated, "
-                      f"{f['rejected']} rejected" + (f" ({reasons})" if reasons else ""), highlight=False)
+        console.print(
+            f"{f['input']} -> {f['output']}: {f['read']} read, {f['translated']} translated, "
+            f"{f['rejected']} rejected" + (f" ({reasons})" if reasons else ""),
+            highlight=False,
+        )
     e = s["endpoint"]
-    console.print(f"endpoint: {e['requests']} requests, {e['answered_from_cache']} from cache, {e['retries']} retries; "
-                  f"rejects: {s['rejects']}")
+    console.print(
+        f"endpoint: {e['requests']} requests, {e['answered_from_cache']} from cache, {e['retries']} retries; "
+        f"rejects: {s['rejects']}"
+    )
 
 
 def self_instruct(
@@ -61,9 +71,13 @@ def self_instruct(
     set: SetOpt = None,
 ):
     """Grow an instruction set from seed tasks (Self-Instruct) through an OpenAI-compatible endpoint."""
-    values = flags(seeds=seeds, language=language, target=target, endpoint=endpoint_values(endpoint, model, concurrency))
+    values = flags(
+        seeds=seeds, language=language, target=target, endpoint=endpoint_values(endpoint, model, concurrency)
+    )
     s = stage("self_instruct", recipe, run_dir, {"self_instruct": values}, set)
-    console.print(f"self-instruct: {s['generated']} generated, {s['kept_instructions']} kept, "
-                  f"{s['instances_kept']} with an instance -> {s['output']}")
+    console.print(
+        f"self-instruct: {s['generated']} generated, {s['kept_instructions']} kept, "
+        f"{s['instances_kept']} with an instance -> {s['output']}"
+    )
     for reason, n in s["dropped"].items():
         console.print(f"  dropped, {reason}: {n}", highlight=False)

@@ -57,15 +57,19 @@ def dpo(
     s = stage("dpo", recipe, run_dir, {"dpo": flags(model=model)}, set)
     console.print(f"dpo: {s['pairs']} pairs, {s['steps']} steps, final loss {s['final']['loss']:.4f} -> {s['output']}")
     if s["heldout_reward_accuracy_after"] is not None:
-        console.print(f"held-out preference accuracy (implicit reward) 0.500 -> {s['heldout_reward_accuracy_after']:.3f}, "
-                      f"KL {s['heldout_kl_per_token']:.4f} nats/token")
+        console.print(
+            f"held-out preference accuracy (implicit reward) 0.500 -> {s['heldout_reward_accuracy_after']:.3f}, "
+            f"KL {s['heldout_kl_per_token']:.4f} nats/token"
+        )
 
 
 def plan(
     recipe: RecipeArg = None,
     params: Annotated[Optional[float], typer.Option(help="Model size in parameters, e.g. 125e6.")] = None,
     flops: Annotated[Optional[float], typer.Option(help="Compute budget in FLOPs, e.g. 1e20.")] = None,
-    tokens: Annotated[Optional[float], typer.Option(help="Train on this many tokens instead of 20 per parameter.")] = None,
+    tokens: Annotated[
+        Optional[float], typer.Option(help="Train on this many tokens instead of 20 per parameter.")
+    ] = None,
     gpu: Annotated[str, typer.Option(help="GPU model for the time estimate.")] = "H100-SXM",
     num_gpus: Annotated[int, typer.Option(help="Number of GPUs.")] = 1,
     mfu: Annotated[float, typer.Option(help="Model FLOPs utilisation to assume.")] = 0.4,

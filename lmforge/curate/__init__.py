@@ -11,5 +11,13 @@ from lmforge.curate.quality_classifier import train_quality_classifier
 from lmforge.curate.quality_filters import HeuristicFilters
 from lmforge.curate.stage import run_curate_stage
 
-__all__ = ["ExactDedup", "HeuristicFilters", "MinHashDedup", "OfflineLanguageFilter", "RedactPII", "redact",
-           "run_curate_stage", "train_quality_classifier"]
+__all__ = [
+    "ExactDedup",
+    "HeuristicFilters",
+    "MinHashDedup",
+    "OfflineLanguageFilter",
+    "RedactPII",
+    "redact",
+    "run_curate_stage",
+    "train_quality_classifier",
+]

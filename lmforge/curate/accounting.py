@@ -27,6 +27,7 @@ def length_bin(n: int) -> int:
 
 class LengthProbe(PipelineStep):
     """Passes documents through unchanged; writes their length histogram and languages per task."""
+
     name = "📐 length probe"
     type = "📊 - STATS"
 
@@ -62,8 +63,10 @@ def step_stats(logging_dir: Path) -> list[dict]:
     path = logging_dir / "stats.json"
     if not path.exists():
         raise DataError(f"{path}: no stats yet (has the curate job finished?)")
-    return [{"name": s["name"], "stats": {k: (v["total"] if isinstance(v, dict) else v) for k, v in s["stats"].items()}}
-            for s in json.loads(path.read_text())]
+    return [
+        {"name": s["name"], "stats": {k: (v["total"] if isinstance(v, dict) else v) for k, v in s["stats"].items()}}
+        for s in json.loads(path.read_text())
+    ]
 
 
 def _summed(steps: list[dict], prefix: str) -> dict[str, int]:
@@ -82,8 +85,13 @@ def account(phases: list[Path], stats_dir: Path) -> dict:
     read = int(next(s["stats"].get("total", 0) for s in steps if s["name"].endswith(RejectBadInput.name)))
     dropped = _summed(steps, "dropped_")
     kept = read_probe(stats_dir, "kept")
-    return {"read": read, "kept": kept["documents"], "dropped": dict(sorted(dropped.items(), key=lambda kv: -kv[1])),
-            "balanced": read == kept["documents"] + sum(dropped.values()),
-            "languages_detected": _summed(steps, "lang_"), "languages_kept": kept["languages"],
-            "pii_redacted": _summed(steps, "redacted_"),
-            "length_bins": {"read": read_probe(stats_dir, "read")["length_bins"], "kept": kept["length_bins"]}}
+    return {
+        "read": read,
+        "kept": kept["documents"],
+        "dropped": dict(sorted(dropped.items(), key=lambda kv: -kv[1])),
+        "balanced": read == kept["documents"] + sum(dropped.values()),
+        "languages_detected": _summed(steps, "lang_"),
+        "languages_kept": kept["languages"],
+        "pii_redacted": _summed(steps, "redacted_"),
+        "length_bins": {"read": read_probe(stats_dir, "read")["length_bins"], "kept": kept["length_bins"]},
+    }

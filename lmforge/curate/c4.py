@@ -15,10 +15,19 @@ END_PUNCTUATION = (".", "?", "!", '"', "'")
 POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 
 
-def c4_lines(text: str, *, remove_citations: bool = True, filter_no_terminal_punct: bool = True,
-             min_num_sentences: int = 5, min_words_per_line: int = 3, max_word_length: int = 1000,
-             filter_lorem_ipsum: bool = True, filter_javascript: bool = True, filter_curly_bracket: bool = True,
-             filter_policy: bool = True) -> tuple[str, str | None]:
+def c4_lines(
+    text: str,
+    *,
+    remove_citations: bool = True,
+    filter_no_terminal_punct: bool = True,
+    min_num_sentences: int = 5,
+    min_words_per_line: int = 3,
+    max_word_length: int = 1000,
+    filter_lorem_ipsum: bool = True,
+    filter_javascript: bool = True,
+    filter_curly_bracket: bool = True,
+    filter_policy: bool = True,
+) -> tuple[str, str | None]:
     """(text with the failing lines removed, reason when the whole page is dropped else None)."""
     kept, sentences = [], 0
     for line in text.splitlines():

@@ -71,8 +71,15 @@ class MinHashDedup(PipelineStep):
     name = "🫂 MinHash-LSH near dedup"
     type = "🫂 - DEDUP"
 
-    def __init__(self, bands: int = 14, rows: int = 8, ngram: int = 5, verify_threshold: float | None = None,
-                 seed: int = 1, exclusion_writer: DiskWriter | None = None):
+    def __init__(
+        self,
+        bands: int = 14,
+        rows: int = 8,
+        ngram: int = 5,
+        verify_threshold: float | None = None,
+        seed: int = 1,
+        exclusion_writer: DiskWriter | None = None,
+    ):
         super().__init__()
         self.bands, self.rows, self.ngram, self.verify = bands, rows, ngram, verify_threshold
         rng = np.random.default_rng(seed)

@@ -10,10 +10,18 @@ STOP_CHARS = tuple(TERMINAL_PUNCTUATION)
 SOURCE_TAG = re.compile(r"\s*\([^()\n]{1,40}\)\s*$")
 
 
-def fineweb_quality(text: str, words: list[str], *, line_punct_thr: float = 0.12,
-                    line_punct_exclude_zero: bool = False, short_line_thr: float = 0.67,
-                    short_line_length: int = 30, char_duplicates_ratio: float = 0.01,
-                    new_line_ratio: float = 0.3, source_tag_ends_line: bool = False) -> str | None:
+def fineweb_quality(
+    text: str,
+    words: list[str],
+    *,
+    line_punct_thr: float = 0.12,
+    line_punct_exclude_zero: bool = False,
+    short_line_thr: float = 0.67,
+    short_line_length: int = 30,
+    char_duplicates_ratio: float = 0.01,
+    new_line_ratio: float = 0.3,
+    source_tag_ends_line: bool = False,
+) -> str | None:
     """The first FineWeb rule the document breaks, or None.
 
     `source_tag_ends_line=True` judges a line's end before a closing source tag, so a one-line

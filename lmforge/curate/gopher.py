@@ -22,13 +22,22 @@ LINES = re.compile(r"\n+")
 MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def gopher_quality(text: str, words: list[str], *, min_doc_words: int | None = 50,
-                   max_doc_words: int | None = 100_000, min_avg_word_length: float | None = 3,
-                   max_avg_word_length: float | None = 10, max_symbol_word_ratio: float | None = 0.1,
-                   max_bullet_lines_ratio: float | None = 0.9, max_ellipsis_lines_ratio: float | None = 0.3,
-                   max_non_alpha_words_ratio: float | None = 0.8, min_stop_words: int | None = 2,
-                   stop_words: Sequence[str] = ("the", "be", "to", "of", "and", "that", "have", "with"),
-                   punctuation_counts_as_word: bool = True) -> str | None:
+def gopher_quality(
+    text: str,
+    words: list[str],
+    *,
+    min_doc_words: int | None = 50,
+    max_doc_words: int | None = 100_000,
+    min_avg_word_length: float | None = 3,
+    max_avg_word_length: float | None = 10,
+    max_symbol_word_ratio: float | None = 0.1,
+    max_bullet_lines_ratio: float | None = 0.9,
+    max_ellipsis_lines_ratio: float | None = 0.3,
+    max_non_alpha_words_ratio: float | None = 0.8,
+    min_stop_words: int | None = 2,
+    stop_words: Sequence[str] = ("the", "be", "to", "of", "and", "that", "have", "with"),
+    punctuation_counts_as_word: bool = True,
+) -> str | None:
     """The first Gopher quality rule the document breaks, or None.
 
     `punctuation_counts_as_word=False` takes Gopher's alphabetic-word ratio over words only, as the
@@ -52,14 +61,21 @@ def gopher_quality(text: str, words: list[str], *, min_doc_words: int | None = 5
     if max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > max_symbol_word_ratio:
         return "gopher_too_many_ellipsis"
     lines = text.splitlines()
-    if max_bullet_lines_ratio and sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines) > max_bullet_lines_ratio:
+    if (
+        max_bullet_lines_ratio
+        and sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines) > max_bullet_lines_ratio
+    ):
         return "gopher_too_many_bullets"
-    if max_ellipsis_lines_ratio and \
-            sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) > max_ellipsis_lines_ratio:
+    if (
+        max_ellipsis_lines_ratio
+        and sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines) > max_ellipsis_lines_ratio
+    ):
         return "gopher_too_many_end_ellipsis"
     counted = words if punctuation_counts_as_word else non_symbol
-    if max_non_alpha_words_ratio and \
-            sum(1 for w in counted if w.isalpha() or ALPHA.search(w)) / max(len(counted), 1) < max_non_alpha_words_ratio:
+    if (
+        max_non_alpha_words_ratio
+        and sum(1 for w in counted if w.isalpha() or ALPHA.search(w)) / max(len(counted), 1) < max_non_alpha_words_ratio
+    ):
         return "gopher_below_alpha_threshold"
     if min_stop_words and len(set(stop_words).intersection(words)) < min_stop_words:
         return "gopher_enough_stop_words"
@@ -105,12 +121,17 @@ def _duplicated_chars(inverse: np.ndarray, counts: np.ndarray, span: np.ndarray,
     return chars
 
 
-def gopher_repetition(text: str, words: list[str], *, dup_line_frac: float | None = 0.3,
-                      dup_para_frac: float | None = 0.3, dup_line_char_frac: float | None = 0.2,
-                      dup_para_char_frac: float | None = 0.2,
-                      top_n_grams: Sequence[Sequence[float]] = ((2, 0.2), (3, 0.18), (4, 0.16)),
-                      dup_n_grams: Sequence[Sequence[float]] = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12),
-                                                                (9, 0.11), (10, 0.10))) -> str | None:
+def gopher_repetition(
+    text: str,
+    words: list[str],
+    *,
+    dup_line_frac: float | None = 0.3,
+    dup_para_frac: float | None = 0.3,
+    dup_line_char_frac: float | None = 0.2,
+    dup_para_char_frac: float | None = 0.2,
+    top_n_grams: Sequence[Sequence[float]] = ((2, 0.2), (3, 0.18), (4, 0.16)),
+    dup_n_grams: Sequence[Sequence[float]] = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)),
+) -> str | None:
     """The first Gopher repetition rule the document breaks, or None."""
     if not text:
         return "empty"

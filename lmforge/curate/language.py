@@ -14,8 +14,9 @@ from lmforge.text import identify
 class OfflineLanguageFilter(BaseFilter):
     name = "🌍 Language ID (offline)"
 
-    def __init__(self, languages: list[str] | None = None, threshold: float = 0.65,
-                 exclusion_writer: DiskWriter | None = None):
+    def __init__(
+        self, languages: list[str] | None = None, threshold: float = 0.65, exclusion_writer: DiskWriter | None = None
+    ):
         super().__init__(exclusion_writer)
         self.languages = set(languages or [])
         self.threshold = threshold

@@ -50,8 +50,14 @@ class AccountedMinhashFilter(MinhashDedupFilter):
 def minhash_config(bands: int, rows: int, ngram: int, seed: int = 1) -> MinhashConfig:
     words_only = TextNormConfig(norm_unicode_diacritics=False, norm_numbers=False)
     # sha1: datatrove passes str to xxhash, which current xxhash releases refuse
-    return MinhashConfig(hash_config=HashConfig(hash_fc="sha1", precision=64), norm_config=words_only, num_buckets=bands,
-                         hashes_per_bucket=rows, n_grams=ngram, seed=seed)
+    return MinhashConfig(
+        hash_config=HashConfig(hash_fc="sha1", precision=64),
+        norm_config=words_only,
+        num_buckets=bands,
+        hashes_per_bucket=rows,
+        n_grams=ngram,
+        seed=seed,
+    )
 
 
 def signature_step(folder: str, config: MinhashConfig) -> MinhashDedupSignature:

@@ -44,6 +44,7 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
                 return m.group(0)
             counts[kind] += 1
             return placeholder
+
         return repl
 
     text = EMAIL.sub(sub("email", "<EMAIL>"), text)  # first: addresses contain digits and dots

@@ -35,11 +35,17 @@ FILTERS = ("gopher_repetition", "gopher_quality", "c4", "fineweb")
 LMFORGE_ONLY = {"gopher_quality": {"punctuation_counts_as_word": True}, "fineweb": {"source_tag_ends_line": False}}
 
 PRESETS: dict[str, dict[str, dict | None]] = {
-    "en": {"gopher_repetition": {}, "gopher_quality": {"punctuation_counts_as_word": False},
-           "c4": {"filter_no_terminal_punct": False}, "fineweb": {"source_tag_ends_line": True}},
+    "en": {
+        "gopher_repetition": {},
+        "gopher_quality": {"punctuation_counts_as_word": False},
+        "c4": {"filter_no_terminal_punct": False},
+        "fineweb": {"source_tag_ends_line": True},
+    },
     "de": {
         "gopher_repetition": {
-            "dup_para_frac": 0, "dup_line_char_frac": 0, "dup_para_char_frac": 0,
+            "dup_para_frac": 0,
+            "dup_line_char_frac": 0,
+            "dup_para_char_frac": 0,
             "dup_line_frac": 0.263,
             "top_n_grams": [[2, 0.169], [3, 0.153], [4, 0.137]],
             "dup_n_grams": [[5, 0.141], [6, 0.134], [7, 0.126], [8, 0.117], [9, 0.108], [10, 0.098]],
@@ -50,12 +56,32 @@ PRESETS: dict[str, dict[str, dict | None]] = {
             "max_non_alpha_words_ratio": 0.774,
             "min_stop_words": 2,
             "punctuation_counts_as_word": False,
-            "stop_words": ["der", "und", "die", "in", "von", "im", "den", "des", "mit", "das", "er", "dem", "als",
-                           "wurde", "für"],
+            "stop_words": [
+                "der",
+                "und",
+                "die",
+                "in",
+                "von",
+                "im",
+                "den",
+                "des",
+                "mit",
+                "das",
+                "er",
+                "dem",
+                "als",
+                "wurde",
+                "für",
+            ],
         },
         "c4": None,
-        "fineweb": {"line_punct_thr": 0.0, "new_line_ratio": 0.152, "short_line_thr": 999,
-                    "char_duplicates_ratio": 0.1, "source_tag_ends_line": True},
+        "fineweb": {
+            "line_punct_thr": 0.0,
+            "new_line_ratio": 0.152,
+            "short_line_thr": 999,
+            "char_duplicates_ratio": 0.1,
+            "source_tag_ends_line": True,
+        },
     },
 }
 

@@ -26,12 +26,12 @@ N_FEATURES = 1 << 20
 def _vectorizer():
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    return HashingVectorizer(n_features=N_FEATURES, ngram_range=(1, 2), lowercase=True, alternate_sign=False,
-                             norm="l2")
+    return HashingVectorizer(n_features=N_FEATURES, ngram_range=(1, 2), lowercase=True, alternate_sign=False, norm="l2")
 
 
-def train_quality_classifier(positive: list[str], negative: list[str], out: Path, *, epochs: int = 20,
-                             seed: int = 0) -> Path:
+def train_quality_classifier(
+    positive: list[str], negative: list[str], out: Path, *, epochs: int = 20, seed: int = 0
+) -> Path:
     """Train on documents from the positive and negative files (JSONL/Parquet/txt); save the weights
     to `out` (.npz) and return it."""
     from sklearn.linear_model import SGDClassifier

@@ -21,15 +21,24 @@ from lmforge.curate.words import split_words
 from lmforge.errors import ConfigError
 
 # the rules per filter name; their keyword-only arguments are the thresholds a recipe may override
-CHECKS = {"gopher_repetition": gopher_repetition, "gopher_quality": gopher_quality, "c4": c4_lines,
-          "fineweb": fineweb_quality}
+CHECKS = {
+    "gopher_repetition": gopher_repetition,
+    "gopher_quality": gopher_quality,
+    "c4": c4_lines,
+    "fineweb": fineweb_quality,
+}
 
 
 class HeuristicFilters(BaseFilter):
     name = "📏 Heuristic filters"
 
-    def __init__(self, filters: Sequence[str] = FILTERS, overrides: dict | None = None,
-                 default_language: str = "en", exclusion_writer: DiskWriter | None = None):
+    def __init__(
+        self,
+        filters: Sequence[str] = FILTERS,
+        overrides: dict | None = None,
+        default_language: str = "en",
+        exclusion_writer: DiskWriter | None = None,
+    ):
         super().__init__(exclusion_writer)
         unknown = sorted(set(filters) - set(FILTERS))
         if unknown:
@@ -41,8 +50,9 @@ class HeuristicFilters(BaseFilter):
         """The language's thresholds; a language without its own falls back to the default language's
         (the stage refuses to start when a kept language has none, see stage.py)."""
         if language not in self._presets:
-            self._presets[language] = thresholds(language, self.overrides) or \
-                thresholds(self.default_language, self.overrides)
+            self._presets[language] = thresholds(language, self.overrides) or thresholds(
+                self.default_language, self.overrides
+            )
         return self._presets[language]
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:

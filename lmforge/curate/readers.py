@@ -49,6 +49,7 @@ def _document_or_bad(reader, parent_method, data: dict, source: str, index: int 
 class JsonlReader(BaseDiskReader):
     """One JSON object per line; reads bytes and decodes each line itself so that one bad byte or
     one bad line costs one record, not the rest of the file."""
+
     name = "🐿 JSONL (accounted)"
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
@@ -138,6 +139,7 @@ def truncated_inputs(bad_input_dir: Path) -> list[str]:
 
 class TextFolderReader(BaseDiskReader):
     """Each .txt file is one document, its path the id."""
+
     name = "📄 text files"
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
@@ -156,6 +158,7 @@ class WarcReader(BaseDiskReader):
     """HTML responses of a WARC file, with the main text extracted by trafilatura. Records that are
     not HTML responses (requests, metadata, images) are not documents and are only counted in the
     step's stats; an HTML page with no extractable text is a bad record ("empty")."""
+
     name = "🕷 WARC (warcio + trafilatura)"
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
@@ -178,6 +181,7 @@ class WarcReader(BaseDiskReader):
 
 class RejectBadInput(PipelineStep):
     """Drops the readers' bad records under their reason, as a filter would."""
+
     name = "🚫 bad input"
     type = "🔻 - FILTER"
 
@@ -197,8 +201,15 @@ class RejectBadInput(PipelineStep):
                 yield doc
 
 
-FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".txt": "txt",
-           ".warc": "warc", ".arc": "warc"}
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".txt": "txt",
+    ".warc": "warc",
+    ".arc": "warc",
+}
 
 
 def input_format(path: Path) -> str | None:

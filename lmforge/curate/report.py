@@ -60,17 +60,29 @@ def write_curate_report(run_dir: Path, out: Path, acc: dict) -> Path:
     plots.mkdir(parents=True, exist_ok=True)
     reasons_plot(plots / "curate_reasons.png", acc["dropped"], acc["kept"])
     lengths_plot(plots / "curate_lengths.png", acc["length_bins"])
-    langs = sorted(set(acc["languages_detected"]) | set(acc["languages_kept"]),
-                   key=lambda k: -acc["languages_detected"].get(k, 0))[:12]
-    grouped_bars(plots / "curate_languages.png",
-                 {lang: {"detected": acc["languages_detected"].get(lang, 0), "kept": acc["languages_kept"].get(lang, 0)}
-                  for lang in langs}, "documents", "Languages: detected vs kept")
+    langs = sorted(
+        set(acc["languages_detected"]) | set(acc["languages_kept"]), key=lambda k: -acc["languages_detected"].get(k, 0)
+    )[:12]
+    grouped_bars(
+        plots / "curate_languages.png",
+        {
+            lang: {"detected": acc["languages_detected"].get(lang, 0), "kept": acc["languages_kept"].get(lang, 0)}
+            for lang in langs
+        },
+        "documents",
+        "Languages: detected vs kept",
+    )
     dropped = sum(acc["dropped"].values())
-    lines = ["## Curate", "",
-             f"**{acc['read']:,} read = {acc['kept']:,} kept + {dropped:,} dropped** "
-             f"({'balanced' if acc['balanced'] else 'NOT BALANCED'}); output `{out / 'data'}`, "
-             f"dropped documents in `{out / 'dropped'}`.", "",
-             "| reason | documents | share of read |", "|---|---:|---:|"]
+    lines = [
+        "## Curate",
+        "",
+        f"**{acc['read']:,} read = {acc['kept']:,} kept + {dropped:,} dropped** "
+        f"({'balanced' if acc['balanced'] else 'NOT BALANCED'}); output `{out / 'data'}`, "
+        f"dropped documents in `{out / 'dropped'}`.",
+        "",
+        "| reason | documents | share of read |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {r} | {n:,} | {n / max(acc['read'], 1):.1%} |" for r, n in acc["dropped"].items()]
     lines += ["", "| language | detected | kept |", "|---|---:|---:|"]
     lines += [f"| {k} | {acc['languages_detected'].get(k, 0):,} | {acc['languages_kept'].get(k, 0):,} |" for k in langs]
@@ -86,6 +98,9 @@ def write_curate_report(run_dir: Path, out: Path, acc: dict) -> Path:
         lines += [f"| `{b['source']}` | {b['bad_input']} | {b['detail'][:80]} |" for b in bad[:MAX_LISTED]]
         if len(bad) > MAX_LISTED:
             lines.append(f"| … | {len(bad) - MAX_LISTED} more in `{out / 'dropped' / 'bad_input'}` | |")
-    lines += ["", "![drop reasons](plots/curate_reasons.png) ![languages](plots/curate_languages.png)",
-              "![lengths](plots/curate_lengths.png)"]
+    lines += [
+        "",
+        "![drop reasons](plots/curate_reasons.png) ![languages](plots/curate_languages.png)",
+        "![lengths](plots/curate_lengths.png)",
+    ]
     return write_report_section(run_dir, "curate", "\n".join(lines))

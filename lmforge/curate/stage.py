@@ -71,8 +71,10 @@ def check_thresholds(cfg: CurateConfig) -> None:
     if "gopher_quality" in cfg.filters:
         for lang in cfg.languages:
             if lang not in PRESETS and "stop_words" not in cfg.thresholds.get(lang, {}).get("gopher_quality", {}):
-                raise ConfigError(f"curate: no filter thresholds for language {lang!r}; presets exist for "
-                                  f"{sorted(PRESETS)}; give curate.thresholds.{lang}.gopher_quality.stop_words")
+                raise ConfigError(
+                    f"curate: no filter thresholds for language {lang!r}; presets exist for "
+                    f"{sorted(PRESETS)}; give curate.thresholds.{lang}.gopher_quality.stop_words"
+                )
 
 
 def build_readers(cfg: CurateConfig, out: Path) -> list:
@@ -86,8 +88,11 @@ def build_readers(cfg: CurateConfig, out: Path) -> list:
             name = item[3:]
             config = cfg.hf_config.get(name) if isinstance(cfg.hf_config, dict) else cfg.hf_config
             options = {"split": cfg.hf_split} | ({"name": config} if config else {})
-            readers.append(AccountedDatasetReader(name, dataset_options=options, text_key=cfg.text_field,
-                                                  streaming=True, limit=cfg.hf_limit or -1))
+            readers.append(
+                AccountedDatasetReader(
+                    name, dataset_options=options, text_key=cfg.text_field, streaming=True, limit=cfg.hf_limit or -1
+                )
+            )
             continue
         path = Path(item)
         if is_saved_dataset(path):
@@ -130,15 +135,24 @@ def dropped_writer(cfg: CurateConfig, out: Path, step: str) -> JsonlWriter | Non
 def filter_pipeline(cfg: CurateConfig, out: Path, quality_model: Path | None) -> list:
     steps = [*build_readers(cfg, out), RejectBadInput(side_file(out, "bad_input"))]
     steps += [NormaliseText()] if cfg.normalise else []
-    steps += [LengthProbe(str(out / "stats"), "read"),
-              OfflineLanguageFilter(cfg.languages, cfg.language_threshold,
-                                    exclusion_writer=dropped_writer(cfg, out, "language"))]
+    steps += [
+        LengthProbe(str(out / "stats"), "read"),
+        OfflineLanguageFilter(
+            cfg.languages, cfg.language_threshold, exclusion_writer=dropped_writer(cfg, out, "language")
+        ),
+    ]
     if cfg.filters:
-        steps.append(HeuristicFilters(cfg.filters, cfg.thresholds,
-                                      exclusion_writer=dropped_writer(cfg, out, "heuristics")))
+        steps.append(
+            HeuristicFilters(cfg.filters, cfg.thresholds, exclusion_writer=dropped_writer(cfg, out, "heuristics"))
+        )
     if quality_model:
-        steps.append(QualityClassifierFilter(str(quality_model), cfg.quality_classifier.threshold,
-                                             exclusion_writer=dropped_writer(cfg, out, "quality_classifier")))
+        steps.append(
+            QualityClassifierFilter(
+                str(quality_model),
+                cfg.quality_classifier.threshold,
+                exclusion_writer=dropped_writer(cfg, out, "quality_classifier"),
+            )
+        )
     steps += [RedactPII()] if cfg.pii else []
     return steps + [JsonlWriter(str(out / "filtered"), output_filename="${rank}.jsonl.gz")]
 
@@ -148,8 +162,10 @@ def filtered_reader(out: Path) -> JsonlReader:
 
 
 def written(out: Path) -> list:
-    return [LengthProbe(str(out / "stats"), "kept"),
-            JsonlWriter(str(out / "data"), output_filename="${language}/${rank}.jsonl.gz")]
+    return [
+        LengthProbe(str(out / "stats"), "kept"),
+        JsonlWriter(str(out / "data"), output_filename="${language}/${rank}.jsonl.gz"),
+    ]
 
 
 def dedup_pipeline(cfg: CurateConfig, out: Path) -> list:
@@ -157,8 +173,11 @@ def dedup_pipeline(cfg: CurateConfig, out: Path) -> list:
     steps += [ExactDedup(exclusion_writer=dropped_writer(cfg, out, "exact_dedup"))] if cfg.exact_dedup else []
     m = cfg.minhash
     if m.enabled:
-        steps.append(MinHashDedup(m.bands, m.rows, m.ngram, m.verify_threshold,
-                                  exclusion_writer=dropped_writer(cfg, out, "near_dedup")))
+        steps.append(
+            MinHashDedup(
+                m.bands, m.rows, m.ngram, m.verify_threshold, exclusion_writer=dropped_writer(cfg, out, "near_dedup")
+            )
+        )
     return steps + written(out)
 
 
@@ -170,10 +189,12 @@ def multistage_dedup(cfg: CurateConfig, out: Path, tasks: int) -> list[tuple[str
     config = minhash_config(m.bands, m.rows, m.ngram)
     last = [filtered_reader(out), filter_step(str(mh / "remove_ids"), dropped_writer(cfg, out, "near_dedup"))]
     last += [ExactDedup(exclusion_writer=dropped_writer(cfg, out, "exact_dedup"))] if cfg.exact_dedup else []
-    return [("minhash_signatures", [filtered_reader(out), signature_step(str(mh / "signatures"), config)], tasks),
-            ("minhash_buckets", [bucket_step(str(mh / "signatures"), str(mh / "buckets"), config)], m.bands),
-            ("minhash_clusters", [cluster_step(str(mh / "buckets"), str(mh / "remove_ids"), config)], 1),
-            ("dedup", last + written(out), tasks)]
+    return [
+        ("minhash_signatures", [filtered_reader(out), signature_step(str(mh / "signatures"), config)], tasks),
+        ("minhash_buckets", [bucket_step(str(mh / "signatures"), str(mh / "buckets"), config)], m.bands),
+        ("minhash_clusters", [cluster_step(str(mh / "buckets"), str(mh / "remove_ids"), config)], 1),
+        ("dedup", last + written(out), tasks),
+    ]
 
 
 def dedup_phases(cfg: CurateConfig, out: Path, tasks: int) -> list[tuple[str, list, int]]:
@@ -231,8 +252,10 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
             raise ConfigError("curate.inputs: give at least one input file, folder or hf:DATASET")
         check_thresholds(cfg)
         if cfg.minhash.multistage and cfg.minhash.verify_threshold is not None:
-            raise ConfigError("curate.minhash.verify_threshold: exact-Jaccard verification exists only in the "
-                              "in-memory path (multistage = false)")
+            raise ConfigError(
+                "curate.minhash.verify_threshold: exact-Jaccard verification exists only in the "
+                "in-memory path (multistage = false)"
+            )
         for part in ("data", "dropped", "filtered", "logs", "minhash", "stats"):  # a rerun starts clean
             shutil.rmtree(out / part, ignore_errors=True)
         (out / "ignored_files.txt").unlink(missing_ok=True)
@@ -240,8 +263,11 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
         quality_model = None
         if cfg.quality_classifier:
             qc = cfg.quality_classifier
-            quality_model = Path(qc.model) if qc.model else \
-                train_quality_classifier(qc.positive, qc.negative, out / "quality_classifier.npz")
+            quality_model = (
+                Path(qc.model)
+                if qc.model
+                else train_quality_classifier(qc.positive, qc.negative, out / "quality_classifier.npz")
+            )
             if not quality_model.exists():
                 raise ConfigError(f"curate.quality_classifier.model: {quality_model}: no such file")
         last = make_executor(cfg, filter_pipeline(cfg, out, quality_model), phases[0], tasks, cfg.workers)
@@ -250,21 +276,29 @@ def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool =
         with quiet_stderr(out / "logs" / "console.log"), children_die_with_us():
             last.run()  # runs (or submits) every phase before it first
         if cfg.executor == "slurm":
-            return {"submitted": "slurm", "logs": str(out / "logs"),
-                    "next": "when the jobs finish: lmforge curate RECIPE --report-only"}
+            return {
+                "submitted": "slurm",
+                "logs": str(out / "logs"),
+                "next": "when the jobs finish: lmforge curate RECIPE --report-only",
+            }
     accounting = account(phases, out / "stats")
     atomic_write_text(out / "accounting.json", json.dumps(accounting, indent=2))
     if not accounting["balanced"]:
-        raise RuntimeError(f"curate: accounting does not balance: read {accounting['read']} != kept "
-                           f"{accounting['kept']} + dropped {sum(accounting['dropped'].values())}")
+        raise RuntimeError(
+            f"curate: accounting does not balance: read {accounting['read']} != kept "
+            f"{accounting['kept']} + dropped {sum(accounting['dropped'].values())}"
+        )
     summary = {k: accounting[k] for k in ("read", "kept", "dropped", "languages_kept", "pii_redacted")}
     summary["data"] = str(out / "data")
     write_curate_report(run_dir, out, accounting)
     broken = truncated_inputs(out / "dropped" / "bad_input")
     if broken:
         more = f" (and {len(broken) - 1} more files)" if len(broken) > 1 else ""
-        raise DataError(f"{broken[0]}{more}: the input breaks off there; every record before the break is "
-                        f"accounted for ({accounting['read']:,} read) in {out / 'accounting.json'}")
-    record_stage(run_dir, "curate", cfg.model_dump(), [i for i in cfg.inputs if not i.startswith("hf:")], None,
-                 started, summary)
+        raise DataError(
+            f"{broken[0]}{more}: the input breaks off there; every record before the break is "
+            f"accounted for ({accounting['read']:,} read) in {out / 'accounting.json'}"
+        )
+    record_stage(
+        run_dir, "curate", cfg.model_dump(), [i for i in cfg.inputs if not i.startswith("hf:")], None, started, summary
+    )
     return summary

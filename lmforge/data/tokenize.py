@@ -19,12 +19,20 @@ def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
     if not (Path(path) / "tokenizer.json").exists() and not (Path(path) / "tokenizer_config.json").exists():
-        raise CheckpointError(f"{path}: no tokenizer found (expected tokenizer.json); run `lmforge tokenizer train` first")
+        raise CheckpointError(
+            f"{path}: no tokenizer found (expected tokenizer.json); run `lmforge tokenizer train` first"
+        )
     return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
 
 
-def tokenize_files(inputs: list[str | Path], tokenizer, out_dir: str | Path, text_field: str = "text",
-                   shard_tokens: int = 50_000_000, tokenizer_path: str = "") -> dict:
+def tokenize_files(
+    inputs: list[str | Path],
+    tokenizer,
+    out_dir: str | Path,
+    text_field: str = "text",
+    shard_tokens: int = 50_000_000,
+    tokenizer_path: str = "",
+) -> dict:
     """Encode every document (EOS appended) into shards under `out_dir`; returns meta.json's content."""
     if tokenizer.eos_token_id is None:
         raise ConfigError("tokenizer has no eos token; packed documents need a separator")
@@ -38,8 +46,14 @@ def tokenize_files(inputs: list[str | Path], tokenizer, out_dir: str | Path, tex
             writer.add(ids)
         batch.clear()
 
-    with Progress(TextColumn("tokenize"), BarColumn(), MofNCompleteColumn(), TextColumn("docs {task.fields[docs]}"),
-                  TimeElapsedColumn(), transient=True) as progress:
+    with Progress(
+        TextColumn("tokenize"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("docs {task.fields[docs]}"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as progress:
         task = progress.add_task("files", total=len(files), docs=0)
         n = 0
         for path in files:
@@ -52,11 +66,13 @@ def tokenize_files(inputs: list[str | Path], tokenizer, out_dir: str | Path, tex
                     progress.update(task, docs=n)
             progress.advance(task)
         flush()
-    return writer.close({
-        "tokenizer": tokenizer_path,
-        "empty_docs": empty,
-        "sources": [fingerprint(f) for f in files],
-    })
+    return writer.close(
+        {
+            "tokenizer": tokenizer_path,
+            "empty_docs": empty,
+            "sources": [fingerprint(f) for f in files],
+        }
+    )
 
 
 def run_tokenize_stage(cfg: TokenizeConfig, run_dir: str | Path) -> dict:
@@ -72,7 +88,9 @@ def run_tokenize_stage(cfg: TokenizeConfig, run_dir: str | Path) -> dict:
     for split, inputs in (("train", cfg.train), ("val", cfg.val)):
         if inputs:
             meta = tokenize_files(inputs, tokenizer, out / split, cfg.text_field, cfg.shard_tokens, str(tok_path))
-            summary[split] = {k: meta[k] for k in ("tokens", "docs", "dtype", "empty_docs")} | {"path": str(out / split)}
+            summary[split] = {k: meta[k] for k in ("tokens", "docs", "dtype", "empty_docs")} | {
+                "path": str(out / split)
+            }
     record_stage(run_dir, "tokenize", cfg.model_dump(), [*cfg.train, *cfg.val, tok_path], None, started, summary)
     lines = ["## Tokenize", "", "| split | documents | tokens | dtype | path |", "|---|---:|---:|---|---|"]
     lines += [f"| {s} | {m['docs']} | {m['tokens']} | {m['dtype']} | `{m['path']}` |" for s, m in summary.items()]

@@ -42,8 +42,10 @@ def _answer(value) -> str:
 
 def _hh(text: str) -> list[dict]:
     parts = HH_TURN.split(text if text.startswith("\n\n") else "\n\n" + text)  # ["", role, text, role, ...]
-    turns = [{"role": "user" if parts[i] == "Human" else "assistant", "content": parts[i + 1].strip()}
-             for i in range(1, len(parts) - 1, 2)]
+    turns = [
+        {"role": "user" if parts[i] == "Human" else "assistant", "content": parts[i + 1].strip()}
+        for i in range(1, len(parts) - 1, 2)
+    ]
     if not turns or turns[-1]["role"] != "assistant":
         raise ValueError("an HH conversation must end with an Assistant turn")
     return turns
@@ -68,8 +70,11 @@ def to_pair(record: dict, fmt: str) -> tuple[list[dict], str, str]:
         messages = record["chosen"][:-1]  # UltraFeedback: the conversation before the answer
     else:
         messages = [{"role": "user", "content": prompt}]
-    return [{"role": m["role"], "content": m["content"]} for m in messages], _answer(record["chosen"]), \
-        _answer(record["rejected"])
+    return (
+        [{"role": m["role"], "content": m["content"]} for m in messages],
+        _answer(record["chosen"]),
+        _answer(record["rejected"]),
+    )
 
 
 def read_pairs(ds: PreferenceDataset) -> tuple[list[dict], Counter, list[str]]:
@@ -82,8 +87,13 @@ def read_pairs(ds: PreferenceDataset) -> tuple[list[dict], Counter, list[str]]:
             raise DataError(f"{where}: preference pair without '{e.args[0]}'") from None
         except (ValueError, TypeError, AttributeError) as e:
             raise DataError(f"{where}: not a {fmt} preference pair ({e})") from None
-        reason = "empty answer" if not chosen.strip() or not rejected.strip() else \
-            "identical answers" if chosen.strip() == rejected.strip() else None
+        reason = (
+            "empty answer"
+            if not chosen.strip() or not rejected.strip()
+            else "identical answers"
+            if chosen.strip() == rejected.strip()
+            else None
+        )
         language = record.get("language") or record.get("lang") or ds.language
         if reason is None and ds.languages and language not in ds.languages:
             reason = "other language"
@@ -113,8 +123,10 @@ def encode_pairs(tokenizer, pairs: list[dict], max_len: int, too_long: str) -> t
     """Each pair as two (ids, labels) rows sharing the prompt; labels only on the final answer."""
     out, skipped, where = [], Counter(), []
     for p in pairs:
-        rows = [encode(tokenizer, p["prompt"] + [{"role": "assistant", "content": p[k]}], last_only=True)
-                for k in ("chosen", "rejected")]
+        rows = [
+            encode(tokenizer, p["prompt"] + [{"role": "assistant", "content": p[k]}], last_only=True)
+            for k in ("chosen", "rejected")
+        ]
         longest = max(len(ids) for ids, _ in rows)
         if longest > max_len:
             skipped[f"longer than {max_len} tokens ({too_long})"] += 1

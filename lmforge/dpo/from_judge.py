@@ -16,11 +16,16 @@ def pairs_from_judge(judge_dir: str | Path, out: str | Path) -> dict:
     rows, dropped = [], Counter()
     files = sorted(judge_dir.glob("*/model_judgment/*_pair.jsonl"))
     if not files:
-        raise DataError(f"{judge_dir}: no pairwise judgments (*/model_judgment/*_pair.jsonl); run `judge` with mode pairwise")
+        raise DataError(
+            f"{judge_dir}: no pairwise judgments (*/model_judgment/*_pair.jsonl); run `judge` with mode pairwise"
+        )
     for path in files:
         lang_dir = path.parents[1]
-        questions = {json.loads(line)["question_id"]: json.loads(line)
-                     for line in (lang_dir / "question.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()}
+        questions = {
+            json.loads(line)["question_id"]: json.loads(line)
+            for line in (lang_dir / "question.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        }
         answers: dict[str, dict] = {}
         for line in path.read_text(encoding="utf-8").splitlines():
             j = json.loads(line)
@@ -36,8 +41,14 @@ def pairs_from_judge(judge_dir: str | Path, out: str | Path) -> dict:
                     answers[model] = read_answers(lang_dir / "model_answer" / f"{model}.jsonl")
             win, lose = (j["model_1"], j["model_2"]) if outcome == "win" else (j["model_2"], j["model_1"])
             qid = j["question_id"]
-            rows.append({"prompt": questions[qid]["turns"][0], "chosen": answers[win][qid][0],
-                         "rejected": answers[lose][qid][0], "language": lang_dir.name})
+            rows.append(
+                {
+                    "prompt": questions[qid]["turns"][0],
+                    "chosen": answers[win][qid][0],
+                    "rejected": answers[lose][qid][0],
+                    "language": lang_dir.name,
+                }
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return {"pairs": len(rows), "dropped": dict(dropped), "output": str(out)}

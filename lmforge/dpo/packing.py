@@ -61,8 +61,16 @@ def pack_pairs(pairs: list[dict], idx: list[int], pad_id: int, device) -> dict[s
         allowed[row, end:t, s:end] = False
     allowed |= torch.eye(width, dtype=torch.bool)  # padding rows see themselves: no all-masked softmax
     row, at, token, sequence = torch.tensor(targets, dtype=torch.long).reshape(-1, 4).T.contiguous().to(device)
-    return {"input_ids": ids.to(device), "position_ids": pos.to(device), "allowed": allowed.to(device),
-            "row": row, "at": at, "token": token, "sequence": sequence, "pairs": n}
+    return {
+        "input_ids": ids.to(device),
+        "position_ids": pos.to(device),
+        "allowed": allowed.to(device),
+        "row": row,
+        "at": at,
+        "token": token,
+        "sequence": sequence,
+        "pairs": n,
+    }
 
 
 def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,8 +79,9 @@ def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     mask = torch.zeros(batch["allowed"].shape, dtype=dtype, device=batch["allowed"].device)
     mask = mask.masked_fill(~batch["allowed"], torch.finfo(dtype).min)[:, None]
     keep = torch.unique(batch["at"])  # sorted: logits only where an answer token is predicted
-    logits = model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
-                   logits_to_keep=keep).logits
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"], logits_to_keep=keep
+    ).logits
     picked = logits[batch["row"], torch.searchsorted(keep, batch["at"])].float()
     logp = torch.log_softmax(picked, dim=-1).gather(-1, batch["token"].unsqueeze(-1)).squeeze(-1)
     sequences = 2 * batch["pairs"]

@@ -47,10 +47,22 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
     model = attach_method(model, cfg, "dpo")
     out = run_dir / "dpo"
     start = fingerprint(model_dir)["sha256"]
-    ref = reference_logps(model, train, cfg.batch_size, pad, out / "reference_logps.json",
-                          f"{start}:{data_fingerprint(train)}", lora)
-    held_ref = reference_logps(model, held, cfg.batch_size, pad, out / "reference_logps_heldout.json",
-                               f"{start}:{data_fingerprint(held)}", lora) if held else None
+    ref = reference_logps(
+        model, train, cfg.batch_size, pad, out / "reference_logps.json", f"{start}:{data_fingerprint(train)}", lora
+    )
+    held_ref = (
+        reference_logps(
+            model,
+            held,
+            cfg.batch_size,
+            pad,
+            out / "reference_logps_heldout.json",
+            f"{start}:{data_fingerprint(held)}",
+            lora,
+        )
+        if held
+        else None
+    )
     before = preference_accuracy(held_ref) if held else None  # likelihood per token, the reference's
     metrics = MetricsWriter(run_dir, "dpo")
     try:
@@ -71,21 +83,45 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
     if cfg.judge:  # the judge's verdict: the tuned model against the one it started from
         from lmforge.judge import run_judge_stage
 
-        judge_cfg = cfg.judge.model_copy(update={"model": str(out / "model"), "mode": "pairwise",
-                                                 "baseline_model": str(model_dir), "out": str(out / "judge")})
+        judge_cfg = cfg.judge.model_copy(
+            update={
+                "model": str(out / "model"),
+                "mode": "pairwise",
+                "baseline_model": str(model_dir),
+                "out": str(out / "judge"),
+            }
+        )
         judged_after = run_judge_stage(judge_cfg, run_dir)["languages"]
-    summary = {"model": str(model_dir), "output": str(out / "model"), "pairs": len(train), "heldout_pairs": len(held),
-               "from_judge": judged, "judge_vs_start": {lang: r.get("pairwise") for lang, r in judged_after.items()}
-               if cfg.judge else None,
-               "skipped": dict(skipped + too_long), "heldout_skipped": dict(h_skipped),
-               "skipped_where": (where + where_long)[:20],
-               "loss": cfg.loss, "beta": cfg.beta, "method": cfg.method, **trained,
-               "heldout_likelihood_accuracy_before": before, "heldout_likelihood_accuracy_after": after,
-               "heldout_reward_accuracy_before": 0.5 if held else None, "heldout_reward_accuracy_after": reward_acc,
-               "heldout_kl_per_token": kl}
+    summary = {
+        "model": str(model_dir),
+        "output": str(out / "model"),
+        "pairs": len(train),
+        "heldout_pairs": len(held),
+        "from_judge": judged,
+        "judge_vs_start": {lang: r.get("pairwise") for lang, r in judged_after.items()} if cfg.judge else None,
+        "skipped": dict(skipped + too_long),
+        "heldout_skipped": dict(h_skipped),
+        "skipped_where": (where + where_long)[:20],
+        "loss": cfg.loss,
+        "beta": cfg.beta,
+        "method": cfg.method,
+        **trained,
+        "heldout_likelihood_accuracy_before": before,
+        "heldout_likelihood_accuracy_after": after,
+        "heldout_reward_accuracy_before": 0.5 if held else None,
+        "heldout_reward_accuracy_after": reward_acc,
+        "heldout_kl_per_token": kl,
+    }
     plots = _plots(run_dir)
-    record_stage(run_dir, "dpo", cfg.model_dump(), [model_dir, *(d.path for d in cfg.datasets + cfg.heldout)],
-                 seed, started, summary)
+    record_stage(
+        run_dir,
+        "dpo",
+        cfg.model_dump(),
+        [model_dir, *(d.path for d in cfg.datasets + cfg.heldout)],
+        seed,
+        started,
+        summary,
+    )
     write_report_section(run_dir, "dpo", dpo_report(summary, plots))
     return summary
 
@@ -93,12 +129,20 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
 def _plots(run_dir: Path) -> list[str]:
     rows = read_metrics(run_dir, "dpo")
     steps = [r["step"] for r in rows]
-    line_plot(run_dir / "plots" / "dpo_loss.png", {"loss": (steps, [r["loss"] for r in rows]),
-                                                    "reward accuracy": (steps, [r["reward_accuracy"] for r in rows])},
-              "step", "value", "DPO: loss and reward accuracy")
-    line_plot(run_dir / "plots" / "dpo_logps.png", {"chosen": (steps, [r["logp_chosen"] for r in rows]),
-                                                     "rejected": (steps, [r["logp_rejected"] for r in rows])},
-              "step", "log p of the answer", "DPO: answers' log-probabilities")
+    line_plot(
+        run_dir / "plots" / "dpo_loss.png",
+        {"loss": (steps, [r["loss"] for r in rows]), "reward accuracy": (steps, [r["reward_accuracy"] for r in rows])},
+        "step",
+        "value",
+        "DPO: loss and reward accuracy",
+    )
+    line_plot(
+        run_dir / "plots" / "dpo_logps.png",
+        {"chosen": (steps, [r["logp_chosen"] for r in rows]), "rejected": (steps, [r["logp_rejected"] for r in rows])},
+        "step",
+        "log p of the answer",
+        "DPO: answers' log-probabilities",
+    )
     return ["plots/dpo_loss.png", "plots/dpo_logps.png"]
 
 
@@ -108,25 +152,43 @@ def _fmt(x) -> str:
 
 def dpo_report(s: dict, plots: list[str]) -> str:
     f = s["final"]
-    lines = ["## DPO", "", f"{s['method']} {s['loss']} (beta {s['beta']}) on `{Path(s['model']).name}`: {s['pairs']} pairs, "
-             f"{s['steps']} steps, {s['pairs_per_s']:.1f} pairs/s; last step loss {f['loss']:.4f}, reward accuracy "
-             f"{f['reward_accuracy']:.2f}, margin {f['reward_margin']:.3f}.", "",
-             f"Held-out ({s['heldout_pairs']} pairs, ties count half): preference accuracy by DPO's implicit reward "
-             f"{_fmt(s['heldout_reward_accuracy_before'])} before (every margin is 0) → "
-             f"{_fmt(s['heldout_reward_accuracy_after'])} after; by likelihood per answer token "
-             f"{_fmt(s['heldout_likelihood_accuracy_before'])} → {_fmt(s['heldout_likelihood_accuracy_after'])}; "
-             f"KL(policy ‖ reference) {_fmt(s['heldout_kl_per_token'])} nats per answer token.", ""]
+    lines = [
+        "## DPO",
+        "",
+        f"{s['method']} {s['loss']} (beta {s['beta']}) on `{Path(s['model']).name}`: {s['pairs']} pairs, "
+        f"{s['steps']} steps, {s['pairs_per_s']:.1f} pairs/s; last step loss {f['loss']:.4f}, reward accuracy "
+        f"{f['reward_accuracy']:.2f}, margin {f['reward_margin']:.3f}.",
+        "",
+        f"Held-out ({s['heldout_pairs']} pairs, ties count half): preference accuracy by DPO's implicit reward "
+        f"{_fmt(s['heldout_reward_accuracy_before'])} before (every margin is 0) → "
+        f"{_fmt(s['heldout_reward_accuracy_after'])} after; by likelihood per answer token "
+        f"{_fmt(s['heldout_likelihood_accuracy_before'])} → {_fmt(s['heldout_likelihood_accuracy_after'])}; "
+        f"KL(policy ‖ reference) {_fmt(s['heldout_kl_per_token'])} nats per answer token.",
+        "",
+    ]
     if s.get("from_judge"):
         j = s["from_judge"]
-        lines += [f"{j['pairs']} pairs came from a pairwise judge run (dropped: "
-                  + (", ".join(f"{k} {v}" for k, v in j["dropped"].items()) or "none") + ").", ""]
+        lines += [
+            f"{j['pairs']} pairs came from a pairwise judge run (dropped: "
+            + (", ".join(f"{k} {v}" for k, v in j["dropped"].items()) or "none")
+            + ").",
+            "",
+        ]
     for lang, p in (s.get("judge_vs_start") or {}).items():
         if p and p.get("pairs"):
-            lines += [f"Judge, {lang}: the tuned model against the starting one — adjusted win rate "
-                      f"{p['adjusted_win_rate']:.1%} (95% CI {p['adjusted_win_rate_ci95'][0]:.1%}–"
-                      f"{p['adjusted_win_rate_ci95'][1]:.1%}), position bias {p['position_bias_rate']:.1%}.", ""]
+            lines += [
+                f"Judge, {lang}: the tuned model against the starting one — adjusted win rate "
+                f"{p['adjusted_win_rate']:.1%} (95% CI {p['adjusted_win_rate_ci95'][0]:.1%}–"
+                f"{p['adjusted_win_rate_ci95'][1]:.1%}), position bias {p['position_bias_rate']:.1%}.",
+                "",
+            ]
     if s["skipped"]:
-        lines += ["Skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "; e.g. "
-                  + "; ".join(s["skipped_where"][:3]), ""]
+        lines += [
+            "Skipped: "
+            + ", ".join(f"{k} {v}" for k, v in s["skipped"].items())
+            + "; e.g. "
+            + "; ".join(s["skipped_where"][:3]),
+            "",
+        ]
     lines += [f"![dpo]({p})" for p in plots]
     return "\n".join(lines)

@@ -27,9 +27,12 @@ from lmforge.train import lr_at, use_bf16
 def all_logps(model, pairs: list[dict], batch_size: int, pad_id: int) -> dict[str, torch.Tensor]:
     """Summed log-probs and answer token counts of every pair, in order; batches are taken in
     packed-length order (no gradients here, so grouping costs nothing but padding)."""
-    out = {"chosen": torch.zeros(len(pairs)), "rejected": torch.zeros(len(pairs)),
-           "chosen_tokens": torch.zeros(len(pairs), dtype=torch.long),
-           "rejected_tokens": torch.zeros(len(pairs), dtype=torch.long)}
+    out = {
+        "chosen": torch.zeros(len(pairs)),
+        "rejected": torch.zeros(len(pairs)),
+        "chosen_tokens": torch.zeros(len(pairs), dtype=torch.long),
+        "rejected_tokens": torch.zeros(len(pairs), dtype=torch.long),
+    }
     order = sorted(range(len(pairs)), key=lambda i: packed_length(pairs[i]))
     with torch.no_grad():
         for i in range(0, len(order), batch_size):
@@ -48,15 +51,18 @@ def data_fingerprint(pairs: list[dict]) -> str:
     return h.hexdigest()
 
 
-def reference_logps(model, pairs: list[dict], batch_size: int, pad_id: int, path: Path, fingerprint: str,
-                    adapter: bool) -> dict[str, torch.Tensor]:
+def reference_logps(
+    model, pairs: list[dict], batch_size: int, pad_id: int, path: Path, fingerprint: str, adapter: bool
+) -> dict[str, torch.Tensor]:
     """The reference model's log-probs: from `path` when its fingerprint (reference weights,
     tokenizer, encoded pairs) matches, else computed once and written there."""
     if path.is_file():
         cached = json.loads(path.read_text())
         if cached["fingerprint"] != fingerprint:
-            raise DataError(f"{path}: reference log-probs of another model, tokenizer or data "
-                            f"(fingerprint {cached['fingerprint'][:12]}…, now {fingerprint[:12]}…); delete it to recompute")
+            raise DataError(
+                f"{path}: reference log-probs of another model, tokenizer or data "
+                f"(fingerprint {cached['fingerprint'][:12]}…, now {fingerprint[:12]}…); delete it to recompute"
+            )
         return {k: torch.tensor(v) for k, v in cached["logps"].items()}  # float32 sums round-trip exactly
     context = model.disable_adapter() if adapter else contextlib.nullcontext()
     model.eval()
@@ -92,8 +98,10 @@ def load_resume(folder: Path, model, optimizer, tag: str) -> int:
         return 0
     saved = json.loads((folder / "state.json").read_text())
     if saved["tag"] != tag:
-        raise DataError(f"{folder}: a killed run with another model, data or settings; delete it to start over "
-                        "(or set dpo.resume = false)")
+        raise DataError(
+            f"{folder}: a killed run with another model, data or settings; delete it to start over "
+            "(or set dpo.resume = false)"
+        )
     from safetensors.torch import load_file
 
     weights = load_file(folder / "trainable.safetensors")
@@ -123,8 +131,9 @@ def pair_batches(pairs: list[dict], batch_size: int, seed: int, by_length: bool)
             yield from (order[i : i + batch_size] for i in range(0, len(order), batch_size))
 
 
-def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log,
-              resume_dir: Path | None = None) -> dict:
+def train_dpo(
+    model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log, resume_dir: Path | None = None
+) -> dict:
     """Train for cfg.epochs; with `resume_dir`, checkpoint every cfg.checkpoint_every steps and
     continue a killed run from its last checkpoint (same batches, same schedule)."""
     torch.manual_seed(seed)
@@ -133,14 +142,16 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, fused=device.type in ("cuda", "cpu"))
     per_step = cfg.batch_size * cfg.grad_accum
     steps = max(1, math.ceil(len(pairs) * cfg.epochs / per_step))
-    schedule = TrainConfig(lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps,
-                           schedule="cosine")
+    schedule = TrainConfig(
+        lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps, schedule="cosine"
+    )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
     tag = hashlib.sha256(f"{data_fingerprint(pairs)}:{cfg.model_dump_json()}:{seed}".encode()).hexdigest()
     first = load_resume(resume_dir, model, optimizer, tag) if resume_dir and cfg.resume else 0
     # the micro-batches the killed run already took are skipped
-    groups = itertools.islice(pair_batches(pairs, cfg.batch_size, seed, cfg.group_by_length), first * cfg.grad_accum,
-                              None)
+    groups = itertools.islice(
+        pair_batches(pairs, cfg.batch_size, seed, cfg.group_by_length), first * cfg.grad_accum, None
+    )
     model.train()
     started, last = time.perf_counter(), {}
     for step in range(first, steps):
@@ -162,24 +173,37 @@ def train_dpo(model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pa
             reward_c = cfg.beta * (logps[:n].detach() - ref["chosen"][ix].to(device))
             reward_r = cfg.beta * (logps[n:].detach() - ref["rejected"][ix].to(device))
             (losses.mean() / cfg.grad_accum).backward()
-            for key, value in (("loss", losses.mean()), ("reward_accuracy", (reward_c > reward_r).float().mean()),
-                               ("reward_margin", (reward_c - reward_r).mean()), ("logp_chosen", logps[:n].mean()),
-                               ("logp_rejected", logps[n:].mean())):
+            for key, value in (
+                ("loss", losses.mean()),
+                ("reward_accuracy", (reward_c > reward_r).float().mean()),
+                ("reward_margin", (reward_c - reward_r).mean()),
+                ("logp_chosen", logps[:n].mean()),
+                ("logp_rejected", logps[n:].mean()),
+            ):
                 stats[key] += float(value.detach()) / cfg.grad_accum
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         last = stats
         if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
-            log(step=step + 1, lr=lr, pairs_per_s=(step + 1 - first) * per_step / (time.perf_counter() - started), **stats)
+            log(
+                step=step + 1,
+                lr=lr,
+                pairs_per_s=(step + 1 - first) * per_step / (time.perf_counter() - started),
+                **stats,
+            )
         if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
             save_resume(resume_dir, model, optimizer, step + 1, tag)
     if resume_dir:  # finished: nothing to resume any more
         shutil.rmtree(resume_dir, ignore_errors=True)
     model.eval()
-    return {"steps": steps, "resumed_from": first, "final": last,
-            "pairs_per_s": (steps - first) * per_step / (time.perf_counter() - started),
-            "trainable_params": sum(p.numel() for p in params)}
+    return {
+        "steps": steps,
+        "resumed_from": first,
+        "final": last,
+        "pairs_per_s": (steps - first) * per_step / (time.perf_counter() - started),
+        "trainable_params": sum(p.numel() for p in params),
+    }
 
 
 def preference_accuracy(logps: dict, ref: dict | None = None) -> float:
@@ -189,8 +213,9 @@ def preference_accuracy(logps: dict, ref: dict | None = None) -> float:
     if ref is not None:
         margin = (logps["chosen"] - ref["chosen"]) - (logps["rejected"] - ref["rejected"])
     else:
-        margin = logps["chosen"] / logps["chosen_tokens"].clamp(min=1) - \
-            logps["rejected"] / logps["rejected_tokens"].clamp(min=1)
+        margin = logps["chosen"] / logps["chosen_tokens"].clamp(min=1) - logps["rejected"] / logps[
+            "rejected_tokens"
+        ].clamp(min=1)
     return float(((margin > 0).float() + 0.5 * (margin == 0).float()).mean()) if len(margin) else float("nan")
 
 

@@ -58,9 +58,12 @@ class EndpointClient:
         only model is asked for (`self.cfg.model` then names it)."""
         key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.http = httpx.Client(base_url=cfg.base_url.rstrip("/"), headers=headers,
-                                 timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
-                                 limits=httpx.Limits(max_connections=cfg.concurrency))
+        self.http = httpx.Client(
+            base_url=cfg.base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
+            limits=httpx.Limits(max_connections=cfg.concurrency),
+        )
         self.cfg = cfg if cfg.model else cfg.model_copy(update={"model": self._only_model(cfg)})
         self.cache = AnswerCache(cache_path)
         self.sleep = sleep
@@ -77,12 +80,18 @@ class EndpointClient:
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             names = None
         if names is None:
-            raise EndpointError(f"{cfg.base_url}: no model named and its /models list could not be read; name the "
-                                "model (--model, or endpoint.model in the recipe)", "no model")
+            raise EndpointError(
+                f"{cfg.base_url}: no model named and its /models list could not be read; name the "
+                "model (--model, or endpoint.model in the recipe)",
+                "no model",
+            )
         if len(names) != 1:
             listed = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-            raise EndpointError(f"{cfg.base_url}: no model named, and it serves {len(names)} ({listed}); name one "
-                                "(--model, or endpoint.model in the recipe)", "no model")
+            raise EndpointError(
+                f"{cfg.base_url}: no model named, and it serves {len(names)} ({listed}); name one "
+                "(--model, or endpoint.model in the recipe)",
+                "no model",
+            )
         return names[0]
 
     # ---- one request ---------------------------------------------------------------------------
@@ -95,7 +104,7 @@ class EndpointClient:
             self._count(cached=1)
             return Reply(**hit, cached=True)
         for attempt in range(self.cfg.max_retries + 1):
-            backoff = min(self.cfg.max_backoff_s, self.cfg.backoff_s * 2 ** attempt)
+            backoff = min(self.cfg.max_backoff_s, self.cfg.backoff_s * 2**attempt)
             wait = None
             try:
                 reply = self._send(body)
@@ -108,8 +117,12 @@ class EndpointClient:
             else:
                 if isinstance(reply, Reply):
                     self.cache.put(key, {k: v for k, v in reply.__dict__.items() if k != "cached"})
-                    self._count(requests=1, answered=1, prompt_tokens=reply.prompt_tokens,
-                                completion_tokens=reply.completion_tokens)
+                    self._count(
+                        requests=1,
+                        answered=1,
+                        prompt_tokens=reply.prompt_tokens,
+                        completion_tokens=reply.completion_tokens,
+                    )
                     return reply
                 reason, wait = f"HTTP {reply.status_code}", _retry_after(reply)
                 if reply.status_code not in RETRYABLE:
@@ -154,8 +167,9 @@ class EndpointClient:
                 chunk = json.loads(data)
             except ValueError:
                 self._fail("malformed response")
-                raise EndpointError(f"{self.cfg.base_url}: a stream event that is not JSON", "malformed response") \
-                    from None
+                raise EndpointError(
+                    f"{self.cfg.base_url}: a stream event that is not JSON", "malformed response"
+                ) from None
             if "error" in chunk:
                 message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
                 raise _BrokenStream(f"stream error ({message})")
@@ -166,20 +180,31 @@ class EndpointClient:
                     finish = choice.get("finish_reason") or finish
         if finish is None:
             raise _BrokenStream("stream ended early")
-        return Reply(text="".join(text), finish_reason=finish, prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                     completion_tokens=int(usage.get("completion_tokens", 0)), cached=False)
+        return Reply(
+            text="".join(text),
+            finish_reason=finish,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            cached=False,
+        )
 
     def _parse(self, r: httpx.Response) -> Reply:
         try:
             data = r.json()
             choice = data["choices"][0]
             usage = data.get("usage") or {}
-            return Reply(text=choice["message"]["content"] or "", finish_reason=choice.get("finish_reason"),
-                         prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                         completion_tokens=int(usage.get("completion_tokens", 0)), cached=False)
+            return Reply(
+                text=choice["message"]["content"] or "",
+                finish_reason=choice.get("finish_reason"),
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+                cached=False,
+            )
         except (ValueError, KeyError, IndexError, TypeError):
             self._fail("malformed response")
-            raise EndpointError(f"{self.cfg.base_url}: a response that is not a chat completion", "malformed response") from None
+            raise EndpointError(
+                f"{self.cfg.base_url}: a response that is not a chat completion", "malformed response"
+            ) from None
 
     def _client_error(self, r: httpx.Response) -> str:
         try:
@@ -230,17 +255,29 @@ class EndpointClient:
         s = self.accounting()
         if s["failures"] and not s["answered"] and not s["answered_from_cache"]:
             counts = ", ".join(f"{reason}: {n}" for reason, n in s["failures"].items())
-            raise EndpointError(f"{what}: every request to {self.cfg.base_url} failed ({counts}); first: "
-                                f"{self.first_error}", "all failed")
+            raise EndpointError(
+                f"{what}: every request to {self.cfg.base_url} failed ({counts}); first: {self.first_error}",
+                "all failed",
+            )
 
     def accounting(self) -> dict:
         s = self.stats
-        cost = (s["prompt_tokens"] * (self.cfg.price_per_1k_prompt or 0)
-                + s["completion_tokens"] * (self.cfg.price_per_1k_completion or 0)) / 1000
-        return {"endpoint": self.cfg.base_url, "model": self.cfg.model, "requests": s["requests"],
-                "answered": s["answered"], "answered_from_cache": s["cached"], "retries": s["retries"], "failures": dict(self.failures),
-                "prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"],
-                "cost": round(cost, 6) if (self.cfg.price_per_1k_prompt or self.cfg.price_per_1k_completion) else None}
+        cost = (
+            s["prompt_tokens"] * (self.cfg.price_per_1k_prompt or 0)
+            + s["completion_tokens"] * (self.cfg.price_per_1k_completion or 0)
+        ) / 1000
+        return {
+            "endpoint": self.cfg.base_url,
+            "model": self.cfg.model,
+            "requests": s["requests"],
+            "answered": s["answered"],
+            "answered_from_cache": s["cached"],
+            "retries": s["retries"],
+            "failures": dict(self.failures),
+            "prompt_tokens": s["prompt_tokens"],
+            "completion_tokens": s["completion_tokens"],
+            "cost": round(cost, 6) if (self.cfg.price_per_1k_prompt or self.cfg.price_per_1k_completion) else None,
+        }
 
     def close(self) -> None:
         self.cache.close()
@@ -261,8 +298,14 @@ class _Progress:
     def __init__(self, label: str, total: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                          TimeRemainingColumn(), transient=True)
+        self.p = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
         self.task = self.p.add_task(label, total=total, rate="")
         self.started, self.done = time.time(), 0
         self.p.start()

@@ -112,8 +112,10 @@ class Engine:
         if not prompt:
             raise LmforgeError("empty prompt")
         if len(prompt) + params.max_tokens > self.context:
-            raise LmforgeError(f"prompt ({len(prompt)} tokens) + max_tokens ({params.max_tokens}) exceeds the "
-                               f"model's context of {self.context} tokens")
+            raise LmforgeError(
+                f"prompt ({len(prompt)} tokens) + max_tokens ({params.max_tokens}) exceeds the "
+                f"model's context of {self.context} tokens"
+            )
         req = Request(list(prompt), params, emit, on_cancel=self._leave_queue)
         with self.wake:
             if len(self.waiting) >= self.max_waiting:
@@ -144,9 +146,15 @@ class Engine:
             req.cancel()  # no-op when finished; frees the slot when the consumer stops early
 
     def load(self) -> dict:
-        return {"running": len(self.running), "waiting": len(self.waiting), "max_batch": self.max_batch,
-                "submitted": self.submitted, "steps": self.steps, "cancelled": self.cancelled,
-                "cancel_lag_max_steps": self.cancel_lag_max}
+        return {
+            "running": len(self.running),
+            "waiting": len(self.waiting),
+            "max_batch": self.max_batch,
+            "submitted": self.submitted,
+            "steps": self.steps,
+            "cancelled": self.cancelled,
+            "cancel_lag_max_steps": self.cancel_lag_max,
+        }
 
     def _leave_queue(self, req: Request) -> None:
         with self.wake:
@@ -240,8 +248,14 @@ class Engine:
         from transformers import DynamicCache
 
         cache = DynamicCache(ddp_cache_data=self.kv.layers(), config=self.model.config)
-        out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions,
-                         cache=cache, use_cache=True, logits_to_keep=1)
+        out = self.model(
+            input_ids=last,
+            attention_mask=self.mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
         column = self.kv.next_column()
         for i, layer in enumerate(cache.layers):
             self.kv.write(i, column, layer.keys[:, :, -1:], layer.values[:, :, -1:])
@@ -325,4 +339,3 @@ def _usage(req: Request) -> Usage:
 def _left_pad_mask(m: torch.Tensor, length: int) -> torch.Tensor:
     missing = length - m.shape[1]
     return m if missing == 0 else torch.cat([m.new_zeros(m.shape[0], missing), m], dim=1)
-

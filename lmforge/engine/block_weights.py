@@ -89,14 +89,15 @@ def find_blocks(weight: torch.Tensor) -> Blocks | None:
     for bits in (4, 8):
         if _fit(w[:_PROBE_ROWS], bits) is None:  # most tensors that are not blocks fail here, cheaply
             continue
-        parts = [_fit(w[i: i + _CHUNK_ROWS], bits) for i in range(0, w.shape[0], _CHUNK_ROWS)]
+        parts = [_fit(w[i : i + _CHUNK_ROWS], bits) for i in range(0, w.shape[0], _CHUNK_ROWS)]
         if any(p is None for p in parts):
             continue
         codes, scale, offset = (torch.cat(t) for t in zip(*parts))
         if bits == 4:  # byte j of a block: code j in the low nibble, code j + 16 in the high one
             codes = codes[..., :16] | (codes[..., 16:] << 4)
-        return Blocks(bits, codes.reshape(w.shape[0], -1).contiguous(), scale.contiguous(),
-                      offset.contiguous(), tuple(w.shape))
+        return Blocks(
+            bits, codes.reshape(w.shape[0], -1).contiguous(), scale.contiguous(), offset.contiguous(), tuple(w.shape)
+        )
     probe = w[:_PROBE_ROWS]  # a bf16 checkpoint read in fp32: 16 bits hold every weight
     if torch.equal(probe.bfloat16().float(), probe) and torch.equal((half := w.bfloat16()).float(), w):
         return Blocks(16, half.contiguous().view(torch.uint8), torch.zeros(1), torch.zeros(1), tuple(w.shape))
@@ -107,8 +108,13 @@ def stack(parts: list[Blocks]) -> Blocks:
     """Weights that multiply the same input (same K, same bits) as one, their rows one after another."""
     if len(parts) == 1:
         return parts[0]
-    return Blocks(parts[0].bits, torch.cat([b.codes for b in parts]), torch.cat([b.scale for b in parts]),
-                  torch.cat([b.offset for b in parts]), (sum(b.shape[0] for b in parts), parts[0].shape[1]))
+    return Blocks(
+        parts[0].bits,
+        torch.cat([b.codes for b in parts]),
+        torch.cat([b.scale for b in parts]),
+        torch.cat([b.offset for b in parts]),
+        (sum(b.shape[0] for b in parts), parts[0].shape[1]),
+    )
 
 
 def _cpu_has(*flags: str) -> bool:
@@ -145,8 +151,18 @@ def kernel():
         log.warning("block kernel unavailable, decode uses fp32 weights: %s", detail.strip().splitlines()[-1:])
         return None
     fn.restype = None
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p,
-                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
+    fn.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_void_p,
+        ctypes.c_int,
+    ]
     return fn
 
 
@@ -155,6 +171,16 @@ def block_linear(x: torch.Tensor, b: Blocks) -> torch.Tensor:
     n, k = b.shape
     rows = x.reshape(-1, k).contiguous()
     out = torch.empty(rows.shape[0], n)
-    kernel()(rows.data_ptr(), rows.shape[0], k, b.bits, b.codes.data_ptr(), b.scale.data_ptr(),
-             b.offset.data_ptr(), n, out.data_ptr(), torch.get_num_threads())
+    kernel()(
+        rows.data_ptr(),
+        rows.shape[0],
+        k,
+        b.bits,
+        b.codes.data_ptr(),
+        b.scale.data_ptr(),
+        b.offset.data_ptr(),
+        n,
+        out.data_ptr(),
+        torch.get_num_threads(),
+    )
     return out.view(*x.shape[:-1], n)

@@ -17,19 +17,24 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def as_dict(self) -> dict:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.total_tokens}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
 
 
 @dataclass(frozen=True)
 class Text:
     """A piece of the reply: whole characters, never part of a stop string."""
+
     piece: str
 
 
 @dataclass(frozen=True)
 class Done:
     """The reply ended: "stop", "length" or "cancelled" (the caller went away)."""
+
     reason: str
     usage: Usage
 
@@ -37,12 +42,14 @@ class Done:
 @dataclass(frozen=True)
 class Failed:
     """The model failed while generating (a bug or a broken model, not the caller's mistake)."""
+
     message: str
 
 
 @dataclass(frozen=True)
 class Aborted:
     """The server stopped the request before it ended (it is shutting down)."""
+
     message: str
 
 

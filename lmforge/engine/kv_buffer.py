@@ -45,8 +45,8 @@ class KVBuffer:
         return self.length - 1
 
     def write(self, layer: int, column: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        self.k[layer][:, :, column: column + 1] = k
-        self.v[layer][:, :, column: column + 1] = v
+        self.k[layer][:, :, column : column + 1] = k
+        self.v[layer][:, :, column : column + 1] = v
 
     def join(self, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Add one row (a prefilled request), left-padding it or the batch to the longer length."""
@@ -58,7 +58,7 @@ class KVBuffer:
             for bufs, x in ((self.k, k), (self.v, v)):
                 grown = bufs[i].new_zeros(rows, *bufs[i].shape[1:])
                 grown[:-1] = bufs[i]
-                grown[-1:, :, self.length - new: self.length] = x
+                grown[-1:, :, self.length - new : self.length] = x
                 bufs[i] = grown
 
     def select(self, rows: torch.Tensor, drop: int = 0) -> None:
@@ -69,6 +69,6 @@ class KVBuffer:
                 kept = b[rows]
                 out = kept.new_zeros(*kept.shape[:2], self._capacity(length + BLOCK, length), kept.shape[3])
                 start = max(drop, 0)
-                out[:, :, length - (self.length - start): length] = kept[:, :, start: self.length]
+                out[:, :, length - (self.length - start) : length] = kept[:, :, start : self.length]
                 bufs[i] = out
         self.length = length

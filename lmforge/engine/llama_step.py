@@ -32,8 +32,10 @@ def supports(model) -> bool:
     window = getattr(cfg, "sliding_window", None)
     if getattr(cfg, "hidden_act", "silu") != "silu" or (window and window < cfg.max_position_embeddings):
         return False
-    return all(layer.self_attn.q_proj.bias is None and layer.self_attn.o_proj.bias is None
-               and layer.mlp.up_proj.bias is None for layer in model.model.layers)
+    return all(
+        layer.self_attn.q_proj.bias is None and layer.self_attn.o_proj.bias is None and layer.mlp.up_proj.bias is None
+        for layer in model.model.layers
+    )
 
 
 def _onednn_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -53,8 +55,11 @@ def pick_linear(dtype: torch.dtype) -> Callable[[torch.Tensor, torch.Tensor], to
     bf16 math, and a build without it has no such op: both keep `F.linear`, as does
     LMFORGE_LINEAR=torch (for CPUs where MKL is the faster one, and for the benchmark's comparison).
     """
-    if (dtype != torch.float32 or not torch.backends.mkldnn.is_available()
-            or os.environ.get("LMFORGE_LINEAR") == "torch"):
+    if (
+        dtype != torch.float32
+        or not torch.backends.mkldnn.is_available()
+        or os.environ.get("LMFORGE_LINEAR") == "torch"
+    ):
         return F.linear
     try:
         _onednn_linear(torch.ones(1, 1, 8), torch.ones(4, 8))
@@ -75,8 +80,12 @@ def _groups(model) -> list[tuple[torch.Tensor, ...]]:
     out = [(model.lm_head.weight,)]
     for layer in model.model.layers:
         attn, mlp = layer.self_attn, layer.mlp
-        out += [(attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight), (attn.o_proj.weight,),
-                (mlp.gate_proj.weight, mlp.up_proj.weight), (mlp.down_proj.weight,)]
+        out += [
+            (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight),
+            (attn.o_proj.weight,),
+            (mlp.gate_proj.weight, mlp.up_proj.weight),
+            (mlp.down_proj.weight,),
+        ]
     return out
 
 
@@ -103,9 +112,14 @@ def projection_for(model) -> Project:
     if not forms:
         return per_weight(fallback)
     found = sum(len(key) for key in forms)
-    log.info("decode step: %d of %d linears read lossless %s-bit blocks (%.0f MB instead of %.0f MB fp32)",
-             found, sum(map(len, groups)), "/".join(sorted({str(b.bits) for b in forms.values()})),
-             sum(b.nbytes for b in forms.values()) / 1e6, sum(b.shape[0] * b.shape[1] * 4 for b in forms.values()) / 1e6)
+    log.info(
+        "decode step: %d of %d linears read lossless %s-bit blocks (%.0f MB instead of %.0f MB fp32)",
+        found,
+        sum(map(len, groups)),
+        "/".join(sorted({str(b.bits) for b in forms.values()})),
+        sum(b.nbytes for b in forms.values()) / 1e6,
+        sum(b.shape[0] * b.shape[1] * 4 for b in forms.values()) / 1e6,
+    )
 
     def project(x: torch.Tensor, *weights: torch.Tensor) -> list[torch.Tensor]:
         b = forms.get(tuple(map(id, weights)))
@@ -132,8 +146,14 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
-def decode_step(model, tokens: torch.Tensor, positions: torch.Tensor, kv: KVBuffer,
-                mask: torch.Tensor, project: Project | None = None) -> torch.Tensor:
+def decode_step(
+    model,
+    tokens: torch.Tensor,
+    positions: torch.Tensor,
+    kv: KVBuffer,
+    mask: torch.Tensor,
+    project: Project | None = None,
+) -> torch.Tensor:
     """Logits [rows, vocab] for one token per row. `tokens`, `positions`: [rows, 1]; `mask`:
     [rows, length + 1] (1 = real token), covering the cache and the new column; `project`: from
     `projection_for(model)`, else `pick_linear`'s kernel weight by weight."""
@@ -161,8 +181,9 @@ def decode_step(model, tokens: torch.Tensor, positions: torch.Tensor, kv: KVBuff
         k = k * cos + _rotate_half(k) * sin
         kv.write(i, column, k, v)
         keys, values = kv.k[i][:, :, : kv.length], kv.v[i][:, :, : kv.length]
-        a = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed, scale=attn.scaling,
-                                           enable_gqa=kv_heads != heads)
+        a = F.scaled_dot_product_attention(
+            q, keys, values, attn_mask=allowed, scale=attn.scaling, enable_gqa=kv_heads != heads
+        )
         x = x + project(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight)[0]
         h = _rms_norm(x, layer.post_attention_layernorm.weight, eps)
         gate, up = project(h, mlp.gate_proj.weight, mlp.up_proj.weight)

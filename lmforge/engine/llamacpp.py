@@ -54,8 +54,12 @@ class LlamaServer:
             if threading.current_thread() is threading.main_thread():
                 for sig, handler in handlers.items():
                     signal.signal(sig, handler)
-        self.http = httpx.Client(transport=httpx.HTTPTransport(uds=self.socket), base_url="http://llama.cpp",
-                                 headers={"Authorization": f"Bearer {secret}"}, timeout=httpx.Timeout(600, connect=10))
+        self.http = httpx.Client(
+            transport=httpx.HTTPTransport(uds=self.socket),
+            base_url="http://llama.cpp",
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=httpx.Timeout(600, connect=10),
+        )
 
     def handle_completions(self, body: dict, on_chunk) -> None:
         """llama.cpp's completion handler on `body`; `on_chunk(chunk)` returning True ends it."""

@@ -26,10 +26,12 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        for name, ok, rule in (("max_tokens", self.max_tokens >= 1, "at least 1"),
-                               ("temperature", self.temperature >= 0, "0 (greedy) or more"),
-                               ("top_k", self.top_k >= 0, "0 (off) or more"),
-                               ("top_p", 0 < self.top_p <= 1, "in (0, 1]")):
+        for name, ok, rule in (
+            ("max_tokens", self.max_tokens >= 1, "at least 1"),
+            ("temperature", self.temperature >= 0, "0 (greedy) or more"),
+            ("top_k", self.top_k >= 0, "0 (off) or more"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+        ):
             if not ok:
                 raise ConfigError(f"{name} must be {rule} (got {getattr(self, name)})")
         if any(not isinstance(s, str) or not s for s in self.stop):

@@ -8,5 +8,15 @@ from lmforge.eval.multiple_choice import evaluate_task
 from lmforge.eval.stage import evaluate_model, headline, run_eval_stage
 from lmforge.tasks import load_task
 
-__all__ = ["bits_per_byte", "compare_results", "comparison_table", "evaluate_model", "evaluate_task", "headline",
-           "load_task", "memorization", "paired_bootstrap", "run_eval_stage"]
+__all__ = [
+    "bits_per_byte",
+    "compare_results",
+    "comparison_table",
+    "evaluate_model",
+    "evaluate_task",
+    "headline",
+    "load_task",
+    "memorization",
+    "paired_bootstrap",
+    "run_eval_stage",
+]

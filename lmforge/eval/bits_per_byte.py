@@ -24,8 +24,14 @@ def _windows(ids: list[int], context: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def bits_per_byte(model, tokenizer, inputs: list[str | Path], text_field: str = "text", batch_size: int = 8,
-                  max_docs: int | None = None) -> dict:
+def bits_per_byte(
+    model,
+    tokenizer,
+    inputs: list[str | Path],
+    text_field: str = "text",
+    batch_size: int = 8,
+    max_docs: int | None = None,
+) -> dict:
     """NLL of every document token; returns bits/byte, nats/token, perplexity, counts, and the
     bits and bytes of each document (paired bootstrap between models resamples documents)."""
     context = model.config.max_position_embeddings
@@ -52,8 +58,9 @@ def bits_per_byte(model, tokenizer, inputs: list[str | Path], text_field: str = 
             labels[row, : len(w) - 1] = torch.tensor(w[1:])
         # right padding needs no attention mask: causal attention never looks ahead at the pads
         logits = model(input_ids=batch[:, :-1].to(model.device)).logits.float()
-        token_nll = F.cross_entropy(logits.transpose(1, 2), labels.to(model.device), ignore_index=-100,
-                                    reduction="none")
+        token_nll = F.cross_entropy(
+            logits.transpose(1, 2), labels.to(model.device), ignore_index=-100, reduction="none"
+        )
         for doc, row_nll in zip(owners, token_nll.sum(1).tolist()):
             doc_nll[doc] += row_nll
         ntokens += int((labels != -100).sum())

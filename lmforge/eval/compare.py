@@ -10,8 +10,9 @@ target language is read as gain, one in the source language as forgetting (LeoLM
 import numpy as np
 
 
-def paired_bootstrap(a: list[float], b: list[float], weights: list[float] | None = None,
-                     samples: int = 1000, seed: int = 0) -> dict:
+def paired_bootstrap(
+    a: list[float], b: list[float], weights: list[float] | None = None, samples: int = 1000, seed: int = 0
+) -> dict:
     """Delta of sum(a)/sum(w) - sum(b)/sum(w) (w = 1: a mean), its 95% interval and two-sided p.
 
     p is twice the share of resamples on the other side of zero than the observed delta,
@@ -50,8 +51,9 @@ def verdict(row: dict) -> str:
     return f"{row['reading']} {delta:+.3f}"
 
 
-def compare_results(model: dict, baseline: dict, target: str | None, source: str | None,
-                    samples: int = 1000, seed: int = 0) -> list[dict]:
+def compare_results(
+    model: dict, baseline: dict, target: str | None, source: str | None, samples: int = 1000, seed: int = 0
+) -> list[dict]:
     """Rows for every task metric and every bits-per-byte language both results share.
 
     Deltas are oriented so that positive is better (accuracy up, bits per byte down); for a
@@ -65,28 +67,48 @@ def compare_results(model: dict, baseline: dict, target: str | None, source: str
             continue
         for metric, values in t["per_item"].items():
             if metric in b["per_item"]:
-                rows.append({"name": t["benchmark"], "language": t["language"], "metric": metric,
-                             "model": t["metrics"][metric]["value"], "baseline": b["metrics"][metric]["value"],
-                             "reading": reading(t["language"], target, source),
-                             **paired_bootstrap(values, b["per_item"][metric], samples=samples, seed=seed)})
+                rows.append(
+                    {
+                        "name": t["benchmark"],
+                        "language": t["language"],
+                        "metric": metric,
+                        "model": t["metrics"][metric]["value"],
+                        "baseline": b["metrics"][metric]["value"],
+                        "reading": reading(t["language"], target, source),
+                        **paired_bootstrap(values, b["per_item"][metric], samples=samples, seed=seed),
+                    }
+                )
     for lang, s in model.get("bits_per_byte", {}).items():
         b = baseline.get("bits_per_byte", {}).get(lang)
         if b is None or b["doc_bytes"] != s["doc_bytes"]:
             continue
         # better = fewer bits: delta of baseline minus model, per byte
         boot = paired_bootstrap(b["doc_bits"], s["doc_bits"], s["doc_bytes"], samples, seed)
-        rows.append({"name": "bits per byte", "language": lang, "metric": "bpb", "model": s["bits_per_byte"],
-                     "baseline": b["bits_per_byte"], "reading": reading(lang, target, source), **boot})
+        rows.append(
+            {
+                "name": "bits per byte",
+                "language": lang,
+                "metric": "bpb",
+                "model": s["bits_per_byte"],
+                "baseline": b["bits_per_byte"],
+                "reading": reading(lang, target, source),
+                **boot,
+            }
+        )
     return rows
 
 
 def comparison_table(rows: list[dict], before: str = "baseline", after: str = "model") -> list[str]:
     """Markdown rows of `compare_results`, one line each, * marking p < 0.05."""
-    lines = [f"| benchmark | language | metric | {before} | {after} | delta | 95% interval | p | reading |",
-             "|---|---|---|---:|---:|---:|---|---:|---|"]
+    lines = [
+        f"| benchmark | language | metric | {before} | {after} | delta | 95% interval | p | reading |",
+        "|---|---|---|---:|---:|---:|---|---:|---|",
+    ]
     for r in rows:
         star = "*" if r["p_value"] < 0.05 else ""
         lo, hi = r["ci95"]
-        lines.append(f"| {r['name']} | {r['language']} | {r['metric']} | {r['baseline']:.3f} | {r['model']:.3f} | "
-                     f"{r['delta']:+.3f}{star} | [{lo:+.3f}, {hi:+.3f}] | {r['p_value']:.3f} | {verdict(r)} |")
+        lines.append(
+            f"| {r['name']} | {r['language']} | {r['metric']} | {r['baseline']:.3f} | {r['model']:.3f} | "
+            f"{r['delta']:+.3f}{star} | [{lo:+.3f}, {hi:+.3f}] | {r['p_value']:.3f} | {verdict(r)} |"
+        )
     return lines

@@ -55,9 +55,17 @@ def _language(name: str, exported: dict[str, Task]) -> tuple[str, str]:
     return (head, tail) if head and len(tail) == 2 else (name, "-")
 
 
-def run_harness(model, tokenizer, task_names: list[str], exported: list[Task], work_dir: str | Path,
-                num_fewshot: int | None = None, batch_size: int = 16, limit: int | None = None,
-                seed: int = 1234) -> list[dict]:
+def run_harness(
+    model,
+    tokenizer,
+    task_names: list[str],
+    exported: list[Task],
+    work_dir: str | Path,
+    num_fewshot: int | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+    seed: int = 1234,
+) -> list[dict]:
     """Evaluate with the harness's own scoring; results in the same shape as `evaluate_task`."""
     try:
         from lm_eval import simple_evaluate
@@ -77,11 +85,22 @@ def run_harness(model, tokenizer, task_names: list[str], exported: list[Task], w
     logging.getLogger("lm-eval").setLevel(logging.ERROR)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     try:
-        out = simple_evaluate(model=lm, tasks=names, num_fewshot=num_fewshot, limit=limit, task_manager=manager,
-                              log_samples=True, fewshot_random_seed=seed, bootstrap_iters=0, verbosity="ERROR")
+        out = simple_evaluate(
+            model=lm,
+            tasks=names,
+            num_fewshot=num_fewshot,
+            limit=limit,
+            task_manager=manager,
+            log_samples=True,
+            fewshot_random_seed=seed,
+            bootstrap_iters=0,
+            verbosity="ERROR",
+        )
     except OSError as e:  # ConnectionError included: registered tasks fetch their data from the Hub
-        raise DataError(f"lm-eval could not load task data ({str(e).splitlines()[0]}); its registered tasks "
-                        "download from the Hugging Face Hub, lmforge tasks (-t SPEC) run offline") from None
+        raise DataError(
+            f"lm-eval could not load task data ({str(e).splitlines()[0]}); its registered tasks "
+            "download from the Hugging Face Hub, lmforge tasks (-t SPEC) run offline"
+        ) from None
     results = []
     for name in names:
         scores = out["results"].get(name, {})
@@ -89,11 +108,19 @@ def run_harness(model, tokenizer, task_names: list[str], exported: list[Task], w
         benchmark, language = _language(name, by_name)
         metrics = {k.split(",")[0]: v for k, v in scores.items() if k.split(",")[0] in ("acc", "acc_norm", "acc_bytes")}
         per_item = {m: [int(s[m]) for s in samples] for m in metrics if samples and m in samples[0]}
-        results.append({
-            "task": name, "benchmark": benchmark, "language": language, "items": len(samples),
-            "num_fewshot": out.get("n-shot", {}).get(name, num_fewshot),
-            "metrics": {m: {"value": float(v), "stderr": stderr(per_item[m]) if m in per_item else float("nan")}
-                        for m, v in metrics.items()},
-            "per_item": per_item, "source": "lm-eval",
-        })
+        results.append(
+            {
+                "task": name,
+                "benchmark": benchmark,
+                "language": language,
+                "items": len(samples),
+                "num_fewshot": out.get("n-shot", {}).get(name, num_fewshot),
+                "metrics": {
+                    m: {"value": float(v), "stderr": stderr(per_item[m]) if m in per_item else float("nan")}
+                    for m, v in metrics.items()
+                },
+                "per_item": per_item,
+                "source": "lm-eval",
+            }
+        )
     return results

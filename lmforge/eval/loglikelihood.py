@@ -28,12 +28,14 @@ def encode_item(tokenizer, context: str, choices: list[str], delimiter: str) -> 
     context move to each continuation, context + continuation is encoded whole, and a choice is
     what follows the context's own encoding."""
     stripped = context.rstrip()
-    continuations = [context[len(stripped):] + delimiter + c for c in choices]
+    continuations = [context[len(stripped) :] + delimiter + c for c in choices]
     if not stripped:  # an empty prompt is conditioned on the BOS/EOS token alone
-        return Encoded([tokenizer.bos_token_id or tokenizer.eos_token_id],
-                       [tokenizer.encode(c, add_special_tokens=False) for c in continuations])
+        return Encoded(
+            [tokenizer.bos_token_id or tokenizer.eos_token_id],
+            [tokenizer.encode(c, add_special_tokens=False) for c in continuations],
+        )
     ctx = tokenizer.encode(stripped)
-    return Encoded(ctx, [tokenizer.encode(stripped + c)[len(ctx):] for c in continuations])
+    return Encoded(ctx, [tokenizer.encode(stripped + c)[len(ctx) :] for c in continuations])
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -54,7 +56,7 @@ def score_separately(model, enc: Encoded) -> list[float]:
     out = []
     for cont in enc.choices:
         ids = (enc.context + cont)[-limit:]
-        logits = model(input_ids=torch.tensor([ids[:-1]], device=model.device)).logits[0, -len(cont):]
+        logits = model(input_ids=torch.tensor([ids[:-1]], device=model.device)).logits[0, -len(cont) :]
         logp = F.log_softmax(logits.float(), dim=-1)
         out.append(float(logp.gather(1, torch.tensor(cont, device=model.device)[:, None]).sum()))
     return out
@@ -68,12 +70,11 @@ def _score_shared(model, batch: list[Encoded], pad_id: int) -> list[list[float]]
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long, device=dev)
     mask = torch.zeros((len(batch), width), dtype=torch.long, device=dev)
     for row, e in enumerate(batch):  # left padding: every context ends in the last column
-        ids[row, width - len(e.context):] = torch.tensor(e.context, device=dev)
-        mask[row, width - len(e.context):] = 1
+        ids[row, width - len(e.context) :] = torch.tensor(e.context, device=dev)
+        mask[row, width - len(e.context) :] = 1
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
-    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                  use_cache=True).logits[:, -1]
+    first = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True).logits[:, -1]
     first = F.log_softmax(first.float(), dim=-1)  # predicts each choice's first token
 
     owner = [row for row, e in enumerate(batch) for _ in e.choices]
@@ -88,8 +89,10 @@ def _score_shared(model, batch: list[Encoded], pad_id: int) -> list[list[float]]
             cids[row, : len(c) - 1] = torch.tensor(c[:-1], device=dev)
         cmask = torch.cat([mask[index], torch.ones_like(cids)], dim=1)
         cpos = lens[index, None] + torch.arange(longest - 1, device=dev)
-        logp = F.log_softmax(model(input_ids=cids, attention_mask=cmask, position_ids=cpos,
-                                   cache=cache, use_cache=True).logits.float(), dim=-1)
+        logp = F.log_softmax(
+            model(input_ids=cids, attention_mask=cmask, position_ids=cpos, cache=cache, use_cache=True).logits.float(),
+            dim=-1,
+        )
         for row, c in enumerate(conts):
             tail = torch.tensor(c[1:], device=dev)
             results[row] += float(logp[row, : len(c) - 1].gather(1, tail[:, None]).sum())
@@ -112,8 +115,9 @@ def score_items(model, encoded: list[Encoded], batch_size: int = 16, pad_id: int
     for i, e in enumerate(encoded):
         longest = max(map(len, e.choices))
         if longest >= limit:  # the harness refuses these too: no context would be left
-            raise DataError(f"item {i}: a choice of {longest} tokens does not fit the model's "
-                            f"{limit - 1}-token context")
+            raise DataError(
+                f"item {i}: a choice of {longest} tokens does not fit the model's {limit - 1}-token context"
+            )
         if len(e.context) + max(map(len, e.choices)) > limit:
             scores[i] = score_separately(model, e)
         else:

@@ -25,8 +25,9 @@ def greedy_continuation(model, prefix: torch.Tensor, length: int) -> torch.Tenso
     return torch.cat(out, dim=1)
 
 
-def memorization(model, tokens_dir, samples: int = 256, prefix: int = 32, continuation: int = 32,
-                 seed: int = 0, batch_size: int = 16) -> dict:
+def memorization(
+    model, tokens_dir, samples: int = 256, prefix: int = 32, continuation: int = 32, seed: int = 0, batch_size: int = 16
+) -> dict:
     """Fraction of sampled training sequences reproduced exactly, and the per-token match rate."""
     data = PackedTokens(tokens_dir, prefix + continuation - 1)  # windows hold prefix + continuation tokens
     picks = np.random.default_rng(seed).choice(len(data), size=min(samples, len(data)), replace=False)
@@ -39,5 +40,10 @@ def memorization(model, tokens_dir, samples: int = 256, prefix: int = 32, contin
         exact += int(same.all(dim=1).sum())
         matched += int(same.sum())
     n = len(picks)
-    return {"sequences": n, "prefix": prefix, "continuation": continuation,
-            "memorized": exact / n, "token_match": matched / (n * continuation)}
+    return {
+        "sequences": n,
+        "prefix": prefix,
+        "continuation": continuation,
+        "memorized": exact / n,
+        "token_match": matched / (n * continuation),
+    }

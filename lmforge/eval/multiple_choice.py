@@ -18,9 +18,11 @@ def item_correct(item: Item, lls: list[float]) -> dict[str, int]:
     lls = np.array(lls)
     chars = np.array([float(len(c)) for c in item.choices])
     nbytes = np.array([float(len(c.encode("utf-8"))) for c in item.choices])
-    return {"acc": int(np.argmax(lls) == item.gold),
-            "acc_norm": int(np.argmax(lls / chars) == item.gold),
-            "acc_bytes": int(np.argmax(lls / nbytes) == item.gold)}
+    return {
+        "acc": int(np.argmax(lls) == item.gold),
+        "acc_norm": int(np.argmax(lls / chars) == item.gold),
+        "acc_bytes": int(np.argmax(lls / nbytes) == item.gold),
+    }
 
 
 def stderr(values: list[int]) -> float:
@@ -31,8 +33,15 @@ def stderr(values: list[int]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
-def evaluate_task(model, tokenizer, task: Task, num_fewshot: int | None = None, seed: int = 1234,
-                  limit: int | None = None, batch_size: int = 16) -> dict:
+def evaluate_task(
+    model,
+    tokenizer,
+    task: Task,
+    num_fewshot: int | None = None,
+    seed: int = 1234,
+    limit: int | None = None,
+    batch_size: int = 16,
+) -> dict:
     """Score a task; returns metrics, their standard errors and per-item correctness (for bootstrap)."""
     items = build_items(task, num_fewshot, seed, limit)
     encoded = [encode_item(tokenizer, it.context, it.choices, it.delimiter) for it in items]
@@ -40,9 +49,15 @@ def evaluate_task(model, tokenizer, task: Task, num_fewshot: int | None = None, 
     lls = score_items(model, encoded, batch_size, pad)
     per_item = [item_correct(it, ll) for it, ll in zip(items, lls)]
     spec = task.spec
-    result = {"task": spec.name, "benchmark": task.benchmark, "language": spec.language, "items": len(items),
-              "num_fewshot": spec.num_fewshot if num_fewshot is None else num_fewshot,
-              "chance": float(np.mean([1 / len(it.choices) for it in items])), "metrics": {}}
+    result = {
+        "task": spec.name,
+        "benchmark": task.benchmark,
+        "language": spec.language,
+        "items": len(items),
+        "num_fewshot": spec.num_fewshot if num_fewshot is None else num_fewshot,
+        "chance": float(np.mean([1 / len(it.choices) for it in items])),
+        "metrics": {},
+    }
     for m in spec.metrics:
         values = [p[m] for p in per_item]
         result["metrics"][m] = {"value": sum(values) / len(values), "stderr": stderr(values)}

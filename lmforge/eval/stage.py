@@ -26,17 +26,31 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def evaluate_model(model, tokenizer, cfg: EvalConfig, tasks: list[Task], work_dir: Path,
-                   harness: bool = True) -> dict:
+def evaluate_model(model, tokenizer, cfg: EvalConfig, tasks: list[Task], work_dir: Path, harness: bool = True) -> dict:
     """Bits per byte per language and every task, by lmforge or (cfg.harness) by lm-eval."""
-    out = {"bits_per_byte": {lang: bits_per_byte(model, tokenizer, [path], cfg.text_field, cfg.batch_size,
-                                                 cfg.max_docs) for lang, path in cfg.bpb_texts.items()}}
+    out = {
+        "bits_per_byte": {
+            lang: bits_per_byte(model, tokenizer, [path], cfg.text_field, cfg.batch_size, cfg.max_docs)
+            for lang, path in cfg.bpb_texts.items()
+        }
+    }
     if harness and cfg.harness == "lm-eval":
-        out["tasks"] = run_harness(model, tokenizer, cfg.harness_tasks, tasks, work_dir, cfg.num_fewshot,
-                                   cfg.batch_size, cfg.limit, cfg.fewshot_seed)
+        out["tasks"] = run_harness(
+            model,
+            tokenizer,
+            cfg.harness_tasks,
+            tasks,
+            work_dir,
+            cfg.num_fewshot,
+            cfg.batch_size,
+            cfg.limit,
+            cfg.fewshot_seed,
+        )
     else:
-        out["tasks"] = [evaluate_task(model, tokenizer, t, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit,
-                                      cfg.batch_size) for t in tasks]
+        out["tasks"] = [
+            evaluate_task(model, tokenizer, t, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit, cfg.batch_size)
+            for t in tasks
+        ]
     return out
 
 
@@ -51,15 +65,16 @@ def sweep(run_dir: Path, cfg: EvalConfig, tasks: list[Task]) -> list[dict]:
         model, tokenizer = load_model_and_tokenizer(ckpt, _device())
         state = json.loads((ckpt / "trainer_state.json").read_text()) if (ckpt / "trainer_state.json").is_file() else {}
         r = evaluate_model(model, tokenizer, cfg, tasks, run_dir / "eval", harness=False)
-        rows.append({"checkpoint": ckpt.name, "step": state.get("step"), "tokens": state.get("tokens"),
-                     **headline(r)})
+        rows.append({"checkpoint": ckpt.name, "step": state.get("step"), "tokens": state.get("tokens"), **headline(r)})
     return rows
 
 
 def headline(results: dict) -> dict:
     """The numbers of `evaluate_model`'s results without the per-item vectors (manifest, sweep)."""
-    return {"bits_per_byte": {l: s["bits_per_byte"] for l, s in results["bits_per_byte"].items()},
-            "tasks": {t["task"]: {m: v["value"] for m, v in t["metrics"].items()} for t in results["tasks"]}}
+    return {
+        "bits_per_byte": {l: s["bits_per_byte"] for l, s in results["bits_per_byte"].items()},
+        "tasks": {t["task"]: {m: v["value"] for m, v in t["metrics"].items()} for t in results["tasks"]},
+    }
 
 
 def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
@@ -74,14 +89,16 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
     results = {"model": str(model_dir), **evaluate_model(model, tokenizer, cfg, tasks, work_dir)}
     if cfg.memorization:
         data = cfg.memorization_data or run_dir / "tokens" / "train"
-        results["memorization"] = memorization(model, data, cfg.memorization_samples, cfg.memorization_prefix,
-                                               cfg.memorization_continuation)
+        results["memorization"] = memorization(
+            model, data, cfg.memorization_samples, cfg.memorization_prefix, cfg.memorization_continuation
+        )
     del model
     if baseline_dir:
         base, base_tok = load_model_and_tokenizer(baseline_dir, _device())
         results["baseline"] = {"model": str(baseline_dir), **evaluate_model(base, base_tok, cfg, tasks, work_dir)}
-        results["comparison"] = compare_results(results, results["baseline"], cfg.target_language,
-                                                cfg.source_language, cfg.bootstrap_samples)
+        results["comparison"] = compare_results(
+            results, results["baseline"], cfg.target_language, cfg.source_language, cfg.bootstrap_samples
+        )
         del base
     if cfg.sweep:
         results["sweep"] = sweep(run_dir, cfg, tasks)
@@ -96,7 +113,10 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
     if cfg.judge:  # [eval.judge]: the same model, graded MT-Bench-style (its own report section)
         from lmforge.judge import run_judge_stage
 
-        judge_cfg = cfg.judge if cfg.judge.model or cfg.judge.answers_endpoint else \
-            cfg.judge.model_copy(update={"model": str(model_dir)})
+        judge_cfg = (
+            cfg.judge
+            if cfg.judge.model or cfg.judge.answers_endpoint
+            else cfg.judge.model_copy(update={"model": str(model_dir)})
+        )
         summary["judge"] = run_judge_stage(judge_cfg, run_dir)["languages"]
     return summary

@@ -61,9 +61,15 @@ def _adds_space_prefix(spec: dict) -> bool:
     """Whether the tokenizer marks the start of the text like a space (SentencePiece's dummy prefix)."""
     steps = [spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}]
     steps += [s for step in list(steps) for s in step.get("normalizers", []) + step.get("pretokenizers", [])]
-    return any((s.get("type") == "Prepend" and s.get("prepend") == "▁")
-               or (s.get("type") == "Metaspace" and s.get("prepend_scheme", "always") in ("always", "first")
-                   and s.get("add_prefix_space", True)) for s in steps)
+    return any(
+        (s.get("type") == "Prepend" and s.get("prepend") == "▁")
+        or (
+            s.get("type") == "Metaspace"
+            and s.get("prepend_scheme", "always") in ("always", "first")
+            and s.get("add_prefix_space", True)
+        )
+        for s in steps
+    )
 
 
 def _add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
@@ -81,8 +87,10 @@ def _add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
     byte_level = model.get("type") == "BPE" and "ByteLevel" in json.dumps(spec.get("decoder"))
     sentencepiece = _is_sentencepiece_bpe(spec)
     if not (byte_level or sentencepiece):
-        raise ConfigError(f"{path}: GGUF export supports byte-level and SentencePiece-style BPE tokenizers only "
-                          f"(got {model.get('type')}, decoder {(spec.get('decoder') or {}).get('type')})")
+        raise ConfigError(
+            f"{path}: GGUF export supports byte-level and SentencePiece-style BPE tokenizers only "
+            f"(got {model.get('type')}, decoder {(spec.get('decoder') or {}).get('type')})"
+        )
     vocab, added = _token_ids(spec)
     size = max(vocab.values()) + 1
     tokens, types = [f"[PAD{i}]" for i in range(size)], [gguf.TokenType.UNUSED] * size
@@ -112,8 +120,12 @@ def _add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
         w.add_token_list(tokens)
         w.add_token_types(types)
         w.add_token_merges([" ".join(pair) for pair in _merge_pairs(spec)])
-    for special, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id),
-                         ("unk", w.add_unk_token_id)):
+    for special, add in (
+        ("bos", w.add_bos_token_id),
+        ("eos", w.add_eos_token_id),
+        ("pad", w.add_pad_token_id),
+        ("unk", w.add_unk_token_id),
+    ):
         i = getattr(tokenizer, f"{special}_token_id", None)
         if i is not None:
             add(i)
@@ -165,7 +177,10 @@ def export_gguf(model_ref: str | Path, out: str | Path, kind: str = "f16") -> di
         raise ConfigError(f"{model_dir}: GGUF export supports {', '.join(sorted(ARCHITECTURES))}, not {arch}")
     if getattr(c, "sliding_window", None) and c.sliding_window < c.max_position_embeddings:
         raise ConfigError(f"{model_dir}: sliding-window attention ({c.sliding_window}) is not exported")
-    rope = getattr(c, "rope_parameters", None) or {"rope_type": "default", "rope_theta": getattr(c, "rope_theta", 10000.0)}
+    rope = getattr(c, "rope_parameters", None) or {
+        "rope_type": "default",
+        "rope_theta": getattr(c, "rope_theta", 10000.0),
+    }
     if rope.get("rope_type", "default") not in ("default", "linear"):
         raise ConfigError(f"{model_dir}: RoPE type '{rope['rope_type']}' is not exported (default and linear are)")
     heads, kv_heads = c.num_attention_heads, c.num_key_value_heads
@@ -191,9 +206,15 @@ def export_gguf(model_ref: str | Path, out: str | Path, kind: str = "f16") -> di
         w.add_rope_scaling_factor(float(rope["factor"]))
     w.add_layer_norm_rms_eps(c.rms_norm_eps)
     w.add_vocab_size(c.vocab_size)
-    w.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-                     "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
-                     "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[kind])
+    w.add_file_type(
+        {
+            "f32": gguf.LlamaFileType.ALL_F32,
+            "f16": gguf.LlamaFileType.MOSTLY_F16,
+            "bf16": gguf.LlamaFileType.MOSTLY_BF16,
+            "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+            "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+        }[kind]
+    )
     vocabulary = _add_vocabulary(w, model_dir, tokenizer)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, c.num_hidden_layers)
     state = model.state_dict()
@@ -215,5 +236,11 @@ def export_gguf(model_ref: str | Path, out: str | Path, kind: str = "f16") -> di
     w.write_tensors_to_file()
     w.close()
     partial.replace(out)
-    return {"path": str(out), "type": kind, "bytes": out.stat().st_size, "architecture": arch,
-            "tokenizer": vocabulary, "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "path": str(out),
+        "type": kind,
+        "bytes": out.stat().st_size,
+        "architecture": arch,
+        "tokenizer": vocabulary,
+        "params": sum(p.numel() for p in model.parameters()),
+    }

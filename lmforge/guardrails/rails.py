@@ -95,7 +95,7 @@ def load_rails(path: str | Path, log_file: str | Path | None = None) -> Rails:
         raise ConfigError(f"{path}: unknown key(s) {sorted(set(raw) - known)}; expected {sorted(known)}")
     mode = raw.get("mode", "block")
     if mode not in ("block", "allow"):
-        raise ConfigError(f"{path}: mode must be \"block\" or \"allow\" (got {mode!r})")
+        raise ConfigError(f'{path}: mode must be "block" or "allow" (got {mode!r})')
     default = float(raw.get("threshold", 0.5))
     topics = []
     for i, t in enumerate(raw.get("topics") or []):
@@ -104,18 +104,31 @@ def load_rails(path: str | Path, log_file: str | Path | None = None) -> Rails:
             raise ConfigError(f"{where}: needs a name and a non-empty list of examples")
         action = t.get("action", "block")
         if action not in ("block", "allow"):
-            raise ConfigError(f"{where} ({t['name']}): action must be \"block\" or \"allow\"")
+            raise ConfigError(f'{where} ({t["name"]}): action must be "block" or "allow"')
         if action == "block" and not t.get("reply"):
             raise ConfigError(f"{where} ({t['name']}): a blocked topic needs a reply")
-        topics.append(Topic(t["name"], action, [str(x) for x in t["examples"]], float(t.get("threshold", default)),
-                            t.get("reply", "")))
+        topics.append(
+            Topic(
+                t["name"],
+                action,
+                [str(x) for x in t["examples"]],
+                float(t.get("threshold", default)),
+                t.get("reply", ""),
+            )
+        )
     if not topics:
         raise ConfigError(f"{path}: no topics")
     if mode == "allow" and not any(t.action == "allow" for t in topics):
-        raise ConfigError(f"{path}: mode \"allow\" needs at least one topic with action = \"allow\"")
+        raise ConfigError(f'{path}: mode "allow" needs at least one topic with action = "allow"')
     embedder = raw.get("embedder", DEFAULT)
     embed = load_embedder(embedder)
     for t in topics:
         t.vectors = embed(t.examples)
-    return Rails(topics, mode, raw.get("refusal", "I can't help with that."), embed,
-                 embedder, Path(log_file) if log_file else None)
+    return Rails(
+        topics,
+        mode,
+        raw.get("refusal", "I can't help with that."),
+        embed,
+        embedder,
+        Path(log_file) if log_file else None,
+    )

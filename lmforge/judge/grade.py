@@ -19,8 +19,10 @@ def _ask(client, messages: list[dict], parse, retry_text: str) -> tuple[str, obj
     value = parse(reply.text)
     if value is not None:
         return reply.text, value, False
-    again = client.chat(messages + [{"role": "assistant", "content": reply.text},
-                                    {"role": "user", "content": retry_text}], **JUDGE_PARAMS)
+    again = client.chat(
+        messages + [{"role": "assistant", "content": reply.text}, {"role": "user", "content": retry_text}],
+        **JUDGE_PARAMS,
+    )
     return again.text, parse(again.text), True
 
 
@@ -32,12 +34,27 @@ def wrong_language(answer: str, lang: str) -> str | None:
     return found if found != lang and score >= 0.5 else None
 
 
-def grade_single(client, judge_id: str, lang: str, q: dict, answers: list[str], reference: list[str] | None,
-                 turn: int, model_id: str, language_check: bool) -> dict:
+def grade_single(
+    client,
+    judge_id: str,
+    lang: str,
+    q: dict,
+    answers: list[str],
+    reference: list[str] | None,
+    turn: int,
+    model_id: str,
+    language_check: bool,
+) -> dict:
     messages = single_prompt(lang, q["turns"], answers, turn, reference)
-    row = {"question_id": q["question_id"], "model": model_id, "judge": [judge_id, f"single-{lang}"
-                                                                         + ("-ref" if reference else "") + f"-t{turn}"],
-           "user_prompt": messages[-1]["content"], "turn": turn, "category": q["category"], "tstamp": time.time()}
+    row = {
+        "question_id": q["question_id"],
+        "model": model_id,
+        "judge": [judge_id, f"single-{lang}" + ("-ref" if reference else "") + f"-t{turn}"],
+        "user_prompt": messages[-1]["content"],
+        "turn": turn,
+        "category": q["category"],
+        "tstamp": time.time(),
+    }
     try:
         text, score, retried = _ask(client, messages, parse_rating, RETRY.get(lang, RETRY["en"]))
     except EndpointError as e:
@@ -58,24 +75,54 @@ def _winner(letter: str | None, model_is_a: bool) -> str:
     return "model_1" if (letter == "A") == model_is_a else "model_2"
 
 
-def grade_pair(client, judge_id: str, lang: str, q: dict, model: list[str], baseline: list[str],
-               reference: list[str] | None, turn: int, model_id: str, baseline_id: str) -> dict:
+def grade_pair(
+    client,
+    judge_id: str,
+    lang: str,
+    q: dict,
+    model: list[str],
+    baseline: list[str],
+    reference: list[str] | None,
+    turn: int,
+    model_id: str,
+    baseline_id: str,
+) -> dict:
     """Judged twice, the second time with the answers swapped (model_1 = the model, model_2 = baseline)."""
     g1 = pair_prompt(lang, q["turns"], model, baseline, turn, reference)
     g2 = pair_prompt(lang, q["turns"], baseline, model, turn, reference)
-    row = {"question_id": q["question_id"], "model_1": model_id, "model_2": baseline_id,
-           "judge": [judge_id, f"pair-{lang}" + ("-ref" if reference else "") + f"-t{turn}"], "turn": turn,
-           "category": q["category"], "g1_user_prompt": g1[-1]["content"], "g2_user_prompt": g2[-1]["content"],
-           "tstamp": time.time()}
+    row = {
+        "question_id": q["question_id"],
+        "model_1": model_id,
+        "model_2": baseline_id,
+        "judge": [judge_id, f"pair-{lang}" + ("-ref" if reference else "") + f"-t{turn}"],
+        "turn": turn,
+        "category": q["category"],
+        "g1_user_prompt": g1[-1]["content"],
+        "g2_user_prompt": g2[-1]["content"],
+        "tstamp": time.time(),
+    }
     retry = RETRY_PAIR.get(lang, RETRY_PAIR["en"])
     try:
         t1, v1, r1 = _ask(client, g1, parse_verdict, retry)
         t2, v2, r2 = _ask(client, g2, parse_verdict, retry)
     except EndpointError as e:
-        return {**row, "g1_winner": "error", "g2_winner": "error", "g1_judgment": "", "g2_judgment": "",
-                "error": f"endpoint: {e.reason}", "retried": 0}
-    return {**row, "g1_winner": _winner(v1, True), "g2_winner": _winner(v2, False), "g1_judgment": t1,
-            "g2_judgment": t2, "retried": int(r1) + int(r2)}
+        return {
+            **row,
+            "g1_winner": "error",
+            "g2_winner": "error",
+            "g1_judgment": "",
+            "g2_judgment": "",
+            "error": f"endpoint: {e.reason}",
+            "retried": 0,
+        }
+    return {
+        **row,
+        "g1_winner": _winner(v1, True),
+        "g2_winner": _winner(v2, False),
+        "g1_judgment": t1,
+        "g2_judgment": t2,
+        "retried": int(r1) + int(r2),
+    }
 
 
 def pair_outcome(row: dict) -> str | None:

@@ -8,8 +8,16 @@ from lmforge.errors import DataError
 
 CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
 NEEDS_REFERENCE = ("math", "reasoning", "coding")
-TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
-               "reasoning": 0.0, "stem": 0.1, "humanities": 0.1}  # MT-Bench's sampling per category
+TEMPERATURE = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+}  # MT-Bench's sampling per category
 
 
 def _jsonl(path: Path) -> list[tuple[dict, str]]:
@@ -44,8 +52,13 @@ def read_answers(path: str | Path) -> dict:
 
 
 def answer_row(question_id, model_id: str, turns: list[str], tstamp: float) -> dict:
-    return {"question_id": question_id, "answer_id": f"{model_id}-{question_id}", "model_id": model_id,
-            "choices": [{"index": 0, "turns": turns}], "tstamp": tstamp}
+    return {
+        "question_id": question_id,
+        "answer_id": f"{model_id}-{question_id}",
+        "model_id": model_id,
+        "choices": [{"index": 0, "turns": turns}],
+        "tstamp": tstamp,
+    }
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

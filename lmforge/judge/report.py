@@ -28,32 +28,52 @@ def score_table(summary: dict) -> list[str]:
 
 def judge_report(summary: dict, plots: list[str]) -> str:
     j, e = summary["judge"], summary["endpoint"]
-    lines = ["## Judge", "", f"`{summary['model_id']}` answered the questions; `{j['model']}` at `{j['endpoint']}` "
-             "graded them (1–10, MT-Bench style; a judgment without a parseable rating is asked again once, then "
-             "excluded and counted).", "", *score_table(summary), ""]
+    lines = [
+        "## Judge",
+        "",
+        f"`{summary['model_id']}` answered the questions; `{j['model']}` at `{j['endpoint']}` "
+        "graded them (1–10, MT-Bench style; a judgment without a parseable rating is asked again once, then "
+        "excluded and counted).",
+        "",
+        *score_table(summary),
+        "",
+    ]
     for lang, r in summary["languages"].items():
         facts = [f"{r['questions']} questions"]
         if r["skipped"]:
-            facts.append(f"{len(r['skipped'])} skipped (" + "; ".join(f"{s['where']}: {s['reason']}" for s in r["skipped"][:5]) + ")")
+            facts.append(
+                f"{len(r['skipped'])} skipped ("
+                + "; ".join(f"{s['where']}: {s['reason']}" for s in r["skipped"][:5])
+                + ")"
+            )
         if "single" in r:
             s = r["single"]
-            facts.append(f"{s['judgments']} judgments, {s['parse_failures']} parse failures, {s['endpoint_failures']} "
-                         f"endpoint failures, {s['retried']} retried, {s['language_penalties']} wrong-language answers")
+            facts.append(
+                f"{s['judgments']} judgments, {s['parse_failures']} parse failures, {s['endpoint_failures']} "
+                f"endpoint failures, {s['retried']} retried, {s['language_penalties']} wrong-language answers"
+            )
         if "pairwise" in r:
             p = r["pairwise"]
             if p.get("pairs"):
                 ci = p["adjusted_win_rate_ci95"]
-                facts.append(f"pairwise vs `{p['baseline']}`: win {p['win_rate']:.1%}, loss {p['loss_rate']:.1%}, "
-                             f"tie {p['tie_rate']:.1%}, adjusted win rate {p['adjusted_win_rate']:.1%} "
-                             f"(95% CI {ci[0]:.1%}–{ci[1]:.1%}), position bias {p['position_bias_rate']:.1%}, "
-                             f"{p['failed']} pairs failed")
+                facts.append(
+                    f"pairwise vs `{p['baseline']}`: win {p['win_rate']:.1%}, loss {p['loss_rate']:.1%}, "
+                    f"tie {p['tie_rate']:.1%}, adjusted win rate {p['adjusted_win_rate']:.1%} "
+                    f"(95% CI {ci[0]:.1%}–{ci[1]:.1%}), position bias {p['position_bias_rate']:.1%}, "
+                    f"{p['failed']} pairs failed"
+                )
             else:
                 facts.append(f"pairwise vs `{p['baseline']}`: no pair could be decided ({p['failed']} failed)")
         lines.append(f"- **{lang}**: " + "; ".join(facts) + ".")
-    lines += ["", *[f"![judge]({p})" for p in plots], "",
-              f"Judge endpoint: {e['requests']:,} requests, {e['answered_from_cache']:,} from the cache, {e['retries']:,} "
-              f"retries, failures {e['failures'] or 'none'}, {e['prompt_tokens']:,} + {e['completion_tokens']:,} tokens"
-              + (f", cost {e['cost']:.4f}" if e["cost"] is not None else "") + "."]
+    lines += [
+        "",
+        *[f"![judge]({p})" for p in plots],
+        "",
+        f"Judge endpoint: {e['requests']:,} requests, {e['answered_from_cache']:,} from the cache, {e['retries']:,} "
+        f"retries, failures {e['failures'] or 'none'}, {e['prompt_tokens']:,} + {e['completion_tokens']:,} tokens"
+        + (f", cost {e['cost']:.4f}" if e["cost"] is not None else "")
+        + ".",
+    ]
     return "\n".join(lines)
 
 

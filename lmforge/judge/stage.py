@@ -26,8 +26,9 @@ def _answers(cfg: JudgeConfig, questions, model_ref, model_id, clients: dict) ->
     return local_answers(model_ref, questions, model_id, cfg.max_new_tokens)
 
 
-def judge_language(cfg: JudgeConfig, lang: str, model_ref: str | None, model_id: str, judge_client, out: Path,
-                   clients: dict) -> dict:
+def judge_language(
+    cfg: JudgeConfig, lang: str, model_ref: str | None, model_id: str, judge_client, out: Path, clients: dict
+) -> dict:
     questions, skipped = read_questions(cfg.questions[lang])
     refs = read_answers(cfg.references[lang]) if lang in cfg.references else {}
     usable = []
@@ -49,32 +50,61 @@ def judge_language(cfg: JudgeConfig, lang: str, model_ref: str | None, model_id:
     jobs = [(q, turn) for q in usable for turn in range(1, len(q["turns"]) + 1)]
     result = {"questions": len(usable), "skipped": skipped, "judgments": 0, "failed": 0}
     if cfg.mode in ("single", "both"):
-        rows = judge_client.map(lambda job: grade_single(
-            judge_client, judge_id, lang, job[0], by_q[job[0]["question_id"]],
-            refs.get(job[0]["question_id"]) if job[0]["category"] in NEEDS_REFERENCE else None, job[1], model_id,
-            cfg.language_check), jobs, progress=f"judge {lang}: single")
+        rows = judge_client.map(
+            lambda job: grade_single(
+                judge_client,
+                judge_id,
+                lang,
+                job[0],
+                by_q[job[0]["question_id"]],
+                refs.get(job[0]["question_id"]) if job[0]["category"] in NEEDS_REFERENCE else None,
+                job[1],
+                model_id,
+                cfg.language_check,
+            ),
+            jobs,
+            progress=f"judge {lang}: single",
+        )
         _raise_bugs(rows)
         _count(result, rows)
         write_jsonl(folder / "model_judgment" / f"{judge_id}_single.jsonl", rows)
-        result["single"] = {"table": single_table(rows), "judgments": len(rows),
-                            "parse_failures": sum(r.get("error") == "parse failure" for r in rows),
-                            "endpoint_failures": sum(str(r.get("error", "")).startswith("endpoint") for r in rows),
-                            "retried": sum(r["retried"] for r in rows),
-                            "language_penalties": sum("language_penalty" in r for r in rows)}
+        result["single"] = {
+            "table": single_table(rows),
+            "judgments": len(rows),
+            "parse_failures": sum(r.get("error") == "parse failure" for r in rows),
+            "endpoint_failures": sum(str(r.get("error", "")).startswith("endpoint") for r in rows),
+            "retried": sum(r["retried"] for r in rows),
+            "language_penalties": sum("language_penalty" in r for r in rows),
+        }
     if cfg.mode in ("pairwise", "both"):
         baseline_id, baseline = _baseline(cfg, lang, usable, clients)
         if baseline["rows"]:  # answered here: keep them next to the model's
             write_jsonl(folder / "model_answer" / f"{baseline_id}.jsonl", baseline["rows"])
         pair_jobs = [(q, t) for q, t in jobs if q["question_id"] in baseline["turns"]]
-        rows = judge_client.map(lambda job: grade_pair(
-            judge_client, judge_id, lang, job[0], by_q[job[0]["question_id"]], baseline["turns"][job[0]["question_id"]],
-            refs.get(job[0]["question_id"]) if job[0]["category"] in NEEDS_REFERENCE else None, job[1], model_id,
-            baseline_id), pair_jobs, progress=f"judge {lang}: pairwise")
+        rows = judge_client.map(
+            lambda job: grade_pair(
+                judge_client,
+                judge_id,
+                lang,
+                job[0],
+                by_q[job[0]["question_id"]],
+                baseline["turns"][job[0]["question_id"]],
+                refs.get(job[0]["question_id"]) if job[0]["category"] in NEEDS_REFERENCE else None,
+                job[1],
+                model_id,
+                baseline_id,
+            ),
+            pair_jobs,
+            progress=f"judge {lang}: pairwise",
+        )
         _raise_bugs(rows)
         _count(result, rows)
         write_jsonl(folder / "model_judgment" / f"{judge_id}_pair.jsonl", rows)
-        result["pairwise"] = {"baseline": baseline_id, **pair_rates(rows, cfg.bootstrap_samples),
-                              "retried": sum(r["retried"] for r in rows)}
+        result["pairwise"] = {
+            "baseline": baseline_id,
+            **pair_rates(rows, cfg.bootstrap_samples),
+            "retried": sum(r["retried"] for r in rows),
+        }
     return result
 
 
@@ -116,19 +146,27 @@ def run_judge_stage(cfg: JudgeConfig, run_dir: str | Path) -> dict:
         clients["answers"] = EndpointClient(cfg.answers_endpoint, cache_path=out / "answers_cache.jsonl")
     model_id = cfg.model_id or (clients["answers"].cfg.model if cfg.answers_endpoint else Path(str(model_ref)).name)
     try:
-        languages = {lang: judge_language(cfg, lang, str(model_ref) if model_ref else None, model_id, judge_client,
-                                          out, clients) for lang in cfg.questions}
+        languages = {
+            lang: judge_language(cfg, lang, str(model_ref) if model_ref else None, model_id, judge_client, out, clients)
+            for lang in cfg.questions
+        }
     finally:
         judge_client.close()
         if "answers" in clients:
             clients["answers"].close()
     judged, failed = (sum(r[k] for r in languages.values()) for k in ("judgments", "failed"))
     if judged and failed == judged:
-        raise DataError(f"judge: all {judged} judgments failed (the judge's replies are in {out}); first: "
-                        f"{judge_client.first_error or 'no rating in any reply'}")
-    summary = {"model": str(model_ref or cfg.answers_endpoint.base_url), "model_id": model_id,
-               "judge": {"endpoint": cfg.judge.base_url, "model": judge_client.cfg.model}, "languages": languages,
-               "endpoint": judge_client.accounting()}
+        raise DataError(
+            f"judge: all {judged} judgments failed (the judge's replies are in {out}); first: "
+            f"{judge_client.first_error or 'no rating in any reply'}"
+        )
+    summary = {
+        "model": str(model_ref or cfg.answers_endpoint.base_url),
+        "model_id": model_id,
+        "judge": {"endpoint": cfg.judge.base_url, "model": judge_client.cfg.model},
+        "languages": languages,
+        "endpoint": judge_client.accounting(),
+    }
     plots = bar_chart(run_dir, summary)
     record_stage(run_dir, "judge", cfg.model_dump(), [Path(p) for p in cfg.questions.values()], None, started, summary)
     write_report_section(run_dir, "judge", judge_report(summary, plots))

@@ -32,8 +32,13 @@ def pair_rates(rows: list[dict], samples: int = 1000, seed: int = 0) -> dict:
     points = np.array([{"win": 1.0, "tie": 0.5, "loss": 0.0}[o] for o in outcomes])
     rng = np.random.default_rng(seed)
     boot = rng.choice(points, size=(samples, n), replace=True).mean(axis=1)
-    return {"pairs": n, "failed": len(rows) - n, "win_rate": outcomes.count("win") / n,
-            "loss_rate": outcomes.count("loss") / n, "tie_rate": outcomes.count("tie") / n,
-            "adjusted_win_rate": float(points.mean()),
-            "adjusted_win_rate_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-            "position_bias_rate": flipped / n}
+    return {
+        "pairs": n,
+        "failed": len(rows) - n,
+        "win_rate": outcomes.count("win") / n,
+        "loss_rate": outcomes.count("loss") / n,
+        "tie_rate": outcomes.count("tie") / n,
+        "adjusted_win_rate": float(points.mean()),
+        "adjusted_win_rate_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "position_bias_rate": flipped / n,
+    }

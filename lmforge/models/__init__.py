@@ -11,5 +11,14 @@ from lmforge.models.packaged import packaged_gguf
 from lmforge.models.resolve import resolve_model_dir
 from lmforge.models.runs import is_model_dir, is_run_dir, latest_checkpoint, run_model
 
-__all__ = ["is_model_dir", "is_run_dir", "latest_checkpoint", "load_causal_lm", "load_model_and_tokenizer",
-           "load_tokenizer", "packaged_gguf", "resolve_model_dir", "run_model"]
+__all__ = [
+    "is_model_dir",
+    "is_run_dir",
+    "latest_checkpoint",
+    "load_causal_lm",
+    "load_model_and_tokenizer",
+    "load_tokenizer",
+    "packaged_gguf",
+    "resolve_model_dir",
+    "run_model",
+]

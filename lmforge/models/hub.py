@@ -13,5 +13,7 @@ def download(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=PATTERNS))
     except Exception as e:  # offline, unknown repo, gated: one line naming the id and the Hub
-        raise CheckpointError(f"{repo_id}: not a local model and not downloadable from the Hugging Face Hub "
-                              f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{repo_id}: not a local model and not downloadable from the Hugging Face Hub "
+            f"({type(e).__name__}: {str(e).splitlines()[0]})"
+        ) from None

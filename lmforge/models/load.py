@@ -18,8 +18,9 @@ def load_causal_lm(ref: str | Path, trust_remote_code: bool = False, **kwargs):
     if not any(model_dir.glob("*.safetensors")):
         raise CheckpointError(f"{model_dir}: no .safetensors weights (lmforge does not load pickled weights)")
     try:
-        return AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True,
-                                                    trust_remote_code=trust_remote_code, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(
+            model_dir, use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs
+        )
     except ValueError as e:
         raise CheckpointError(f"{model_dir}: not a causal language model ({str(e).splitlines()[0]})") from None
 

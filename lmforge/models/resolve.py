@@ -8,8 +8,12 @@ from lmforge.models.runs import is_model_dir, run_model
 
 def looks_like_hub_id(ref: str) -> bool:
     """`owner/name` that is not a local path (no such file, not starting with . or /)."""
-    return ref.count("/") == 1 and not ref.startswith((".", "/", "~")) and not Path(ref).exists() \
+    return (
+        ref.count("/") == 1
+        and not ref.startswith((".", "/", "~"))
+        and not Path(ref).exists()
         and all(part.strip() for part in ref.split("/"))
+    )
 
 
 def resolve_model_dir(ref: str | Path) -> Path:

@@ -66,8 +66,9 @@ def plan_for_compute(flops: float, gpu: str = "H100-SXM", num_gpus: int = 1, mfu
     return _finish(params, TOKENS_PER_PARAM * params, gpu, num_gpus, mfu)
 
 
-def plan_for_params(params: float, gpu: str = "H100-SXM", num_gpus: int = 1, mfu: float = 0.4,
-                    tokens: float | None = None) -> Plan:
+def plan_for_params(
+    params: float, gpu: str = "H100-SXM", num_gpus: int = 1, mfu: float = 0.4, tokens: float | None = None
+) -> Plan:
     """Compute-optimal data for a model size (or the cost of a chosen token count)."""
     if params <= 0:
         raise ConfigError(f"parameter count must be positive, got {params}")

@@ -92,8 +92,9 @@ def merge_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] | None = None,
-                values: dict[str, Any] | None = None) -> Recipe:
+def load_recipe(
+    path: str | Path | None, overrides: list[str] | None = None, values: dict[str, Any] | None = None
+) -> Recipe:
     """Load a recipe file (or defaults when `path` is None) with flag `values` and `--set`
     overrides applied."""
     raw = read_config_file(path) if path else {}

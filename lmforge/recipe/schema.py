@@ -11,8 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lmforge.samples import sample
 
-Stage = Literal["curate", "tokenizer", "tokenize", "pretrain", "adapt", "eval", "generate", "sft", "release", "export",
-               "translate", "self_instruct", "judge", "dpo"]
+Stage = Literal[
+    "curate",
+    "tokenizer",
+    "tokenize",
+    "pretrain",
+    "adapt",
+    "eval",
+    "generate",
+    "sft",
+    "release",
+    "export",
+    "translate",
+    "self_instruct",
+    "judge",
+    "dpo",
+]
 
 
 class Section(BaseModel):
@@ -63,7 +77,8 @@ class CurateConfig(Section):
     languages: list[str] = Field(default_factory=lambda: ["en", "de"])  # empty: keep every language
     language_threshold: float = Field(0.65, ge=0, le=1)
     filters: list[Literal["gopher_repetition", "gopher_quality", "c4", "fineweb"]] = Field(
-        default_factory=lambda: ["gopher_repetition", "gopher_quality", "c4", "fineweb"])
+        default_factory=lambda: ["gopher_repetition", "gopher_quality", "c4", "fineweb"]
+    )
     # language -> filter -> threshold overrides on top of the en/de presets (lmforge/curate/presets.py)
     thresholds: dict[str, dict[str, dict]] = Field(default_factory=dict)
     quality_classifier: QualityClassifierConfig | None = None
@@ -219,6 +234,7 @@ class EvalConfig(Section):
 
 class PhaseConfig(Section):
     """One phase of continued pretraining: its own data mix, length, token budget and LR."""
+
     name: str
     mix: dict[str, float]  # source name -> weight, e.g. {de = 0.75, en = 0.25}
     tokens: int = Field(ge=1, description="token budget of the phase")
@@ -271,12 +287,14 @@ class SftDataset(Section):
 class Tuning(Section):
     """What every stage that tunes a model (sft, dpo) is told the same way: the method and its LoRA
     settings, sequence limits, schedule, precision. Each stage adds its own fields and defaults."""
+
     method: Literal["full", "lora", "adapter"] = "lora"  # adapter: LLaMA-Adapter (peft adaption prompt)
     lora_rank: int = Field(16, ge=1)
     lora_alpha: float = Field(32.0, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
-                                                             "gate_proj", "up_proj", "down_proj"])
+    lora_targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
     max_len: int | None = Field(None, ge=8)  # default: the model's context
     too_long: Literal["skip", "truncate"] = "skip"
     epochs: float = Field(1.0, gt=0)
@@ -303,6 +321,7 @@ class SftConfig(Tuning):
 
 class LicensesConfig(Section):
     """SPDX ids per MOF content type; every component takes its type's licence unless overridden."""
+
     code: str = "Apache-2.0"  # lmforge's own licence: the training, inference and evaluation code
     data: str | None = None  # datasets and evaluation data: the user must say, lmforge cannot know
     documents: str | None = None  # model card, data card, report
@@ -337,6 +356,7 @@ class ExportConfig(Section):
 
 class EndpointConfig(Section):
     """An OpenAI-compatible endpoint. The key is read from `api_key_env` and never written down."""
+
     base_url: str = "http://127.0.0.1:8000/v1"  # `lmforge serve` by default
     model: str | None = None  # default: the endpoint's only model (GET /models), when it serves one
     api_key_env: str | None = "OPENAI_API_KEY"
@@ -377,6 +397,7 @@ class SelfInstructConfig(Section):
         """Self-Instruct samples at 0.7 where the other endpoint users decode greedily; an endpoint
         given without a temperature (a URL from a flag) keeps that default."""
         return {**v, "temperature": 0.7} if isinstance(v, dict) and "temperature" not in v else v
+
     target: int = Field(50, ge=1, description="instructions to keep")
     rounds: int = Field(20, ge=1, description="at most this many generation rounds")
     prompts_per_round: int = Field(4, ge=1, description="generation requests per round")
@@ -391,13 +412,20 @@ class SelfInstructConfig(Section):
 
 class JudgeConfig(Section):
     """MT-Bench-style judging of a chat model by an LLM judge behind an OpenAI-compatible endpoint."""
+
     model: str | None = None  # the model answering (folder, run, GGUF, Hub id); default: the run's newest
     model_id: str | None = None  # its name in the answer and judgment files
     answers_endpoint: EndpointConfig | None = None  # answer through an endpoint instead of a local model
-    questions: dict[str, str] = Field(default_factory=lambda: {  # the samples shipped with lmforge
-        lang: sample(f"judge/{lang}/question.jsonl") for lang in ("en", "de")})
-    references: dict[str, str] = Field(default_factory=lambda: {
-        lang: sample(f"judge/{lang}/reference_answer/reference.jsonl") for lang in ("en", "de")})
+    questions: dict[str, str] = Field(
+        default_factory=lambda: {  # the samples shipped with lmforge
+            lang: sample(f"judge/{lang}/question.jsonl") for lang in ("en", "de")
+        }
+    )
+    references: dict[str, str] = Field(
+        default_factory=lambda: {
+            lang: sample(f"judge/{lang}/reference_answer/reference.jsonl") for lang in ("en", "de")
+        }
+    )
     judge: EndpointConfig = Field(default_factory=EndpointConfig)
     mode: Literal["single", "pairwise", "both"] = "single"
     baseline_answers: dict[str, str] = Field(default_factory=dict)  # language -> FastChat answer file

@@ -31,13 +31,16 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 def _licenses(cfg: ReleaseConfig) -> dict:
     """Declared licences as canonical SPDX ids; unknown ids and component names are errors."""
     lic = cfg.licenses
-    out = {k: spdx(v, f"release.licenses.{k}") if v else None
-           for k, v in (("code", lic.code), ("data", lic.data), ("documents", lic.documents), ("weights", lic.weights))}
+    out = {
+        k: spdx(v, f"release.licenses.{k}") if v else None
+        for k, v in (("code", lic.code), ("data", lic.data), ("documents", lic.documents), ("weights", lic.weights))
+    }
     comps = {}
     for name, v in lic.components.items():
         if name not in COMPONENTS:
-            raise ConfigError(f"release.licenses.components: '{name}' is not an MOF component "
-                              f"(one of: {', '.join(COMPONENTS)})")
+            raise ConfigError(
+                f"release.licenses.components: '{name}' is not an MOF component (one of: {', '.join(COMPONENTS)})"
+            )
         comps[name] = spdx(v, f"release.licenses.components.{name}")
     return {**out, "components": comps}
 
@@ -70,10 +73,18 @@ def _checkpoints(run_dir: Path, root: Path, copy: bool) -> list[dict]:
     for ckpt in sorted((run_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1])):
         if not (ckpt / "config.json").is_file():
             continue
-        files = [f for f in sorted(ckpt.iterdir()) if f.is_file() and (f.suffix == ".safetensors" or f.name in CHECKPOINT_FILES)]
+        files = [
+            f
+            for f in sorted(ckpt.iterdir())
+            if f.is_file() and (f.suffix == ".safetensors" or f.name in CHECKPOINT_FILES)
+        ]
         state = json.loads((ckpt / "trainer_state.json").read_text()) if (ckpt / "trainer_state.json").is_file() else {}
-        entry = {"name": ckpt.name, "step": state.get("step"), "tokens": state.get("tokens"),
-                 "files": {f.name: sha256_file(f) for f in files}}
+        entry = {
+            "name": ckpt.name,
+            "step": state.get("step"),
+            "tokens": state.get("tokens"),
+            "files": {f.name: sha256_file(f) for f in files},
+        }
         if copy:
             dest = root / "checkpoints" / ckpt.name
             dest.mkdir(parents=True)
@@ -95,12 +106,12 @@ def _copy(src: Path, dest: Path) -> bool:
 def _copy_code(root: Path) -> None:
     """The code that made the model: lmforge's source, its pyproject and pinned libraries."""
     code = root / "code"
-    shutil.copytree(SOURCE_ROOT / "lmforge", code / "lmforge",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(SOURCE_ROOT / "lmforge", code / "lmforge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "LICENSE", "README.md"):
         _copy(SOURCE_ROOT / name, code / name)
-    (code / "requirements.txt").write_text("".join(f"{k}=={v}\n" for k, v in package_versions().items()
-                                                   if k not in ("lmforge", "python")))
+    (code / "requirements.txt").write_text(
+        "".join(f"{k}=={v}\n" for k, v in package_versions().items() if k not in ("lmforge", "python"))
+    )
 
 
 def _eval_data(manifest: dict, root: Path) -> bool:
@@ -120,7 +131,9 @@ def _eval_data(manifest: dict, root: Path) -> bool:
 
 def _data(run_dir: Path, manifest: dict, root: Path) -> bool:
     copied = _copy(run_dir / "curate" / "data", root / "data" / "curated")
-    for d in manifest.get("config", {}).get("sft", {}).get("datasets", []) if "sft" in manifest.get("stages", {}) else []:
+    for d in (
+        manifest.get("config", {}).get("sft", {}).get("datasets", []) if "sft" in manifest.get("stages", {}) else []
+    ):
         copied |= _copy(Path(d["path"]), root / "data" / "sft" / Path(d["path"]).name)
     return copied
 
@@ -146,28 +159,41 @@ def _license_files(root: Path, licenses: dict) -> None:
         if spdx_id == "Apache-2.0" and own.is_file():
             shutil.copy2(own, path)
         else:
-            path.write_text(f"SPDX-License-Identifier: {spdx_id}\n\nFull text: https://spdx.org/licenses/{spdx_id}.html\n")
+            path.write_text(
+                f"SPDX-License-Identifier: {spdx_id}\n\nFull text: https://spdx.org/licenses/{spdx_id}.html\n"
+            )
 
 
 def _treatments(manifest: dict) -> list[str]:
     stages = manifest.get("stages", {})
-    names = [("pretrain", "pretrained"), ("adapt", "language-adapted"), ("sft", "instruction-tuned"),
-             ("dpo", "preference-tuned")]
+    names = [
+        ("pretrain", "pretrained"),
+        ("adapt", "language-adapted"),
+        ("sft", "instruction-tuned"),
+        ("dpo", "preference-tuned"),
+    ]
     return [label for stage, label in names if stage in stages]
 
 
 def _base_model(manifest: dict) -> str | None:
     """The model the run started from, when it did not start from scratch."""
     cfg, stages = manifest.get("config", {}), manifest.get("stages", {})
-    candidates = [cfg.get("adapt", {}).get("adapt", {}).get("base"), cfg.get("pretrain", {}).get("train", {}).get("init_from")]
+    candidates = [
+        cfg.get("adapt", {}).get("adapt", {}).get("base"),
+        cfg.get("pretrain", {}).get("train", {}).get("init_from"),
+    ]
     if "pretrain" not in stages and "adapt" not in stages:
         candidates.append(cfg.get("sft", {}).get("model"))
     return next((c for c in candidates if c), None)
 
 
 def _checkpoints_md(index: list[dict]) -> str:
-    lines = ["# Intermediate checkpoints", "", "| checkpoint | step | tokens | weights sha256 | in this release |",
-             "|---|---:|---:|---|---|"]
+    lines = [
+        "# Intermediate checkpoints",
+        "",
+        "| checkpoint | step | tokens | weights sha256 | in this release |",
+        "|---|---:|---:|---|---|",
+    ]
     for c in index:
         weights = next((h for n, h in c["files"].items() if n.endswith(".safetensors")), "")
         lines.append(f"| {c['name']} | {c['step']} | {c['tokens']} | `{weights[:16]}…` | {c.get('path', 'no')} |")
@@ -182,7 +208,9 @@ def build_release(cfg: ReleaseConfig, run_dir: str | Path) -> dict:
     licenses = _licenses(cfg)  # bad ids fail before anything is written
     ref = Path(resolve_model_dir(cfg.model)) if cfg.model else run_model(run_dir, before="release")
     if ref is None:
-        raise CheckpointError(f"{run_dir}: the run has no model to release (no chat model, adapted model or checkpoint)")
+        raise CheckpointError(
+            f"{run_dir}: the run has no model to release (no chat model, adapted model or checkpoint)"
+        )
     if cfg.research_paper and not Path(cfg.research_paper).is_file():
         raise ConfigError(f"release.research_paper: {cfg.research_paper}: no such file")
     manifest = read_manifest(run_dir)
@@ -213,57 +241,110 @@ def build_release(cfg: ReleaseConfig, run_dir: str | Path) -> dict:
     _license_files(root, licenses)
 
     paths = {
-        "Model architecture": "code/lmforge/train/model.py", "Data preprocessing code": "code/lmforge/curate",
-        "Training code": "code/lmforge/train", "Inference code": "code/lmforge/engine",
-        "Evaluation code": "code/lmforge/eval", "Supporting libraries and tools": "code/requirements.txt",
+        "Model architecture": "code/lmforge/train/model.py",
+        "Data preprocessing code": "code/lmforge/curate",
+        "Training code": "code/lmforge/train",
+        "Inference code": "code/lmforge/engine",
+        "Evaluation code": "code/lmforge/eval",
+        "Supporting libraries and tools": "code/requirements.txt",
         "Model parameters (Final)": "model.safetensors",
         "Model parameters (Intermediate)": "checkpoints" if cfg.include_checkpoints and checkpoints else None,
-        "Datasets": "data" if has_data else None, "Evaluation data": "eval/data" if has_eval_data else None,
+        "Datasets": "data" if has_data else None,
+        "Evaluation data": "eval/data" if has_eval_data else None,
         "Model metadata": "recipe.yaml" if (root / "recipe.yaml").is_file() else "config.json",
-        "Sample model outputs": "samples.jsonl" if has_samples else None, "Model card": "README.md",
-        "Data card": "DATA_CARD.md", "Technical report": "report/report.md" if (root / "report" / "report.md").is_file() else None,
+        "Sample model outputs": "samples.jsonl" if has_samples else None,
+        "Model card": "README.md",
+        "Data card": "DATA_CARD.md",
+        "Technical report": "report/report.md" if (root / "report" / "report.md").is_file() else None,
         "Research paper": f"paper/{Path(cfg.research_paper).name}" if cfg.research_paper else None,
         "Evaluation results": "eval/results.json" if has_results else None,
     }
     if not (root / "model.safetensors").is_file():  # sharded weights
         paths["Model parameters (Final)"] = "model.safetensors.index.json"
     components = {n: {"path": p, "license": _component_license(n, licenses)} for n, p in paths.items()}
-    languages = sorted({*manifest.get("config", {}).get("curate", {}).get("languages", []),
-                        *(t.get("language") for t in results.get("tasks", []) if t.get("language")),
-                        *manifest.get("stages", {}).get("sft", {}).get("languages", {})} - {"-"})
-    facts = {"name": name, "manifest": manifest, "results": results, "config": cfg, "licenses": licenses,
-             "languages": languages, "architecture": architecture.removesuffix("ForCausalLM"), "params": params,
-             "treatments": _treatments(manifest), "base_model": _base_model(manifest), "source": str(ref)}
+    languages = sorted(
+        {
+            *manifest.get("config", {}).get("curate", {}).get("languages", []),
+            *(t.get("language") for t in results.get("tasks", []) if t.get("language")),
+            *manifest.get("stages", {}).get("sft", {}).get("languages", {}),
+        }
+        - {"-"}
+    )
+    facts = {
+        "name": name,
+        "manifest": manifest,
+        "results": results,
+        "config": cfg,
+        "licenses": licenses,
+        "languages": languages,
+        "architecture": architecture.removesuffix("ForCausalLM"),
+        "params": params,
+        "treatments": _treatments(manifest),
+        "base_model": _base_model(manifest),
+        "source": str(ref),
+    }
     # the card is a component of the class it reports: a stub stands in while classifying
     (root / "DATA_CARD.md").write_text(build_data_card(run_dir, manifest, name, cfg.datasets, licenses["data"]))
     (root / "README.md").write_text("model card: written below\n")
     mof = classify(components, root)
     build_model_card({**facts, "mof": mof}).save(root / "README.md")
-    release_meta = {"name": name, "version": cfg.version, "date": time.strftime("%Y-%m-%d"), "type": "language",
-                    "architecture": f"decoder-only transformer ({architecture})",
-                    "treatment": ", ".join(facts["treatments"]) or "none", "origin": facts["base_model"] or "",
-                    "producer": cfg.producer, "contact": cfg.contact, "repository": cfg.repository,
-                    "huggingface": f"https://huggingface.co/{cfg.hub_repo}" if cfg.hub_repo else ""}
-    (root / "mof.yaml").write_text(yaml.safe_dump(mof_document(release_meta, licenses, mof), sort_keys=False,
-                                                  allow_unicode=True))
-    write_provenance(root, manifest, yaml.safe_load((run_dir / "recipe.yaml").read_text()) if (run_dir / "recipe.yaml").is_file() else {},
-                     checkpoints, {"released_model": {"source": str(ref), "dtype": cfg.dtype,
-                                                      "source_fingerprint": fingerprint(ref)["sha256"]},
-                                   "mof_class": mof["class_name"]})
-    summary = {"release": str(root), "model": str(ref), "params": params, "mof_class": mof["class_name"],
-               "missing_for_next_class": mof["missing"], "checkpoints": len(checkpoints)}
+    release_meta = {
+        "name": name,
+        "version": cfg.version,
+        "date": time.strftime("%Y-%m-%d"),
+        "type": "language",
+        "architecture": f"decoder-only transformer ({architecture})",
+        "treatment": ", ".join(facts["treatments"]) or "none",
+        "origin": facts["base_model"] or "",
+        "producer": cfg.producer,
+        "contact": cfg.contact,
+        "repository": cfg.repository,
+        "huggingface": f"https://huggingface.co/{cfg.hub_repo}" if cfg.hub_repo else "",
+    }
+    (root / "mof.yaml").write_text(
+        yaml.safe_dump(mof_document(release_meta, licenses, mof), sort_keys=False, allow_unicode=True)
+    )
+    write_provenance(
+        root,
+        manifest,
+        yaml.safe_load((run_dir / "recipe.yaml").read_text()) if (run_dir / "recipe.yaml").is_file() else {},
+        checkpoints,
+        {
+            "released_model": {
+                "source": str(ref),
+                "dtype": cfg.dtype,
+                "source_fingerprint": fingerprint(ref)["sha256"],
+            },
+            "mof_class": mof["class_name"],
+        },
+    )
+    summary = {
+        "release": str(root),
+        "model": str(ref),
+        "params": params,
+        "mof_class": mof["class_name"],
+        "missing_for_next_class": mof["missing"],
+        "checkpoints": len(checkpoints),
+    }
     record_stage(run_dir, "release", cfg.model_dump(), [ref], None, started, summary)
     write_report_section(run_dir, "release", release_report(summary, mof))
     return summary
 
 
 def release_report(summary: dict, mof: dict) -> str:
-    lines = ["## Release", "", f"`{summary['release']}`: {summary['params']/1e6:.2f}M parameters from "
-             f"`{summary['model']}`, {summary['checkpoints']} intermediate checkpoints indexed.", "",
-             f"Model Openness Framework: **{mof['class_name']}**.", ""]
+    lines = [
+        "## Release",
+        "",
+        f"`{summary['release']}`: {summary['params'] / 1e6:.2f}M parameters from "
+        f"`{summary['model']}`, {summary['checkpoints']} intermediate checkpoints indexed.",
+        "",
+        f"Model Openness Framework: **{mof['class_name']}**.",
+        "",
+    ]
     for cls, gaps in mof["missing"].items():
         lines += [f"Missing for {cls}:", ""] + [f"- {g}" for g in gaps] + [""]
     lines += ["| MOF component | path | licence | status |", "|---|---|---|---|"]
-    lines += [f"| {n} | {s['path'] or '–'} | {s['license'] or '–'} | {s['status']} |"
-              for n, s in mof["components"].items()]
+    lines += [
+        f"| {n} | {s['path'] or '–'} | {s['license'] or '–'} | {s['status']} |" for n, s in mof["components"].items()
+    ]
     return "\n".join(lines)

@@ -17,24 +17,42 @@ def _curation(run_dir: Path, manifest: dict) -> list[str]:
         return ["No curation stage in this run: the training text was used as given (see Sources)."]
     dropped = acc.get("dropped", {})
     dedup = {k: v for k, v in dropped.items() if k.endswith("_duplicate")}
-    lines = [f"Documents read: **{acc['read']:,}**, kept: **{acc['kept']:,}** "
-             f"({acc['kept'] / max(acc['read'], 1):.1%}), dropped: {sum(dropped.values()):,}; "
-             f"the accounting {'balances' if acc.get('balanced') else 'does NOT balance'} (read = kept + dropped).", "",
-             f"Languages kept (language ID threshold {cfg.get('language_threshold')}): "
-             + ", ".join(f"{k} {v:,}" for k, v in acc.get("languages_kept", {}).items())
-             + "; detected in the input: " + ", ".join(f"{k} {v:,}" for k, v in acc.get("languages_detected", {}).items())
-             + ".", "",
-             f"Filters: {', '.join(cfg.get('filters', [])) or 'none'}"
-             + (f"; thresholds changed from the presets: `{json.dumps(cfg['thresholds'])}`" if cfg.get("thresholds") else
-                "; preset thresholds (FineWeb / FineWeb-2, see lmforge/curate/presets.py)") + ".", "",
-             f"Normalisation (ftfy + NFC): {cfg.get('normalise')}. PII redaction: {cfg.get('pii')}"
-             + (" (" + ", ".join(f"{k} {v}" for k, v in acc.get("pii_redacted", {}).items()) + " redacted)"
-                if acc.get("pii_redacted") else "") + ".", "",
-             f"Deduplication: exact {cfg.get('exact_dedup')}, MinHash {cfg.get('minhash', {}).get('enabled')} "
-             f"({cfg.get('minhash', {}).get('bands')} bands x {cfg.get('minhash', {}).get('rows')} rows, "
-             f"{cfg.get('minhash', {}).get('ngram')}-grams): "
-             + (", ".join(f"{k} {v:,}" for k, v in dedup.items()) or "nothing removed") + ".", "",
-             "| dropped because | documents |", "|---|---:|"]
+    lines = [
+        f"Documents read: **{acc['read']:,}**, kept: **{acc['kept']:,}** "
+        f"({acc['kept'] / max(acc['read'], 1):.1%}), dropped: {sum(dropped.values()):,}; "
+        f"the accounting {'balances' if acc.get('balanced') else 'does NOT balance'} (read = kept + dropped).",
+        "",
+        f"Languages kept (language ID threshold {cfg.get('language_threshold')}): "
+        + ", ".join(f"{k} {v:,}" for k, v in acc.get("languages_kept", {}).items())
+        + "; detected in the input: "
+        + ", ".join(f"{k} {v:,}" for k, v in acc.get("languages_detected", {}).items())
+        + ".",
+        "",
+        f"Filters: {', '.join(cfg.get('filters', [])) or 'none'}"
+        + (
+            f"; thresholds changed from the presets: `{json.dumps(cfg['thresholds'])}`"
+            if cfg.get("thresholds")
+            else "; preset thresholds (FineWeb / FineWeb-2, see lmforge/curate/presets.py)"
+        )
+        + ".",
+        "",
+        f"Normalisation (ftfy + NFC): {cfg.get('normalise')}. PII redaction: {cfg.get('pii')}"
+        + (
+            " (" + ", ".join(f"{k} {v}" for k, v in acc.get("pii_redacted", {}).items()) + " redacted)"
+            if acc.get("pii_redacted")
+            else ""
+        )
+        + ".",
+        "",
+        f"Deduplication: exact {cfg.get('exact_dedup')}, MinHash {cfg.get('minhash', {}).get('enabled')} "
+        f"({cfg.get('minhash', {}).get('bands')} bands x {cfg.get('minhash', {}).get('rows')} rows, "
+        f"{cfg.get('minhash', {}).get('ngram')}-grams): "
+        + (", ".join(f"{k} {v:,}" for k, v in dedup.items()) or "nothing removed")
+        + ".",
+        "",
+        "| dropped because | documents |",
+        "|---|---:|",
+    ]
     lines += [f"| {reason} | {n:,} |" for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1])]
     return lines
 
@@ -52,13 +70,16 @@ def _tokens(run_dir: Path) -> list[str]:
     for split in ("train", "val"):
         meta = _read_json(run_dir / "tokens" / split / "meta.json")
         if meta:
-            lines.append(f"- pretraining `{split}`: {meta['tokens']:,} tokens in {meta['docs']:,} documents "
-                         f"(vocabulary {meta['vocab_size']:,}), from " +
-                         ", ".join(f"`{s['path']}`" for s in meta.get("sources", [])))
+            lines.append(
+                f"- pretraining `{split}`: {meta['tokens']:,} tokens in {meta['docs']:,} documents "
+                f"(vocabulary {meta['vocab_size']:,}), from "
+                + ", ".join(f"`{s['path']}`" for s in meta.get("sources", []))
+            )
     for meta_path in sorted((run_dir / "adapt").glob("tokens/*/meta.json")):
         meta = _read_json(meta_path)
-        lines.append(f"- adaptation source `{meta_path.parent.name}`: {meta['tokens']:,} tokens in "
-                     f"{meta['docs']:,} documents")
+        lines.append(
+            f"- adaptation source `{meta_path.parent.name}`: {meta['tokens']:,} tokens in {meta['docs']:,} documents"
+        )
     return lines or ["- no packed token shards in this run"]
 
 
@@ -66,11 +87,18 @@ def _phases(manifest: dict) -> list[str]:
     phases = manifest.get("stages", {}).get("adapt", {}).get("phases", [])
     if not phases:
         return []
-    lines = ["", "### Continued pretraining mixture", "", "| phase | mix | tokens trained | steps | samples per source |",
-             "|---|---|---:|---:|---|"]
+    lines = [
+        "",
+        "### Continued pretraining mixture",
+        "",
+        "| phase | mix | tokens trained | steps | samples per source |",
+        "|---|---|---:|---:|---|",
+    ]
     for p in phases:
-        lines.append(f"| {p['name']} | {', '.join(f'{k} {v:.0%}' for k, v in p['mix'].items())} | {p['tokens']:,} | "
-                     f"{p['steps']:,} | {', '.join(f'{k} {v:,}' for k, v in p.get('samples_per_source', {}).items())} |")
+        lines.append(
+            f"| {p['name']} | {', '.join(f'{k} {v:.0%}' for k, v in p['mix'].items())} | {p['tokens']:,} | "
+            f"{p['steps']:,} | {', '.join(f'{k} {v:,}' for k, v in p.get('samples_per_source', {}).items())} |"
+        )
     return lines
 
 
@@ -79,21 +107,45 @@ def _sft(manifest: dict) -> list[str]:
     if not sft or not cfg:
         return []
     lines = ["", "### Instruction tuning data", "", "| file | format | weight | languages |", "|---|---|---:|---|"]
-    lines += [f"| `{d['path']}` | {d.get('format', 'auto')} | {d.get('weight', 1)} | "
-              f"{', '.join(d.get('languages') or []) or 'all'} |" for d in cfg.get("datasets", [])]
-    lines += ["", f"Conversations used: {sft.get('conversations', '?'):,}; per language: "
-              + ", ".join(f"{k} {v:,}" for k, v in sft.get("languages", {}).items())
-              + "; skipped: " + (", ".join(f"{k} {v}" for k, v in sft.get("skipped", {}).items()) or "none") + "."]
+    lines += [
+        f"| `{d['path']}` | {d.get('format', 'auto')} | {d.get('weight', 1)} | "
+        f"{', '.join(d.get('languages') or []) or 'all'} |"
+        for d in cfg.get("datasets", [])
+    ]
+    lines += [
+        "",
+        f"Conversations used: {sft.get('conversations', '?'):,}; per language: "
+        + ", ".join(f"{k} {v:,}" for k, v in sft.get("languages", {}).items())
+        + "; skipped: "
+        + (", ".join(f"{k} {v}" for k, v in sft.get("skipped", {}).items()) or "none")
+        + ".",
+    ]
     return lines
 
 
 def build_data_card(run_dir: Path, manifest: dict, name: str, datasets: list[str], license_id: str | None) -> str:
-    lines = [f"# Data card: {name}", "",
-             "Everything below comes from the run's own accounting (`curate/accounting.json`, the token shards' "
-             "`meta.json`, `manifest.json`); `provenance.json` holds every input's full hash.", "",
-             f"Data licence: {license_id or 'not declared'}."
-             + (f" Hub datasets: {', '.join(datasets)}." if datasets else ""), "",
-             "## Curation", "", *_curation(run_dir, manifest), "",
-             "## Tokens", "", *_tokens(run_dir), *_phases(manifest), *_sft(manifest), "",
-             "## Sources and fingerprints", "", *_sources(manifest), ""]
+    lines = [
+        f"# Data card: {name}",
+        "",
+        "Everything below comes from the run's own accounting (`curate/accounting.json`, the token shards' "
+        "`meta.json`, `manifest.json`); `provenance.json` holds every input's full hash.",
+        "",
+        f"Data licence: {license_id or 'not declared'}."
+        + (f" Hub datasets: {', '.join(datasets)}." if datasets else ""),
+        "",
+        "## Curation",
+        "",
+        *_curation(run_dir, manifest),
+        "",
+        "## Tokens",
+        "",
+        *_tokens(run_dir),
+        *_phases(manifest),
+        *_sft(manifest),
+        "",
+        "## Sources and fingerprints",
+        "",
+        *_sources(manifest),
+        "",
+    ]
     return "\n".join(lines)

@@ -17,8 +17,9 @@ def push_release(root: str | Path, repo_id: str, private: bool = False) -> str:
     api = HfApi(token=os.environ.get("HF_TOKEN"))
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-        info = api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="model",
-                                 commit_message="lmforge release")
+        info = api.upload_folder(
+            folder_path=str(root), repo_id=repo_id, repo_type="model", commit_message="lmforge release"
+        )
     except Exception as e:  # noqa: BLE001 - requests/httpx/HfHubHTTPError/OSError: all one message
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise LmforgeError(f"could not push to the Hugging Face Hub ({repo_id}): {first[:200]}") from None

@@ -15,7 +15,10 @@ from lmforge.release.licenses import KIND_WORDS, is_open
 
 # name -> (content type, what lmforge puts there)
 COMPONENTS = {
-    "Model architecture": ("code", "The architecture's code (lmforge's model builder; transformers' Llama modules) and config.json"),
+    "Model architecture": (
+        "code",
+        "The architecture's code (lmforge's model builder; transformers' Llama modules) and config.json",
+    ),
     "Data preprocessing code": ("code", "Curation, tokenizer training and tokenization code"),
     "Training code": ("code", "Pretraining, continued pretraining and fine-tuning code"),
     "Inference code": ("code", "Decode engine, generation and server code"),
@@ -36,11 +39,22 @@ COMPONENTS = {
 
 REPORT_OR_PAPER = "Technical report or Research paper"
 CLASSES = {  # class -> components it adds over the class below
-    "III": ["Model architecture", "Model parameters (Final)", "Model card", "Data card", "Evaluation results",
-            REPORT_OR_PAPER],
+    "III": [
+        "Model architecture",
+        "Model parameters (Final)",
+        "Model card",
+        "Data card",
+        "Evaluation results",
+        REPORT_OR_PAPER,
+    ],
     "II": ["Training code", "Inference code", "Evaluation code", "Supporting libraries and tools", "Evaluation data"],
-    "I": ["Research paper", "Data preprocessing code", "Model parameters (Intermediate)", "Datasets",
-          "Sample model outputs"],
+    "I": [
+        "Research paper",
+        "Data preprocessing code",
+        "Model parameters (Intermediate)",
+        "Datasets",
+        "Sample model outputs",
+    ],
 }
 NAMES = {"III": "Class III (Open Model)", "II": "Class II (Open Tooling)", "I": "Class I (Open Science)"}
 
@@ -92,19 +106,31 @@ def classify(components: dict[str, dict], root: Path) -> dict:
             reached = cls
         else:
             complete_so_far = False
-    not_reached = ["III", "II", "I"][["III", "II", "I"].index(reached) + 1:] if reached else ["III", "II", "I"]
-    return {"class": reached, "class_name": NAMES.get(reached, "no MOF class"), "components": statuses,
-            "missing": {NAMES[c]: gaps[c] for c in not_reached if gaps[c]}}
+    not_reached = ["III", "II", "I"][["III", "II", "I"].index(reached) + 1 :] if reached else ["III", "II", "I"]
+    return {
+        "class": reached,
+        "class_name": NAMES.get(reached, "no MOF class"),
+        "components": statuses,
+        "missing": {NAMES[c]: gaps[c] for c in not_reached if gaps[c]},
+    }
 
 
 def mof_document(release: dict, licenses: dict[str, str | None], result: dict) -> dict:
     """The MOT's model file: framework, release metadata, licences per content type, components."""
+
     def lic(spdx_id):
         return {"name": spdx_id, "path": f"LICENSES/{spdx_id}.txt"} if spdx_id else None
 
-    global_licenses = {k: lic(v) for k, v in (("distribution", licenses.get("weights")),
-                                              ("code", licenses.get("code")), ("data", licenses.get("data")),
-                                              ("document", licenses.get("documents"))) if v}
+    global_licenses = {
+        k: lic(v)
+        for k, v in (
+            ("distribution", licenses.get("weights")),
+            ("code", licenses.get("code")),
+            ("data", licenses.get("data")),
+            ("document", licenses.get("documents")),
+        )
+        if v
+    }
     components = []
     for name, (_, description) in COMPONENTS.items():
         s = result["components"][name]
@@ -114,5 +140,7 @@ def mof_document(release: dict, licenses: dict[str, str | None], result: dict) -
         if s.get("license"):
             entry |= {"license": s["license"], "license_path": f"LICENSES/{s['license']}.txt"}
         components.append(entry)
-    return {"framework": {"name": "Model Openness Framework", "version": "1.0", "date": "2024-12-15"},
-            "release": {**release, "license": global_licenses, "components": components}}
+    return {
+        "framework": {"name": "Model Openness Framework", "version": "1.0", "date": "2024-12-15"},
+        "release": {**release, "license": global_licenses, "components": components},
+    }

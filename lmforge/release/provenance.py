@@ -27,8 +27,11 @@ def rehash_release(root: Path) -> None:
 
 def release_files(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file in the release except provenance.json itself."""
-    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != PROVENANCE}
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != PROVENANCE
+    }
 
 
 def data_order(manifest: dict) -> dict:
@@ -38,10 +41,11 @@ def data_order(manifest: dict) -> dict:
         return {}
     return {
         "algorithm": "epoch e is numpy.random.default_rng([seed, e]).permutation(num_windows); global sample g "
-                     "is window perm[g % num_windows] of epoch g // num_windows (lmforge/train/data_order.py)",
+        "is window perm[g % num_windows] of epoch g // num_windows (lmforge/train/data_order.py)",
         "seed": manifest.get("seeds", {}).get("pretrain"),
         "window_tokens": train.get("seq_len"),
-        "samples_per_step": train.get("micro_batch_size", 0) * train.get("grad_accum", 1)
+        "samples_per_step": train.get("micro_batch_size", 0)
+        * train.get("grad_accum", 1)
         * train.get("nproc_per_node", 1),
         "step_s_samples": "step s (from 0) reads global samples s*samples_per_step ... (s+1)*samples_per_step-1",
         "token_shards": manifest.get("inputs", {}).get("pretrain", []),
@@ -59,8 +63,10 @@ def write_provenance(root: Path, manifest: dict, recipe: dict, checkpoints: list
         "checkpoints": checkpoints,
         "versions": {**manifest.get("versions", {}), **package_versions()},
         "hardware": manifest.get("hardware", {}),
-        "timings": {name: {"started": s.get("started"), "wall_s": s.get("wall_s")}
-                    for name, s in manifest.get("stages", {}).items()},
+        "timings": {
+            name: {"started": s.get("started"), "wall_s": s.get("wall_s")}
+            for name, s in manifest.get("stages", {}).items()
+        },
         "eval_harness": {"lmforge": package_versions().get("lmforge"), "lm-eval": package_versions().get("lm-eval")},
         **extra,
         "files": release_files(root),
@@ -84,5 +90,7 @@ def verify_release(root: str | Path) -> dict:
             raise LmforgeError(f"{root / rel}: changed (sha256 {found[rel][:16]}…, {PROVENANCE} says {digest[:16]}…)")
     extra = sorted(set(found) - set(listed))
     if extra:
-        raise LmforgeError(f"{root / extra[0]}: not listed in {PROVENANCE}" + (f" (+{len(extra) - 1} more)" if len(extra) > 1 else ""))
+        raise LmforgeError(
+            f"{root / extra[0]}: not listed in {PROVENANCE}" + (f" (+{len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
     return {"files": len(listed), "verified": True}

@@ -9,8 +9,20 @@ from pathlib import Path
 import psutil
 
 # what a run's results depend on: the manifest and a release's provenance and requirements list them
-PACKAGES = ("lmforge", "torch", "transformers", "tokenizers", "safetensors", "datatrove", "peft", "lm-eval",
-            "huggingface_hub", "gguf", "numpy", "pydantic")
+PACKAGES = (
+    "lmforge",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "datatrove",
+    "peft",
+    "lm-eval",
+    "huggingface_hub",
+    "gguf",
+    "numpy",
+    "pydantic",
+)
 
 
 def code_commit() -> str:
@@ -20,8 +32,13 @@ def code_commit() -> str:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"

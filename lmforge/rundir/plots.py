@@ -8,8 +8,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def line_plot(path: str | Path, series: dict[str, tuple[list[float], list[float]]], xlabel: str,
-              ylabel: str, title: str, logx: bool = False) -> Path:
+def line_plot(
+    path: str | Path,
+    series: dict[str, tuple[list[float], list[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logx: bool = False,
+) -> Path:
     """One figure with a line per named (x, y) series; returns the written path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,8 +49,13 @@ def grouped_bars(path: str | Path, groups: dict[str, dict[str, float]], ylabel: 
     fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(groups) + 2), 3.6), dpi=110)
     for j, key in enumerate(keys):
         xs = [i + j * width for i in range(len(groups))]
-        ax.bar(xs, [g.get(key, 0.0) for g in groups.values()], width, label=key,
-               color=LANGUAGE_COLOURS[j % len(LANGUAGE_COLOURS)])
+        ax.bar(
+            xs,
+            [g.get(key, 0.0) for g in groups.values()],
+            width,
+            label=key,
+            color=LANGUAGE_COLOURS[j % len(LANGUAGE_COLOURS)],
+        )
     ax.set_xticks([i + width * (len(keys) - 1) / 2 for i in range(len(groups))], list(groups))
     ax.set_ylabel(ylabel)
     ax.set_title(title)

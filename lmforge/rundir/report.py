@@ -17,8 +17,9 @@ def write_report_section(run_dir: str | Path, stage: str, markdown: str) -> Path
     atomic_write_text(run_dir / "report" / f"{stage}.md", markdown.strip() + "\n")
     manifest = read_manifest(run_dir)
     order = list(manifest.get("stages", {}))
-    sections = sorted((run_dir / "report").glob("*.md"),
-                      key=lambda p: order.index(p.stem) if p.stem in order else len(order))
+    sections = sorted(
+        (run_dir / "report").glob("*.md"), key=lambda p: order.index(p.stem) if p.stem in order else len(order)
+    )
     head = [f"# lmforge report: {run_dir.name}", ""]
     if manifest:
         head += [

@@ -64,8 +64,11 @@ def run_self_instruct_stage(cfg: SelfInstructConfig, run_dir: str | Path) -> dic
                 demos += rng.sample([k["instruction"] for k in kept], min(cfg.generated_demos, len(kept)))
                 rng.shuffle(demos)
                 prompts.append((generation_prompt(demos, NEW_PER_REQUEST, cfg.language), len(demos) + 1))
-            replies = client.map(lambda p: client.chat([{"role": "user", "content": p[0]}], **params), prompts,
-                                 progress="self-instruct: instructions")
+            replies = client.map(
+                lambda p: client.chat([{"role": "user", "content": p[0]}], **params),
+                prompts,
+                progress="self-instruct: instructions",
+            )
             for (_, first), reply in zip(prompts, replies):
                 if isinstance(reply, EndpointError):
                     dropped[f"endpoint: {reply.reason}"] += 1
@@ -89,11 +92,19 @@ def run_self_instruct_stage(cfg: SelfInstructConfig, run_dir: str | Path) -> dic
         client.close()
     atomic_write_text(out / "instructions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     atomic_write_text(out / "candidates.jsonl", "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in candidates))
-    summary = {"output": str(out / "instructions.jsonl"), "generated": len(candidates), "kept_instructions": len(kept),
-               "dropped": dict(dropped), "instances_kept": len(records), "instances_dropped": dict(instance_dropped),
-               "similarity": _histogram([c["max_rouge_l"] for c in candidates if c["dropped"] in (None, "too similar (ROUGE-L)")]),
-               "verbs": Counter(_verb(r["instruction"]) for r in records).most_common(15),
-               "endpoint": client.accounting()}
+    summary = {
+        "output": str(out / "instructions.jsonl"),
+        "generated": len(candidates),
+        "kept_instructions": len(kept),
+        "dropped": dict(dropped),
+        "instances_kept": len(records),
+        "instances_dropped": dict(instance_dropped),
+        "similarity": _histogram(
+            [c["max_rouge_l"] for c in candidates if c["dropped"] in (None, "too similar (ROUGE-L)")]
+        ),
+        "verbs": Counter(_verb(r["instruction"]) for r in records).most_common(15),
+        "endpoint": client.accounting(),
+    }
     plots = _plots(run_dir, candidates, records)
     record_stage(run_dir, "self_instruct", cfg.model_dump(), [Path(cfg.seeds)], cfg.seed, started, summary)
     write_report_section(run_dir, "self_instruct", self_instruct_report(summary, plots))
@@ -105,8 +116,9 @@ def _instances(client, kept: list[dict], cfg, params) -> tuple[list[dict], Count
     t = texts(cfg.language)
 
     def one(item):
-        cls = says_yes(client.chat([{"role": "user", "content": t["classify"].format(**item)}],
-                                   temperature=0, max_tokens=4).text)
+        cls = says_yes(
+            client.chat([{"role": "user", "content": t["classify"].format(**item)}], temperature=0, max_tokens=4).text
+        )
         prompt = t["instance_cls" if cls else "instance"].format(**item)
         return cls, client.chat([{"role": "user", "content": prompt}], **params).text
 
@@ -125,8 +137,15 @@ def _instances(client, kept: list[dict], cfg, params) -> tuple[list[dict], Count
             dropped[reason] += 1
             continue
         seen.add((instance["input"], instance["output"]))
-        records.append({"instruction": item["instruction"], "input": instance["input"], "output": instance["output"],
-                        "is_classification": cls, "language": cfg.language})
+        records.append(
+            {
+                "instruction": item["instruction"],
+                "input": instance["input"],
+                "output": instance["output"],
+                "is_classification": cls,
+                "language": cfg.language,
+            }
+        )
     return records, dropped
 
 
@@ -166,16 +185,25 @@ def _plots(run_dir: Path, candidates: list[dict], records: list[dict]) -> list[s
 
 def self_instruct_report(s: dict, plots: list[str]) -> str:
     e = s["endpoint"]
-    lines = ["## Self-Instruct", "", f"{s['generated']:,} instructions generated through `{e['endpoint']}` "
-             f"(model `{e['model']}`), {s['kept_instructions']:,} kept; {s['instances_kept']:,} with an instance "
-             f"written to `{Path(s['output']).name}` (Alpaca JSONL, ready for `sft`).", "",
-             "| dropped because | instructions |", "|---|---:|"]
+    lines = [
+        "## Self-Instruct",
+        "",
+        f"{s['generated']:,} instructions generated through `{e['endpoint']}` "
+        f"(model `{e['model']}`), {s['kept_instructions']:,} kept; {s['instances_kept']:,} with an instance "
+        f"written to `{Path(s['output']).name}` (Alpaca JSONL, ready for `sft`).",
+        "",
+        "| dropped because | instructions |",
+        "|---|---:|",
+    ]
     lines += [f"| {k} | {v} |" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])] or ["| – | 0 |"]
     if s["instances_dropped"]:
         lines += ["", "| instance dropped because | count |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in s["instances_dropped"].items()]
     lines += ["", f"ROUGE-L histogram (0–1 in tenths): {s['similarity']}", ""]
     lines += [f"![self-instruct]({p})" for p in plots]
-    lines += ["", f"Endpoint: {e['requests']:,} requests, {e['answered_from_cache']:,} from the cache, {e['retries']:,} "
-              f"retries, failures {e['failures'] or 'none'}."]
+    lines += [
+        "",
+        f"Endpoint: {e['requests']:,} requests, {e['answered_from_cache']:,} from the cache, {e['retries']:,} "
+        f"retries, failures {e['failures'] or 'none'}.",
+    ]
     return "\n".join(lines)

@@ -60,27 +60,44 @@ PAGE = Path(__file__).with_name("page.html")
 SHUTTING_DOWN = "the server is shutting down"
 GONE = object()  # queued by the disconnect watcher: the client of a non-streamed request left
 
-ERRORS = {status: {"model": ErrorResponse, "description": text} for status, text in (
-    (400, "A bad request: the `param` field names the field at fault"), (401, "Missing or wrong API key"),
-    (404, "Unknown model or route"), (413, "Request body over the limit"), (429, "Too many requests queued"),
-    (500, "Generation failed (not the client's mistake)"), (503, "The server is shutting down"))}
+ERRORS = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in (
+        (400, "A bad request: the `param` field names the field at fault"),
+        (401, "Missing or wrong API key"),
+        (404, "Unknown model or route"),
+        (413, "Request body over the limit"),
+        (429, "Too many requests queued"),
+        (500, "Generation failed (not the client's mistake)"),
+        (503, "The server is shutting down"),
+    )
+}
 
 
 def _body_of(model_name: str, route: str) -> dict:
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{model_name}"}}}}, "operationId": route}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model_name}"}}},
+        },
+        "operationId": route,
+    }
 
 
 def _answers(model, streamed: type | None = None) -> dict:
-    ok = {"model": model, "description": "The completion; with `stream: true`, server-sent events each "
-                                         f"holding a {(streamed or model).__name__} and a final `[DONE]`"}
+    ok = {
+        "model": model,
+        "description": "The completion; with `stream: true`, server-sent events each "
+        f"holding a {(streamed or model).__name__} and a final `[DONE]`",
+    }
     if streamed is not None or model is Completion:
         ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
     return {200: ok, **ERRORS}
 
 
-def create_app(backend, model_name: str, api_key: str | None = None, guardrails=None,
-               max_body: int = MAX_BODY) -> FastAPI:
+def create_app(
+    backend, model_name: str, api_key: str | None = None, guardrails=None, max_body: int = MAX_BODY
+) -> FastAPI:
     """`backend` has `context`, `chat_prompt(messages)`, `text_prompt(text)`, `prompt_tokens`,
     `submit(prompt, params, emit) -> handle with cancel()`, `abort_all(message)` and `load()`
     (see backends.py)."""
@@ -91,7 +108,9 @@ def create_app(backend, model_name: str, api_key: str | None = None, guardrails=
 
     @app.exception_handler(APIError)
     async def _api_error(_, e: APIError):
-        return JSONResponse(e.body(), status_code=e.status, headers={"Connection": "close"} if e.status == 413 else None)
+        return JSONResponse(
+            e.body(), status_code=e.status, headers={"Connection": "close"} if e.status == 413 else None
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_, e: StarletteHTTPException):  # unknown path, wrong method: same error shape
@@ -109,14 +128,19 @@ def create_app(backend, model_name: str, api_key: str | None = None, guardrails=
     async def page():
         return PAGE.read_text(encoding="utf-8").replace("{{MODEL}}", html.escape(model_name))
 
-    @app.post("/v1/chat/completions", responses=_answers(ChatCompletion, ChatCompletionChunk),
-              openapi_extra=_body_of("ChatRequest", "createChatCompletion"))
+    @app.post(
+        "/v1/chat/completions",
+        responses=_answers(ChatCompletion, ChatCompletionChunk),
+        openapi_extra=_body_of("ChatRequest", "createChatCompletion"),
+    )
     async def chat(request: Request):
         req = parse(ChatRequest, await _json(request))
         _check_model(req.model, model_name)
         _check_open(app)
-        messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m, i)}
-                    for i, m in enumerate(req.messages)]
+        messages = [
+            {"role": "system" if m.role == "developer" else m.role, "content": _text(m, i)}
+            for i, m in enumerate(req.messages)
+        ]
         if guardrails is not None:
             refusal = await run_in_threadpool(guardrails.check_messages, messages)  # embedding drops the GIL
             if refusal is not None:
@@ -124,12 +148,16 @@ def create_app(backend, model_name: str, api_key: str | None = None, guardrails=
         try:
             prompt = backend.chat_prompt(messages)
         except (TemplateError, LmforgeError) as e:
-            raise APIError(400, f"messages: the model's chat template rejects this conversation: {e}",
-                           param="messages") from None
+            raise APIError(
+                400, f"messages: the model's chat template rejects this conversation: {e}", param="messages"
+            ) from None
         return await _answer(request, req, prompt, backend, model_name, chat=True)
 
-    @app.post("/v1/completions", responses=_answers(Completion),
-              openapi_extra=_body_of("CompletionRequest", "createCompletion"))
+    @app.post(
+        "/v1/completions",
+        responses=_answers(Completion),
+        openapi_extra=_body_of("CompletionRequest", "createCompletion"),
+    )
     async def completions(request: Request):
         req = parse(CompletionRequest, await _json(request))
         _check_model(req.model, model_name)
@@ -150,10 +178,16 @@ def _openapi(app: FastAPI) -> dict:
     """FastAPI's schema plus the request bodies, which the routes parse themselves (strictly, with
     OpenAI's error shape) and FastAPI therefore cannot see, and the chunk a stream's events hold."""
     if app.openapi_schema is None:
-        schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
-                             description="The OpenAI API (chat and text completions) over one model.")
-        _, defs = models_json_schema([(ChatRequest, "validation"), (CompletionRequest, "validation"),
-                                      (ChatCompletionChunk, "serialization")], ref_template="#/components/schemas/{model}")
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            routes=app.routes,
+            description="The OpenAI API (chat and text completions) over one model.",
+        )
+        _, defs = models_json_schema(
+            [(ChatRequest, "validation"), (CompletionRequest, "validation"), (ChatCompletionChunk, "serialization")],
+            ref_template="#/components/schemas/{model}",
+        )
         schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
         app.openapi_schema = schema
     return app.openapi_schema
@@ -174,8 +208,12 @@ async def _json(request: Request) -> dict:
 
 def _check_model(requested: str | None, served: str) -> None:
     if requested is not None and requested != served:
-        raise APIError(404, f"model {requested!r} does not exist; this server serves {served!r}",
-                       param="model", code="model_not_found")
+        raise APIError(
+            404,
+            f"model {requested!r} does not exist; this server serves {served!r}",
+            param="model",
+            code="model_not_found",
+        )
 
 
 def _check_open(app: FastAPI) -> None:
@@ -193,15 +231,29 @@ def _text(message, i: int) -> str:
 def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
     room = context - prompt_len
     if room < 1:
-        raise APIError(400, f"the prompt ({prompt_len} tokens) fills the model's context of {context} tokens",
-                       param="messages" if hasattr(req, "messages") else "prompt", code="context_length_exceeded")
+        raise APIError(
+            400,
+            f"the prompt ({prompt_len} tokens) fills the model's context of {context} tokens",
+            param="messages" if hasattr(req, "messages") else "prompt",
+            code="context_length_exceeded",
+        )
     limit = req.limit()
     if limit is not None and limit > room:
-        raise APIError(400, f"max_tokens {limit} + prompt {prompt_len} tokens exceed the model's context of "
-                            f"{context} tokens", param="max_tokens", code="context_length_exceeded")
+        raise APIError(
+            400,
+            f"max_tokens {limit} + prompt {prompt_len} tokens exceed the model's context of {context} tokens",
+            param="max_tokens",
+            code="context_length_exceeded",
+        )
     seed = None if req.seed is None else req.seed + index  # n > 1: different, still reproducible
-    return SamplingParams(max_tokens=limit or min(room, 512), temperature=req.temperature, top_p=req.top_p,
-                          top_k=0, seed=seed, stop=list(req.stop or []))  # the OpenAI API has no top-k
+    return SamplingParams(
+        max_tokens=limit or min(room, 512),
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=0,
+        seed=seed,
+        stop=list(req.stop or []),
+    )  # the OpenAI API has no top-k
 
 
 def _submit_all(req, prompt, backend, queue: asyncio.Queue):
@@ -213,6 +265,7 @@ def _submit_all(req, prompt, backend, queue: asyncio.Queue):
                 loop.call_soon_threadsafe(queue.put_nowait, (i, ev))
             except RuntimeError:  # the loop is closed: the server has stopped, nobody is listening
                 pass
+
         return emit
 
     handles, length = [], backend.prompt_tokens(prompt)
@@ -250,8 +303,11 @@ async def _answer(request: Request, req, prompt, backend, model_name: str, chat:
     handles = _submit_all(req, prompt, backend, queue)
     rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     if req.stream:
-        return StreamingResponse(_sse(req, queue, handles, rid, model_name, chat), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            _sse(req, queue, handles, rid, model_name, chat),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     texts, finish, usage = [""] * req.n, [None] * req.n, [Usage()] * req.n
     watcher = asyncio.create_task(_watch_disconnect(request, queue))
     try:
@@ -272,11 +328,23 @@ async def _answer(request: Request, req, prompt, backend, model_name: str, chat:
             h.cancel()
     total = _sum_usage(usage)
     if chat:
-        return ChatCompletion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=[
-            ChatChoice(index=i, message=AssistantMessage(content=t), finish_reason=f)
-            for i, (t, f) in enumerate(zip(texts, finish))])
-    return Completion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=[
-        CompletionChoice(index=i, text=t, finish_reason=f) for i, (t, f) in enumerate(zip(texts, finish))])
+        return ChatCompletion(
+            id=rid,
+            created=int(time.time()),
+            model=model_name,
+            usage=total,
+            choices=[
+                ChatChoice(index=i, message=AssistantMessage(content=t), finish_reason=f)
+                for i, (t, f) in enumerate(zip(texts, finish))
+            ],
+        )
+    return Completion(
+        id=rid,
+        created=int(time.time()),
+        model=model_name,
+        usage=total,
+        choices=[CompletionChoice(index=i, text=t, finish_reason=f) for i, (t, f) in enumerate(zip(texts, finish))],
+    )
 
 
 async def _sse(req, queue: asyncio.Queue, handles, rid: str, model_name: str, chat: bool):
@@ -328,13 +396,19 @@ def _canned(req, refusal, model_name: str):
     rid, now = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     usage = UsageInfo(prompt_tokens=0, completion_tokens=0, total_tokens=0)
     if not req.stream:
-        return ChatCompletion(id=rid, created=now, model=model_name, usage=usage, choices=[
-            ChatChoice(index=0, message=AssistantMessage(content=refusal), finish_reason="stop")])
+        return ChatCompletion(
+            id=rid,
+            created=now,
+            model=model_name,
+            usage=usage,
+            choices=[ChatChoice(index=0, message=AssistantMessage(content=refusal), finish_reason="stop")],
+        )
 
     async def events():
         for delta, finish in ((Delta(role="assistant", content=refusal), None), (Delta(), "stop")):
-            body = ChatCompletionChunk(id=rid, created=now, model=model_name,
-                                       choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)])
+            body = ChatCompletionChunk(
+                id=rid, created=now, model=model_name, choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)]
+            )
             yield f"data: {body.model_dump_json(exclude={'usage'})}\n\n"
         if req.stream_options and req.stream_options.include_usage:
             yield f"data: {ChatCompletionChunk(id=rid, created=now, model=model_name, choices=[], usage=usage).model_dump_json()}\n\n"

@@ -37,8 +37,11 @@ class Guard:
         has_body = b"transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
         if self.api_key and scope["path"].startswith("/v1/") and not self._authorised(headers):
             # the body is never read: closing spares draining whatever the caller meant to upload
-            return await _send_error(send, APIError(401, "invalid or missing API key", "authentication_error",
-                                                    code="invalid_api_key"), close=has_body)
+            return await _send_error(
+                send,
+                APIError(401, "invalid or missing API key", "authentication_error", code="invalid_api_key"),
+                close=has_body,
+            )
         if length.isdigit() and int(length) > self.max_body:
             return await _send_error(send, BodyTooLarge(self.max_body), close=True)
 

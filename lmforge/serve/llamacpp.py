@@ -25,10 +25,12 @@ from lmforge.engine.events import Aborted, Done, Failed, Text, Usage
 from lmforge.engine.llamacpp import LlamaServer
 from lmforge.errors import LmforgeError
 
-PROBE = [{"role": "system", "content": "Antworte kurz, bitte."},
-         {"role": "user", "content": "Grüße aus Köln! What's 3.14 × 2? Say it in <b>bold</b> 😀"},
-         {"role": "assistant", "content": "6.28, **sechs Komma zwei acht**."},
-         {"role": "user", "content": "  And in words?\n\nDanke."}]
+PROBE = [
+    {"role": "system", "content": "Antworte kurz, bitte."},
+    {"role": "user", "content": "Grüße aus Köln! What's 3.14 × 2? Say it in <b>bold</b> 😀"},
+    {"role": "assistant", "content": "6.28, **sechs Komma zwei acht**."},
+    {"role": "user", "content": "  And in words?\n\nDanke."},
+]
 
 
 class _Handle:
@@ -68,8 +70,15 @@ def local_tokenizer(path: Path, http: httpx.Client):
 
 
 class LlamaCppBackend:
-    def __init__(self, ref: str, max_batch: int = 8, max_waiting: int = 64, threads: int | None = None,
-                 context_per_slot: int = 2048, render_here: bool = True):
+    def __init__(
+        self,
+        ref: str,
+        max_batch: int = 8,
+        max_waiting: int = 64,
+        threads: int | None = None,
+        context_per_slot: int = 2048,
+        render_here: bool = True,
+    ):
         self.llama = LlamaServer(ref, slots=max_batch, context_per_slot=context_per_slot, threads=threads)
         self.http = self.llama.http
         self.tokenizer = local_tokenizer(Path(ref), self.http) if render_here else None
@@ -102,8 +111,12 @@ class LlamaCppBackend:
         return r.json()
 
     def load(self) -> dict:
-        return {"running": min(self.in_flight, self.max_batch), "waiting": max(0, self.in_flight - self.max_batch),
-                "max_batch": self.max_batch, "submitted": self.submitted}
+        return {
+            "running": min(self.in_flight, self.max_batch),
+            "waiting": max(0, self.in_flight - self.max_batch),
+            "max_batch": self.max_batch,
+            "submitted": self.submitted,
+        }
 
     def submit(self, prompt: list[int], params, emit) -> _Handle:
         handle = _Handle(emit)
@@ -118,9 +131,17 @@ class LlamaCppBackend:
             self.in_flight += 1
             self.submitted += 1
             self.live.add(handle)
-        body = {"prompt": prompt, "max_tokens": params.max_tokens, "temperature": params.temperature,
-                "top_p": params.top_p, "top_k": params.top_k, "stop": params.stop, "stream": True,
-                "stream_options": {"include_usage": True}, "cache_prompt": True}
+        body = {
+            "prompt": prompt,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "top_k": params.top_k,
+            "stop": params.stop,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "cache_prompt": True,
+        }
         if params.seed is not None:
             body["seed"] = params.seed % 0xFFFFFFFF  # llama.cpp's seeds are 32-bit; 0xFFFFFFFF means "random"
         threading.Thread(target=self._run, args=(body, handle), daemon=True).start()

@@ -15,22 +15,40 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 MAX_N = 8
 INT64 = (-(2**63), 2**63 - 1)
-UNION_MEMBERS = {"str", "int", "float", "bool", "none", "list", "dict", "list[str]", "list[dict[str,any]]",
-                 "constrained-str", "list[constrained-str]"}
+UNION_MEMBERS = {
+    "str",
+    "int",
+    "float",
+    "bool",
+    "none",
+    "list",
+    "dict",
+    "list[str]",
+    "list[dict[str,any]]",
+    "constrained-str",
+    "list[constrained-str]",
+}
 Text = Annotated[str, Field(min_length=1)]
 
 
 class APIError(Exception):
     """An HTTP error answered with OpenAI's error object."""
 
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
 
     def body(self) -> dict:
-        return ErrorResponse(error=ErrorObject(message=self.message, type=self.type, param=self.param,
-                                               code=self.code)).model_dump()
+        return ErrorResponse(
+            error=ErrorObject(message=self.message, type=self.type, param=self.param, code=self.code)
+        ).model_dump()
 
 
 # ---- requests ------------------------------------------------------------------------------------
@@ -96,10 +114,20 @@ class CompletionRequest(Sampling):
 
 # A field that asks for a feature, and the values that do not ask for anything.
 UNSUPPORTED: dict[str, tuple] = {
-    "tools": (None, []), "tool_choice": (None, "none", "auto"), "functions": (None, []), "function_call": (None, "none"),
-    "response_format": (None, {"type": "text"}), "logit_bias": (None, {}), "logprobs": (None, False),
-    "top_logprobs": (None, 0), "presence_penalty": (None, 0), "frequency_penalty": (None, 0), "echo": (None, False),
-    "best_of": (None, 1), "suffix": (None, ""), "audio": (None,),
+    "tools": (None, []),
+    "tool_choice": (None, "none", "auto"),
+    "functions": (None, []),
+    "function_call": (None, "none"),
+    "response_format": (None, {"type": "text"}),
+    "logit_bias": (None, {}),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "presence_penalty": (None, 0),
+    "frequency_penalty": (None, 0),
+    "echo": (None, False),
+    "best_of": (None, 1),
+    "suffix": (None, ""),
+    "audio": (None,),
 }
 UNSUPPORTED_IN_MESSAGES: dict[str, tuple] = {"tool_calls": (None, []), "function_call": (None,)}
 
@@ -125,8 +153,9 @@ def check_unsupported(body: dict) -> None:
             for name, harmless in UNSUPPORTED_IN_MESSAGES.items():
                 if name in message and _asks(message[name], harmless):
                     param = f"messages[{i}].{name}"
-                    raise APIError(400, f"{param}: not supported by this server yet", param=param,
-                                   code="unsupported_parameter")
+                    raise APIError(
+                        400, f"{param}: not supported by this server yet", param=param, code="unsupported_parameter"
+                    )
 
 
 def find_surrogate(value, path: str = "") -> str | None:
@@ -232,6 +261,7 @@ class ChatCompletion(BaseModel):
 
 class Delta(BaseModel):
     """What a chunk adds; unset parts are left out, as OpenAI sends `{"content": "..."}`."""
+
     role: Literal["assistant"] | None = None
     content: str | None = None
 
@@ -265,6 +295,7 @@ class CompletionChoice(BaseModel):
 
 class Completion(BaseModel):
     """A text completion; streamed chunks have the same shape (OpenAI's legacy API)."""
+
     id: str
     object: Literal["text_completion"] = "text_completion"
     created: int

@@ -49,9 +49,20 @@ def build_backend(ref: str, backend: str, max_batch: int, max_waiting: int, dtyp
     raise ConfigError(f"--backend {backend!r}: choose torch or llama.cpp")
 
 
-def serve(ref: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", api_key: str | None = None,
-          guardrails: str | None = None, max_batch: int = 8, max_waiting: int = 64, dtype: str = "auto",
-          threads: int | None = None, name: str | None = None, grace_s: float = 5.0) -> None:
+def serve(
+    ref: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    backend: str = "torch",
+    api_key: str | None = None,
+    guardrails: str | None = None,
+    max_batch: int = 8,
+    max_waiting: int = 64,
+    dtype: str = "auto",
+    threads: int | None = None,
+    name: str | None = None,
+    grace_s: float = 5.0,
+) -> None:
     from lmforge.serve.app import begin_shutdown, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -61,8 +72,9 @@ def serve(ref: str, host: str = "127.0.0.1", port: int = 8000, backend: str = "t
 
         rails = load_rails(guardrails)
     engine = build_backend(ref, backend, max_batch, max_waiting, dtype, threads)
-    app = create_app(engine, name or model_alias(ref), api_key=api_key or os.environ.get("LMFORGE_API_KEY") or None,
-                     guardrails=rails)
+    app = create_app(
+        engine, name or model_alias(ref), api_key=api_key or os.environ.get("LMFORGE_API_KEY") or None, guardrails=rails
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=grace_s)
     server = _Server(config, lambda: begin_shutdown(app))
     print(f"serving {name or model_alias(ref)} ({backend}) on http://{host}:{port}/  (OpenAI API at /v1)", flush=True)

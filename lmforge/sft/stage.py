@@ -1,8 +1,8 @@
 """`lmforge sft`: instruction-tune the run's model into a chat model.
 
-    <run>/sft/adapter/   the peft adapter (LoRA or LLaMA-Adapter), when one is trained
-    <run>/chat/          the chat model as a plain HF folder: full fine-tune, or LoRA merged
-                         into the base (`sft.merge`); `chat`, `eval` and `generate` pick it up
+<run>/sft/adapter/   the peft adapter (LoRA or LLaMA-Adapter), when one is trained
+<run>/chat/          the chat model as a plain HF folder: full fine-tune, or LoRA merged
+                     into the base (`sft.merge`); `chat`, `eval` and `generate` pick it up
 """
 
 import time
@@ -76,31 +76,64 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> dict:
             model.save_pretrained(chat_dir, safe_serialization=True)
             tokenizer.save_pretrained(chat_dir)
     engine = make_engine(model, tokenizer)
-    samples = [{"prompt": p, "reply": reply(engine, [{"role": "user", "content": p}],
-                                            SamplingParams(max_tokens=cfg.max_new_tokens, temperature=0))}
-               for p in cfg.sample_prompts]
-    summary = {"base": str(base_dir), "model": str(resolve_model_dir(run_dir)), "method": cfg.method,
-               "conversations": len(examples), "skipped": dict(skipped), "skipped_where": where[:20],
-               "languages": dict(Counter(c["language"] or "-" for c in convs)),
-               "heldout_loss_before": before, "heldout_loss_after": after, **trained, "samples": samples}
-    record_stage(run_dir, "sft", cfg.model_dump(), [base_dir, *(d.path for d in cfg.datasets + cfg.heldout)],
-                 seed, started, summary)
+    samples = [
+        {
+            "prompt": p,
+            "reply": reply(
+                engine, [{"role": "user", "content": p}], SamplingParams(max_tokens=cfg.max_new_tokens, temperature=0)
+            ),
+        }
+        for p in cfg.sample_prompts
+    ]
+    summary = {
+        "base": str(base_dir),
+        "model": str(resolve_model_dir(run_dir)),
+        "method": cfg.method,
+        "conversations": len(examples),
+        "skipped": dict(skipped),
+        "skipped_where": where[:20],
+        "languages": dict(Counter(c["language"] or "-" for c in convs)),
+        "heldout_loss_before": before,
+        "heldout_loss_after": after,
+        **trained,
+        "samples": samples,
+    }
+    record_stage(
+        run_dir,
+        "sft",
+        cfg.model_dump(),
+        [base_dir, *(d.path for d in cfg.datasets + cfg.heldout)],
+        seed,
+        started,
+        summary,
+    )
     write_report_section(run_dir, "sft", _report(summary))
     return summary
 
 
 def _report(s: dict) -> str:
-    lines = ["## SFT", "", f"`{s['base']}` tuned with **{s['method']}** on {s['conversations']} conversations "
-             f"({', '.join(f'{k}: {v}' for k, v in s['languages'].items())}), {s['steps']} steps, "
-             f"{s['trainable_params']:,} trainable parameters, {s['tok_per_s']:,.0f} tokens/s; chat model "
-             f"`{s['model']}`."]
+    lines = [
+        "## SFT",
+        "",
+        f"`{s['base']}` tuned with **{s['method']}** on {s['conversations']} conversations "
+        f"({', '.join(f'{k}: {v}' for k, v in s['languages'].items())}), {s['steps']} steps, "
+        f"{s['trainable_params']:,} trainable parameters, {s['tok_per_s']:,.0f} tokens/s; chat model "
+        f"`{s['model']}`.",
+    ]
     if s["skipped"]:
-        lines += ["", "Skipped or truncated: " + ", ".join(f"{k}: {v}" for k, v in s["skipped"].items())
-                  + (f" (first: `{s['skipped_where'][0]}`)" if s["skipped_where"] else "") + "."]
+        lines += [
+            "",
+            "Skipped or truncated: "
+            + ", ".join(f"{k}: {v}" for k, v in s["skipped"].items())
+            + (f" (first: `{s['skipped_where'][0]}`)" if s["skipped_where"] else "")
+            + ".",
+        ]
     if s["heldout_loss_before"]:
         lines += ["", "| held-out language | loss before (nats/assistant token) | after |", "|---|---:|---:|"]
-        lines += [f"| {lang} | {b:.4f} | {s['heldout_loss_after'][lang]:.4f} |"
-                  for lang, b in s["heldout_loss_before"].items()]
+        lines += [
+            f"| {lang} | {b:.4f} | {s['heldout_loss_after'][lang]:.4f} |"
+            for lang, b in s["heldout_loss_before"].items()
+        ]
     for x in s["samples"]:
         lines += ["", f"> **user:** {x['prompt']}".replace("\n", "\n> "), ">", f"> **assistant:** {x['reply']}"]
     return "\n".join(lines)

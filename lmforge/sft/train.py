@@ -23,8 +23,9 @@ def heldout_loss(model, examples: list[tuple], batch_size: int, pad_id: int) -> 
         b = {k: v.to(model.device) for k, v in collate(examples[i : i + batch_size], pad_id).items()}
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
         labels = b["labels"][:, 1:]
-        total += torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE,
-                                                   reduction="sum").item()
+        total += torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="sum"
+        ).item()
         count += int((labels != IGNORE).sum())
     return total / max(count, 1)
 
@@ -34,12 +35,14 @@ def train_sft(model, examples: list[tuple], cfg: SftConfig, seed: int, pad_id: i
     torch.manual_seed(seed)
     device = model.device
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
-                                  fused=device.type in ("cuda", "cpu"))
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), fused=device.type in ("cuda", "cpu")
+    )
     per_step = cfg.batch_size * cfg.grad_accum
     steps = max(1, math.ceil(len(examples) * cfg.epochs / per_step))
-    schedule = TrainConfig(lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps,
-                           schedule="cosine")
+    schedule = TrainConfig(
+        lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps, schedule="cosine"
+    )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
     epoch, stream = 0, batches(examples, cfg.batch_size, pad_id, seed, 0)
     model.train()
@@ -68,6 +71,11 @@ def train_sft(model, examples: list[tuple], cfg: SftConfig, seed: int, pad_id: i
         if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
             log(step=step + 1, loss=loss, lr=lr, tok_per_s=tokens / (time.perf_counter() - started))
     model.eval()
-    return {"steps": steps, "epochs": cfg.epochs, "final_loss": loss, "tokens": tokens,
-            "tok_per_s": tokens / (time.perf_counter() - started),
-            "trainable_params": sum(p.numel() for p in params)}
+    return {
+        "steps": steps,
+        "epochs": cfg.epochs,
+        "final_loss": loss,
+        "tokens": tokens,
+        "tok_per_s": tokens / (time.perf_counter() - started),
+        "trainable_params": sum(p.numel() for p in params),
+    }

@@ -64,6 +64,7 @@ class Task:
 @dataclass
 class Item:
     """One scored question: the prompt (with few-shot examples) and each choice's continuation."""
+
     context: str
     choices: list[str]  # without the target delimiter: lengths for acc_norm/acc_bytes are of these
     gold: int
@@ -117,8 +118,9 @@ def build_items(task: Task, num_fewshot: int | None = None, seed: int = 1234, li
     k = spec.num_fewshot if num_fewshot is None else num_fewshot
     same_pool = task.fewshot_docs is task.docs
     if k > len(task.fewshot_docs) - same_pool:
-        raise ConfigError(f"{task.path}: {k}-shot needs {k + same_pool} few-shot examples, "
-                          f"have {len(task.fewshot_docs)}")
+        raise ConfigError(
+            f"{task.path}: {k}-shot needs {k + same_pool} few-shot examples, have {len(task.fewshot_docs)}"
+        )
     rng = random.Random(seed)
     items = []
     for doc in task.docs[:limit]:
@@ -126,8 +128,11 @@ def build_items(task: Task, num_fewshot: int | None = None, seed: int = 1234, li
         if k:
             drawn = rng.sample(task.fewshot_docs, k + 1 if same_pool else k)
             shots = [d for d in drawn if d != doc][:k] if same_pool else drawn
-        prefix = "".join(render(spec.prompt, d) + spec.target_delimiter + d[spec.choices][d[spec.answer]]
-                         + spec.fewshot_delimiter for d in shots)
-        items.append(Item(prefix + render(spec.prompt, doc), list(doc[spec.choices]), doc[spec.answer],
-                          spec.target_delimiter))
+        prefix = "".join(
+            render(spec.prompt, d) + spec.target_delimiter + d[spec.choices][d[spec.answer]] + spec.fewshot_delimiter
+            for d in shots
+        )
+        items.append(
+            Item(prefix + render(spec.prompt, doc), list(doc[spec.choices]), doc[spec.answer], spec.target_delimiter)
+        )
     return items

@@ -14,8 +14,9 @@ from lmforge.rundir import record_stage, write_report_section
 from lmforge.tokenizer.fertility import fertility
 
 
-def train_bpe(inputs: list[str | Path], vocab_size: int, min_frequency: int = 2,
-              text_field: str = "text") -> PreTrainedTokenizerFast:
+def train_bpe(
+    inputs: list[str | Path], vocab_size: int, min_frequency: int = 2, text_field: str = "text"
+) -> PreTrainedTokenizerFast:
     """Byte-level BPE (GPT-2 style pre-tokenisation): every byte sequence is encodable, no UNK."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -32,10 +33,14 @@ def train_bpe(inputs: list[str | Path], vocab_size: int, min_frequency: int = 2,
     # add_special_tokens=True starts a text with EOS, the document boundary the model trained on;
     # this is what Llama-style tokenizers do with BOS, and what lm-evaluation-harness expects
     eos_id = tok.token_to_id(EOS)
-    tok.post_processor = processors.Sequence([
-        processors.ByteLevel(trim_offsets=False),
-        processors.TemplateProcessing(single=f"{EOS} $A", pair=f"{EOS} $A {EOS} $B", special_tokens=[(EOS, eos_id)]),
-    ])
+    tok.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single=f"{EOS} $A", pair=f"{EOS} $A {EOS} $B", special_tokens=[(EOS, eos_id)]
+            ),
+        ]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=EOS,
@@ -57,12 +62,15 @@ def run_tokenizer_stage(cfg: TokenizerConfig, run_dir: str | Path) -> dict:
     tokenizer.save_pretrained(out)
     fert = {lang: fertility(tokenizer, [path], cfg.text_field) for lang, path in cfg.fertility_texts.items()}
     summary = {"vocab_size": len(tokenizer), "out": str(out), "fertility": fert}
-    record_stage(run_dir, "tokenizer", cfg.model_dump(), [*cfg.inputs, *cfg.fertility_texts.values()],
-                 None, started, summary)
+    record_stage(
+        run_dir, "tokenizer", cfg.model_dump(), [*cfg.inputs, *cfg.fertility_texts.values()], None, started, summary
+    )
     lines = ["## Tokenizer", "", f"Byte-level BPE, {len(tokenizer)} tokens, saved to `{out}`.", ""]
     if fert:
         lines += ["| language | words | tokens | tokens/word | bytes/token |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {lang} | {f['words']} | {f['tokens']} | {f['tokens_per_word']:.3f} | {f['bytes_per_token']:.2f} |"
-                  for lang, f in fert.items()]
+        lines += [
+            f"| {lang} | {f['words']} | {f['tokens']} | {f['tokens_per_word']:.3f} | {f['bytes_per_token']:.2f} |"
+            for lang, f in fert.items()
+        ]
     write_report_section(run_dir, "tokenizer", "\n".join(lines))
     return summary

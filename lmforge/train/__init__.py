@@ -6,5 +6,4 @@ from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain import pretrain
 from lmforge.train.schedule import lr_at
 
-__all__ = ["count_params", "hf_config", "lr_at", "pretrain", "run_under_torchrun",
-           "under_torchrun", "use_bf16"]
+__all__ = ["count_params", "hf_config", "lr_at", "pretrain", "run_under_torchrun", "under_torchrun", "use_bf16"]

@@ -49,8 +49,9 @@ def step_dir(root: Path, step: int) -> Path:
     return root / f"step-{step:06d}"
 
 
-def save_checkpoint(root: Path, step: int, raw_model, wrapped, optimizer, state: dict, tokenizer_dir: Path | None,
-                    is_main: bool) -> Path:
+def save_checkpoint(
+    root: Path, step: int, raw_model, wrapped, optimizer, state: dict, tokenizer_dir: Path | None, is_main: bool
+) -> Path:
     """Gather full state (collective: every rank must call) and write it from rank 0."""
     model_sd = get_model_state_dict(wrapped, options=FULL)
     optim_sd = get_optimizer_state_dict(wrapped, optimizer, options=FULL)
@@ -60,7 +61,7 @@ def save_checkpoint(root: Path, step: int, raw_model, wrapped, optimizer, state:
     with written_aside(final) as tmp:
         raw_model.save_pretrained(tmp, state_dict=model_sd, safe_serialization=True)
         if tokenizer_dir and tokenizer_dir.is_dir():  # may be a whole model folder (continued pretraining):
-            for f in tokenizer_dir.iterdir():         # take its tokenizer files, never its weights or config
+            for f in tokenizer_dir.iterdir():  # take its tokenizer files, never its weights or config
                 if f.is_file() and not (tmp / f.name).exists() and f.suffix not in WEIGHT_SUFFIXES:
                     shutil.copy2(f, tmp / f.name)
         resume = {
@@ -88,7 +89,9 @@ def load_model_weights(raw_model: torch.nn.Module, ckpt: Path) -> None:
     # tied output weights are stored once; anything else missing is a real mismatch
     missing = [k for k in missing if not (k == "lm_head.weight" and raw_model.config.tie_word_embeddings)]
     if missing or unexpected:
-        raise CheckpointError(f"{ckpt}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(
+            f"{ckpt}: weights do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
 
 
 def load_resume_state(ckpt: Path, wrapped, optimizer) -> dict:

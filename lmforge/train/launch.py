@@ -13,8 +13,16 @@ def under_torchrun() -> bool:
 
 def run_under_torchrun(nproc: int, lmforge_args: list[str]) -> None:
     """`torchrun --standalone --nproc-per-node N -m lmforge ARGS`; raises when it fails."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "lmforge", *lmforge_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "lmforge",
+        *lmforge_args,
+    ]
     code = subprocess.call(cmd)
     if code != 0:
         raise LmforgeError(f"torchrun with {nproc} processes exited with code {code}")

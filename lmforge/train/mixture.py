@@ -19,8 +19,9 @@ class Mixture:
     def __init__(self, sources: dict[str, PackedTokens], weights: dict[str, float], seed: int):
         unknown = set(weights) - set(sources)
         if unknown:
-            raise ConfigError(f"mix names unknown source(s): {', '.join(sorted(unknown))}; the sources are "
-                              f"{', '.join(sources)}")
+            raise ConfigError(
+                f"mix names unknown source(s): {', '.join(sorted(unknown))}; the sources are {', '.join(sources)}"
+            )
         self.names = [n for n in sources if weights.get(n, 0) > 0]
         total = sum(weights[n] for n in self.names)
         self.weights = np.array([weights[n] / total for n in self.names])

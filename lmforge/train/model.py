@@ -55,6 +55,8 @@ def count_params(model: torch.nn.Module, exclude_embeddings: bool = False) -> in
 
 def flops_per_token(config: PretrainedConfig, n_params_no_embed: int, seq_len: int) -> float:
     """Training FLOPs per token: 6N for the weights plus attention scores (PaLM appendix B)."""
-    return 6 * n_params_no_embed + 6 * config.vocab_size * config.hidden_size \
+    return (
+        6 * n_params_no_embed
+        + 6 * config.vocab_size * config.hidden_size
         + 12 * config.num_hidden_layers * config.hidden_size * seq_len
-
+    )

@@ -56,11 +56,19 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     groups = [
         {"params": [p for p in params if p.dim() >= 2 and id(p) not in embed], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        {"params": [p for p in params if id(p) in embed], "weight_decay": cfg.weight_decay,
-         "lr_scale": cfg.embedding_lr_scale},
+        {
+            "params": [p for p in params if id(p) in embed],
+            "weight_decay": cfg.weight_decay,
+            "lr_scale": cfg.embedding_lr_scale,
+        },
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                             eps=cfg.eps, fused=device.type in ("cuda", "cpu"))
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]],
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=cfg.eps,
+        fused=device.type in ("cuda", "cpu"),
+    )
 
 
 @torch.no_grad()
@@ -102,8 +110,9 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         torch.set_num_threads(max(1, torch.get_num_threads() // int(d.world)))
     stop = StopFlag()
 
-    source_dirs = {n: Path(p) for n, p in cfg.sources.items()} or \
-        {"train": Path(cfg.data) if cfg.data else run_dir / "tokens" / "train"}
+    source_dirs = {n: Path(p) for n, p in cfg.sources.items()} or {
+        "train": Path(cfg.data) if cfg.data else run_dir / "tokens" / "train"
+    }
     val_dir = Path(cfg.val_data) if cfg.val_data else run_dir / "tokens" / "val"
     sources = {n: PackedTokens(p, cfg.seq_len) for n, p in source_dirs.items()}
     val_data = PackedTokens(val_dir, cfg.seq_len) if (val_dir / "meta.json").exists() else None
@@ -120,8 +129,9 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         raw = load_causal_lm(cfg.init_from, dtype=torch.float32, attn_implementation="sdpa")
         config = raw.config
         if config.vocab_size < meta["vocab_size"]:
-            raise ConfigError(f"train.init_from: model has {config.vocab_size} token embeddings, the data uses "
-                              f"{meta['vocab_size']}")
+            raise ConfigError(
+                f"train.init_from: model has {config.vocab_size} token embeddings, the data uses {meta['vocab_size']}"
+            )
     else:
         config = hf_config(model_cfg, meta["vocab_size"], cfg.seq_len, meta["eos_id"], _pad_id(tokenizer_dir))
         raw = build_model(config, seed)
@@ -151,21 +161,31 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     trackers = Trackers(run_dir, cfg.tensorboard, cfg.wandb, cfg.wandb_project, cfg.model_dump()) if d.is_main else None
 
     def checkpoint(at: int, loss: float | None) -> Path:
-        return save_checkpoint(ckpt_root, at, raw, wrapped, optimizer, {**state, "loss": loss}, tokenizer_dir, d.is_main)
+        return save_checkpoint(
+            ckpt_root, at, raw, wrapped, optimizer, {**state, "loss": loss}, tokenizer_dir, d.is_main
+        )
 
     if step == 0 and 0 in save_at:
         checkpoint(0, None)
     if d.is_main:
         msg = f"resuming from {resume_from.name}" if resume_from else "starting from scratch"
         windows = sum(len(s) for s in sources.values())
-        print(f"pretrain: {n_params / 1e6:.2f}M params, {windows} windows of {cfg.seq_len} tokens, "
-              f"{global_batch * cfg.seq_len} tokens/step, {precision} on {d.device.type}, {msg}",
-              flush=True)
+        print(
+            f"pretrain: {n_params / 1e6:.2f}M params, {windows} windows of {cfg.seq_len} tokens, "
+            f"{global_batch * cfg.seq_len} tokens/step, {precision} on {d.device.type}, {msg}",
+            flush=True,
+        )
 
-    progress = Progress(TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
-                        TimeRemainingColumn(), disable=not d.is_main, transient=True,
-                        auto_refresh=False)  # redrawn at log steps: a 10 Hz refresh thread costs the loop GIL time
+    progress = Progress(
+        TextColumn("pretrain"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
+        TimeRemainingColumn(),
+        disable=not d.is_main,
+        transient=True,
+        auto_refresh=False,
+    )  # redrawn at log steps: a 10 Hz refresh thread costs the loop GIL time
     task = progress.add_task("steps", total=cfg.max_steps, completed=step, loss=float("nan"), tps=0.0)
     interrupted, window_tokens, window_time = False, 0, 0.0
     with progress:
@@ -200,8 +220,16 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                 norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
                 window_time += time.perf_counter() - t0
                 tps = window_tokens / window_time
-                row = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": float(norm), "tokens": state["tokens"],
-                       "tok_per_s": tps, "model_flops_per_s": tps * fpt, "elapsed_s": time.time() - started}
+                row = {
+                    "step": step,
+                    "loss": last_loss,
+                    "lr": lr,
+                    "grad_norm": float(norm),
+                    "tokens": state["tokens"],
+                    "tok_per_s": tps,
+                    "model_flops_per_s": tps * fpt,
+                    "elapsed_s": time.time() - started,
+                }
                 if d.is_main:
                     metrics.log(**row)
                     trackers.log(step, {k: row[k] for k in ("loss", "lr", "grad_norm", "tok_per_s")})
@@ -223,19 +251,37 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                 break
 
     barrier(d)
-    summary = {"steps": step, "tokens": state["tokens"], "params": n_params, "final_loss": last_loss,
-               "interrupted": interrupted, "checkpoint": str(latest_checkpoint(ckpt_root) or ""),
-               "flops_per_token": fpt, "precision": precision, "samples_per_source": mixture.counts()}
+    summary = {
+        "steps": step,
+        "tokens": state["tokens"],
+        "params": n_params,
+        "final_loss": last_loss,
+        "interrupted": interrupted,
+        "checkpoint": str(latest_checkpoint(ckpt_root) or ""),
+        "flops_per_token": fpt,
+        "precision": precision,
+        "samples_per_source": mixture.counts(),
+    }
     if d.is_main:
         metrics.close()
         trackers.close()
         if interrupted:
             print(f"pretrain: stopped by SIGTERM at step {step}; checkpoint saved, rerun to resume", flush=True)
         else:
-            record_stage(run_dir, "pretrain", {"model": model_cfg.model_dump(), "train": cfg.model_dump(),
-                                               "world_size": d.world, "hf_config": config.to_dict()},
-                         [*source_dirs.values(), *([cfg.init_from] if cfg.init_from else [])], seed, started,
-                         summary)
+            record_stage(
+                run_dir,
+                "pretrain",
+                {
+                    "model": model_cfg.model_dump(),
+                    "train": cfg.model_dump(),
+                    "world_size": d.world,
+                    "hf_config": config.to_dict(),
+                },
+                [*source_dirs.values(), *([cfg.init_from] if cfg.init_from else [])],
+                seed,
+                started,
+                summary,
+            )
             write_pretrain_report(run_dir, summary, config, cfg, d.world)
     teardown_distributed()
     return {**summary, "model": raw}  # the in-memory model, for callers and tests; not in the manifest

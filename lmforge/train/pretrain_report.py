@@ -18,8 +18,13 @@ def write_pretrain_report(run_dir: Path, summary: dict, config, cfg: TrainConfig
     rows = read_metrics(run_dir, "pretrain")
     train = last_per_step(rows, "loss")
     val = last_per_step(rows, "val_loss")
-    plot = line_plot(run_dir / "plots" / "pretrain_loss.png", {"train": train, "validation": val},
-                     "tokens", "cross-entropy (nats/token)", "pretraining loss")
+    plot = line_plot(
+        run_dir / "plots" / "pretrain_loss.png",
+        {"train": train, "validation": val},
+        "tokens",
+        "cross-entropy (nats/token)",
+        "pretraining loss",
+    )
     tps = [r["tok_per_s"] for r in rows if "tok_per_s" in r]
     steady = tps[len(tps) // 2 :] or [0.0]
     lines = [

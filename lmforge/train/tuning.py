@@ -22,11 +22,21 @@ def attach_method(model, cfg: Tuning, section: str):
         targets = [t for t in cfg.lora_targets if t in names]
         if not targets:
             linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
-            raise ConfigError(f"{section}.lora_targets: none of {cfg.lora_targets} is a module of this model; its "
-                              f"linear layers are {linear}")
-        peft_cfg = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                              target_modules=targets, task_type="CAUSAL_LM")
+            raise ConfigError(
+                f"{section}.lora_targets: none of {cfg.lora_targets} is a module of this model; its "
+                f"linear layers are {linear}"
+            )
+        peft_cfg = LoraConfig(
+            r=cfg.lora_rank,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
+        )
     else:
-        peft_cfg = AdaptionPromptConfig(adapter_len=cfg.adapter_len, task_type="CAUSAL_LM",
-                                        adapter_layers=min(cfg.adapter_layers, model.config.num_hidden_layers))
+        peft_cfg = AdaptionPromptConfig(
+            adapter_len=cfg.adapter_len,
+            task_type="CAUSAL_LM",
+            adapter_layers=min(cfg.adapter_layers, model.config.num_hidden_layers),
+        )
     return get_peft_model(model, peft_cfg)

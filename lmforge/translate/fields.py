@@ -4,8 +4,11 @@ indices, structure) is copied as it is."""
 import copy
 import re
 
-FIELDS = {"alpaca": ("instruction", "input", "output"), "dolly": ("instruction", "context", "response"),
-          "oasst1": ("text",)}
+FIELDS = {
+    "alpaca": ("instruction", "input", "output"),
+    "dolly": ("instruction", "context", "response"),
+    "oasst1": ("text",),
+}
 LIST_FIELDS = {"sharegpt": ("conversations", "value"), "messages": ("messages", "content")}
 LANGUAGE_KEY = {"oasst1": "lang"}  # where the record names its language ("language" elsewhere)
 

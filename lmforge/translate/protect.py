@@ -24,11 +24,13 @@ def protect(text: str, spans: list[str]) -> str:
     """`text` with every protected span replaced by a marker; the spans are appended to `spans`
     (shared across a record's fields, so markers are unique within the record)."""
     for _, pattern in PATTERNS:
+
         def mark(m: re.Match) -> str:
             if MARKER_RE.fullmatch(m.group(0)):
                 return m.group(0)
             spans.append(m.group(0))
             return MARKER.format(len(spans) - 1)
+
         text = pattern.sub(mark, text)
     return text
 
@@ -38,8 +40,9 @@ def restore(text: str, spans: list[str], expected: set[int]) -> str:
     found = [int(i) for i in MARKER_RE.findall(text)]
     for i in sorted(expected):
         if found.count(i) != 1:
-            raise ProtectedSpanError(f"protected span {MARKER.format(i)} ({_short(spans[i])}) "
-                                     f"{'missing' if i not in found else 'repeated'}")
+            raise ProtectedSpanError(
+                f"protected span {MARKER.format(i)} ({_short(spans[i])}) {'missing' if i not in found else 'repeated'}"
+            )
     extra = sorted(set(found) - expected)
     if extra:
         raise ProtectedSpanError(f"unknown marker {MARKER.format(extra[0])} in the reply")

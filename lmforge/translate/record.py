@@ -9,9 +9,20 @@ from lmforge.text import identify
 from lmforge.translate.fields import get, string_paths, with_values
 from lmforge.translate.protect import MARKER_RE, ProtectedSpanError, markers_in, protect, restore
 
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
-                  "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "sv": "Swedish", "da": "Danish",
-                  "fi": "Finnish", "cs": "Czech"}
+LANGUAGE_NAMES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "sv": "Swedish",
+    "da": "Danish",
+    "fi": "Finnish",
+    "cs": "Czech",
+}
 MIN_CHECKED_CHARS = 40  # shorter texts: language ID and length ratios are not reliable
 
 
@@ -26,11 +37,13 @@ class Rejected(Exception):
 
 def system_prompt(source: str, target: str) -> str:
     src, tgt = LANGUAGE_NAMES.get(source, source), LANGUAGE_NAMES.get(target, target)
-    return (f"You are a careful translator from {src} into {tgt}. You receive one JSON object. Reply with "
-            f"one JSON object that has exactly the same keys, each value translated into natural, fluent {tgt}. "
-            "Translate meaning, not word by word; keep formatting such as line breaks and list markers. "
-            "Markers like ⟦0⟧ stand for text that must not change: copy every marker exactly once, "
-            "where it belongs in the translation. Output only the JSON object, no comments.")
+    return (
+        f"You are a careful translator from {src} into {tgt}. You receive one JSON object. Reply with "
+        f"one JSON object that has exactly the same keys, each value translated into natural, fluent {tgt}. "
+        "Translate meaning, not word by word; keep formatting such as line breaks and list markers. "
+        "Markers like ⟦0⟧ stand for text that must not change: copy every marker exactly once, "
+        "where it belongs in the translation. Output only the JSON object, no comments."
+    )
 
 
 def parse_reply(text: str, finish_reason: str | None, keys: list[str]) -> dict[str, str]:
@@ -63,7 +76,9 @@ def check_translation(sources: dict[str, str], translated: dict[str, str], targe
         raise Rejected("wrong language", f"{lang} ({score:.2f}), expected {target}")
     ratio = len(plain_out) / max(len(plain_src), 1)
     if not cfg.min_length_ratio <= ratio <= cfg.max_length_ratio:
-        raise Rejected("implausible length", f"ratio {ratio:.2f} outside [{cfg.min_length_ratio}, {cfg.max_length_ratio}]")
+        raise Rejected(
+            "implausible length", f"ratio {ratio:.2f} outside [{cfg.min_length_ratio}, {cfg.max_length_ratio}]"
+        )
 
 
 def translate_record(client, record: dict, fmt: str, cfg, task_fields=None) -> dict:
@@ -74,8 +89,10 @@ def translate_record(client, record: dict, fmt: str, cfg, task_fields=None) -> d
     spans: list[str] = []
     sources = {str(i + 1): protect(get(record, p), spans) for i, p in enumerate(paths)}
     expected = {k: markers_in(v) for k, v in sources.items()}
-    messages = [{"role": "system", "content": system_prompt(cfg.source_language, cfg.target_language)},
-                {"role": "user", "content": json.dumps(sources, ensure_ascii=False, indent=1)}]
+    messages = [
+        {"role": "system", "content": system_prompt(cfg.source_language, cfg.target_language)},
+        {"role": "user", "content": json.dumps(sources, ensure_ascii=False, indent=1)},
+    ]
     params = {"temperature": cfg.endpoint.temperature, "max_tokens": cfg.endpoint.max_tokens}
     problem: Rejected | None = None
     for _ in range(cfg.retries + 1):
@@ -89,13 +106,17 @@ def translate_record(client, record: dict, fmt: str, cfg, task_fields=None) -> d
                 except ProtectedSpanError as e:
                     raise Rejected("protected span altered", str(e)) from None
             check_translation(sources, data, cfg.target_language, cfg)
-            return with_values(record, {p: restored[str(i + 1)] for i, p in enumerate(paths)}, fmt,
-                               cfg.target_language)
+            return with_values(record, {p: restored[str(i + 1)] for i, p in enumerate(paths)}, fmt, cfg.target_language)
         except Rejected as e:
             problem = e
-            messages = messages + [{"role": "assistant", "content": reply.text},
-                                   {"role": "user", "content": f"That reply was rejected ({e}). Reply again "
-                                    "with only the JSON object, same keys, every marker kept."}]
+            messages = messages + [
+                {"role": "assistant", "content": reply.text},
+                {
+                    "role": "user",
+                    "content": f"That reply was rejected ({e}). Reply again "
+                    "with only the JSON object, same keys, every marker kept.",
+                },
+            ]
     raise problem
 
 

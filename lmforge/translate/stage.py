@@ -42,9 +42,11 @@ def read_jsonl(path: Path) -> tuple[list[tuple[dict, str]], list[tuple[str, str]
     return good, bad
 
 
-def _translate_all(client, items: list[tuple[dict, str]], fmt_of, cfg, task_fields, label: str,
-                   rejects: list) -> tuple[list[dict], Counter]:
+def _translate_all(
+    client, items: list[tuple[dict, str]], fmt_of, cfg, task_fields, label: str, rejects: list
+) -> tuple[list[dict], Counter]:
     """(translated records, rejected count per reason); each reject goes to `rejects` with file:line."""
+
     def one(item):
         record, _ = item
         return translate_record(client, record, fmt_of(record), cfg, task_fields)
@@ -88,8 +90,14 @@ def translate_file(client, path: Path, cfg: TranslateConfig, out: Path, rejects:
     rows = ([r for r, _ in records] if cfg.keep_both else []) + kept
     target = out / f"{path.stem}.{cfg.target_language}.jsonl"
     atomic_write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return {"input": str(path), "output": str(target), "read": len(records) + len(malformed),
-            "translated": len(kept), "rejected": sum(reasons.values()), "reasons": dict(reasons)}
+    return {
+        "input": str(path),
+        "output": str(target),
+        "read": len(records) + len(malformed),
+        "translated": len(kept),
+        "rejected": sum(reasons.values()),
+        "reasons": dict(reasons),
+    }
 
 
 def translate_task(client, spec_path: Path, cfg: TranslateConfig, out: Path, rejects: list) -> dict:
@@ -106,20 +114,40 @@ def translate_task(client, spec_path: Path, cfg: TranslateConfig, out: Path, rej
     try:  # the template's words too ("Question:" -> "Frage:"); its {{fields}} are protected
         prompt = _translate_template(client, spec.prompt, cfg)
     except (Rejected, EndpointError) as e:
-        rejects.append({"where": str(spec_path), "reason": f"prompt template kept in the source language: {e}",
-                        "record": {"prompt": spec.prompt}})
+        rejects.append(
+            {
+                "where": str(spec_path),
+                "reason": f"prompt template kept in the source language: {e}",
+                "record": {"prompt": spec.prompt},
+            }
+        )
     base = spec.name.removesuffix(f"_{cfg.source_language}")
     name = f"{base}_{cfg.target_language}"
     data = out / f"{name}.jsonl"
     atomic_write_text(data, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
-    new_spec = {**spec.model_dump(exclude_none=True), "name": name, "benchmark": spec.benchmark or base,
-                "language": cfg.target_language, "data": data.name, "prompt": prompt}
+    new_spec = {
+        **spec.model_dump(exclude_none=True),
+        "name": name,
+        "benchmark": spec.benchmark or base,
+        "language": cfg.target_language,
+        "data": data.name,
+        "prompt": prompt,
+    }
     new_spec.pop("fewshot_data", None)  # few-shot examples come from the translated items
     spec_out = out / f"{name}.toml"
-    atomic_write_text(spec_out, f"# translated from {spec_path} by lmforge translate ({client.cfg.model})\n"
-                      + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in new_spec.items()))
-    return {"input": str(spec_path), "output": str(spec_out), "read": len(items), "translated": len(kept),
-            "rejected": sum(reasons.values()), "reasons": dict(reasons)}
+    atomic_write_text(
+        spec_out,
+        f"# translated from {spec_path} by lmforge translate ({client.cfg.model})\n"
+        + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in new_spec.items()),
+    )
+    return {
+        "input": str(spec_path),
+        "output": str(spec_out),
+        "read": len(items),
+        "translated": len(kept),
+        "rejected": sum(reasons.values()),
+        "reasons": dict(reasons),
+    }
 
 
 def _translate_template(client, prompt: str, cfg: TranslateConfig) -> str:
@@ -140,15 +168,24 @@ def run_translate_stage(cfg: TranslateConfig, run_dir: str | Path) -> dict:
     client = EndpointClient(cfg.endpoint, cache_path=out / "cache.jsonl")
     rejects: list[dict] = []
     try:
-        files = [translate_task(client, Path(p), cfg, out, rejects) if Path(p).suffix in TASK_SUFFIXES
-                 else translate_file(client, Path(p), cfg, out, rejects) for p in cfg.inputs]
+        files = [
+            translate_task(client, Path(p), cfg, out, rejects)
+            if Path(p).suffix in TASK_SUFFIXES
+            else translate_file(client, Path(p), cfg, out, rejects)
+            for p in cfg.inputs
+        ]
     finally:
         client.close()
     atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
     client.check_answered(f"translate (rejects in {out / 'rejects.jsonl'})")
-    summary = {"files": files, "read": sum(f["read"] for f in files),
-               "translated": sum(f["translated"] for f in files), "rejected": sum(f["rejected"] for f in files),
-               "rejects": str(out / "rejects.jsonl"), "endpoint": client.accounting()}
+    summary = {
+        "files": files,
+        "read": sum(f["read"] for f in files),
+        "translated": sum(f["translated"] for f in files),
+        "rejected": sum(f["rejected"] for f in files),
+        "rejects": str(out / "rejects.jsonl"),
+        "endpoint": client.accounting(),
+    }
     record_stage(run_dir, "translate", cfg.model_dump(), [Path(p) for p in cfg.inputs], None, started, summary)
     write_report_section(run_dir, "translate", translate_report(summary, cfg))
     return summary
@@ -156,15 +193,28 @@ def run_translate_stage(cfg: TranslateConfig, run_dir: str | Path) -> dict:
 
 def translate_report(s: dict, cfg: TranslateConfig) -> str:
     e = s["endpoint"]
-    lines = ["## Translate", "", f"{cfg.source_language} → {cfg.target_language} through `{e['endpoint']}` "
-             f"(model `{e['model']}`): {s['read']:,} records read, {s['translated']:,} translated, "
-             f"{s['rejected']:,} rejected (`{Path(s['rejects']).name}` says why, with file:line).", "",
-             "| input | output | read | translated | rejected | reasons |", "|---|---|---:|---:|---:|---|"]
+    lines = [
+        "## Translate",
+        "",
+        f"{cfg.source_language} → {cfg.target_language} through `{e['endpoint']}` "
+        f"(model `{e['model']}`): {s['read']:,} records read, {s['translated']:,} translated, "
+        f"{s['rejected']:,} rejected (`{Path(s['rejects']).name}` says why, with file:line).",
+        "",
+        "| input | output | read | translated | rejected | reasons |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for f in s["files"]:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(f["reasons"].items(), key=lambda kv: -kv[1])) or "–"
-        lines.append(f"| `{Path(f['input']).name}` | `{Path(f['output']).name}` | {f['read']} | {f['translated']} | "
-                     f"{f['rejected']} | {reasons} |")
-    lines += ["", f"Endpoint: {e['requests']:,} requests, {e['answered_from_cache']:,} answered from the cache, "
-              f"{e['retries']:,} retries, failures {e['failures'] or 'none'}; {e['prompt_tokens']:,} prompt and "
-              f"{e['completion_tokens']:,} completion tokens" + (f", cost {e['cost']:.4f}" if e["cost"] is not None else "") + "."]
+        lines.append(
+            f"| `{Path(f['input']).name}` | `{Path(f['output']).name}` | {f['read']} | {f['translated']} | "
+            f"{f['rejected']} | {reasons} |"
+        )
+    lines += [
+        "",
+        f"Endpoint: {e['requests']:,} requests, {e['answered_from_cache']:,} answered from the cache, "
+        f"{e['retries']:,} retries, failures {e['failures'] or 'none'}; {e['prompt_tokens']:,} prompt and "
+        f"{e['completion_tokens']:,} completion tokens"
+        + (f", cost {e['cost']:.4f}" if e["cost"] is not None else "")
+        + ".",
+    ]
     return "\n".join(lines)
