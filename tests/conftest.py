@@ -167,7 +167,7 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def demo() -> tuple[Path, str]:
     """`make demo` as the README says it, once per session, in a fresh `runs/demo` of the checkout
-    (the README's commands and the demo's own test read it): the run directory and what it printed."""
+    (the README's commands and the demo's own test read it): the run directory and what it printed (stdout, then stderr)."""
     import shutil
 
     shutil.rmtree(ROOT / "runs" / "demo", ignore_errors=True)
@@ -180,4 +180,4 @@ def demo() -> tuple[Path, str]:
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
     )
     assert proc.returncode == 0, f"make demo failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return ROOT / "runs" / "demo", proc.stdout
+    return ROOT / "runs" / "demo", proc.stdout + proc.stderr

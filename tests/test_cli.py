@@ -189,3 +189,29 @@ def test_an_exception_inside_generation_ends_the_stream_with_an_error(tiny_run):
             seen.append,
         )
     assert time.time() - started < 1.0 and calls["n"] == 3
+
+
+@pytest.mark.parametrize("loud", [False, True])
+def test_quiet_by_default_and_verbose_brings_library_warnings_back(loud, tmp_path):
+    """A library's FutureWarning (transformers' deprecations) is hidden by default and shown with
+    --verbose, in lmforge's own process and in the children it starts (torchrun workers, pools)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, subprocess, warnings\n"
+        "from lmforge import logs\n"
+        f"logs.configure(loud={loud})\n"
+        "warnings.warn('parent noise', FutureWarning)\n"
+        "subprocess.run([sys.executable, '-c', \"import warnings; warnings.warn('child noise', FutureWarning)\"])\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k not in ("LMFORGE_LOG", "PYTHONWARNINGS")}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environ, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("parent noise" in proc.stderr) is loud and ("child noise" in proc.stderr) is loud, proc.stderr
+
+
+def test_verbose_flag_is_accepted_before_any_verb(tmp_path):
+    proc = lmforge("--verbose", "plan", "--params", "1e8", check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

