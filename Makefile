@@ -49,7 +49,7 @@ lint: install-test
 	$(PY) -m ruff format --check .
 
 test: install-test browser compiler lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: install-test lint
 	$(PY) -m pytest -q -m "not slow"
