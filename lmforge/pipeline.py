@@ -4,7 +4,9 @@ Each stage is called through its public entry point with its own recipe section;
 share nothing but files in the run directory, so any of them can also be run alone.
 """
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -48,8 +50,9 @@ def launch_recipe(recipe: Recipe, run_dir: Path, stage: str) -> Path:
     return path
 
 
-def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> dict:
-    """Run one named stage of the recipe in the run directory."""
+def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
+    """Run one named stage of the recipe in the run directory; its result is the stage's own typed
+    dict (`CurateResult`, `SftResult`, ...), which is also what the manifest records."""
     recipe = expand_run_dir(recipe, run_dir)
     if stage == "curate":
         from lmforge.curate import run_curate_stage

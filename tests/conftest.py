@@ -181,3 +181,52 @@ def demo() -> tuple[Path, str]:
     )
     assert proc.returncode == 0, f"make demo failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return ROOT / "runs" / "demo", proc.stdout + proc.stderr
+
+
+def stage_result_types() -> dict:
+    """Each stage's declared result type (what it returns and the manifest records)."""
+    from lmforge.adapt.stage import AdaptResult
+    from lmforge.curate.stage import CurateResult
+    from lmforge.data.tokenize import TokenizeResult
+    from lmforge.dpo.stage import DpoResult
+    from lmforge.eval.stage import EvalResult
+    from lmforge.export.stage import ExportResult
+    from lmforge.generate.sample import GenerateResult
+    from lmforge.judge.stage import JudgeResult
+    from lmforge.release.build import ReleaseResult
+    from lmforge.self_instruct.stage import SelfInstructResult
+    from lmforge.sft.stage import SftResult
+    from lmforge.tokenizer.train_bpe import TokenizerResult
+    from lmforge.train.pretrain import PretrainResult
+    from lmforge.translate.stage import TranslateResult
+
+    return {
+        "curate": CurateResult,
+        "tokenizer": TokenizerResult,
+        "tokenize": TokenizeResult,
+        "pretrain": PretrainResult,
+        "adapt": AdaptResult,
+        "eval": EvalResult,
+        "generate": GenerateResult,
+        "sft": SftResult,
+        "dpo": DpoResult,
+        "judge": JudgeResult,
+        "translate": TranslateResult,
+        "self_instruct": SelfInstructResult,
+        "release": ReleaseResult,
+        "export": ExportResult,
+    }
+
+
+def assert_stage_results_typed(manifest: dict) -> None:
+    """Every stage entry of a manifest is its declared result type: the required keys, no key the
+    type does not declare, every value of its declared type (besides the manifest's own timing)."""
+    from pydantic import TypeAdapter
+
+    types = stage_result_types()
+    for stage, entry in manifest["stages"].items():
+        declared = types[stage]
+        body = {k: v for k, v in entry.items() if k not in ("started", "wall_s")}
+        assert set(body) <= set(declared.__annotations__), (stage, set(body) - set(declared.__annotations__))
+        assert declared.__required_keys__ <= set(body), (stage, declared.__required_keys__ - set(body))
+        TypeAdapter(declared).validate_python(body)

@@ -7,7 +7,7 @@ import re
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.conftest import ROOT, lmforge
+from tests.conftest import ROOT, assert_stage_results_typed, lmforge
 
 
 @pytest.mark.slow
@@ -27,6 +27,7 @@ def test_demo_recipe_end_to_end(demo):
         "release",
         "export",
     ]
+    assert_stage_results_typed(manifest)
     curate = manifest["stages"]["curate"]
     assert curate["read"] == curate["kept"] + sum(curate["dropped"].values()) == 845  # every shipped record
     assert {"malformed", "empty", "undecodable", "language", "exact_duplicate", "near_duplicate"} <= set(

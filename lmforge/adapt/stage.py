@@ -22,6 +22,8 @@ import shutil
 import time
 from pathlib import Path
 
+from typing_extensions import TypedDict
+
 from lmforge.adapt.context import apply_linear_rope_scaling, passkey_accuracy
 from lmforge.adapt.tokenizer_extension import extend_tokenizer, init_new_embeddings
 from lmforge.data import read_meta, tokenize_files
@@ -108,7 +110,17 @@ def phase_config(
     )
 
 
-def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, seed: int) -> dict:
+class AdaptResult(TypedDict, total=False):
+    model: str  # <run>/adapted
+    base: dict  # source, vocabulary and context before/after, the tokens added
+    phases: list[dict]  # name, steps, tokens, final loss, mix, lr, seq_len, samples per source
+    comparison: list[dict]  # after vs before per benchmark: gain in the target language, forgetting in the source
+    before: dict
+    after: dict
+    interrupted: bool  # SIGTERM during a phase: rerun to resume
+
+
+def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, seed: int) -> AdaptResult:
     started = time.time()
     run_dir = Path(run_dir)
     if not cfg.phases or not cfg.sources:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from datatrove.pipeline.writers import JsonlWriter
+from typing_extensions import TypedDict
 
 from lmforge.curate.accounting import LengthProbe, account
 from lmforge.curate.dedup import ExactDedup, MinHashDedup
@@ -239,7 +240,28 @@ def quiet_stderr(path: Path):
             os.close(saved)
 
 
-def run_curate_stage(cfg: CurateConfig, run_dir: str | Path, report_only: bool = False) -> dict:
+class CurateResult(TypedDict):
+    """What `curate` did (the manifest's `stages.curate`): read = kept + sum(dropped)."""
+
+    read: int
+    kept: int
+    dropped: dict[str, int]  # reason -> documents
+    languages_kept: dict[str, int]
+    pii_redacted: dict[str, int]  # kind (email, phone, ip) -> redactions
+    data: str  # the kept documents, <data>/<lang>/
+
+
+class CurateSubmitted(TypedDict):
+    """`executor = "slurm"`: the jobs are queued; `--report-only` accounts for them later."""
+
+    submitted: str
+    logs: str
+    next: str
+
+
+def run_curate_stage(
+    cfg: CurateConfig, run_dir: str | Path, report_only: bool = False
+) -> CurateResult | CurateSubmitted:
     """Curate `cfg.inputs` into `<out>/data/<language>/`; returns the accounting."""
     started = time.time()
     run_dir = Path(run_dir)

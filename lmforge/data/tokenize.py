@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typing_extensions import TypedDict
 
 from lmforge.data.packed import ShardWriter
 from lmforge.data.readers import iter_documents, resolve_inputs
@@ -75,7 +76,20 @@ def tokenize_files(
     )
 
 
-def run_tokenize_stage(cfg: TokenizeConfig, run_dir: str | Path) -> dict:
+class SplitResult(TypedDict):
+    tokens: int
+    docs: int
+    dtype: str
+    empty_docs: int
+    path: str
+
+
+class TokenizeResult(TypedDict, total=False):
+    train: SplitResult
+    val: SplitResult  # when there is a validation split
+
+
+def run_tokenize_stage(cfg: TokenizeConfig, run_dir: str | Path) -> TokenizeResult:
     """Tokenize the train (and optional val) inputs into `<run>/tokens/{train,val}`."""
     started = time.time()
     run_dir = Path(run_dir)
@@ -84,7 +98,7 @@ def run_tokenize_stage(cfg: TokenizeConfig, run_dir: str | Path) -> dict:
     tok_path = Path(cfg.tokenizer) if cfg.tokenizer else run_dir / "tokenizer"
     tokenizer = load_tokenizer(tok_path)
     out = Path(cfg.out) if cfg.out else run_dir / "tokens"
-    summary = {}
+    summary: TokenizeResult = {}
     for split, inputs in (("train", cfg.train), ("val", cfg.val)):
         if inputs:
             meta = tokenize_files(inputs, tokenizer, out / split, cfg.text_field, cfg.shard_tokens, str(tok_path))

@@ -11,7 +11,15 @@ import torch
 
 from lmforge.dpo.data import encode_pairs, mix_pairs
 from lmforge.dpo.from_judge import pairs_from_judge
-from lmforge.dpo.train import all_logps, answer_kl, data_fingerprint, preference_accuracy, reference_logps, train_dpo
+from lmforge.dpo.train import (
+    DpoTrained,
+    all_logps,
+    answer_kl,
+    data_fingerprint,
+    preference_accuracy,
+    reference_logps,
+    train_dpo,
+)
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import DpoConfig, PreferenceDataset
@@ -20,7 +28,29 @@ from lmforge.rundir.plots import line_plot
 from lmforge.train.tuning import attach_method
 
 
-def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> dict:
+class DpoResult(DpoTrained):
+    """Accuracies are on the held-out pairs (None without any)."""
+
+    model: str
+    output: str
+    pairs: int
+    heldout_pairs: int
+    from_judge: dict | None  # pairs taken from a pairwise judge run, and what was dropped
+    judge_vs_start: dict | None  # language -> the judge's pairwise result against the start
+    skipped: dict[str, int]
+    heldout_skipped: dict[str, int]
+    skipped_where: list[str]
+    loss: str
+    beta: float
+    method: str
+    heldout_likelihood_accuracy_before: float | None
+    heldout_likelihood_accuracy_after: float | None
+    heldout_reward_accuracy_before: float | None
+    heldout_reward_accuracy_after: float | None
+    heldout_kl_per_token: float | None
+
+
+def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> DpoResult:
     started = time.time()
     run_dir = Path(run_dir)
     datasets = list(cfg.datasets)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+from typing_extensions import TypedDict
 
 from lmforge.chat.encoding import collate, length_groups
 from lmforge.dpo.loss import preference_loss
@@ -131,9 +132,17 @@ def pair_batches(pairs: list[dict], batch_size: int, seed: int, by_length: bool)
             yield from (order[i : i + batch_size] for i in range(0, len(order), batch_size))
 
 
+class DpoTrained(TypedDict):
+    steps: int
+    resumed_from: int  # the step a killed run went on from (0: a fresh start)
+    final: dict[str, float]  # the last step's loss, reward accuracy and margin, answer log-probs
+    pairs_per_s: float
+    trainable_params: int
+
+
 def train_dpo(
     model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log, resume_dir: Path | None = None
-) -> dict:
+) -> DpoTrained:
     """Train for cfg.epochs; with `resume_dir`, checkpoint every cfg.checkpoint_every steps and
     continue a killed run from its last checkpoint (same batches, same schedule)."""
     torch.manual_seed(seed)

@@ -13,15 +13,18 @@ cancels the generation). A timed-out request is retried only after at least half
 server may still be busy with it, and an immediate retry only piles more work on.
 """
 
+import functools
 import json
 import os
 import random
+import ssl
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import certifi
 import httpx
 
 from lmforge.endpoint.cache import AnswerCache, request_key
@@ -51,6 +54,14 @@ class Reply:
     cached: bool
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every client of the process: building one reads the CA bundle (~50 ms),
+    and a stage opens a client per endpoint."""
+    cafile = os.environ.get("SSL_CERT_FILE") or (None if os.environ.get("SSL_CERT_DIR") else certifi.where())
+    return ssl.create_default_context(cafile=cafile, capath=os.environ.get("SSL_CERT_DIR"))  # as httpx does
+
+
 class EndpointClient:
     def __init__(self, cfg, cache_path=None, sleep=time.sleep):
         """`cfg`: an EndpointConfig (base_url, model, api_key_env, concurrency, timeout_s, max_retries,
@@ -61,6 +72,7 @@ class EndpointClient:
         self.http = httpx.Client(
             base_url=cfg.base_url.rstrip("/"),
             headers=headers,
+            verify=_tls(),
             timeout=httpx.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
             limits=httpx.Limits(max_connections=cfg.concurrency),
         )

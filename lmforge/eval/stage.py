@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import torch
+from typing_extensions import TypedDict
 
 from lmforge.eval.bits_per_byte import bits_per_byte
 from lmforge.eval.compare import compare_results
@@ -77,7 +78,19 @@ def headline(results: dict) -> dict:
     }
 
 
-def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> dict:
+class EvalResult(TypedDict, total=False):
+    """The headline figures; per-item results are in `results` (results.json)."""
+
+    model: str
+    bits_per_byte: dict[str, float]  # language -> bits per byte
+    tasks: dict[str, dict[str, float]]  # task -> metric -> value
+    results: str
+    memorization: dict  # with eval.memorization
+    comparison: list[dict]  # with eval.baseline, per benchmark: gain and forgetting with 95% intervals
+    judge: dict  # with [eval.judge]: language -> scores
+
+
+def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> EvalResult:
     """Evaluate cfg.model (default: the run's newest checkpoint); tasks are checked before any model loads."""
     started = time.time()
     run_dir = Path(run_dir)

@@ -4,6 +4,8 @@ release's weights (and listed in its provenance) and checked in llama.cpp."""
 import time
 from pathlib import Path
 
+from typing_extensions import TypedDict
+
 from lmforge.errors import CheckpointError
 from lmforge.export.gguf import export_gguf
 from lmforge.export.verify import verify_gguf
@@ -13,7 +15,12 @@ from lmforge.release import is_release, rehash_release
 from lmforge.rundir import record_stage, write_report_section
 
 
-def run_export_stage(cfg: ExportConfig, run_dir: str | Path) -> dict:
+class ExportResult(TypedDict):
+    model: str
+    files: list[dict]  # per GGUF: path, type, bytes, architecture, params, llama_cpp (the check's figures)
+
+
+def run_export_stage(cfg: ExportConfig, run_dir: str | Path) -> ExportResult:
     started = time.time()
     run_dir = Path(run_dir)
     release = run_dir / "release"

@@ -3,6 +3,8 @@
 import time
 from pathlib import Path
 
+from typing_extensions import TypedDict
+
 from lmforge.engine import Engine, GenerationError, SamplingParams
 from lmforge.engine.events import Event, Failed, Text
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
@@ -40,7 +42,12 @@ def generate_texts(
     return ["".join(ev.piece for ev in evs if isinstance(ev, Text)) for evs in events]
 
 
-def run_generate_stage(cfg: GenerateConfig, run_dir: str | Path) -> dict:
+class GenerateResult(TypedDict):
+    model: str
+    samples: list[dict[str, str]]  # prompt, completion
+
+
+def run_generate_stage(cfg: GenerateConfig, run_dir: str | Path) -> GenerateResult:
     """Sample from cfg.checkpoint (default: the run's newest checkpoint) and add the samples to the report."""
     started = time.time()
     run_dir = Path(run_dir)

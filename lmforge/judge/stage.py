@@ -8,6 +8,8 @@ import shutil
 import time
 from pathlib import Path
 
+from typing_extensions import TypedDict
+
 from lmforge.endpoint import EndpointClient
 from lmforge.errors import ConfigError, DataError
 from lmforge.judge.answers import endpoint_answers, local_answers
@@ -130,7 +132,15 @@ def _baseline(cfg: JudgeConfig, lang: str, questions: list[dict], clients: dict)
     raise ConfigError(f"judge.mode = {cfg.mode!r} needs judge.baseline_answers.{lang} or judge.baseline_model")
 
 
-def run_judge_stage(cfg: JudgeConfig, run_dir: str | Path) -> dict:
+class JudgeResult(TypedDict):
+    model: str
+    model_id: str
+    judge: dict[str, str]  # endpoint, model
+    languages: dict[str, dict]  # language -> single (scores per category and turn) and/or pairwise
+    endpoint: dict  # requests, failures, retries, tokens, cost
+
+
+def run_judge_stage(cfg: JudgeConfig, run_dir: str | Path) -> JudgeResult:
     started = time.time()
     run_dir = Path(run_dir)
     if not cfg.questions:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import yaml
+from typing_extensions import TypedDict
 
 from lmforge.errors import CheckpointError, ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
@@ -200,7 +201,16 @@ def _checkpoints_md(index: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_release(cfg: ReleaseConfig, run_dir: str | Path) -> dict:
+class ReleaseResult(TypedDict):
+    release: str
+    model: str
+    params: int
+    mof_class: str
+    missing_for_next_class: dict[str, list[str]]  # class -> what it still needs
+    checkpoints: int
+
+
+def build_release(cfg: ReleaseConfig, run_dir: str | Path) -> ReleaseResult:
     started = time.time()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from typing_extensions import TypedDict
+
 from lmforge.endpoint import EndpointClient, EndpointError
 from lmforge.errors import ConfigError, DataError
 from lmforge.recipe import SelfInstructConfig
@@ -42,7 +44,19 @@ def read_seeds(path: str | Path) -> list[dict]:
     return seeds
 
 
-def run_self_instruct_stage(cfg: SelfInstructConfig, run_dir: str | Path) -> dict:
+class SelfInstructResult(TypedDict):
+    output: str
+    generated: int
+    kept_instructions: int
+    dropped: dict[str, int]  # reason -> candidates
+    instances_kept: int
+    instances_dropped: dict[str, int]
+    similarity: list[int]  # the ROUGE-L histogram, 10 bins over [0, 1]
+    verbs: list[tuple[str, int]]
+    endpoint: dict
+
+
+def run_self_instruct_stage(cfg: SelfInstructConfig, run_dir: str | Path) -> SelfInstructResult:
     started = time.time()
     run_dir = Path(run_dir)
     seeds = read_seeds(Path(cfg.seeds))

@@ -18,7 +18,7 @@ from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_mode
 from lmforge.recipe import SftConfig
 from lmforge.rundir import MetricsWriter, record_stage, write_report_section
 from lmforge.sft.data import mix_datasets
-from lmforge.sft.train import heldout_loss, train_sft
+from lmforge.sft.train import SftTrained, heldout_loss, train_sft
 from lmforge.train.tuning import attach_method
 
 
@@ -33,7 +33,22 @@ def _base(cfg: SftConfig, run_dir: Path) -> Path:
     return found
 
 
-def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> dict:
+class SftResult(SftTrained):
+    """The training figures plus what went in (data, skipped with file:line) and what came out."""
+
+    base: str
+    model: str
+    method: str  # full, lora, adapter
+    conversations: int
+    skipped: dict[str, int]
+    skipped_where: list[str]
+    languages: dict[str, int]
+    heldout_loss_before: dict[str, float]  # language -> answer-token loss
+    heldout_loss_after: dict[str, float]
+    samples: list[dict[str, str]]  # prompt, answer
+
+
+def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> SftResult:
     started = time.time()
     run_dir = Path(run_dir)
     if not cfg.datasets:

@@ -8,6 +8,7 @@ import math
 import time
 
 import torch
+from typing_extensions import TypedDict
 
 from lmforge.chat.encoding import IGNORE, batches, collate
 from lmforge.recipe import SftConfig, TrainConfig
@@ -30,7 +31,16 @@ def heldout_loss(model, examples: list[tuple], batch_size: int, pad_id: int) -> 
     return total / max(count, 1)
 
 
-def train_sft(model, examples: list[tuple], cfg: SftConfig, seed: int, pad_id: int, log) -> dict:
+class SftTrained(TypedDict):
+    steps: int
+    epochs: float
+    final_loss: float
+    tokens: int  # answer tokens the loss saw
+    tok_per_s: float
+    trainable_params: int
+
+
+def train_sft(model, examples: list[tuple], cfg: SftConfig, seed: int, pad_id: int, log) -> SftTrained:
     """Train for cfg.epochs over `examples`; `log(step=..., loss=..., lr=...)` receives progress."""
     torch.manual_seed(seed)
     device = model.device

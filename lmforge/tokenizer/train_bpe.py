@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
+from typing_extensions import TypedDict
 
 from lmforge.chat.template import CHATML_TEMPLATE, EOS, PAD, SPECIAL_TOKENS
 from lmforge.data import iter_documents
@@ -51,7 +52,13 @@ def train_bpe(
     )
 
 
-def run_tokenizer_stage(cfg: TokenizerConfig, run_dir: str | Path) -> dict:
+class TokenizerResult(TypedDict):
+    vocab_size: int
+    out: str
+    fertility: dict[str, dict[str, float]]  # language -> words, tokens, tokens_per_word, bytes_per_token
+
+
+def run_tokenizer_stage(cfg: TokenizerConfig, run_dir: str | Path) -> TokenizerResult:
     """Train, save to `<run>/tokenizer` (or cfg.out), measure fertility, report."""
     started = time.time()
     run_dir = Path(run_dir)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typing_extensions import NotRequired, TypedDict
 
 from lmforge.data import PackedTokens
 from lmforge.errors import ConfigError
@@ -99,7 +100,20 @@ class StopFlag:
         self.set = True
 
 
-def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed: int) -> dict:
+class PretrainResult(TypedDict):
+    steps: int
+    tokens: int
+    params: int
+    final_loss: float
+    interrupted: bool  # SIGTERM: checkpointed at the step's end, rerun to resume
+    checkpoint: str
+    flops_per_token: float
+    precision: str
+    samples_per_source: dict[str, int]
+    model: NotRequired[object]  # returned (the in-memory model, for callers and tests), not recorded
+
+
+def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed: int) -> PretrainResult:
     """Train (or resume) a model in `run_dir`; returns a summary of the run and the trained model."""
     started = time.time()
     run_dir = Path(run_dir)

@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from typing_extensions import TypedDict
+
 from lmforge.chat.formats import detect
 from lmforge.endpoint import EndpointClient, EndpointError
 from lmforge.errors import ConfigError, DataError
@@ -155,7 +157,18 @@ def _translate_template(client, prompt: str, cfg: TranslateConfig) -> str:
     return translate_record(client, {"text": prompt}, "oasst1", cfg)["text"]
 
 
-def run_translate_stage(cfg: TranslateConfig, run_dir: str | Path) -> dict:
+class TranslateResult(TypedDict):
+    """translated + rejected = read, per file and in all."""
+
+    files: list[dict]  # per input: input, output, read, translated, rejected, reasons
+    read: int
+    translated: int
+    rejected: int
+    rejects: str
+    endpoint: dict
+
+
+def run_translate_stage(cfg: TranslateConfig, run_dir: str | Path) -> TranslateResult:
     started = time.time()
     run_dir = Path(run_dir)
     if not cfg.inputs:
