@@ -4,6 +4,7 @@ Each stage is called through its public entry point with its own recipe section;
 share nothing but files in the run directory, so any of them can also be run alone.
 """
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,20 @@ def launch_recipe(recipe: Recipe, run_dir: Path, stage: str) -> Path:
     return path
 
 
+DISTRIBUTED = {"pretrain"}  # stages whose processes share one job under torchrun
+
+
 def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
     """Run one named stage of the recipe in the run directory; its result is the stage's own typed
     dict (`CurateResult`, `SftResult`, ...), which is also what the manifest records."""
     recipe = expand_run_dir(recipe, run_dir)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and stage not in DISTRIBUTED:
+        # N copies of a one-process stage would each do the whole job and write the same files
+        raise ConfigError(
+            f"{stage} runs in one process for now, and this is process {os.environ.get('RANK', '?')} of "
+            f"{os.environ['WORLD_SIZE']}: run it without torchrun (stages that run under torchrun: "
+            f"{', '.join(sorted(DISTRIBUTED))})"
+        )
     if stage == "curate":
         from lmforge.curate import run_curate_stage
 
