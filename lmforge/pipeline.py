@@ -80,9 +80,12 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
     if stage == "pretrain":
         from lmforge.train import pretrain, run_under_torchrun, under_torchrun
 
-        if recipe.train.nproc_per_node > 1 and not under_torchrun():
+        t = recipe.train
+        if (t.nproc_per_node > 1 or t.nnodes > 1) and not under_torchrun():
             args = ["pretrain", str(launch_recipe(recipe, run_dir, stage)), "--run-dir", str(run_dir)]
-            run_under_torchrun(recipe.train.nproc_per_node, args)
+            run_under_torchrun(
+                t.nproc_per_node, args, nnodes=t.nnodes, node_rank=t.node_rank, rdzv_endpoint=t.rdzv_endpoint
+            )
             return {"launched": "torchrun"}
         return pretrain(recipe.model, recipe.train, run_dir, recipe.run.seed)
     if stage == "adapt":

@@ -26,6 +26,7 @@ VERBS = [
     "release",
     "export gguf",
     "run",
+    "launch slurm",
 ]
 
 

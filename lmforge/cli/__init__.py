@@ -10,7 +10,7 @@ import sys
 import typer
 
 from lmforge import logs
-from lmforge.cli import data, evaluation, release, serving, synthetic, training
+from lmforge.cli import data, evaluation, launch, release, serving, synthetic, training
 from lmforge.errors import LmforgeError
 
 app = typer.Typer(
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for group in (data, training, evaluation, serving, synthetic, release):
+for group in (data, training, launch, evaluation, serving, synthetic, release):
     group.register(app)
 
 

@@ -165,6 +165,10 @@ class TrainConfig(Section):
     compile: bool = False
     threads: int | None = Field(None, ge=1)
     nproc_per_node: int = Field(1, ge=1, description="> 1 relaunches the stage under torchrun")
+    # several nodes without Slurm: start the same command on each node (torchrun's own options)
+    nnodes: int = Field(1, ge=1, description="torchrun --nnodes")
+    node_rank: int | None = Field(None, ge=0, description="torchrun --node-rank (default: assigned at rendezvous)")
+    rdzv_endpoint: str | None = Field(None, description="torchrun --rdzv-endpoint HOST:PORT, needed with nnodes > 1")
     fsdp: bool = False
     checkpoint_every: int = Field(500, ge=1)
     log_spaced_checkpoints: bool = True

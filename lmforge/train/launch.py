@@ -4,21 +4,36 @@ import os
 import subprocess
 import sys
 
-from lmforge.errors import LmforgeError
+from lmforge.errors import ConfigError, LmforgeError
 
 
 def under_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or "WORLD_SIZE" in os.environ
 
 
-def run_under_torchrun(nproc: int, lmforge_args: list[str]) -> None:
-    """`torchrun --standalone --nproc-per-node N -m lmforge ARGS`; raises when it fails."""
+def torchrun_args(nproc: int, nnodes: int = 1, node_rank: int | None = None, rdzv_endpoint: str | None = None) -> list:
+    """torchrun's options: one node alone (`--standalone`), or one of `nnodes` meeting at a c10d
+    rendezvous (the same command started on every node)."""
+    if nnodes == 1 and rdzv_endpoint is None:
+        return ["--standalone", f"--nproc-per-node={nproc}"]
+    if not rdzv_endpoint:
+        raise ConfigError("train.rdzv_endpoint: several nodes meet at HOST:PORT on one of them; give it")
+    return [
+        f"--nnodes={nnodes}",
+        f"--nproc-per-node={nproc}",
+        *([f"--node-rank={node_rank}"] if node_rank is not None else []),
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint={rdzv_endpoint}",
+    ]
+
+
+def run_under_torchrun(nproc: int, lmforge_args: list[str], **nodes) -> None:
+    """`torchrun [node options] -m lmforge ARGS`; raises when it fails."""
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
+        *torchrun_args(nproc, **nodes),
         "-m",
         "lmforge",
         *lmforge_args,
