@@ -103,7 +103,7 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
     if stage == "sft":
         from lmforge.sft import run_sft_stage
 
-        return run_sft_stage(recipe.sft, run_dir, recipe.run.seed)
+        return run_sft_stage(recipe.sft, run_dir, recipe.run.seed, tracking=recipe.train)
     if stage == "release":
         from lmforge.release import build_release
 
@@ -127,5 +127,5 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
     if stage == "dpo":
         from lmforge.dpo import run_dpo_stage
 
-        return run_dpo_stage(recipe.dpo, run_dir, recipe.run.seed)
+        return run_dpo_stage(recipe.dpo, run_dir, recipe.run.seed, tracking=recipe.train)
     raise ConfigError(f"run.stages: unknown stage {stage!r}")

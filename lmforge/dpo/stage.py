@@ -22,9 +22,10 @@ from lmforge.dpo.train import (
 )
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
-from lmforge.recipe import DpoConfig, PreferenceDataset
+from lmforge.recipe import DpoConfig, PreferenceDataset, TrainConfig
 from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
+from lmforge.train.trackers import open_trackers
 from lmforge.train.tuning import attach_method
 
 
@@ -50,7 +51,8 @@ class DpoResult(DpoTrained):
     heldout_kl_per_token: float | None
 
 
-def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> DpoResult:
+def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: TrainConfig | None = None) -> DpoResult:
+    """`tracking`: the recipe's [train] block, whose tracker keys apply to every training stage."""
     started = time.time()
     run_dir = Path(run_dir)
     datasets = list(cfg.datasets)
@@ -94,7 +96,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0) -> DpoResu
         else None
     )
     before = preference_accuracy(held_ref) if held else None  # likelihood per token, the reference's
-    metrics = MetricsWriter(run_dir, "dpo")
+    metrics = MetricsWriter(run_dir, "dpo", open_trackers(run_dir, tracking or TrainConfig(), "dpo", cfg.model_dump()))
     try:
         trained = train_dpo(model, train, ref, cfg, seed, pad, metrics.log, resume_dir=out / "resume")
     finally:

@@ -176,9 +176,14 @@ class TrainConfig(Section):
     eval_every: int = Field(100, ge=1)
     eval_batches: int = Field(8, ge=1)
     resume: bool = True
-    tensorboard: bool = False
+    # trackers mirror metrics.jsonl, for every training stage (pretrain, adapt, sft, dpo)
+    tensorboard: bool = False  # <run>/tensorboard/<stage>
     wandb: bool = False
     wandb_project: str = "lmforge"
+    wandb_mode: Literal["online", "offline", "disabled"] | None = None  # default: WANDB_MODE, else online
+    mlflow: bool = False
+    mlflow_tracking_uri: str | None = None  # default: a file store in <run>/mlruns
+    mlflow_experiment: str = "lmforge"
 
     @model_validator(mode="after")
     def _mix_names_sources(self) -> "TrainConfig":

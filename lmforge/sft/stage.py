@@ -15,10 +15,11 @@ from lmforge.chat.template import CHATML_TEMPLATE
 from lmforge.engine import SamplingParams
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
-from lmforge.recipe import SftConfig
+from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.rundir import MetricsWriter, record_stage, write_report_section
 from lmforge.sft.data import mix_datasets
 from lmforge.sft.train import SftTrained, heldout_loss, train_sft
+from lmforge.train.trackers import open_trackers
 from lmforge.train.tuning import attach_method
 
 
@@ -48,7 +49,8 @@ class SftResult(SftTrained):
     samples: list[dict[str, str]]  # prompt, answer
 
 
-def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> SftResult:
+def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: TrainConfig | None = None) -> SftResult:
+    """`tracking`: the recipe's [train] block, whose tracker keys apply to every training stage."""
     started = time.time()
     run_dir = Path(run_dir)
     if not cfg.datasets:
@@ -74,7 +76,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int) -> SftResult:
     before = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}
 
     model = attach_method(model, cfg, "sft")
-    metrics = MetricsWriter(run_dir, "sft")
+    metrics = MetricsWriter(run_dir, "sft", open_trackers(run_dir, tracking or TrainConfig(), "sft", cfg.model_dump()))
     trained = train_sft(model, examples, cfg, seed, pad, metrics.log)
     metrics.close()
     after = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}

@@ -42,7 +42,7 @@ from lmforge.train.model import build_model, count_params, flops_per_token, hf_c
 from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain_report import write_pretrain_report
 from lmforge.train.schedule import lr_at
-from lmforge.train.trackers import Trackers
+from lmforge.train.trackers import open_trackers
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -171,8 +171,9 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     global_batch = cfg.micro_batch_size * cfg.grad_accum * d.world
     save_at = checkpoint_steps(cfg.max_steps, cfg.checkpoint_every, cfg.log_spaced_checkpoints)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=bf16 and not cfg.fsdp)
-    metrics = MetricsWriter(run_dir, "pretrain") if d.is_main else None
-    trackers = Trackers(run_dir, cfg.tensorboard, cfg.wandb, cfg.wandb_project, cfg.model_dump()) if d.is_main else None
+    recorded = {"model": model_cfg.model_dump(), "train": cfg.model_dump()}
+    trackers = open_trackers(run_dir, cfg, "pretrain", recorded, is_main=d.is_main)
+    metrics = MetricsWriter(run_dir, "pretrain", trackers) if d.is_main else None
 
     def checkpoint(at: int, loss: float | None) -> Path:
         return save_checkpoint(
@@ -246,7 +247,6 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                 }
                 if d.is_main:
                     metrics.log(**row)
-                    trackers.log(step, {k: row[k] for k in ("loss", "lr", "grad_norm", "tok_per_s")})
                 progress.update(task, completed=step, loss=last_loss, tps=tps, refresh=True)
                 window_tokens, window_time = 0, 0.0
             else:
@@ -255,7 +255,6 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                 val_loss = evaluate(fwd, val_data, cfg, d, autocast)
                 if d.is_main:
                     metrics.log(step=step, tokens=state["tokens"], val_loss=val_loss)
-                    trackers.log(step, {"val_loss": val_loss})
             # ranks agree on stopping at log steps only: an all-reduce every step would sync the GPU
             if d.world == 1 or step % cfg.log_every == 0:
                 interrupted = any_across(stop.set, d) and step < cfg.max_steps
@@ -277,8 +276,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         "samples_per_source": mixture.counts(),
     }
     if d.is_main:
-        metrics.close()
-        trackers.close()
+        metrics.close()  # and the trackers
         if interrupted:
             print(f"pretrain: stopped by SIGTERM at step {step}; checkpoint saved, rerun to resume", flush=True)
         else:
