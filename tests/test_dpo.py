@@ -359,7 +359,8 @@ def test_pairs_from_a_pairwise_judge_run(tmp_path):
     assert [(p["chosen"], p["rejected"]) for p in pairs] == [("good 1", "bad 1"), ("bad 2", "good 2")]
 
 
-def test_a_killed_run_resumes_to_the_same_weights(tiny_run, tmp_path):
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_killed_run_resumes_to_the_same_weights(tiny_run, tmp_path, method):
     """Kill `lmforge dpo` after a checkpoint; the rerun continues from it and ends with the weights
     of a run that was never interrupted."""
     import signal
@@ -373,7 +374,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_run, tmp_path):
     model = run_dir / "checkpoints" / "step-000008"
     recipe = tmp_path / "dpo.toml"
     recipe.write_text(
-        f'[dpo]\nmodel = "{model}"\nmethod = "full"\nlr = 1e-3\nbatch_size = 4\nepochs = 0.3\n'
+        f'[dpo]\nmodel = "{model}"\nmethod = "{method}"\nlr = 1e-3\nbatch_size = 4\nepochs = 0.3\n'
         f'checkpoint_every = 2\nlog_every = 1\n[[dpo.datasets]]\npath = "{PAIRS / "pairs.jsonl"}"\n'
     )
     lmforge("dpo", str(recipe), "--run-dir", str(tmp_path / "a"))

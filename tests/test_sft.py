@@ -271,3 +271,44 @@ def test_llama_adapter_saves_an_adapter_that_loads_back(base_run, tmp_path):
     assert tok.chat_template  # saved with the adapter
     gates = [p.detach() for n, p in model.named_parameters() if "adaption_gate" in n]
     assert gates and all(float(g.abs().sum()) > 0 for g in gates)  # zero-initialised gates were trained and kept
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_killed_run_resumes_to_the_same_weights(base_run, tmp_path, method):
+    """kill -9 `lmforge sft` after a step checkpoint; the rerun continues from it and ends with the
+    weights of a run that was never interrupted."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    recipe = tmp_path / "sft.toml"
+    recipe.write_text(
+        f'[sft]\nmodel = "{base_run / "checkpoints" / "step-000008"}"\nmethod = "{method}"\nlr = 2e-3\n'
+        f"batch_size = 4\nepochs = 1\ncheckpoint_every = 2\nlog_every = 1\nlora_dropout = 0.1\n"
+        f'[[sft.datasets]]\npath = "{INSTR / "chat_de_heldout.jsonl"}"\n'
+    )
+    lmforge("sft", str(recipe), "--run-dir", str(tmp_path / "a"))
+    args = [sys.executable, "-m", "lmforge", "sft", str(recipe), "--run-dir", str(tmp_path / "b")]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state = tmp_path / "b" / "sft" / "resume" / "state.json"
+    end = time.time() + 300
+    while time.time() < end and not (state.is_file() and json.loads(state.read_text())["step"] >= 6):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b" / "chat").exists()
+    lmforge("sft", str(recipe), "--run-dir", str(tmp_path / "b"))
+    s = json.loads((tmp_path / "b" / "manifest.json").read_text())["stages"]["sft"]
+    assert s["resumed_from"] >= 6 and s["steps"] > s["resumed_from"]
+    a, b = (
+        load_file(tmp_path / "a" / "chat" / "model.safetensors"),
+        load_file(tmp_path / "b" / "chat" / "model.safetensors"),
+    )
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), diff  # bit-identical on CPU
+    assert not (tmp_path / "b" / "sft" / "resume").exists()  # finished: nothing left to resume

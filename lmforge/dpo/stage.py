@@ -76,7 +76,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
         raise ConfigError("dpo: no usable preference pair (see the skip counts)")
     lora = cfg.method == "lora"
     torch.manual_seed(seed)  # the adapter's initial weights too: a rerun reproduces the run
-    model = attach_method(model, cfg, "dpo")
+    model = attach_method(model, cfg, "dpo", seed)
     out = run_dir / "dpo"
     start = fingerprint(model_dir)["sha256"]
     ref = reference_logps(

@@ -21,8 +21,8 @@ from lmforge.dpo.loss import preference_loss
 from lmforge.dpo.packing import pack_pairs, packed_length, pair_logps
 from lmforge.errors import DataError
 from lmforge.recipe import DpoConfig, TrainConfig
-from lmforge.rundir import written_aside
 from lmforge.train import lr_at, use_bf16
+from lmforge.train.resume import load_resume, save_resume
 
 
 def all_logps(model, pairs: list[dict], batch_size: int, pad_id: int) -> dict[str, torch.Tensor]:
@@ -78,44 +78,6 @@ def _normalise(logps: torch.Tensor, tokens: torch.Tensor, loss_type: str) -> tor
     return logps / tokens.clamp(min=1) if loss_type == "ipo" else logps
 
 
-def _trainable(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def save_resume(folder: Path, model, optimizer, step: int, tag: str) -> None:
-    """Trainable weights (safetensors), optimizer state and step; written aside, then renamed in."""
-    from safetensors.torch import save_file
-
-    with written_aside(folder) as tmp:
-        save_file(_trainable(model), tmp / "trainable.safetensors")
-        torch.save({"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps({"step": step, "tag": tag}))
-
-
-def load_resume(folder: Path, model, optimizer, tag: str) -> int:
-    """The step to continue from (0 when there is nothing to resume); `tag` names the model, data
-    and settings, so a killed run is never continued with different ones."""
-    if not (folder / "state.json").is_file():
-        return 0
-    saved = json.loads((folder / "state.json").read_text())
-    if saved["tag"] != tag:
-        raise DataError(
-            f"{folder}: a killed run with another model, data or settings; delete it to start over "
-            "(or set dpo.resume = false)"
-        )
-    from safetensors.torch import load_file
-
-    weights = load_file(folder / "trainable.safetensors")
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-    state = torch.load(folder / "optimizer.pt", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"])
-    return saved["step"]
-
-
 def pair_batches(pairs: list[dict], batch_size: int, seed: int, by_length: bool):
     """Batches of pair indices, epoch after epoch, each epoch shuffled anew; with `by_length`
     grouped by packed length. Shuffled is the default: on the shipped sample, batches of
@@ -156,7 +118,7 @@ def train_dpo(
     )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
     tag = hashlib.sha256(f"{data_fingerprint(pairs)}:{cfg.model_dump_json()}:{seed}".encode()).hexdigest()
-    first = load_resume(resume_dir, model, optimizer, tag) if resume_dir and cfg.resume else 0
+    first = load_resume(resume_dir, model, optimizer, tag, "dpo") if resume_dir and cfg.resume else 0
     # the micro-batches the killed run already took are skipped
     groups = itertools.islice(
         pair_batches(pairs, cfg.batch_size, seed, cfg.group_by_length), first * cfg.grad_accum, None

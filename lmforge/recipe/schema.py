@@ -313,6 +313,8 @@ class Tuning(Section):
     warmup_steps: int = Field(10, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(50, ge=1)  # trainable weights + optimizer state, to resume a killed run
+    resume: bool = True  # a rerun of a killed run continues it (same final weights)
 
 
 class SftConfig(Tuning):
@@ -468,8 +470,6 @@ class DpoConfig(Tuning):
     # which learned measurably less per step on the shipped sample (see dpo/train.py)
     group_by_length: bool = False
     lr: float = Field(5e-6, gt=0)
-    checkpoint_every: int = Field(50, ge=1)  # trainable weights + optimizer state, to resume a killed run
-    resume: bool = True
 
 
 class Recipe(Section):

@@ -75,10 +75,12 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
     heldout = {lang: encode_all(tokenizer, cs, max_len, "truncate")[0] for lang, cs in by_lang.items()}
     before = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}
 
-    model = attach_method(model, cfg, "sft")
+    model = attach_method(model, cfg, "sft", seed)
     metrics = MetricsWriter(run_dir, "sft", open_trackers(run_dir, tracking or TrainConfig(), "sft", cfg.model_dump()))
-    trained = train_sft(model, examples, cfg, seed, pad, metrics.log)
-    metrics.close()
+    try:
+        trained = train_sft(model, examples, cfg, seed, pad, metrics.log, resume_dir=run_dir / "sft" / "resume")
+    finally:
+        metrics.close()
     after = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}
 
     chat_dir = run_dir / "chat"

@@ -8,11 +8,15 @@ from lmforge.errors import ConfigError
 from lmforge.recipe.schema import Tuning
 
 
-def attach_method(model, cfg: Tuning, section: str):
-    """`model` ready for `cfg.method`; `section` ("sft", "dpo") names the recipe keys in errors."""
+def attach_method(model, cfg: Tuning, section: str, seed: int = 0):
+    """`model` ready for `cfg.method`; `section` ("sft", "dpo") names the recipe keys in errors. The
+    adapter's random initial weights come from `seed`: the same run gives the same adapter."""
     if cfg.method == "full":
         return model
+    import torch
     from peft import AdaptionPromptConfig, LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
 
     # peft asks transformers a deprecated question on every wrap; the answer is right, the warning noise
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
