@@ -182,3 +182,48 @@ def test_embedding_lr_scale_gives_embeddings_their_own_learning_rate():
     assert len(scaled) == 1 and scaled[0]["params"] == [model.get_input_embeddings().weight]
     n_params = sum(len(g["params"]) for g in opt.param_groups)
     assert n_params == len(list(model.parameters()))  # every parameter in exactly one group
+
+
+@pytest.mark.slow
+def test_a_killed_adapt_resumes_inside_a_phase_to_the_same_weights(tmp_path):
+    """kill -9 `lmforge adapt` after a checkpoint of its first phase; the rerun continues the phase
+    (and then the next) and ends with the adapted weights of a run that was never interrupted."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    from tests.conftest import ROOT
+
+    recipe = tmp_path / "leo.toml"
+    recipe.write_text(RECIPE.format(en=EN, de=DE, de_weight=0.75, en_weight=0.25))
+    every = ["--set", "train.checkpoint_every=20"]
+    lmforge(
+        "run",
+        str(recipe),
+        *every,
+        "--set",
+        "run.stages=['tokenizer','tokenize','pretrain']",
+        "--run-dir",
+        str(tmp_path / "a"),
+    )
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    lmforge("adapt", str(recipe), *every, "--run-dir", str(tmp_path / "a"))
+    args = [sys.executable, "-m", "lmforge", "adapt", str(recipe), *every, "--run-dir", str(tmp_path / "b")]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    latest = tmp_path / "b" / "adapt" / "german" / "checkpoints" / "latest"
+    end = time.time() + 300
+    while time.time() < end and not (latest.is_file() and latest.read_text().strip() >= "step-000040"):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b" / "adapted").exists()
+    out = lmforge("adapt", str(recipe), *every, "--run-dir", str(tmp_path / "b")).stdout
+    assert "resuming from step-0000" in out
+    a = load_file(tmp_path / "a" / "adapted" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "adapted" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on CPU
