@@ -205,3 +205,16 @@ def test_a_one_process_stage_under_torchrun_refuses_instead_of_running_twice(tin
     # torchrun stops the other process when the first exits, so one or both print the line
     assert 1 <= len(refusals) <= 2 and "/lmforge/" not in proc.stderr, proc.stderr  # (torchrun's own traceback)
     assert not (tmp_path / "run" / "chat").exists() and not (tmp_path / "run" / "sft").exists()
+
+
+def test_more_processes_than_gpus_is_one_line_before_anything_starts(monkeypatch):
+    import torch
+
+    from lmforge.errors import ConfigError
+    from lmforge.train import run_under_torchrun
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("torchrun was started"))
+    with pytest.raises(ConfigError, match=r"train.nproc_per_node = 2: this machine has 1 GPU\(s\)"):
+        run_under_torchrun(2, ["pretrain"])

@@ -27,8 +27,21 @@ def torchrun_args(nproc: int, nnodes: int = 1, node_rank: int | None = None, rdz
     ]
 
 
+def check_devices(nproc: int) -> None:
+    """On GPUs each process needs a GPU of its own; more processes than GPUs would share one (and
+    run out of its memory) or fail on a device that does not exist."""
+    import torch
+
+    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        raise ConfigError(
+            f"train.nproc_per_node = {nproc}: this machine has {torch.cuda.device_count()} GPU(s); "
+            "start one process per GPU"
+        )
+
+
 def run_under_torchrun(nproc: int, lmforge_args: list[str], **nodes) -> None:
     """`torchrun [node options] -m lmforge ARGS`; raises when it fails."""
+    check_devices(nproc)
     cmd = [
         sys.executable,
         "-m",
