@@ -30,7 +30,7 @@ from lmforge.judge.prompts import single_prompt  # noqa: E402
 from lmforge.judge.questions import NEEDS_REFERENCE  # noqa: E402
 from lmforge.recipe import EndpointConfig, JudgeConfig  # noqa: E402
 from lmforge.samples import sample  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.fault_endpoint import in_own_process  # noqa: E402
 
 ANSWER = {
     "en": "A short answer that stays on topic and gives two concrete, practical details.",
@@ -139,24 +139,10 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     args = p.parse_args()
-    import multiprocessing
-
-    import httpx
 
     from lmforge.judge import run_judge_stage
 
-    port = free_port()
-    server = multiprocessing.get_context("spawn").Process(
-        target=scripted_endpoint, args=(port, args.latency), daemon=True
-    )
-    server.start()
-    url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(200):
-        try:
-            httpx.get(url + "/models", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    server, url = in_own_process(scripted_endpoint, args.latency)
     with tempfile.TemporaryDirectory() as tmp:
         questions = question_files(Path(tmp), args.questions)
         warm = Path(tmp) / "warm"  # fetch the answers once (and the judge's first verdicts, discarded)

@@ -22,8 +22,7 @@ sys.path.insert(0, str(ROOT))
 from lmforge.recipe import EndpointConfig, TranslateConfig  # noqa: E402
 from lmforge.translate import run_translate_stage  # noqa: E402
 from lmforge.translate.record import system_prompt  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.fault_endpoint import FaultEndpoint  # noqa: E402
+from tests.fault_endpoint import FaultEndpoint, in_own_process  # noqa: E402
 
 
 def serve_endpoint(port: int, latency: float) -> None:
@@ -83,20 +82,8 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     args = p.parse_args()
-    import multiprocessing
 
-    import httpx
-
-    port = free_port()
-    server = multiprocessing.get_context("spawn").Process(target=serve_endpoint, args=(port, args.latency), daemon=True)
-    server.start()
-    url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(200):
-        try:
-            httpx.get(url + "/models", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    server, url = in_own_process(serve_endpoint, args.latency)
     rows = records(args.records)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "alpaca_en.jsonl"

@@ -193,3 +193,25 @@ class Running:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def in_own_process(target, *args) -> tuple:
+    """`target(port, *args)` (a function that runs an endpoint) in a spawned process, as a real
+    endpoint would be (not sharing the client's GIL): the process and its base URL, once it answers."""
+    import multiprocessing
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(port, *args), daemon=True)
+    process.start()
+    url = f"http://127.0.0.1:{port}/v1"
+    for _ in range(200):
+        try:
+            httpx.get(url + "/models", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return process, url

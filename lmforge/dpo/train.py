@@ -22,7 +22,7 @@ from lmforge.dpo.packing import pack_pairs, packed_length, pair_logps
 from lmforge.errors import DataError
 from lmforge.recipe import DpoConfig, TrainConfig
 from lmforge.train import lr_at, use_bf16
-from lmforge.train.resume import load_resume, save_resume
+from lmforge.train.resume import load_resume, resume_tag, save_resume
 
 
 def all_logps(model, pairs: list[dict], batch_size: int, pad_id: int) -> dict[str, torch.Tensor]:
@@ -117,7 +117,7 @@ def train_dpo(
         lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps, schedule="cosine"
     )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
-    tag = hashlib.sha256(f"{data_fingerprint(pairs)}:{cfg.model_dump_json()}:{seed}".encode()).hexdigest()
+    tag = resume_tag(data_fingerprint(pairs), cfg, seed)
     first = load_resume(resume_dir, model, optimizer, tag, "dpo") if resume_dir and cfg.resume else 0
     # the micro-batches the killed run already took are skipped
     groups = itertools.islice(

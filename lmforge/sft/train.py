@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 from lmforge.chat.encoding import IGNORE, batches, collate
 from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.train import lr_at, use_bf16
-from lmforge.train.resume import load_resume, save_resume
+from lmforge.train.resume import load_resume, resume_tag, save_resume
 
 
 @torch.no_grad()
@@ -78,7 +78,7 @@ def train_sft(
         lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps, schedule="cosine"
     )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
-    tag = hashlib.sha256(f"{examples_fingerprint(examples)}:{cfg.model_dump_json()}:{seed}".encode()).hexdigest()
+    tag = resume_tag(examples_fingerprint(examples), cfg, seed)
     first = load_resume(resume_dir, model, optimizer, tag, "sft") if resume_dir and cfg.resume else 0
     # the micro-batches the killed run already took are skipped
     stream = itertools.islice(sft_batches(examples, cfg.batch_size, pad_id, seed), first * cfg.grad_accum, None)

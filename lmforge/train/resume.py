@@ -9,6 +9,7 @@ model, data and settings: a rerun with different ones refuses instead of mixing 
 batch order is a pure function of the seed, so the rerun skips the micro-batches already taken.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,11 @@ import torch
 
 from lmforge.errors import DataError
 from lmforge.rundir import written_aside
+
+
+def resume_tag(data_fingerprint: str, cfg, seed: int) -> str:
+    """What a resume state belongs to: the data, every setting of the stage's block, the seed."""
+    return hashlib.sha256(f"{data_fingerprint}:{cfg.model_dump_json()}:{seed}".encode()).hexdigest()
 
 
 def trainable(model) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ and MLflow writes a file store in `<run>/mlruns` unless `train.mlflow_tracking_u
 """
 
 import os
+import time
 from pathlib import Path
 
 from lmforge.errors import ConfigError
@@ -62,7 +63,7 @@ class Trackers:
             from mlflow.entities import Metric
 
             client, run_id = self._mlflow
-            now = _millis()
+            now = int(time.time() * 1000)
             client.log_batch(run_id, metrics=[Metric(k.replace("/", "."), v, now, step) for k, v in values.items()])
 
     def close(self) -> None:
@@ -90,9 +91,3 @@ def _flat(d: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
-
-
-def _millis() -> int:
-    import time
-
-    return int(time.time() * 1000)
