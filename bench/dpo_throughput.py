@@ -61,7 +61,7 @@ def final_loss(model, pairs, pad_id: int) -> float:
 def run_lmforge(model, tok, pairs, cfg, seed: int, tmp: Path):
     start = time.perf_counter()
     ref = reference_logps(model, pairs, cfg.batch_size, tok.pad_token_id, tmp / "ref.json", "bench", adapter=True)
-    train_dpo(model, pairs, ref, cfg, seed, tok.pad_token_id, lambda **kw: None)
+    train_dpo(model, pairs, ref, cfg, seed, tok.pad_token_id, None)
     return time.perf_counter() - start, model
 
 

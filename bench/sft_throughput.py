@@ -47,7 +47,7 @@ def single_turn(convs: list[dict]) -> list[dict]:
 
 def run_lmforge(model, tok, examples, cfg) -> tuple[float, int]:
     start = time.perf_counter()
-    stats = train_sft(model, examples, cfg, 0, tok.pad_token_id, lambda **kw: None)
+    stats, _ = train_sft(model, examples, cfg, 0, tok.pad_token_id, None)
     return time.perf_counter() - start, stats["tokens"]
 
 

@@ -51,20 +51,41 @@ def launch_recipe(recipe: Recipe, run_dir: Path, stage: str) -> Path:
     return path
 
 
-DISTRIBUTED = {"pretrain"}  # stages whose processes share one job under torchrun
+DISTRIBUTED = {"pretrain", "adapt", "sft", "dpo"}  # stages whose processes share one job under torchrun
 
 
 def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
     """Run one named stage of the recipe in the run directory; its result is the stage's own typed
-    dict (`CurateResult`, `SftResult`, ...), which is also what the manifest records."""
+    dict (`CurateResult`, `SftResult`, ...), which is also what the manifest records. A training
+    stage whose recipe asks for several processes (`train.nproc_per_node`, `train.nnodes`)
+    relaunches itself under torchrun; under torchrun, every process runs it and they share the job."""
     recipe = expand_run_dir(recipe, run_dir)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and stage not in DISTRIBUTED:
         # N copies of a one-process stage would each do the whole job and write the same files
         raise ConfigError(
-            f"{stage} runs in one process for now, and this is process {os.environ.get('RANK', '?')} of "
+            f"{stage} runs in one process, and this is process {os.environ.get('RANK', '?')} of "
             f"{os.environ['WORLD_SIZE']}: run it without torchrun (stages that run under torchrun: "
             f"{', '.join(sorted(DISTRIBUTED))})"
         )
+    if stage not in DISTRIBUTED:
+        return _run_stage(stage, recipe, run_dir)
+    from lmforge.train import run_under_torchrun, under_torchrun
+    from lmforge.train.distributed import teardown_distributed
+
+    t = recipe.train
+    if (t.nproc_per_node > 1 or t.nnodes > 1) and not under_torchrun():
+        args = [stage, str(launch_recipe(recipe, run_dir, stage)), "--run-dir", str(run_dir)]
+        run_under_torchrun(
+            t.nproc_per_node, args, nnodes=t.nnodes, node_rank=t.node_rank, rdzv_endpoint=t.rdzv_endpoint
+        )
+        return {"launched": "torchrun"}
+    try:
+        return _run_stage(stage, recipe, run_dir)
+    finally:
+        teardown_distributed()
+
+
+def _run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
     if stage == "curate":
         from lmforge.curate import run_curate_stage
 
@@ -78,15 +99,8 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
 
         return run_tokenize_stage(recipe.tokenize, run_dir)
     if stage == "pretrain":
-        from lmforge.train import pretrain, run_under_torchrun, under_torchrun
+        from lmforge.train import pretrain
 
-        t = recipe.train
-        if (t.nproc_per_node > 1 or t.nnodes > 1) and not under_torchrun():
-            args = ["pretrain", str(launch_recipe(recipe, run_dir, stage)), "--run-dir", str(run_dir)]
-            run_under_torchrun(
-                t.nproc_per_node, args, nnodes=t.nnodes, node_rank=t.node_rank, rdzv_endpoint=t.rdzv_endpoint
-            )
-            return {"launched": "torchrun"}
         return pretrain(recipe.model, recipe.train, run_dir, recipe.run.seed)
     if stage == "adapt":
         from lmforge.adapt import run_adapt_stage

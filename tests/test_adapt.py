@@ -173,11 +173,10 @@ def test_passkey_prompt_has_the_requested_length_and_hides_the_key_at_the_depth(
 
 
 def test_embedding_lr_scale_gives_embeddings_their_own_learning_rate():
-    from lmforge.recipe import TrainConfig
-    from lmforge.train.pretrain import make_optimizer
+    from lmforge.train.optim import make_optimizer
 
     model = tiny_llama()
-    opt = make_optimizer(model, TrainConfig(lr=1e-3, embedding_lr_scale=0.1), torch.device("cpu"))
+    opt = make_optimizer(model, lr=1e-3, weight_decay=0.1, embedding_lr_scale=0.1)
     scaled = [g for g in opt.param_groups if g.get("lr_scale") == 0.1]
     assert len(scaled) == 1 and scaled[0]["params"] == [model.get_input_embeddings().weight]
     n_params = sum(len(g["params"]) for g in opt.param_groups)

@@ -138,11 +138,9 @@ def test_a_packed_pair_scores_like_two_separate_rows(tiny):
     assert packed_length(encoded[0]) < len(encoded[0]["chosen"][0]) + len(encoded[0]["rejected"][0]) - 10
 
 
-def test_pair_batches_cover_every_pair_each_epoch_and_can_group_by_length(tiny):
-    import itertools
-
+def test_pair_groups_cover_every_pair_each_epoch_and_can_group_by_length(tiny):
     from lmforge.dpo.packing import packed_length
-    from lmforge.dpo.train import pair_batches
+    from lmforge.dpo.train import pair_groups
 
     _, tok = tiny
     pairs, _, _ = read_pairs(PreferenceDataset(path=str(PAIRS / "pairs.jsonl")))
@@ -150,7 +148,8 @@ def test_pair_batches_cover_every_pair_each_epoch_and_can_group_by_length(tiny):
     lengths = [packed_length(p) for p in encoded]
     spread = {}
     for by_length in (False, True):
-        epoch = list(itertools.islice(pair_batches(encoded, 8, 0, by_length), 12))
+        epoch = pair_groups(encoded, 8, 0, by_length, epoch=0)
+        assert len(epoch) == 12 and pair_groups(encoded, 8, 0, by_length, epoch=1) != epoch
         assert sorted(i for b in epoch for i in b) == list(range(96))
         spread[by_length] = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epoch)
     assert spread[True] < spread[False] / 2

@@ -153,7 +153,7 @@ def test_lora_trains_only_the_adapter_and_merges_exactly(base_run):
     examples, _, _ = encode_all(tok, convs, 128, "skip")
     peft_model = attach_method(model, cfg, "sft")
     lora_before = {n: p.detach().clone() for n, p in peft_model.named_parameters() if "lora_" in n}
-    train_sft(peft_model, examples, cfg, 0, tok.pad_token_id, lambda **kw: None)
+    train_sft(peft_model, examples, cfg, 0, tok.pad_token_id, None)
     base_now = peft_model.get_base_model().state_dict()
     for k, v in before.items():  # base weights untouched (peft wraps the targets as base_layer)
         key = next(n for n in base_now if n.replace(".base_layer", "") == k)

@@ -36,6 +36,7 @@ from lmforge.rundir.plots import grouped_bars
 from lmforge.tasks import load_task
 from lmforge.tokenizer import fertility
 from lmforge.train import pretrain
+from lmforge.train.distributed import barrier, setup_distributed
 
 
 def measure(model, tokenizer, cfg: AdaptConfig, tasks, passkey_lengths: list[int], work_dir: Path) -> dict:
@@ -84,11 +85,17 @@ def prepare_base(model, tokenizer, cfg: AdaptConfig, source, out: Path):
 
 
 def phase_config(
-    train: TrainConfig, phase: PhaseConfig, sources: dict[str, Path], init_from: Path, embedding_lr_scale: float
+    train: TrainConfig,
+    phase: PhaseConfig,
+    sources: dict[str, Path],
+    init_from: Path,
+    embedding_lr_scale: float,
+    world: int = 1,
 ) -> TrainConfig:
-    """The phase as a pretrain config: token budget -> steps, re-warmup as a fraction of them."""
+    """The phase as a pretrain config: token budget -> steps (over `world` processes), re-warmup as
+    a fraction of them."""
     seq_len = phase.seq_len or train.seq_len
-    per_step = train.micro_batch_size * train.grad_accum * train.nproc_per_node * seq_len
+    per_step = train.micro_batch_size * train.grad_accum * world * seq_len
     steps = max(1, math.ceil(phase.tokens / per_step))
     return train.model_copy(
         update=dict(
@@ -118,6 +125,8 @@ class AdaptResult(TypedDict, total=False):
     before: dict
     after: dict
     interrupted: bool  # SIGTERM during a phase: rerun to resume
+    world_size: int  # processes that trained together
+    worker_rank: int  # returned by ranks other than 0 (which records the stage), not recorded
 
 
 def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, seed: int) -> AdaptResult:
@@ -125,8 +134,7 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
     run_dir = Path(run_dir)
     if not cfg.phases or not cfg.sources:
         raise ConfigError("adapt: give [adapt.sources] and at least one [[adapt.phases]]")
-    if train.nproc_per_node > 1:
-        raise ConfigError("adapt runs in one process for now; launch phases as `pretrain` under torchrun instead")
+    d = setup_distributed(train.threads)
     work = run_dir / "adapt"
     # default base: this run's pretrained model (never its earlier `adapted/` output)
     source = cfg.base or run_model(run_dir, before="adapt")
@@ -134,24 +142,26 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
         raise ConfigError(f"adapt.base: not set, and {run_dir} has no pretrain checkpoint to adapt")
     tasks = [load_task(p) for p in cfg.tasks]
 
-    base_model, base_tok = load_model_and_tokenizer(source, trust_remote_code=cfg.trust_remote_code)
-    old_ctx = base_model.config.max_position_embeddings
-    lengths = [old_ctx] + ([int(old_ctx * cfg.rope_scaling_factor)] if cfg.rope_scaling_factor else [])
-    before = measure(base_model, base_tok, cfg, tasks, lengths, work)
-    base_info, tokenizer = prepare_base(base_model, base_tok, cfg, source, work / "base")
-    del base_model
-
+    if d.is_main:  # measuring and preparing are rank 0's; the others wait for the files
+        base_model, base_tok = load_model_and_tokenizer(source, trust_remote_code=cfg.trust_remote_code)
+        old_ctx = base_model.config.max_position_embeddings
+        lengths = [old_ctx] + ([int(old_ctx * cfg.rope_scaling_factor)] if cfg.rope_scaling_factor else [])
+        before = measure(base_model, base_tok, cfg, tasks, lengths, work)
+        base_info, tokenizer = prepare_base(base_model, base_tok, cfg, source, work / "base")
+        del base_model
     token_dirs = {}
     for name, files in cfg.sources.items():
         token_dirs[name] = work / "tokens" / name
-        if not (token_dirs[name] / "meta.json").is_file() or read_meta(token_dirs[name]).get("tokenizer") != str(
-            work / "base"
+        if d.is_main and (
+            not (token_dirs[name] / "meta.json").is_file()
+            or read_meta(token_dirs[name]).get("tokenizer") != str(work / "base")
         ):
             tokenize_files(files, tokenizer, token_dirs[name], cfg.text_field, tokenizer_path=str(work / "base"))
+    barrier(d)
 
     init_from, phases = work / "base", []
     for phase in cfg.phases:
-        pcfg = phase_config(train, phase, token_dirs, init_from, cfg.embedding_lr_scale)
+        pcfg = phase_config(train, phase, token_dirs, init_from, cfg.embedding_lr_scale, d.world)
         summary = pretrain(ModelConfig(), pcfg, work / phase.name, seed)
         if summary.get("interrupted"):
             return {"interrupted": True}
@@ -168,6 +178,8 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
             }
         )
         init_from = latest_checkpoint(work / phase.name / "checkpoints")
+    if not d.is_main:
+        return {"worker_rank": d.rank}
 
     final = run_dir / "adapted"
     shutil.rmtree(final, ignore_errors=True)
@@ -182,6 +194,7 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
         "comparison": comparison,
         "before": _headline(before),
         "after": _headline(after),
+        "world_size": d.world,
     }
     record_stage(
         run_dir,

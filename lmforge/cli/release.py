@@ -101,6 +101,8 @@ def run(recipe: Annotated[Path, typer.Argument(help="Recipe file.")], run_dir: R
         if s.get("interrupted"):
             console.print(f"stopped during {stage}; rerun the same command to resume")
             raise typer.Exit(143)
+        if "launched" in s:  # under torchrun: its rank 0 printed the stage's results
+            continue
         if stage == "curate":
             print_curate(s)
         if stage == "generate":

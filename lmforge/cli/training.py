@@ -13,6 +13,11 @@ def register(app: typer.Typer) -> None:
         app.command()(verb)
 
 
+def elsewhere(s: dict) -> bool:
+    """The stage ran in torchrun's processes: this one launched them, or is not rank 0 (which prints)."""
+    return "launched" in s or "worker_rank" in s
+
+
 def pretrain(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = None):
     """Pretrain a Llama/Mistral-family model from scratch (resumes from the run's latest checkpoint)."""
     s = stage("pretrain", recipe, run_dir, {}, set)
@@ -32,6 +37,8 @@ def adapt(
     s = stage("adapt", recipe, run_dir, {"adapt": flags(base=base)}, set)
     if s.get("interrupted"):
         raise typer.Exit(143)
+    if elsewhere(s):
+        return
     for lang, after in s["after"]["bits_per_byte"].items():
         before = s["before"]["bits_per_byte"][lang]
         console.print(f"{lang}: {before:.4f} -> {after:.4f} bits/byte ({(after - before) / before:+.1%})")
@@ -41,6 +48,10 @@ def adapt(
 def sft(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = None):
     """Instruction-tune the run's model (full, LoRA or LLaMA-Adapter) into a chat model."""
     s = stage("sft", recipe, run_dir, {}, set)
+    if s.get("interrupted"):
+        raise typer.Exit(143)
+    if elsewhere(s):
+        return
     for lang, before in s["heldout_loss_before"].items():
         console.print(f"{lang}: held-out loss {before:.4f} -> {s['heldout_loss_after'][lang]:.4f}")
     print_samples(s["samples"])
@@ -55,6 +66,10 @@ def dpo(
 ):
     """Preference tuning (DPO, conservative DPO, IPO) after sft, full or LoRA."""
     s = stage("dpo", recipe, run_dir, {"dpo": flags(model=model)}, set)
+    if s.get("interrupted"):
+        raise typer.Exit(143)
+    if elsewhere(s):
+        return
     console.print(f"dpo: {s['pairs']} pairs, {s['steps']} steps, final loss {s['final']['loss']:.4f} -> {s['output']}")
     if s["heldout_reward_accuracy_after"] is not None:
         console.print(

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import torch
+from typing_extensions import NotRequired
 
 from lmforge.dpo.data import encode_pairs, mix_pairs
 from lmforge.dpo.from_judge import pairs_from_judge
@@ -25,6 +25,7 @@ from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_mode
 from lmforge.recipe import DpoConfig, PreferenceDataset, TrainConfig
 from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
+from lmforge.train.distributed import setup_distributed
 from lmforge.train.trackers import open_trackers
 from lmforge.train.tuning import attach_method
 
@@ -49,12 +50,15 @@ class DpoResult(DpoTrained):
     heldout_reward_accuracy_before: float | None
     heldout_reward_accuracy_after: float | None
     heldout_kl_per_token: float | None
+    worker_rank: NotRequired[int]  # returned by ranks other than 0 (which records the stage), not recorded
 
 
 def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: TrainConfig | None = None) -> DpoResult:
     """`tracking`: the recipe's [train] block, whose tracker keys apply to every training stage."""
     started = time.time()
     run_dir = Path(run_dir)
+    tracking = tracking or TrainConfig()
+    d = setup_distributed(tracking.threads)
     datasets = list(cfg.datasets)
     judged = None
     if cfg.from_judge:
@@ -68,6 +72,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
     pairs, skipped, where = mix_pairs(datasets, seed)
     heldout, h_skipped, _ = mix_pairs(cfg.heldout, seed) if cfg.heldout else ([], Counter(), [])
     model, tok = load_model_and_tokenizer(model_dir)
+    model.to(d.device)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     max_len = cfg.max_len or model.config.max_position_embeddings
     train, too_long, where_long = encode_pairs(tok, pairs, max_len, cfg.too_long)
@@ -75,38 +80,50 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
     if not train:
         raise ConfigError("dpo: no usable preference pair (see the skip counts)")
     lora = cfg.method == "lora"
-    torch.manual_seed(seed)  # the adapter's initial weights too: a rerun reproduces the run
-    model = attach_method(model, cfg, "dpo", seed)
+    model = attach_method(model, cfg, "dpo", seed)  # the adapter's initial weights from the seed too
     out = run_dir / "dpo"
     start = fingerprint(model_dir)["sha256"]
-    ref = reference_logps(
-        model, train, cfg.batch_size, pad, out / "reference_logps.json", f"{start}:{data_fingerprint(train)}", lora
-    )
-    held_ref = (
-        reference_logps(
-            model,
-            held,
-            cfg.batch_size,
-            pad,
-            out / "reference_logps_heldout.json",
-            f"{start}:{data_fingerprint(held)}",
-            lora,
-        )
-        if held
-        else None
-    )
+
+    def reference(pairs: list[dict], name: str) -> dict:
+        path, key = out / name, f"{start}:{data_fingerprint(pairs)}"
+        return reference_logps(model, pairs, cfg.batch_size, pad, path, key, lora, d)
+
+    ref = reference(train, "reference_logps.json")
+    held_ref = reference(held, "reference_logps_heldout.json") if held else None
     before = preference_accuracy(held_ref) if held else None  # likelihood per token, the reference's
-    metrics = MetricsWriter(run_dir, "dpo", open_trackers(run_dir, tracking or TrainConfig(), "dpo", cfg.model_dump()))
+
+    def rebuild():  # FSDP2: an unsharded copy for rank 0 to gather the trained weights into
+        return attach_method(load_model_and_tokenizer(model_dir)[0], cfg, "dpo", seed)
+
+    trackers = open_trackers(run_dir, tracking, "dpo", cfg.model_dump(), is_main=d.is_main)
+    metrics = MetricsWriter(run_dir, "dpo", trackers) if d.is_main else None
     try:
-        trained = train_dpo(model, train, ref, cfg, seed, pad, metrics.log, resume_dir=out / "resume")
+        trained, model = train_dpo(
+            model,
+            train,
+            ref,
+            cfg,
+            seed,
+            pad,
+            metrics.log if metrics else None,
+            resume_dir=out / "resume",
+            d=d,
+            fsdp=tracking.fsdp,
+            rebuild=rebuild,
+        )
     finally:
-        metrics.close()
+        if metrics:
+            metrics.close()
+    if trained["interrupted"]:
+        return {"interrupted": True}
+    if not d.is_main:
+        return {"worker_rank": d.rank}
     after = kl = reward_acc = None
-    if held:
+    if held:  # rank 0 alone, on the gathered model
         now = all_logps(model, held, cfg.batch_size, pad)
         after, reward_acc = preference_accuracy(now), preference_accuracy(now, held_ref)
-        reference = None if lora else load_model_and_tokenizer(model_dir)[0]
-        kl = answer_kl(model, reference, held, cfg.batch_size, pad)
+        reference_model = None if lora else load_model_and_tokenizer(model_dir)[0].to(model.device)
+        kl = answer_kl(model, reference_model, held, cfg.batch_size, pad)
     if lora:
         model.save_pretrained(out / "adapter")  # the adapter alone, before it is merged
     final = model.merge_and_unload() if lora else model

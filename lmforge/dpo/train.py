@@ -1,16 +1,12 @@
-"""The DPO loop and what it measures. Chosen and rejected answers of a pair share one row behind
-one copy of their prompt (packing.py); the reference log-probabilities come from a cache computed
-once (no second model in memory while training); with LoRA the reference is the model with its
-adapter disabled."""
+"""What DPO adds to the training core (lmforge/train/loop.py via `tune`), and what it measures.
+Chosen and rejected answers of a pair share one row behind one copy of their prompt (packing.py);
+the reference log-probabilities come from a cache computed once, sharded over the ranks (no second
+model in memory while training); with LoRA the reference is the model with its adapter disabled."""
 
 import contextlib
 import hashlib
-import itertools
 import json
-import math
 import random
-import shutil
-import time
 from pathlib import Path
 
 import torch
@@ -20,28 +16,39 @@ from lmforge.chat.encoding import collate, length_groups
 from lmforge.dpo.loss import preference_loss
 from lmforge.dpo.packing import pack_pairs, packed_length, pair_logps
 from lmforge.errors import DataError
-from lmforge.recipe import DpoConfig, TrainConfig
-from lmforge.train import lr_at, use_bf16
-from lmforge.train.resume import load_resume, resume_tag, save_resume
+from lmforge.recipe import DpoConfig
+from lmforge.rundir import atomic_write_text
+from lmforge.train import loop
+from lmforge.train.data_order import EpochBatches
+from lmforge.train.distributed import Dist, barrier, setup_distributed, sum_across
+from lmforge.train.tuning import tune
 
 
-def all_logps(model, pairs: list[dict], batch_size: int, pad_id: int) -> dict[str, torch.Tensor]:
+def all_logps(model, pairs: list[dict], batch_size: int, pad_id: int, d: Dist | None = None) -> dict[str, torch.Tensor]:
     """Summed log-probs and answer token counts of every pair, in order; batches are taken in
-    packed-length order (no gradients here, so grouping costs nothing but padding)."""
+    packed-length order (no gradients here, so grouping costs nothing but padding). With several
+    processes each scores every world-th batch on its unwrapped model, and one all-reduce gathers them."""
+    rank, world = (d.rank, d.world) if d else (0, 1)
     out = {
         "chosen": torch.zeros(len(pairs)),
         "rejected": torch.zeros(len(pairs)),
-        "chosen_tokens": torch.zeros(len(pairs), dtype=torch.long),
-        "rejected_tokens": torch.zeros(len(pairs), dtype=torch.long),
+        "chosen_tokens": torch.zeros(len(pairs)),
+        "rejected_tokens": torch.zeros(len(pairs)),
     }
     order = sorted(range(len(pairs)), key=lambda i: packed_length(pairs[i]))
     with torch.no_grad():
-        for i in range(0, len(order), batch_size):
+        for i in range(rank * batch_size, len(order), world * batch_size):
             idx = order[i : i + batch_size]
             logps, counts = pair_logps(model, pack_pairs(pairs, idx, pad_id, model.device))
             n, at = len(idx), torch.tensor(idx)
             out["chosen"][at], out["rejected"][at] = logps[:n].cpu(), logps[n:].cpu()
-            out["chosen_tokens"][at], out["rejected_tokens"][at] = counts[:n].cpu(), counts[n:].cpu()
+            out["chosen_tokens"][at], out["rejected_tokens"][at] = counts[:n].cpu().float(), counts[n:].cpu().float()
+    if world > 1:  # every pair was scored by exactly one rank, the others hold zeros there
+        names = list(out)
+        summed = sum_across(torch.stack([out[k] for k in names]).to(d.device), d).cpu()
+        out = dict(zip(names, summed))
+    for k in ("chosen_tokens", "rejected_tokens"):
+        out[k] = out[k].long()
     return out
 
 
@@ -53,24 +60,35 @@ def data_fingerprint(pairs: list[dict]) -> str:
 
 
 def reference_logps(
-    model, pairs: list[dict], batch_size: int, pad_id: int, path: Path, fingerprint: str, adapter: bool
+    model,
+    pairs: list[dict],
+    batch_size: int,
+    pad_id: int,
+    path: Path,
+    fingerprint: str,
+    adapter: bool,
+    d: Dist | None = None,
 ) -> dict[str, torch.Tensor]:
     """The reference model's log-probs: from `path` when its fingerprint (reference weights,
-    tokenizer, encoded pairs) matches, else computed once and written there."""
-    if path.is_file():
-        cached = json.loads(path.read_text())
-        if cached["fingerprint"] != fingerprint:
+    tokenizer, encoded pairs) matches, else computed once (sharded over the ranks) and written there."""
+    cached = path.is_file()
+    if d:
+        barrier(d)  # every rank decided before rank 0 may write the file
+    if cached:
+        saved = json.loads(path.read_text())
+        if saved["fingerprint"] != fingerprint:
             raise DataError(
                 f"{path}: reference log-probs of another model, tokenizer or data "
-                f"(fingerprint {cached['fingerprint'][:12]}…, now {fingerprint[:12]}…); delete it to recompute"
+                f"(fingerprint {saved['fingerprint'][:12]}…, now {fingerprint[:12]}…); delete it to recompute"
             )
-        return {k: torch.tensor(v) for k, v in cached["logps"].items()}  # float32 sums round-trip exactly
+        return {k: torch.tensor(v) for k, v in saved["logps"].items()}  # float32 sums round-trip exactly
     context = model.disable_adapter() if adapter else contextlib.nullcontext()
     model.eval()
     with context:
-        ref = all_logps(model, pairs, batch_size, pad_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"fingerprint": fingerprint, "logps": {k: v.tolist() for k, v in ref.items()}}))
+        ref = all_logps(model, pairs, batch_size, pad_id, d)
+    if not d or d.is_main:
+        payload = {"fingerprint": fingerprint, "logps": {k: v.tolist() for k, v in ref.items()}}
+        atomic_write_text(path, json.dumps(payload))
     return ref
 
 
@@ -78,20 +96,17 @@ def _normalise(logps: torch.Tensor, tokens: torch.Tensor, loss_type: str) -> tor
     return logps / tokens.clamp(min=1) if loss_type == "ipo" else logps
 
 
-def pair_batches(pairs: list[dict], batch_size: int, seed: int, by_length: bool):
-    """Batches of pair indices, epoch after epoch, each epoch shuffled anew; with `by_length`
-    grouped by packed length. Shuffled is the default: on the shipped sample, batches of
-    similar-length pairs (which are similar pairs) left the DPO loss over all pairs at 0.62-0.64
-    after 30 LoRA steps where shuffled batches reached 0.58-0.59, as TRL's do, for ~20% more
-    time per step; packing already removed the larger waste, the prompt computed twice."""
-    lengths = [packed_length(p) for p in pairs] if by_length else None
-    for epoch in itertools.count():
-        if by_length:
-            yield from length_groups(lengths, batch_size, seed, epoch)
-        else:
-            order = list(range(len(pairs)))
-            random.Random(seed * 1000 + epoch).shuffle(order)
-            yield from (order[i : i + batch_size] for i in range(0, len(order), batch_size))
+def pair_groups(pairs: list[dict], batch_size: int, seed: int, by_length: bool, epoch: int) -> list[list[int]]:
+    """One epoch's batches of pair indices, shuffled anew each epoch; with `by_length` grouped by
+    packed length. Shuffled is the default: on the shipped sample, batches of similar-length pairs
+    (which are similar pairs) left the DPO loss over all pairs at 0.62-0.64 after 30 LoRA steps
+    where shuffled batches reached 0.58-0.59, as TRL's do, for ~20% more time per step; packing
+    already removed the larger waste, the prompt computed twice."""
+    if by_length:
+        return length_groups([packed_length(p) for p in pairs], batch_size, seed, epoch)
+    order = list(range(len(pairs)))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 class DpoTrained(TypedDict):
@@ -100,81 +115,77 @@ class DpoTrained(TypedDict):
     final: dict[str, float]  # the last step's loss, reward accuracy and margin, answer log-probs
     pairs_per_s: float
     trainable_params: int
+    world_size: int  # processes that trained together
+    interrupted: bool  # SIGTERM: checkpointed at the step's end, rerun to resume
 
 
 def train_dpo(
-    model, pairs: list[dict], ref: dict, cfg: DpoConfig, seed: int, pad_id: int, log, resume_dir: Path | None = None
-) -> DpoTrained:
-    """Train for cfg.epochs; with `resume_dir`, checkpoint every cfg.checkpoint_every steps and
-    continue a killed run from its last checkpoint (same batches, same schedule)."""
-    torch.manual_seed(seed)
-    device = model.device
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, fused=device.type in ("cuda", "cpu"))
-    per_step = cfg.batch_size * cfg.grad_accum
-    steps = max(1, math.ceil(len(pairs) * cfg.epochs / per_step))
-    schedule = TrainConfig(
-        lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps, schedule="cosine"
+    model,
+    pairs: list[dict],
+    ref: dict,
+    cfg: DpoConfig,
+    seed: int,
+    pad_id: int,
+    log,
+    resume_dir: Path | None = None,
+    d: Dist | None = None,
+    fsdp: bool = False,
+    rebuild=None,
+) -> tuple[DpoTrained, torch.nn.Module | None]:
+    """Train for cfg.epochs on the training core (lmforge/train/tuning.py); returns the figures
+    and the trained model (plain, on rank 0; None on the other ranks)."""
+    d = d or setup_distributed()
+    groups = EpochBatches(lambda epoch: pair_groups(pairs, cfg.batch_size, seed, cfg.group_by_length, epoch))
+
+    def batch(index: int) -> tuple[list[int], dict]:
+        idx = groups[index]
+        return idx, pack_pairs(pairs, idx, pad_id, d.device)
+
+    def loss(module, b: tuple[list[int], dict]) -> loop.Out:
+        idx, packed = b
+        n = len(idx)
+        logps, counts = pair_logps(module, packed)
+        logps = logps.float()
+        pol_c, pol_r = _normalise(logps[:n], counts[:n], cfg.loss), _normalise(logps[n:], counts[n:], cfg.loss)
+        ix = torch.tensor(idx)
+        ref_c = _normalise(ref["chosen"][ix], ref["chosen_tokens"][ix], cfg.loss).to(d.device)
+        ref_r = _normalise(ref["rejected"][ix], ref["rejected_tokens"][ix], cfg.loss).to(d.device)
+        losses, _, _ = preference_loss(pol_c, pol_r, ref_c, ref_r, cfg.beta, cfg.loss, cfg.label_smoothing)
+        # rewards on summed log-probs whatever the loss (IPO's are per-token averages), as TRL reports them
+        reward_c = cfg.beta * (logps[:n].detach() - ref["chosen"][ix].to(d.device))
+        reward_r = cfg.beta * (logps[n:].detach() - ref["rejected"][ix].to(d.device))
+        stats = {
+            "reward_accuracy": (reward_c > reward_r).float().mean(),
+            "reward_margin": (reward_c - reward_r).mean(),
+            "logp_chosen": logps[:n].detach().mean(),
+            "logp_rejected": logps[n:].detach().mean(),
+        }
+        return loop.Out(losses.mean(), stats, int(counts.sum()), n)
+
+    t = tune(
+        model,
+        cfg,
+        "dpo",
+        d,
+        items=len(pairs),
+        fingerprint=data_fingerprint(pairs),
+        seed=seed,
+        batch=batch,
+        loss=loss,
+        log=log,
+        resume_dir=resume_dir,
+        fsdp=fsdp,
+        rebuild=rebuild,
     )
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
-    tag = resume_tag(data_fingerprint(pairs), cfg, seed)
-    first = load_resume(resume_dir, model, optimizer, tag, "dpo") if resume_dir and cfg.resume else 0
-    # the micro-batches the killed run already took are skipped
-    groups = itertools.islice(
-        pair_batches(pairs, cfg.batch_size, seed, cfg.group_by_length), first * cfg.grad_accum, None
-    )
-    model.train()
-    started, last = time.perf_counter(), {}
-    for step in range(first, steps):
-        lr = lr_at(step, schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        stats = {"loss": 0.0, "reward_accuracy": 0.0, "reward_margin": 0.0, "logp_chosen": 0.0, "logp_rejected": 0.0}
-        for _ in range(cfg.grad_accum):
-            idx = next(groups)
-            n = len(idx)
-            with autocast:
-                logps, counts = pair_logps(model, pack_pairs(pairs, idx, pad_id, device))
-            pol_c, pol_r = _normalise(logps[:n], counts[:n], cfg.loss), _normalise(logps[n:], counts[n:], cfg.loss)
-            ix = torch.tensor(idx)
-            ref_c = _normalise(ref["chosen"][ix], ref["chosen_tokens"][ix], cfg.loss).to(device)
-            ref_r = _normalise(ref["rejected"][ix], ref["rejected_tokens"][ix], cfg.loss).to(device)
-            losses, _, _ = preference_loss(pol_c, pol_r, ref_c, ref_r, cfg.beta, cfg.loss, cfg.label_smoothing)
-            # rewards on summed log-probs whatever the loss (IPO's are per-token averages), as TRL reports them
-            reward_c = cfg.beta * (logps[:n].detach() - ref["chosen"][ix].to(device))
-            reward_r = cfg.beta * (logps[n:].detach() - ref["rejected"][ix].to(device))
-            (losses.mean() / cfg.grad_accum).backward()
-            for key, value in (
-                ("loss", losses.mean()),
-                ("reward_accuracy", (reward_c > reward_r).float().mean()),
-                ("reward_margin", (reward_c - reward_r).mean()),
-                ("logp_chosen", logps[:n].mean()),
-                ("logp_rejected", logps[n:].mean()),
-            ):
-                stats[key] += float(value.detach()) / cfg.grad_accum
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        last = stats
-        if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
-            log(
-                step=step + 1,
-                lr=lr,
-                pairs_per_s=(step + 1 - first) * per_step / (time.perf_counter() - started),
-                **stats,
-            )
-        if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
-            save_resume(resume_dir, model, optimizer, step + 1, tag)
-    if resume_dir:  # finished: nothing to resume any more
-        shutil.rmtree(resume_dir, ignore_errors=True)
-    model.eval()
     return {
-        "steps": steps,
-        "resumed_from": first,
-        "final": last,
-        "pairs_per_s": (steps - first) * per_step / (time.perf_counter() - started),
-        "trainable_params": sum(p.numel() for p in params),
-    }
+        "steps": t.steps,
+        "resumed_from": t.resumed_from,
+        "final": t.done.last,
+        "pairs_per_s": t.done.samples / max(t.done.seconds, 1e-9),
+        "trainable_params": t.trainable_params,
+        "world_size": d.world,
+        "interrupted": t.done.interrupted,
+    }, t.model
 
 
 def preference_accuracy(logps: dict, ref: dict | None = None) -> float:

@@ -9,6 +9,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from typing_extensions import NotRequired
+
 from lmforge.chat.encoding import encode_all
 from lmforge.chat.session import make_engine, reply
 from lmforge.chat.template import CHATML_TEMPLATE
@@ -19,6 +21,7 @@ from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.rundir import MetricsWriter, record_stage, write_report_section
 from lmforge.sft.data import mix_datasets
 from lmforge.sft.train import SftTrained, heldout_loss, train_sft
+from lmforge.train.distributed import setup_distributed
 from lmforge.train.trackers import open_trackers
 from lmforge.train.tuning import attach_method
 
@@ -47,12 +50,16 @@ class SftResult(SftTrained):
     heldout_loss_before: dict[str, float]  # language -> answer-token loss
     heldout_loss_after: dict[str, float]
     samples: list[dict[str, str]]  # prompt, answer
+    worker_rank: NotRequired[int]  # returned by ranks other than 0 (which records the stage), not recorded
 
 
 def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: TrainConfig | None = None) -> SftResult:
-    """`tracking`: the recipe's [train] block, whose tracker keys apply to every training stage."""
+    """`tracking`: the recipe's [train] block, whose tracker keys (and nproc/fsdp keys) apply to every
+    training stage. Under torchrun every process runs this; rank 0 alone writes the results."""
     started = time.time()
     run_dir = Path(run_dir)
+    tracking = tracking or TrainConfig()
+    d = setup_distributed(tracking.threads)
     if not cfg.datasets:
         raise ConfigError("sft.datasets: give at least one instruction file")
     base_dir = _base(cfg, run_dir)
@@ -73,14 +80,34 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
     for c in held_convs:
         by_lang[c["language"] or "-"].append(c)
     heldout = {lang: encode_all(tokenizer, cs, max_len, "truncate")[0] for lang, cs in by_lang.items()}
-    before = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}
+    before = {lang: heldout_loss(model.to(d.device), ex, cfg.batch_size, pad, d) for lang, ex in heldout.items()}
+
+    def rebuild():  # FSDP2: an unsharded copy for rank 0 to gather the trained weights into
+        return attach_method(load_model_and_tokenizer(base_dir)[0], cfg, "sft", seed)
 
     model = attach_method(model, cfg, "sft", seed)
-    metrics = MetricsWriter(run_dir, "sft", open_trackers(run_dir, tracking or TrainConfig(), "sft", cfg.model_dump()))
+    trackers = open_trackers(run_dir, tracking, "sft", cfg.model_dump(), is_main=d.is_main)
+    metrics = MetricsWriter(run_dir, "sft", trackers) if d.is_main else None
     try:
-        trained = train_sft(model, examples, cfg, seed, pad, metrics.log, resume_dir=run_dir / "sft" / "resume")
+        trained, model = train_sft(
+            model,
+            examples,
+            cfg,
+            seed,
+            pad,
+            metrics.log if metrics else None,
+            resume_dir=run_dir / "sft" / "resume",
+            d=d,
+            fsdp=tracking.fsdp,
+            rebuild=rebuild,
+        )
     finally:
-        metrics.close()
+        if metrics:
+            metrics.close()
+    if trained["interrupted"]:
+        return {"interrupted": True}
+    if not d.is_main:
+        return {"worker_rank": d.rank}
     after = {lang: heldout_loss(model, ex, cfg.batch_size, pad) for lang, ex in heldout.items()}
 
     chat_dir = run_dir / "chat"

@@ -1,41 +1,43 @@
-"""The SFT loop: full fine-tuning, LoRA or LLaMA-Adapter (both through `peft`) on padded batches;
-a killed run resumes from its last step checkpoint (lmforge/train/resume.py) to the same weights.
-
-Same ingredients as pretraining (AdamW, warmup + cosine, clipping, bf16 autocast where the chip
-has it) on the model's own loss, which HF computes over the label tokens only.
+"""What SFT adds to the training core (lmforge/train/loop.py via `tune`): padded batches of
+conversations grouped by length, and the model's own loss, which HF computes over the label
+(assistant) tokens only. Full fine-tuning, LoRA or LLaMA-Adapter; DDP or FSDP2 under torchrun; a
+killed run resumes to the same weights.
 """
 
 import hashlib
-import itertools
 import json
-import math
-import shutil
-import time
 from pathlib import Path
 
 import torch
 from typing_extensions import TypedDict
 
-from lmforge.chat.encoding import IGNORE, batches, collate
-from lmforge.recipe import SftConfig, TrainConfig
-from lmforge.train import lr_at, use_bf16
-from lmforge.train.resume import load_resume, resume_tag, save_resume
+from lmforge.chat.encoding import IGNORE, collate, length_groups
+from lmforge.recipe import SftConfig
+from lmforge.train import loop
+from lmforge.train.data_order import EpochBatches
+from lmforge.train.distributed import Dist, setup_distributed, sum_across
+from lmforge.train.tuning import tune
 
 
 @torch.no_grad()
-def heldout_loss(model, examples: list[tuple], batch_size: int, pad_id: int) -> float:
-    """Mean negative log-likelihood per assistant token (token-weighted over all examples)."""
+def heldout_loss(model, examples: list[tuple], batch_size: int, pad_id: int, d: Dist | None = None) -> float:
+    """Mean negative log-likelihood per assistant token (token-weighted over all examples); with
+    several processes each scores its share of the examples (an unwrapped model: no collectives)."""
+    rank, world = (d.rank, d.world) if d else (0, 1)
+    mine = examples[rank::world]
     model.eval()
-    total, count = 0.0, 0
-    for i in range(0, len(examples), batch_size):
-        b = {k: v.to(model.device) for k, v in collate(examples[i : i + batch_size], pad_id).items()}
+    total = torch.zeros(2, dtype=torch.float64)
+    for i in range(0, len(mine), batch_size):
+        b = {k: v.to(model.device) for k, v in collate(mine[i : i + batch_size], pad_id).items()}
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
         labels = b["labels"][:, 1:]
-        total += torch.nn.functional.cross_entropy(
+        total[0] += torch.nn.functional.cross_entropy(
             logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="sum"
         ).item()
-        count += int((labels != IGNORE).sum())
-    return total / max(count, 1)
+        total[1] += int((labels != IGNORE).sum())
+    if d and d.world > 1:
+        total = sum_across(total.to(d.device), d).cpu()
+    return float(total[0] / max(total[1], 1))
 
 
 class SftTrained(TypedDict):
@@ -43,15 +45,11 @@ class SftTrained(TypedDict):
     resumed_from: int  # the step a killed run went on from (0: a fresh start)
     epochs: float
     final_loss: float
-    tokens: int  # answer tokens the loss saw
+    tokens: int  # tokens of the conversations trained on, padding excluded (this run, all processes)
     tok_per_s: float
     trainable_params: int
-
-
-def sft_batches(examples: list[tuple], batch_size: int, pad_id: int, seed: int):
-    """Padded batches epoch after epoch (each epoch's order a function of the seed and the epoch)."""
-    for epoch in itertools.count():
-        yield from batches(examples, batch_size, pad_id, seed, epoch)
+    world_size: int  # processes that trained together
+    interrupted: bool  # SIGTERM: checkpointed at the step's end, rerun to resume
 
 
 def examples_fingerprint(examples: list[tuple]) -> str:
@@ -61,58 +59,57 @@ def examples_fingerprint(examples: list[tuple]) -> str:
     return h.hexdigest()
 
 
+def answer_loss(model, batch: dict) -> loop.Out:
+    out = model(**batch)
+    return loop.Out(out.loss, {}, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
+
+
 def train_sft(
-    model, examples: list[tuple], cfg: SftConfig, seed: int, pad_id: int, log, resume_dir: Path | None = None
-) -> SftTrained:
-    """Train for cfg.epochs over `examples`; `log(step=..., loss=..., lr=...)` receives progress. With
-    `resume_dir`, checkpoint every cfg.checkpoint_every steps and continue a killed run from there."""
-    torch.manual_seed(seed)
-    device = model.device
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), fused=device.type in ("cuda", "cpu")
+    model,
+    examples: list[tuple],
+    cfg: SftConfig,
+    seed: int,
+    pad_id: int,
+    log,
+    resume_dir: Path | None = None,
+    d: Dist | None = None,
+    fsdp: bool = False,
+    rebuild=None,
+) -> tuple[SftTrained, torch.nn.Module | None]:
+    """Train for cfg.epochs over `examples`; `log(**row)` receives the metrics rows. Returns the
+    figures and the trained model (plain, on rank 0; None on the other ranks)."""
+    d = d or setup_distributed()
+    lengths = [len(ids) for ids, _ in examples]
+    groups = EpochBatches(lambda epoch: length_groups(lengths, cfg.batch_size, seed, epoch))
+
+    def batch(index: int) -> dict:
+        rows = [examples[j] for j in groups[index]]
+        return {k: v.to(d.device) for k, v in collate(rows, pad_id).items()}
+
+    t = tune(
+        model,
+        cfg,
+        "sft",
+        d,
+        items=len(examples),
+        fingerprint=examples_fingerprint(examples),
+        seed=seed,
+        batch=batch,
+        loss=answer_loss,
+        log=log,
+        resume_dir=resume_dir,
+        fsdp=fsdp,
+        rebuild=rebuild,
+        weight_decay=cfg.weight_decay,
     )
-    per_step = cfg.batch_size * cfg.grad_accum
-    steps = max(1, math.ceil(len(examples) * cfg.epochs / per_step))
-    schedule = TrainConfig(
-        lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps, schedule="cosine"
-    )
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.precision, device))
-    tag = resume_tag(examples_fingerprint(examples), cfg, seed)
-    first = load_resume(resume_dir, model, optimizer, tag, "sft") if resume_dir and cfg.resume else 0
-    # the micro-batches the killed run already took are skipped
-    stream = itertools.islice(sft_batches(examples, cfg.batch_size, pad_id, seed), first * cfg.grad_accum, None)
-    model.train()
-    started, tokens, loss = time.perf_counter(), 0, float("nan")
-    for step in range(first, steps):
-        lr = lr_at(step, schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        total = 0.0
-        for _ in range(cfg.grad_accum):
-            batch = {k: v.to(device) for k, v in next(stream).items()}
-            with autocast:
-                out = model(**batch)
-            (out.loss / cfg.grad_accum).backward()
-            total += out.loss.item() / cfg.grad_accum
-            tokens += int(batch["attention_mask"].sum())
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss = total
-        if (step + 1) % cfg.log_every == 0 or step + 1 == steps:
-            log(step=step + 1, loss=loss, lr=lr, tok_per_s=tokens / (time.perf_counter() - started))
-        if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
-            save_resume(resume_dir, model, optimizer, step + 1, tag)
-    if resume_dir:  # finished: nothing to resume any more
-        shutil.rmtree(resume_dir, ignore_errors=True)
-    model.eval()
     return {
-        "steps": steps,
-        "resumed_from": first,
+        "steps": t.steps,
+        "resumed_from": t.resumed_from,
         "epochs": cfg.epochs,
-        "final_loss": loss,
-        "tokens": tokens,
-        "tok_per_s": tokens / (time.perf_counter() - started),
-        "trainable_params": sum(p.numel() for p in params),
-    }
+        "final_loss": t.done.last.get("loss", float("nan")),
+        "tokens": t.done.tokens,
+        "tok_per_s": t.done.tokens / max(t.done.seconds, 1e-9),
+        "trainable_params": t.trainable_params,
+        "world_size": d.world,
+        "interrupted": t.done.interrupted,
+    }, t.model

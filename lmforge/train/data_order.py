@@ -32,3 +32,20 @@ class DataOrder:
     def micro_slice(samples_done: int, micro: int, rank: int, world: int, micro_batch: int) -> int:
         """First global sample index of micro-step `micro` on `rank`."""
         return samples_done + (micro * world + rank) * micro_batch
+
+
+class EpochBatches:
+    """Global batch index -> the item indices of that batch, for data whose batches are drawn anew
+    each epoch (`of_epoch(epoch)`, a pure function of the seed and the epoch: sft's conversations,
+    dpo's pairs). Every epoch has the same number of batches; one epoch is kept at a time."""
+
+    def __init__(self, of_epoch):
+        self.of_epoch = of_epoch
+        self._epoch, self._batches = 0, of_epoch(0)
+        self.per_epoch = len(self._batches)
+
+    def __getitem__(self, index: int) -> list[int]:
+        epoch = index // self.per_epoch
+        if epoch != self._epoch:
+            self._epoch, self._batches = epoch, self.of_epoch(epoch)
+        return self._batches[index % self.per_epoch]

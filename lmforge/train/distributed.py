@@ -6,9 +6,12 @@ module reads the environment it sets (RANK, WORLD_SIZE, LOCAL_RANK). gloo on CPU
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+WAIT = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,9 @@ class Dist:
         return self.rank == 0
 
 
-def setup_distributed() -> Dist:
+def setup_distributed(threads: int | None = None) -> Dist:
+    """Join torchrun's process group (once per process; later stages reuse it). CPU processes share
+    the cores: each gets its part of them unless `threads` says otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -31,8 +36,13 @@ def setup_distributed() -> Dist:
     device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    elif world > 1 and not cuda and not dist.is_initialized():
+        torch.set_num_threads(max(1, torch.get_num_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
+        # rank 0 alone measures before and after training while the others wait: allow it time
+        dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None, timeout=WAIT)
     return Dist(rank, world, local_rank, device)
 
 
@@ -51,7 +61,7 @@ def wrap_model(model: torch.nn.Module, d: Dist, fsdp: bool, bf16: bool) -> torch
             if bf16
             else MixedPrecisionPolicy()
         )
-        for layer in model.model.layers:
+        for layer in decoder_layers(model):
             fully_shard(layer, mp_policy=mp)
         fully_shard(model, mp_policy=mp)
         return model
@@ -60,6 +70,21 @@ def wrap_model(model: torch.nn.Module, d: Dist, fsdp: bool, bf16: bool) -> torch
 
         return DistributedDataParallel(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
     return model
+
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The transformer blocks, wherever the model (or a peft wrapper around it) keeps them."""
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and name.endswith("layers"):
+            return list(module)
+    raise ValueError(f"{type(model).__name__}: no decoder layers found to shard")
+
+
+def sum_across(value: torch.Tensor, d: Dist) -> torch.Tensor:
+    if d.world > 1:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
 
 
 def mean_across(value: torch.Tensor, d: Dist) -> torch.Tensor:

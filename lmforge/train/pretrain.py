@@ -6,14 +6,12 @@ seed and the step, and the rest (optimizer moments, RNG) is in every checkpoint,
 why a killed run resumes bit-identically on CPU.
 """
 
-import contextlib
-import signal
+import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typing_extensions import NotRequired, TypedDict
 
 from lmforge.data import PackedTokens
@@ -21,55 +19,22 @@ from lmforge.errors import ConfigError
 from lmforge.models import latest_checkpoint, load_causal_lm
 from lmforge.recipe import ModelConfig, TrainConfig
 from lmforge.rundir import MetricsWriter, record_stage
+from lmforge.train import loop
 from lmforge.train.checkpoint import (
     checkpoint_steps,
     load_model_weights,
     load_resume_state,
     save_checkpoint,
 )
-from lmforge.train.data_order import DataOrder
-from lmforge.train.distributed import (
-    any_across,
-    barrier,
-    mean_across,
-    setup_distributed,
-    teardown_distributed,
-    wrap_model,
-)
+from lmforge.train.distributed import barrier, mean_across, setup_distributed, wrap_model
 from lmforge.train.fused_loss import cross_entropy
 from lmforge.train.mixture import Mixture
 from lmforge.train.model import build_model, count_params, flops_per_token, hf_config
+from lmforge.train.optim import make_optimizer
 from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain_report import write_pretrain_report
 from lmforge.train.schedule import lr_at
 from lmforge.train.trackers import open_trackers
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on norms or biases), as in GPT-2/Llama.
-
-    Token embeddings get their own group so continued pretraining can move them more slowly
-    (`embedding_lr_scale` < 1) than the rest. The fused implementation (one kernel over all
-    parameters) exists on CPU and GPU since torch 2.4.
-    """
-    embed = {id(p) for p in model.get_input_embeddings().parameters()} if cfg.embedding_lr_scale != 1 else set()
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2 and id(p) not in embed], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        {
-            "params": [p for p in params if id(p) in embed],
-            "weight_decay": cfg.weight_decay,
-            "lr_scale": cfg.embedding_lr_scale,
-        },
-    ]
-    return torch.optim.AdamW(
-        [g for g in groups if g["params"]],
-        lr=cfg.lr,
-        betas=(cfg.beta1, cfg.beta2),
-        eps=cfg.eps,
-        fused=device.type in ("cuda", "cpu"),
-    )
 
 
 @torch.no_grad()
@@ -86,18 +51,6 @@ def evaluate(fwd, data: PackedTokens, cfg: TrainConfig, d, autocast) -> float:
         total += F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
     fwd.train()
     return mean_across(total / (len(mine) * cfg.seq_len), d).item()
-
-
-class StopFlag:
-    """Turns SIGTERM (Slurm preemption, `kill`) into a checkpoint-and-exit at the next step."""
-
-    def __init__(self):
-        self.set = False
-        with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
-            signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.set = True
 
 
 class PretrainResult(TypedDict):
@@ -117,12 +70,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     """Train (or resume) a model in `run_dir`; returns a summary of the run and the trained model."""
     started = time.time()
     run_dir = Path(run_dir)
-    d = setup_distributed()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    elif d.world > 1 and d.device.type == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads() // int(d.world)))
-    stop = StopFlag()
+    d = setup_distributed(cfg.threads)
 
     source_dirs = {n: Path(p) for n, p in cfg.sources.items()} or {
         "train": Path(cfg.data) if cfg.data else run_dir / "tokens" / "train"
@@ -156,32 +104,44 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     raw.to(d.device)
     wrapped = wrap_model(raw, d, cfg.fsdp, bf16)
     fwd = torch.compile(wrapped) if cfg.compile else wrapped
-    optimizer = make_optimizer(wrapped, cfg, d.device)
-    state = {"samples": 0, "tokens": 0}
-    step, last_loss = 0, None
+    optimizer = make_optimizer(raw, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps, cfg.embedding_lr_scale)
+    mb = cfg.micro_batch_size
+    start = loop.Position()
     if resume_from:
         saved = load_resume_state(resume_from, wrapped, optimizer)
-        step, last_loss = saved["step"], saved["loss"]
-        state = {"samples": saved["samples"], "tokens": saved["tokens"]}
+        start = loop.Position(saved["step"], saved["samples"] // mb, saved["tokens"])
 
     n_params = count_params(raw)
     n_non_embed = count_params(raw, exclude_embeddings=True)
     fpt = flops_per_token(config, n_non_embed, cfg.seq_len)
     mixture = Mixture(sources, cfg.mix or {n: 1.0 for n in sources}, seed)
-    global_batch = cfg.micro_batch_size * cfg.grad_accum * d.world
+    global_batch = mb * cfg.grad_accum * d.world
     save_at = checkpoint_steps(cfg.max_steps, cfg.checkpoint_every, cfg.log_spaced_checkpoints)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=bf16 and not cfg.fsdp)
     recorded = {"model": model_cfg.model_dump(), "train": cfg.model_dump()}
     trackers = open_trackers(run_dir, cfg, "pretrain", recorded, is_main=d.is_main)
     metrics = MetricsWriter(run_dir, "pretrain", trackers) if d.is_main else None
 
-    def checkpoint(at: int, loss: float | None) -> Path:
-        return save_checkpoint(
-            ckpt_root, at, raw, wrapped, optimizer, {**state, "loss": loss}, tokenizer_dir, d.is_main
+    def checkpoint(at: loop.Position, last: dict) -> Path:
+        state = {"samples": at.micro_batches * mb, "tokens": at.tokens, "loss": last.get("loss")}
+        return save_checkpoint(ckpt_root, at.step, raw, wrapped, optimizer, state, tokenizer_dir, d.is_main)
+
+    def batch(index: int) -> torch.Tensor:  # global micro-batch `index` = samples index * mb ...
+        return torch.from_numpy(mixture.batch(index * mb, mb)).to(d.device, non_blocking=True)
+
+    def next_token_loss(batch: torch.Tensor) -> loop.Out:
+        logits = fwd(input_ids=batch[:, :-1]).logits
+        return loop.Out(
+            cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()), {}, batch[:, 1:].numel(), len(batch)
         )
 
-    if step == 0 and 0 in save_at:
-        checkpoint(0, None)
+    def validate(step: int) -> dict | None:
+        if val_data is None or (step % cfg.eval_every and step != cfg.max_steps):
+            return None
+        return {"val_loss": evaluate(fwd, val_data, cfg, d, autocast)}
+
+    if start.step == 0 and 0 in save_at:
+        checkpoint(start, {})
     if d.is_main:
         msg = f"resuming from {resume_from.name}" if resume_from else "starting from scratch"
         windows = sum(len(s) for s in sources.values())
@@ -190,83 +150,30 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
             f"{global_batch * cfg.seq_len} tokens/step, {precision} on {d.device.type}, {msg}",
             flush=True,
         )
-
-    progress = Progress(
-        TextColumn("pretrain"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[tps]:,.0f} tok/s"),
-        TimeRemainingColumn(),
-        disable=not d.is_main,
-        transient=True,
-        auto_refresh=False,
-    )  # redrawn at log steps: a 10 Hz refresh thread costs the loop GIL time
-    task = progress.add_task("steps", total=cfg.max_steps, completed=step, loss=float("nan"), tps=0.0)
-    interrupted, window_tokens, window_time = False, 0, 0.0
-    with progress:
-        while step < cfg.max_steps:
-            t0 = time.perf_counter()
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-            loss_sum = torch.zeros((), device=d.device)
-            for micro in range(cfg.grad_accum):
-                start = DataOrder.micro_slice(state["samples"], micro, d.rank, d.world, cfg.micro_batch_size)
-                batch = torch.from_numpy(mixture.batch(start, cfg.micro_batch_size))
-                batch = batch.to(d.device, non_blocking=True)
-                last_micro = micro == cfg.grad_accum - 1
-                sync = contextlib.nullcontext() if last_micro or d.world == 1 or cfg.fsdp else wrapped.no_sync()
-                with sync:
-                    with autocast:
-                        logits = fwd(input_ids=batch[:, :-1]).logits
-                    loss = cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
-                    (loss / cfg.grad_accum).backward()
-                loss_sum += loss.detach()
-            grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip or float("inf"))
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            state["samples"] += global_batch
-            state["tokens"] += global_batch * cfg.seq_len
-            window_tokens += global_batch * cfg.seq_len
-
-            if step % cfg.log_every == 0 or step == cfg.max_steps or step in save_at:
-                last_loss = mean_across(loss_sum / cfg.grad_accum, d).item()
-                norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-                window_time += time.perf_counter() - t0
-                tps = window_tokens / window_time
-                row = {
-                    "step": step,
-                    "loss": last_loss,
-                    "lr": lr,
-                    "grad_norm": float(norm),
-                    "tokens": state["tokens"],
-                    "tok_per_s": tps,
-                    "model_flops_per_s": tps * fpt,
-                    "elapsed_s": time.time() - started,
-                }
-                if d.is_main:
-                    metrics.log(**row)
-                progress.update(task, completed=step, loss=last_loss, tps=tps, refresh=True)
-                window_tokens, window_time = 0, 0.0
-            else:
-                window_time += time.perf_counter() - t0
-            if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
-                val_loss = evaluate(fwd, val_data, cfg, d, autocast)
-                if d.is_main:
-                    metrics.log(step=step, tokens=state["tokens"], val_loss=val_loss)
-            # ranks agree on stopping at log steps only: an all-reduce every step would sync the GPU
-            if d.world == 1 or step % cfg.log_every == 0:
-                interrupted = any_across(stop.set, d) and step < cfg.max_steps
-            if step in save_at or interrupted:
-                checkpoint(step, last_loss)
-            if interrupted:
-                break
-
+    job = loop.Job(
+        name="pretrain",
+        steps=cfg.max_steps,
+        grad_accum=cfg.grad_accum,
+        lr_at=lambda step: lr_at(step, cfg),
+        batch=batch,
+        loss=next_token_loss,
+        clip=cfg.grad_clip,
+        log_every=cfg.log_every,
+        save_at=save_at.__contains__,
+        save=checkpoint,
+        evaluate=validate,
+        flops_per_token=fpt,
+        autocast_dtype=torch.bfloat16 if bf16 and not cfg.fsdp else None,
+    )
+    done = loop.run(job, wrapped, optimizer, d, start, metrics.log if metrics else None)
+    step, interrupted = done.position.step, done.interrupted
+    last_loss = done.last.get("loss") if done.last else None
+    if last_loss is None and resume_from:
+        last_loss = json.loads((resume_from / "trainer_state.json").read_text()).get("loss")
     barrier(d)
     summary = {
         "steps": step,
-        "tokens": state["tokens"],
+        "tokens": done.position.tokens,
         "params": n_params,
         "final_loss": last_loss,
         "interrupted": interrupted,
@@ -295,7 +202,6 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
                 summary,
             )
             write_pretrain_report(run_dir, summary, config, cfg, d.world)
-    teardown_distributed()
     return {**summary, "model": raw}  # the in-memory model, for callers and tests; not in the manifest
 
 

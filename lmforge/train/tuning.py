@@ -1,11 +1,29 @@
-"""How a tuning stage wraps its model: full fine-tuning trains it as it is; LoRA and LLaMA-Adapter
-wrap it through `peft` so that only their own parameters train. Shared by sft and dpo; a bad
-setting fails in one line naming the stage's own key."""
+"""What sft and dpo share: how the model is wrapped for a tuning method (full, LoRA, LLaMA-Adapter
+through `peft`), and `tune`, which runs the training core (lmforge/train/loop.py) for them with
+exact resume, DDP or FSDP2, and gathers the result into one plain model on rank 0.
 
+A bad setting fails in one line naming the stage's own key (`sft.lora_targets`, `train.fsdp`).
+"""
+
+import math
+import shutil
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
 
 from lmforge.errors import ConfigError
+from lmforge.recipe import TrainConfig
 from lmforge.recipe.schema import Tuning
+from lmforge.train import loop
+from lmforge.train.checkpoint import FULL
+from lmforge.train.distributed import Dist, barrier, wrap_model
+from lmforge.train.optim import make_optimizer
+from lmforge.train.precision import use_bf16
+from lmforge.train.resume import load_resume_optimizer, load_resume_weights, resume_tag, save_resume
+from lmforge.train.schedule import lr_at
 
 
 def attach_method(model, cfg: Tuning, section: str, seed: int = 0):
@@ -13,7 +31,6 @@ def attach_method(model, cfg: Tuning, section: str, seed: int = 0):
     adapter's random initial weights come from `seed`: the same run gives the same adapter."""
     if cfg.method == "full":
         return model
-    import torch
     from peft import AdaptionPromptConfig, LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
@@ -44,3 +61,84 @@ def attach_method(model, cfg: Tuning, section: str, seed: int = 0):
             adapter_layers=min(cfg.adapter_layers, model.config.num_hidden_layers),
         )
     return get_peft_model(model, peft_cfg)
+
+
+@dataclass
+class Tuned:
+    steps: int
+    resumed_from: int  # the step a killed run went on from (0: a fresh start)
+    done: loop.Done
+    trainable_params: int
+    model: torch.nn.Module | None  # the trained model, plain (unwrapped), on rank 0; None elsewhere
+
+
+def tune(
+    model,
+    cfg: Tuning,
+    section: str,
+    d: Dist,
+    items: int,
+    fingerprint: str,
+    seed: int,
+    batch: Callable[[int], object],
+    loss: Callable[[torch.nn.Module, object], loop.Out],
+    log,
+    resume_dir: Path | None,
+    fsdp: bool = False,
+    rebuild: Callable[[], torch.nn.Module] | None = None,
+    weight_decay: float = 0.0,
+) -> Tuned:
+    """Train `model` (already wrapped by `attach_method`) for cfg.epochs over `items` examples;
+    `batch(i)` is the i-th global micro-batch and `loss(module, batch)` its loss. With `resume_dir`,
+    checkpoint every cfg.checkpoint_every steps and continue a killed run from there. `rebuild()`
+    makes an unsharded copy of the model (FSDP2 only) for rank 0 to load the gathered weights into."""
+    if fsdp and d.world == 1:
+        raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
+    steps = max(1, math.ceil(items * cfg.epochs / (cfg.batch_size * cfg.grad_accum * d.world)))
+    schedule = TrainConfig(
+        lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, steps // 2), max_steps=steps, schedule="cosine"
+    )
+    bf16 = use_bf16(cfg.precision, d.device)
+    tag = resume_tag(fingerprint, cfg, seed, d.world)
+    start = load_resume_weights(resume_dir, model, tag, section) if resume_dir and cfg.resume else loop.Position()
+    model.to(d.device)
+    wrapped = wrap_model(model, d, fsdp, bf16)
+    optimizer = make_optimizer(model, cfg.lr, weight_decay, betas=(0.9, 0.999))
+    if start.step:
+        load_resume_optimizer(resume_dir, wrapped, optimizer, d)
+    else:
+        torch.manual_seed(seed)  # dropout: the same masks in every run from the start
+
+    def save(pos: loop.Position, last: dict) -> None:
+        save_resume(resume_dir, model, wrapped, optimizer, pos, tag, d)
+
+    job = loop.Job(
+        name=section,
+        steps=steps,
+        grad_accum=cfg.grad_accum,
+        lr_at=lambda step: lr_at(step, schedule),
+        batch=batch,
+        loss=lambda b: loss(wrapped, b),
+        clip=1.0,
+        log_every=cfg.log_every,
+        save_at=lambda step: bool(resume_dir) and step % cfg.checkpoint_every == 0 and step < steps,
+        save=save if resume_dir else None,
+        autocast_dtype=torch.bfloat16 if bf16 and not fsdp else None,
+    )
+    done = loop.run(job, wrapped, optimizer, d, start, log)
+    if resume_dir and d.is_main and not done.interrupted:  # finished: nothing to resume any more
+        shutil.rmtree(resume_dir, ignore_errors=True)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)  # DTensors: their global size
+    if fsdp:  # FSDP2 sharded the model in place: gather it into a plain copy on rank 0
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        full = get_model_state_dict(wrapped, options=FULL)
+        plain = None
+        if d.is_main:
+            plain = rebuild()
+            plain.load_state_dict(full)
+            plain.eval()
+    else:
+        plain = model if d.is_main else None
+    barrier(d)
+    return Tuned(steps, start.step, done, trainable, plain)
