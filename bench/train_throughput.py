@@ -1,4 +1,6 @@
-"""Training throughput: lmforge pretrain vs the Hugging Face `Trainer`, same model, data and batch.
+"""Training throughput. `--stage pretrain` (the default): lmforge pretrain vs the Hugging Face
+`Trainer`, same model, data and batch (below). `--stage sft|dpo`: LoRA tuning on 1 and N processes,
+lmforge vs TRL under accelerate (bench/tuning_throughput.py says how).
 
 Both train the same LlamaForCausalLM config from the same initial weights on windows of the
 same packed shards, with the same batch, AdamW settings, schedule and clipping, in one process
@@ -12,9 +14,11 @@ Three trainers run, alternating, `--rounds` times each:
 
     python bench/train_throughput.py                  # defaults: CPU, ~10M-parameter model
     python bench/train_throughput.py --steps 40 --hidden 512 --layers 8
-    # on a GPU, ~125M Llama (GPT-2-small shape); also prints MFU:
-    python bench/train_throughput.py --hidden 768 --layers 12 --heads 12 --kv-heads 12 --seq-len 1024 \
-        --batch 16 --steps 60 --warmup 20
+    python bench/train_throughput.py --stage sft --nproc 1 2      # CPU: 2 processes vs 1, vs TRL
+    python bench/train_throughput.py --stage dpo --nproc 1 2
+    # on a GPU: SmolLM2-135M/360M or Llama-3.2-1B shapes, bf16, SDPA flash, torch.compile; prints MFU:
+    python bench/train_throughput.py --model 360m --seq-len 2048 --batch 8 --steps 60 --warmup 20 --compile
+    python bench/train_throughput.py --stage sft --model 1b --nproc 1 --batch 8 --steps 40
 
 Prints tokens/s of each and the ratio; paste the table into bench/RESULTS.md.
 """
@@ -68,8 +72,22 @@ def train_config(a, data: Path) -> TrainConfig:
     )
 
 
+# real small models' shapes (SmolLM2-135M, SmolLM2-360M, Llama-3.2-1B): width, depth, heads, kv heads, MLP, vocab
+MODELS = {
+    "135m": (576, 30, 9, 3, 1536, 49152),
+    "360m": (960, 32, 15, 5, 2560, 49152),
+    "1b": (2048, 16, 32, 8, 8192, 128256),
+}
+
+
 def model_config(a) -> ModelConfig:
-    return ModelConfig(hidden_size=a.hidden, num_layers=a.layers, num_heads=a.heads, num_kv_heads=a.kv_heads)
+    return ModelConfig(
+        hidden_size=a.hidden,
+        num_layers=a.layers,
+        num_heads=a.heads,
+        num_kv_heads=a.kv_heads,
+        intermediate_size=a.intermediate,
+    )
 
 
 def run_lmforge(a, data: Path, out: Path) -> tuple[float, float]:
@@ -157,8 +175,21 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2, help="alternate the two trainers this many times; best of each")
     p.add_argument("--compile", action="store_true", help="torch.compile in both")
+    p.add_argument("--stage", choices=["pretrain", "sft", "dpo"], default="pretrain")
+    p.add_argument("--model", choices=sorted(MODELS), help="a real model's shape (overrides --hidden etc.)")
+    p.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="sft/dpo: process counts to compare")
+    p.add_argument("--cores", type=int, default=None, help="sft/dpo: cores the processes share (default: all)")
     a = p.parse_args()
+    a.intermediate = a.vocab = None
+    if a.model:
+        a.hidden, a.layers, a.heads, a.kv_heads, a.intermediate, a.vocab = MODELS[a.model]
+    a.model_cfg = model_config(a)
     out = ROOT / "bench" / "out" / "train_throughput"
+    if a.stage != "pretrain":
+        from tuning_throughput import run_tuning
+
+        run_tuning(a, out)
+        return
     data = prepare_data(out)
     from lmforge.train.precision import use_bf16
 

@@ -79,6 +79,8 @@ def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
             t.nproc_per_node, args, nnodes=t.nnodes, node_rank=t.node_rank, rdzv_endpoint=t.rdzv_endpoint
         )
         return {"launched": "torchrun"}
+    if t.fsdp and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
     try:
         return _run_stage(stage, recipe, run_dir)
     finally:

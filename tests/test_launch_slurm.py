@@ -111,11 +111,20 @@ def test_two_stand_in_nodes_train_as_one_job(tiny_run, tmp_path, slurm_bin):
     assert "the stage exited with code 0" in log.read_text()
 
 
-def test_a_stage_that_is_not_distributed_yet_is_refused(tiny_run, tmp_path):
+def test_a_stage_that_runs_in_one_process_is_refused(tiny_run, tmp_path):
     _, recipe_path = tiny_run
-    proc = lmforge("launch", "slurm", str(recipe_path), "--stage", "sft", "--run-dir", str(tmp_path), check=False)
-    assert proc.returncode == 2 and "launch slurm --stage sft: runs in one process for now" in proc.stderr
+    proc = lmforge("launch", "slurm", str(recipe_path), "--stage", "eval", "--run-dir", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "launch slurm --stage eval: runs in one process" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "launch").exists()
+
+
+@pytest.mark.parametrize("stage", ["adapt", "sft", "dpo"])
+def test_every_training_stage_gets_a_script(tiny_run, tmp_path, stage):
+    _, recipe_path = tiny_run
+    lmforge("launch", "slurm", str(recipe_path), "--stage", stage, "--nodes", "4", "--run-dir", str(tmp_path))
+    text = (tmp_path / "launch" / f"slurm-{stage}.sbatch").read_text()
+    assert "#SBATCH --nodes=4" in text.splitlines()
+    assert f"-m lmforge {stage} {(tmp_path / 'launch' / f'{stage}.yaml').resolve()}" in text
 
 
 def test_sbatch_missing_is_one_line(tiny_run, tmp_path):

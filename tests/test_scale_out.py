@@ -216,3 +216,11 @@ def test_a_killed_two_process_adapt_resumes_to_the_same_weights(adapt_base, tmp_
     out = torchrun(*args, "--run-dir", str(b)).stdout
     assert "resuming from step-0000" in out
     close_weights(a / "adapted" / "model.safetensors", b / "adapted" / "model.safetensors", atol=0.0)
+
+
+@pytest.mark.parametrize("stage", ["adapt", "sft", "dpo"])
+def test_fsdp_with_one_process_is_one_line_naming_the_key(base, tmp_path, stage):
+    recipe = tuning_recipe(tmp_path, "sft" if stage == "adapt" else stage, base, "lora")
+    proc = lmforge(stage, str(recipe), "--set", "train.fsdp=true", "--run-dir", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "train.fsdp needs several processes" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r" / stage).exists()

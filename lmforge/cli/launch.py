@@ -42,7 +42,7 @@ def slurm(
 
     if stage not in DISTRIBUTED:
         raise ConfigError(
-            f"launch slurm --stage {stage}: runs in one process for now (distributed: {', '.join(sorted(DISTRIBUTED))})"
+            f"launch slurm --stage {stage}: runs in one process (distributed: {', '.join(sorted(DISTRIBUTED))})"
         )
     r = load(recipe, {}, set)
     # every node reads the run directory, so it is named absolutely (on storage the nodes share)
