@@ -4,7 +4,6 @@ is a plain HF folder / peft adapter, and a 2-process run killed with SIGKILL res
 weights. (pretrain's own: tests/test_pretrain.py.)"""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -64,13 +63,13 @@ def close_weights(a: Path, b: Path, atol: float) -> None:
     assert worst <= atol, worst
 
 
-def tuning_recipe(folder: Path, stage: str, base: Path, method: str) -> Path:
+def tuning_recipe(folder: Path, stage: str, base: Path, method: str, epochs: float = 1) -> Path:
     data = (
         f'[[sft.datasets]]\npath = "{INSTR / "chat_de_heldout.jsonl"}"\n'
         if stage == "sft"
         else f'[[dpo.datasets]]\npath = "{PAIRS / "pairs.jsonl"}"\n'
     )
-    epochs = 1 if stage == "sft" else 0.2
+    epochs = epochs if stage == "sft" else epochs / 5  # 8 steps of 8 examples (x epochs)
     recipe = folder / f"{stage}-{method}.toml"
     recipe.write_text(
         f'[train]\nprecision = "fp32"\n[{stage}]\nmodel = "{base}"\nmethod = "{method}"\nlr = 2e-3\n'
@@ -113,32 +112,44 @@ def test_two_processes_match_one_with_accumulation_and_fsdp2_matches_ddp(base, t
 
 
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
-    """SIGKILL the whole process group (torchrun and its workers) once `ready()` holds."""
+    """SIGKILL the launcher and every process under it (torchrun starts its workers in sessions of
+    their own, so a killed launcher alone would leave them running) once `ready()` holds."""
+    import psutil
+
     end = time.time() + timeout
     while not ready():
         assert proc.poll() is None and time.time() < end, proc.communicate()
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    launcher = psutil.Process(proc.pid)
+    everyone = [launcher, *launcher.children(recursive=True)]
+    for p in everyone:
+        p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(everyone, timeout=30)
     proc.wait()
 
 
-def popen_torchrun(*args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "lmforge"]
-    return subprocess.Popen(
-        [*cmd, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
+def popen(nproc: int, *args: str) -> subprocess.Popen:
+    """`lmforge ARGS` in one process, or under torchrun in `nproc`."""
+    cmd = [sys.executable, "-m", "lmforge"]
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cmd[1:]]
+    return subprocess.Popen([*cmd, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(nproc: int, *args: str) -> subprocess.CompletedProcess:
+    return torchrun(*args) if nproc > 1 else lmforge(*args)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("stage", "method", "fsdp"), [("sft", "lora", False), ("dpo", "full", True)])
 def test_a_killed_two_process_run_resumes_to_the_same_weights(base, tmp_path, stage, method, fsdp):
-    recipe = tuning_recipe(tmp_path, stage, base, method)
+    recipe = tuning_recipe(tmp_path, stage, base, method, epochs=3)  # 24 steps: killed well before the end
     args = [stage, str(recipe), *ONE_THREAD, "--set", f"train.fsdp={str(fsdp).lower()}"]
     if stage == "sft":
         args += ["--set", "sft.lora_dropout=0.1"]  # each rank's own dropout masks must resume too
     torchrun(*args, "--run-dir", str(tmp_path / "a"))
     state = tmp_path / "b" / stage / "resume" / "state.json"
-    proc = popen_torchrun(*args, "--run-dir", str(tmp_path / "b"))
+    proc = popen(2, *args, "--run-dir", str(tmp_path / "b"))
     kill_when(proc, lambda: state.is_file() and json.loads(state.read_text())["step"] >= 4)
     assert not output(tmp_path / "b", stage).exists()
     torchrun(*args, "--run-dir", str(tmp_path / "b"))
@@ -198,22 +209,29 @@ def test_adapt_on_two_processes_matches_one_with_accumulation_and_fsdp2_matches_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("when", ["inside a phase", "between phases"])
-def test_a_killed_two_process_adapt_resumes_to_the_same_weights(adapt_base, tmp_path, when):
+@pytest.mark.parametrize(
+    ("nproc", "when"), [(1, "between phases"), (2, "inside a phase"), (2, "between phases")]
+)  # one process inside a phase: tests/test_adapt.py
+def test_a_killed_adapt_resumes_to_the_same_weights(adapt_base, tmp_path, nproc, when):
     recipe = str(adapt_base[0])
     a, b = adapt_copy(adapt_base, tmp_path, "a"), adapt_copy(adapt_base, tmp_path, "b")
-    args = ["adapt", recipe, *ONE_THREAD, "--set", "train.checkpoint_every=8"]
-    torchrun(*args, "--run-dir", str(a))
+    args = ["adapt", recipe, *(ONE_THREAD if nproc > 1 else []), "--set", "train.checkpoint_every=8"]
+    args += ["--set", "train.micro_batch_size=4"]  # the first phase: 48 steps on one process, 24 on two
+    finish(nproc, *args, "--run-dir", str(a))
     german = b / "adapt" / "german" / "checkpoints" / "latest"
     long = b / "adapt" / "long"
     if when == "inside a phase":
         ready = lambda: german.is_file() and german.read_text().strip() >= "step-000008"  # noqa: E731
     else:  # the first phase is finished, the second has not checkpointed yet
         ready = lambda: long.is_dir()  # noqa: E731
-    proc = popen_torchrun(*args, "--run-dir", str(b))
-    kill_when(proc, ready)
+    kill_when(popen(nproc, *args, "--run-dir", str(b)), ready)
+    last = 48 // nproc
+    if when == "inside a phase":  # the kill landed where it was meant to
+        assert german.read_text().strip() < f"step-{last:06d}"
+    else:
+        assert german.read_text().strip() == f"step-{last:06d}" and not (long / "checkpoints" / "latest").exists()
     assert not (b / "adapted").exists()
-    out = torchrun(*args, "--run-dir", str(b)).stdout
+    out = finish(nproc, *args, "--run-dir", str(b)).stdout
     assert "resuming from step-0000" in out
     close_weights(a / "adapted" / "model.safetensors", b / "adapted" / "model.safetensors", atol=0.0)
 

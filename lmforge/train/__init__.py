@@ -1,4 +1,5 @@
-"""Training stage: pretraining a Llama/Mistral-family model from scratch (and resuming it)."""
+"""Training: the one loop every training stage runs (loop.py), its pieces (optimizer, schedule,
+precision, checkpoints, resume, torchrun, trackers, Slurm), and pretraining (pretrain.py)."""
 
 from lmforge.train.launch import run_under_torchrun, under_torchrun
 from lmforge.train.model import count_params, hf_config

@@ -45,6 +45,16 @@ def checkpoint_steps(max_steps: int, every: int, log_spaced: bool) -> set[int]:
     return steps
 
 
+def tied_names(model: torch.nn.Module) -> set[str]:
+    """Names under which a parameter appears a second time (an output layer tied to the embeddings)."""
+    seen, tied = set(), set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            tied.add(name)
+        seen.add(id(p))
+    return tied
+
+
 def step_dir(root: Path, step: int) -> Path:
     return root / f"step-{step:06d}"
 
@@ -54,6 +64,8 @@ def save_checkpoint(
 ) -> Path:
     """Gather full state (collective: every rank must call) and write it from rank 0."""
     model_sd = get_model_state_dict(wrapped, options=FULL)
+    for name in tied_names(raw_model):  # gathered copies of tied weights: keep the one HF stores
+        model_sd.pop(name, None)
     optim_sd = get_optimizer_state_dict(wrapped, optimizer, options=FULL)
     final = step_dir(root, step)
     if not is_main:

@@ -1,9 +1,11 @@
-"""`lmforge pretrain`: the training loop, readable top to bottom (nanoGPT-style).
+"""`lmforge pretrain` (and each phase of `adapt`): what next-token training adds to the training
+core (loop.py): a model built from the recipe or continued from a folder, packed token windows
+drawn from a seeded mixture, the next-token loss, validation loss, and Pythia-style checkpoints
+that are plain HF folders.
 
-One optimizer step = `grad_accum` micro-batches on each of `world` processes. Everything that
-decides the result (initial weights, sample order, learning rate) is a pure function of the
-seed and the step, and the rest (optimizer moments, RNG) is in every checkpoint, which is
-why a killed run resumes bit-identically on CPU.
+Everything that decides the result (initial weights, sample order, learning rate) is a pure
+function of the seed and the step, and the rest (optimizer moments, RNG) is in every checkpoint,
+which is why a killed run resumes bit-identically on CPU.
 """
 
 import json
@@ -126,7 +128,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         state = {"samples": at.micro_batches * mb, "tokens": at.tokens, "loss": last.get("loss")}
         return save_checkpoint(ckpt_root, at.step, raw, wrapped, optimizer, state, tokenizer_dir, d.is_main)
 
-    def batch(index: int) -> torch.Tensor:  # global micro-batch `index` = samples index * mb ...
+    def batch(index: int) -> torch.Tensor:  # micro-batch `index` holds global samples index * mb onwards
         return torch.from_numpy(mixture.batch(index * mb, mb)).to(d.device, non_blocking=True)
 
     def next_token_loss(batch: torch.Tensor) -> loop.Out:
