@@ -57,6 +57,20 @@ def dpo_rows(tok, path: str) -> list[dict]:
     return rows
 
 
+def shared_dataset(rows: list[dict], out: Path, cuda: bool) -> datasets.Dataset:
+    """The rows as a dataset with its cache in `out`: TRL's precomputed reference log-probs are
+    cached next to the dataset, and an in-memory one would put them in a temporary folder of each
+    process, where the other processes cannot find rank 0's."""
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not cuda)
+    path = out / "rows.jsonl"
+    with state.main_process_first():
+        if state.is_main_process:
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(out / "cache"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--stage", choices=["sft", "dpo"], required=True)
@@ -100,18 +114,17 @@ def main() -> None:
     lora = LoraConfig(
         r=16, lora_alpha=32, lora_dropout=0.0, target_modules=SftConfig().lora_targets, task_type="CAUSAL_LM"
     )
+    data = shared_dataset(sft_rows(tok, a.data) if a.stage == "sft" else dpo_rows(tok, a.data), a.out, cuda)
     if a.stage == "sft":
         from trl import SFTConfig, SFTTrainer
 
         args = SFTConfig(**common, packing=False, max_length=256)
-        data = datasets.Dataset.from_list(sft_rows(tok, a.data))
         trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=lora)
     else:
         from trl import DPOConfig, DPOTrainer
 
         # the reference pass once before training, as lmforge does (its steps then compare alike)
         args = DPOConfig(**common, beta=0.1, loss_type=["sigmoid"], max_length=None, precompute_ref_log_probs=True)
-        data = datasets.Dataset.from_list(dpo_rows(tok, a.data))
         trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=lora)
     trainer.remove_callback(PrinterCallback)
     marks: dict[int, float] = {}

@@ -153,6 +153,9 @@ def quality(stage: str, model_dir: Path, prep: dict) -> float:
 
 
 def run_tuning(a, out: Path) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     a.cores = a.cores or os.cpu_count()
     prep = prepare(out, a)
     results: dict[tuple[str, int], list[float]] = {}

@@ -273,7 +273,7 @@ def test_llama_adapter_saves_an_adapter_that_loads_back(base_run, tmp_path):
     assert gates and all(float(g.abs().sum()) > 0 for g in gates)  # zero-initialised gates were trained and kept
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize("method", ["full"])  # LoRA (with dropout): on 2 processes in tests/test_scale_out.py
 def test_a_killed_run_resumes_to_the_same_weights(base_run, tmp_path, method):
     """kill -9 `lmforge sft` after a step checkpoint; the rerun continues from it and ends with the
     weights of a run that was never interrupted."""

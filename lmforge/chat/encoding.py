@@ -63,9 +63,11 @@ def encode_all(tokenizer, convs: list[dict], max_len: int, too_long: str) -> tup
     return out, counts, where
 
 
-def length_groups(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def length_groups(lengths: list[int], batch_size: int, seed: int, epoch: int, together: int = 1) -> list[list[int]]:
     """One epoch's batches of indices: shuffle, sort within windows of 32 batches by length (little
-    padding), shuffle the batches."""
+    padding), shuffle runs of `together` neighbouring batches. A step's micro-batches (`together` =
+    accumulation x processes) then have similar lengths, so no process waits long for a slower one
+    at the gradient all-reduce."""
     rng = random.Random(seed * 1000 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -74,14 +76,9 @@ def length_groups(lengths: list[int], batch_size: int, seed: int, epoch: int) ->
     for i in range(0, len(order), window):
         chunk = sorted(order[i : i + window], key=lambda j: lengths[j])
         groups += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
-    rng.shuffle(groups)
-    return groups
-
-
-def batches(examples: list[tuple], batch_size: int, pad_id: int, seed: int, epoch: int):
-    """One epoch of padded batches, grouped by length, padded right."""
-    for group in length_groups([len(ids) for ids, _ in examples], batch_size, seed, epoch):
-        yield collate([examples[j] for j in group], pad_id)
+    runs = [groups[i : i + together] for i in range(0, len(groups), together)]
+    rng.shuffle(runs)
+    return [g for run in runs for g in run]
 
 
 def collate(rows: list[tuple], pad_id: int) -> dict[str, torch.Tensor]:

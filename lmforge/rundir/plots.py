@@ -1,11 +1,16 @@
-"""PNG plots for the report, drawn headless with matplotlib's Agg backend."""
+"""PNG plots for the report, drawn headless with matplotlib's Agg backend (imported when a plot is
+drawn: it costs about a second of every lmforge process's start-up otherwise)."""
 
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def line_plot(
@@ -19,6 +24,7 @@ def line_plot(
     """One figure with a line per named (x, y) series; returns the written path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     for name, (xs, ys) in series.items():
         if xs:
@@ -46,6 +52,7 @@ def grouped_bars(path: str | Path, groups: dict[str, dict[str, float]], ylabel: 
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for g in groups.values() for k in g))
     width = 0.8 / max(1, len(keys))
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(groups) + 2), 3.6), dpi=110)
     for j, key in enumerate(keys):
         xs = [i + j * width for i in range(len(groups))]

@@ -80,7 +80,8 @@ def train_sft(
     figures and the trained model (plain, on rank 0; None on the other ranks)."""
     d = d or setup_distributed()
     lengths = [len(ids) for ids, _ in examples]
-    groups = EpochBatches(lambda epoch: length_groups(lengths, cfg.batch_size, seed, epoch))
+    together = cfg.grad_accum * d.world  # one step's micro-batches
+    groups = EpochBatches(lambda epoch: length_groups(lengths, cfg.batch_size, seed, epoch, together))
 
     def batch(index: int) -> dict:
         rows = [examples[j] for j in groups[index]]
