@@ -80,7 +80,11 @@ def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     mask = mask.masked_fill(~batch["allowed"], torch.finfo(dtype).min)[:, None]
     keep = torch.unique(batch["at"])  # sorted: logits only where an answer token is predicted
     logits = model(
-        input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"], logits_to_keep=keep
+        input_ids=batch["input_ids"],
+        attention_mask=mask,
+        position_ids=batch["position_ids"],
+        logits_to_keep=keep,
+        use_cache=False,
     ).logits
     picked = logits[batch["row"], torch.searchsorted(keep, batch["at"])].float()
     logp = torch.log_softmax(picked, dim=-1).gather(-1, batch["token"].unsqueeze(-1)).squeeze(-1)

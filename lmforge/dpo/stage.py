@@ -108,7 +108,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
             metrics.log if metrics else None,
             resume_dir=out / "resume",
             d=d,
-            fsdp=tracking.fsdp,
+            train=tracking,
             rebuild=rebuild,
         )
     finally:

@@ -16,7 +16,7 @@ from lmforge.chat.encoding import collate, length_groups
 from lmforge.dpo.loss import preference_loss
 from lmforge.dpo.packing import pack_pairs, packed_length, pair_logps
 from lmforge.errors import DataError
-from lmforge.recipe import DpoConfig
+from lmforge.recipe import DpoConfig, TrainConfig
 from lmforge.rundir import atomic_write_text
 from lmforge.train import loop
 from lmforge.train.data_order import EpochBatches
@@ -131,7 +131,7 @@ def train_dpo(
     log,
     resume_dir: Path | None = None,
     d: Dist | None = None,
-    fsdp: bool = False,
+    train: TrainConfig | None = None,
     rebuild=None,
 ) -> tuple[DpoTrained, torch.nn.Module | None]:
     """Train for cfg.epochs on the training core (lmforge/train/tuning.py); returns the figures
@@ -177,7 +177,7 @@ def train_dpo(
         loss=loss,
         log=log,
         resume_dir=resume_dir,
-        fsdp=fsdp,
+        train=train,
         rebuild=rebuild,
     )
     return {

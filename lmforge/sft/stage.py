@@ -98,7 +98,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
             metrics.log if metrics else None,
             resume_dir=run_dir / "sft" / "resume",
             d=d,
-            fsdp=tracking.fsdp,
+            train=tracking,
             rebuild=rebuild,
         )
     finally:

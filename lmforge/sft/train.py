@@ -12,7 +12,7 @@ import torch
 from typing_extensions import TypedDict
 
 from lmforge.chat.encoding import IGNORE, collate, length_groups
-from lmforge.recipe import SftConfig
+from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.train import loop
 from lmforge.train.data_order import EpochBatches
 from lmforge.train.distributed import Dist, setup_distributed, sum_across
@@ -60,7 +60,7 @@ def examples_fingerprint(examples: list[tuple]) -> str:
 
 
 def answer_loss(model, batch: dict) -> loop.Out:
-    out = model(**batch)
+    out = model(**batch, use_cache=False)  # training keeps no KV cache
     return loop.Out(out.loss, {}, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
 
 
@@ -73,7 +73,7 @@ def train_sft(
     log,
     resume_dir: Path | None = None,
     d: Dist | None = None,
-    fsdp: bool = False,
+    train: TrainConfig | None = None,
     rebuild=None,
 ) -> tuple[SftTrained, torch.nn.Module | None]:
     """Train for cfg.epochs over `examples`; `log(**row)` receives the metrics rows. Returns the
@@ -99,7 +99,7 @@ def train_sft(
         loss=answer_loss,
         log=log,
         resume_dir=resume_dir,
-        fsdp=fsdp,
+        train=train,
         rebuild=rebuild,
         weight_decay=cfg.weight_decay,
     )

@@ -51,8 +51,13 @@ def teardown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(model: torch.nn.Module, d: Dist, fsdp: bool, bf16: bool) -> torch.nn.Module:
-    """FSDP2 (`fully_shard`, one unit per decoder layer) when asked, else DDP when world > 1."""
+def wrap_model(model: torch.nn.Module, d: Dist, fsdp: bool, bf16: bool, checkpointing: bool = False) -> torch.nn.Module:
+    """FSDP2 (`fully_shard`, one unit per decoder layer) when asked, else DDP when world > 1; with
+    `checkpointing`, each decoder layer recomputes its activations in the backward pass (set before
+    sharding, so FSDP2 wraps the checkpointed layers)."""
+    if checkpointing:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under a peft wrapper
+        base.activation_checkpointing_enable()
     if fsdp:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 

@@ -104,7 +104,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     if resume_from:
         load_model_weights(raw, resume_from)
     raw.to(d.device)
-    wrapped = wrap_model(raw, d, cfg.fsdp, bf16)
+    wrapped = wrap_model(raw, d, cfg.fsdp, bf16, cfg.activation_checkpointing)
     fwd = torch.compile(wrapped) if cfg.compile else wrapped
     optimizer = make_optimizer(raw, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps, cfg.embedding_lr_scale)
     mb = cfg.micro_batch_size
@@ -132,7 +132,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         return torch.from_numpy(mixture.batch(index * mb, mb)).to(d.device, non_blocking=True)
 
     def next_token_loss(batch: torch.Tensor) -> loop.Out:
-        logits = fwd(input_ids=batch[:, :-1]).logits
+        logits = fwd(input_ids=batch[:, :-1], use_cache=False).logits  # training keeps no KV cache
         return loop.Out(
             cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()), {}, batch[:, 1:].numel(), len(batch)
         )

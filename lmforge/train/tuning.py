@@ -84,14 +84,18 @@ def tune(
     loss: Callable[[torch.nn.Module, object], loop.Out],
     log,
     resume_dir: Path | None,
-    fsdp: bool = False,
+    train: TrainConfig | None = None,
     rebuild: Callable[[], torch.nn.Module] | None = None,
     weight_decay: float = 0.0,
 ) -> Tuned:
     """Train `model` (already wrapped by `attach_method`) for cfg.epochs over `items` examples;
     `batch(i)` is the i-th global micro-batch and `loss(module, batch)` its loss. With `resume_dir`,
-    checkpoint every cfg.checkpoint_every steps and continue a killed run from there. `rebuild()`
-    makes an unsharded copy of the model (FSDP2 only) for rank 0 to load the gathered weights into."""
+    checkpoint every cfg.checkpoint_every steps and continue a killed run from there. `train`, the
+    recipe's [train] block, says whether to shard (`fsdp`) and to recompute activations
+    (`activation_checkpointing`); `rebuild()` makes an unsharded copy of the model (FSDP2 only) for
+    rank 0 to load the gathered weights into."""
+    train = train or TrainConfig()
+    fsdp = train.fsdp
     if fsdp and d.world == 1:
         raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
     steps = max(1, math.ceil(items * cfg.epochs / (cfg.batch_size * cfg.grad_accum * d.world)))
@@ -102,7 +106,7 @@ def tune(
     tag = resume_tag(fingerprint, cfg, seed, d.world)
     start = load_resume_weights(resume_dir, model, tag, section) if resume_dir and cfg.resume else loop.Position()
     model.to(d.device)
-    wrapped = wrap_model(model, d, fsdp, bf16)
+    wrapped = wrap_model(model, d, fsdp, bf16, train.activation_checkpointing)
     optimizer = make_optimizer(model, cfg.lr, weight_decay, betas=(0.9, 0.999))
     if start.step:
         load_resume_optimizer(resume_dir, wrapped, optimizer, d)
