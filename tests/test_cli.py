@@ -93,7 +93,7 @@ def test_a_lora_target_that_is_not_in_the_model_names_the_stage_key(tiny_run):
     ):
         with pytest.raises(
             ConfigError,
-            match=rf"{key}: none of \['qkv'\] is a module of this model; its linear "
+            match=rf"{key}: none of \['qkv'\] is a linear layer of this model; its linear "
             r"layers are \[.*'q_proj'",
         ):
             attach_method(model, cfg, key.split(".")[0])

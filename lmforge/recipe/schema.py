@@ -304,9 +304,13 @@ class Tuning(Section):
     lora_rank: int = Field(16, ge=1)
     lora_alpha: float = Field(32.0, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_targets: list[str] = Field(
+    # module names, or a preset: "attention", "mlp", "all-linear" (every linear layer but the output)
+    lora_targets: list[str] | Literal["attention", "mlp", "all-linear"] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
+    dora: bool = False  # weight-decomposed LoRA (Liu et al., 2024): a learned magnitude per output
+    rslora: bool = False  # rank-stabilised scaling alpha / sqrt(rank) instead of alpha / rank (Kalajdzievski, 2023)
+    loraplus_lr_ratio: float | None = Field(None, gt=0)  # LoRA+ (Hayou et al., 2024): B's LR = ratio x A's (~16)
     max_len: int | None = Field(None, ge=8)  # default: the model's context
     too_long: Literal["skip", "truncate"] = "skip"
     epochs: float = Field(1.0, gt=0)

@@ -39,19 +39,13 @@ def attach_method(model, cfg: Tuning, section: str, seed: int = 0):
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
     if cfg.method == "lora":
-        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-        targets = [t for t in cfg.lora_targets if t in names]
-        if not targets:
-            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
-            raise ConfigError(
-                f"{section}.lora_targets: none of {cfg.lora_targets} is a module of this model; its "
-                f"linear layers are {linear}"
-            )
         peft_cfg = LoraConfig(
             r=cfg.lora_rank,
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
-            target_modules=targets,
+            target_modules=lora_targets(model, cfg.lora_targets, section),
+            use_dora=cfg.dora,
+            use_rslora=cfg.rslora,
             task_type="CAUSAL_LM",
         )
     else:
@@ -61,6 +55,29 @@ def attach_method(model, cfg: Tuning, section: str, seed: int = 0):
             adapter_layers=min(cfg.adapter_layers, model.config.num_hidden_layers),
         )
     return get_peft_model(model, peft_cfg)
+
+
+PRESETS = {"attention": ("self_attn", "attn", "attention"), "mlp": ("mlp", "feed_forward", "ffn")}
+
+
+def lora_targets(model, targets: list[str] | str, section: str) -> list[str]:
+    """The linear layers LoRA wraps, by leaf name: the listed ones this model has, or a preset's
+    (the linear layers inside each block's attention or MLP, or all of them but the output layer)."""
+    output = model.get_output_embeddings()
+    linear = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not output}
+    leaves = sorted({n.rsplit(".", 1)[-1] for n in linear})
+    if targets == "all-linear":
+        found = leaves
+    elif isinstance(targets, str):
+        parents = PRESETS[targets]
+        found = sorted({n.rsplit(".", 1)[-1] for n in linear if any(f".{p}." in f".{n}" for p in parents)})
+    else:
+        found = [t for t in targets if t in leaves]
+    if not found:
+        raise ConfigError(
+            f"{section}.lora_targets: none of {targets} is a linear layer of this model; its linear layers are {leaves}"
+        )
+    return found
 
 
 @dataclass
@@ -107,7 +124,7 @@ def tune(
     start = load_resume_weights(resume_dir, model, tag, section) if resume_dir and cfg.resume else loop.Position()
     model.to(d.device)
     wrapped = wrap_model(model, d, fsdp, bf16, train.activation_checkpointing)
-    optimizer = make_optimizer(model, cfg.lr, weight_decay, betas=(0.9, 0.999))
+    optimizer = make_optimizer(model, cfg.lr, weight_decay, betas=(0.9, 0.999), b_lr_scale=cfg.loraplus_lr_ratio or 1.0)
     if start.step:
         load_resume_optimizer(resume_dir, wrapped, optimizer, d)
     else:
