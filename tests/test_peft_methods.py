@@ -75,3 +75,56 @@ def test_lora_plus_gives_b_matrices_their_own_rate():
     scaled = [g for g in opt.param_groups if g.get("lr_scale") == 16.0]
     assert len(scaled) == 1 and {id(p) for p in scaled[0]["params"]} == b
     assert sum(len(g["params"]) for g in opt.param_groups) == sum(p.requires_grad for p in model.parameters())
+
+
+def test_qlora_tunes_a_4bit_base_and_saves_the_adapter_merged_in_16_bit(tiny_run, tmp_path):
+    """sft and dpo with `qlora`: the base's linear layers train in 4-bit NF4 (bitsandbytes' CPU
+    backend), sft's held-out loss falls, and each result is the 16-bit base with the adapter merged in."""
+    from safetensors.torch import load_file
+
+    from lmforge.models import load_causal_lm
+    from lmforge.recipe import SftDataset
+    from lmforge.sft import run_sft_stage
+    from lmforge.train.tuning import load_quantized
+    from tests.conftest import ROOT, pretrain_tiny
+
+    base = pretrain_tiny(tiny_run, "model.max_position_embeddings=128") / "checkpoints" / "step-000008"
+    quantized = load_quantized(base, SftConfig(qlora=True), "sft", torch.device("cpu"))
+    assert type(quantized.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
+    data = SftDataset(path=str(ROOT / "examples" / "instructions" / "chat_de_heldout.jsonl"))
+    cfg = SftConfig(model=str(base), qlora=True, lora_rank=8, batch_size=4, epochs=2, lr=5e-3, datasets=[data])
+    s = run_sft_stage(cfg.model_copy(update={"heldout": [data]}), tmp_path / "run", seed=0)
+    assert s["heldout_loss_after"]["de"] < s["heldout_loss_before"]["de"] - 0.1
+    merged = load_file(tmp_path / "run" / "chat" / "model.safetensors")
+    plain = dict(load_causal_lm(base).named_parameters())
+    assert all(v.dtype == torch.float32 for v in merged.values())  # no 4-bit tensors left
+    changed = [k for k in merged if k in plain and not torch.equal(merged[k], plain[k].detach())]
+    assert any("q_proj" in k for k in changed) and not any("norm" in k or "embed" in k for k in changed)
+    assert (tmp_path / "run" / "sft" / "adapter" / "adapter_config.json").is_file()
+
+    from lmforge.dpo import run_dpo_stage
+    from lmforge.recipe import DpoConfig, PreferenceDataset
+
+    pairs = PreferenceDataset(path=str(ROOT / "examples" / "preferences" / "pairs.jsonl"))
+    d = run_dpo_stage(
+        DpoConfig(model=str(base), qlora=True, batch_size=4, epochs=0.1, datasets=[pairs]), tmp_path / "d"
+    )
+    assert d["steps"] == 8 and d["final"]["loss"] > 0
+    assert all(
+        v.dtype == torch.float32 for v in load_file(tmp_path / "d" / "dpo" / "model" / "model.safetensors").values()
+    )
+
+
+def test_qlora_settings_that_cannot_work_are_one_line(monkeypatch, tmp_path):
+    import sys
+
+    from lmforge.train.tuning import load_quantized
+
+    with pytest.raises(ConfigError, match='dpo.qlora: QLoRA trains LoRA on a 4-bit base; set dpo.method = "lora"'):
+        load_quantized(tmp_path, SftConfig(qlora=True, method="full"), "dpo", torch.device("cpu"))
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r"sft.qlora needs bitsandbytes: pip install 'lmforge\[qlora\]'"):
+        load_quantized(tmp_path, SftConfig(qlora=True), "sft", torch.device("cpu"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="sft.qlora runs in one process for now"):
+        load_quantized(tmp_path, SftConfig(qlora=True), "sft", torch.device("cpu"))

@@ -21,13 +21,13 @@ from lmforge.dpo.train import (
     train_dpo,
 )
 from lmforge.errors import ConfigError
-from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
+from lmforge.models import load_model_and_tokenizer, load_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import DpoConfig, PreferenceDataset, TrainConfig
 from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
 from lmforge.train.distributed import setup_distributed
 from lmforge.train.trackers import open_trackers
-from lmforge.train.tuning import attach_method
+from lmforge.train.tuning import attach_method, load_quantized, merged_16bit
 
 
 class DpoResult(DpoTrained):
@@ -71,8 +71,11 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
         raise ConfigError(f"dpo: {run_dir} has no model to tune (run sft first, or set dpo.model)")
     pairs, skipped, where = mix_pairs(datasets, seed)
     heldout, h_skipped, _ = mix_pairs(cfg.heldout, seed) if cfg.heldout else ([], Counter(), [])
-    model, tok = load_model_and_tokenizer(model_dir)
-    model.to(d.device)
+    if cfg.qlora:  # the 4-bit base is what trains and what before/after measure; the output is 16-bit
+        model, tok = load_quantized(model_dir, cfg, "dpo", d.device), load_tokenizer(model_dir)
+    else:
+        model, tok = load_model_and_tokenizer(model_dir)
+        model.to(d.device)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     max_len = cfg.max_len or model.config.max_position_embeddings
     train, too_long, where_long = encode_pairs(tok, pairs, max_len, cfg.too_long)
@@ -126,7 +129,10 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
         kl = answer_kl(model, reference_model, held, cfg.batch_size, pad)
     if lora:
         model.save_pretrained(out / "adapter")  # the adapter alone, before it is merged
-    final = model.merge_and_unload() if lora else model
+    if cfg.qlora:
+        final = merged_16bit(model, model_dir, cfg, "dpo", seed)
+    else:
+        final = model.merge_and_unload() if lora else model
     final.save_pretrained(out / "model", safe_serialization=True)
     tok.save_pretrained(out / "model")
     if cfg.judge:  # the judge's verdict: the tuned model against the one it started from

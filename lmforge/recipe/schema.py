@@ -311,6 +311,9 @@ class Tuning(Section):
     dora: bool = False  # weight-decomposed LoRA (Liu et al., 2024): a learned magnitude per output
     rslora: bool = False  # rank-stabilised scaling alpha / sqrt(rank) instead of alpha / rank (Kalajdzievski, 2023)
     loraplus_lr_ratio: float | None = Field(None, gt=0)  # LoRA+ (Hayou et al., 2024): B's LR = ratio x A's (~16)
+    # QLoRA (Dettmers et al., 2023): the base's linear layers in 4-bit NF4 with double quantisation
+    # (bitsandbytes, `lmforge[qlora]`), LoRA on top; saved merged into the 16-bit base
+    qlora: bool = False
     max_len: int | None = Field(None, ge=8)  # default: the model's context
     too_long: Literal["skip", "truncate"] = "skip"
     epochs: float = Field(1.0, gt=0)

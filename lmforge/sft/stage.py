@@ -16,14 +16,14 @@ from lmforge.chat.session import make_engine, reply
 from lmforge.chat.template import CHATML_TEMPLATE
 from lmforge.engine import SamplingParams
 from lmforge.errors import ConfigError
-from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
+from lmforge.models import load_model_and_tokenizer, load_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.rundir import MetricsWriter, record_stage, write_report_section
 from lmforge.sft.data import mix_datasets
 from lmforge.sft.train import SftTrained, heldout_loss, train_sft
 from lmforge.train.distributed import setup_distributed
 from lmforge.train.trackers import open_trackers
-from lmforge.train.tuning import attach_method
+from lmforge.train.tuning import attach_method, load_quantized, merged_16bit
 
 
 def _base(cfg: SftConfig, run_dir: Path) -> Path:
@@ -63,7 +63,11 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
     if not cfg.datasets:
         raise ConfigError("sft.datasets: give at least one instruction file")
     base_dir = _base(cfg, run_dir)
-    model, tokenizer = load_model_and_tokenizer(base_dir)
+    if cfg.qlora:  # the 4-bit base is what trains and what before/after measure; the output is 16-bit
+        model, tokenizer = load_quantized(base_dir, cfg, "sft", d.device), load_tokenizer(base_dir)
+    else:
+        model, tokenizer = load_model_and_tokenizer(base_dir)
+        model.to(d.device)
     if not tokenizer.chat_template:  # the documented default, saved with the chat model below
         tokenizer.chat_template = CHATML_TEMPLATE
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -80,7 +84,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
     for c in held_convs:
         by_lang[c["language"] or "-"].append(c)
     heldout = {lang: encode_all(tokenizer, cs, max_len, "truncate")[0] for lang, cs in by_lang.items()}
-    before = {lang: heldout_loss(model.to(d.device), ex, cfg.batch_size, pad, d) for lang, ex in heldout.items()}
+    before = {lang: heldout_loss(model, ex, cfg.batch_size, pad, d) for lang, ex in heldout.items()}
 
     def rebuild():  # FSDP2: an unsharded copy for rank 0 to gather the trained weights into
         return attach_method(load_model_and_tokenizer(base_dir)[0], cfg, "sft", seed)
@@ -117,8 +121,11 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
     else:
         model.save_pretrained(run_dir / "sft" / "adapter")
         tokenizer.save_pretrained(run_dir / "sft" / "adapter")
-        if cfg.method == "lora" and cfg.merge:
+        if cfg.qlora:  # the adapter merged into the 16-bit base (the samples below come from it too)
+            model = merged_16bit(model, base_dir, cfg, "sft", seed)
+        elif cfg.method == "lora" and cfg.merge:
             model = model.merge_and_unload()
+        if cfg.method == "lora" and cfg.merge:
             model.save_pretrained(chat_dir, safe_serialization=True)
             tokenizer.save_pretrained(chat_dir)
     engine = make_engine(model, tokenizer)

@@ -6,6 +6,7 @@ A bad setting fails in one line naming the stage's own key (`sft.lora_targets`, 
 """
 
 import math
+import os
 import shutil
 import warnings
 from collections.abc import Callable
@@ -55,6 +56,44 @@ def attach_method(model, cfg: Tuning, section: str, seed: int = 0):
             adapter_layers=min(cfg.adapter_layers, model.config.num_hidden_layers),
         )
     return get_peft_model(model, peft_cfg)
+
+
+def load_quantized(model_dir, cfg: Tuning, section: str, device: torch.device):
+    """QLoRA's base: every linear layer but the output in 4-bit NF4 with double quantisation, compute
+    in bf16 where the chip has it, norms kept in fp32 (peft's k-bit preparation)."""
+    if cfg.method != "lora":
+        raise ConfigError(f'{section}.qlora: QLoRA trains LoRA on a 4-bit base; set {section}.method = "lora"')
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(f"{section}.qlora runs in one process for now: start it without torchrun")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"{section}.qlora needs bitsandbytes: pip install 'lmforge[qlora]' ({e})") from None
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    from lmforge.models import load_causal_lm
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if use_bf16(cfg.precision, device) else torch.float32,
+    )
+    model = load_causal_lm(model_dir, quantization_config=quantization, device_map={"": str(device)})
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
+def merged_16bit(model, model_dir, cfg: Tuning, section: str, seed: int):
+    """A QLoRA result as a plain model: the 16-bit base with the trained adapter merged in."""
+    from lmforge.models import load_causal_lm
+
+    plain = attach_method(load_causal_lm(model_dir, dtype=torch.float32), cfg, section, seed)
+    trained = {n: p.detach().float() for n, p in model.named_parameters() if p.requires_grad}
+    missing = set(trained) - set(dict(plain.named_parameters()))
+    assert not missing, missing  # the same adapter on the same architecture
+    plain.load_state_dict(trained, strict=False)
+    return plain.merge_and_unload().eval()
 
 
 PRESETS = {"attention": ("self_attn", "attn", "attention"), "mlp": ("mlp", "feed_forward", "ffn")}
@@ -122,7 +161,8 @@ def tune(
     bf16 = use_bf16(cfg.precision, d.device)
     tag = resume_tag(fingerprint, cfg, seed, d.world)
     start = load_resume_weights(resume_dir, model, tag, section) if resume_dir and cfg.resume else loop.Position()
-    model.to(d.device)
+    if not getattr(model, "is_loaded_in_4bit", False):  # a quantized base was placed when loaded
+        model.to(d.device)
     wrapped = wrap_model(model, d, fsdp, bf16, train.activation_checkpointing)
     optimizer = make_optimizer(model, cfg.lr, weight_decay, betas=(0.9, 0.999), b_lr_scale=cfg.loraplus_lr_ratio or 1.0)
     if start.step:
