@@ -17,7 +17,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -71,7 +71,6 @@ class Done:
     seconds: float  # training time of this process (this run, not the killed one before it)
     tokens: int  # tokens trained on in this run, over all ranks
     samples: int
-    extra: dict = field(default_factory=dict)
 
 
 class StopFlag:
