@@ -23,10 +23,10 @@ from lmforge.dpo.train import (
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, load_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import DpoConfig, PreferenceDataset, TrainConfig
-from lmforge.rundir import MetricsWriter, fingerprint, read_metrics, record_stage, write_report_section
+from lmforge.rundir import fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
 from lmforge.train.distributed import setup_distributed
-from lmforge.train.trackers import open_trackers
+from lmforge.train.trackers import stage_metrics
 from lmforge.train.tuning import attach_method, load_quantized, merged_16bit
 
 
@@ -98,8 +98,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
     def rebuild():  # FSDP2: an unsharded copy for rank 0 to gather the trained weights into
         return attach_method(load_model_and_tokenizer(model_dir)[0], cfg, "dpo", seed)
 
-    trackers = open_trackers(run_dir, tracking, "dpo", cfg.model_dump(), is_main=d.is_main)
-    metrics = MetricsWriter(run_dir, "dpo", trackers) if d.is_main else None
+    metrics = stage_metrics(run_dir, tracking, "dpo", cfg.model_dump(), is_main=d.is_main)
     try:
         trained, model = train_dpo(
             model,

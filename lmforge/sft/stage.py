@@ -18,11 +18,11 @@ from lmforge.engine import SamplingParams
 from lmforge.errors import ConfigError
 from lmforge.models import load_model_and_tokenizer, load_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import SftConfig, TrainConfig
-from lmforge.rundir import MetricsWriter, record_stage, write_report_section
+from lmforge.rundir import record_stage, write_report_section
 from lmforge.sft.data import mix_datasets
 from lmforge.sft.train import SftTrained, heldout_loss, train_sft
 from lmforge.train.distributed import setup_distributed
-from lmforge.train.trackers import open_trackers
+from lmforge.train.trackers import stage_metrics
 from lmforge.train.tuning import attach_method, load_quantized, merged_16bit
 
 
@@ -90,8 +90,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
         return attach_method(load_model_and_tokenizer(base_dir)[0], cfg, "sft", seed)
 
     model = attach_method(model, cfg, "sft", seed)
-    trackers = open_trackers(run_dir, tracking, "sft", cfg.model_dump(), is_main=d.is_main)
-    metrics = MetricsWriter(run_dir, "sft", trackers) if d.is_main else None
+    metrics = stage_metrics(run_dir, tracking, "sft", cfg.model_dump(), is_main=d.is_main)
     try:
         trained, model = train_sft(
             model,

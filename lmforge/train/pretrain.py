@@ -20,7 +20,7 @@ from lmforge.data import PackedTokens
 from lmforge.errors import ConfigError
 from lmforge.models import latest_checkpoint, load_causal_lm
 from lmforge.recipe import ModelConfig, TrainConfig
-from lmforge.rundir import MetricsWriter, record_stage
+from lmforge.rundir import record_stage
 from lmforge.train import loop
 from lmforge.train.checkpoint import (
     checkpoint_steps,
@@ -36,7 +36,7 @@ from lmforge.train.optim import make_optimizer
 from lmforge.train.precision import use_bf16
 from lmforge.train.pretrain_report import write_pretrain_report
 from lmforge.train.schedule import lr_at
-from lmforge.train.trackers import open_trackers
+from lmforge.train.trackers import stage_metrics
 
 
 @torch.no_grad()
@@ -121,8 +121,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     save_at = checkpoint_steps(cfg.max_steps, cfg.checkpoint_every, cfg.log_spaced_checkpoints)
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=bf16 and not cfg.fsdp)
     recorded = {"model": model_cfg.model_dump(), "train": cfg.model_dump()}
-    trackers = open_trackers(run_dir, cfg, "pretrain", recorded, is_main=d.is_main)
-    metrics = MetricsWriter(run_dir, "pretrain", trackers) if d.is_main else None
+    metrics = stage_metrics(run_dir, cfg, "pretrain", recorded, is_main=d.is_main)
 
     def checkpoint(at: loop.Position, last: dict) -> Path:
         state = {"samples": at.micro_batches * mb, "tokens": at.tokens, "loss": last.get("loss")}

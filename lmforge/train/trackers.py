@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from lmforge.errors import ConfigError
+from lmforge.rundir import MetricsWriter
 
 
 class Trackers:
@@ -76,11 +77,13 @@ class Trackers:
             client.set_terminated(run_id)
 
 
-def open_trackers(run_dir: Path, cfg, stage: str, config: dict, is_main: bool = True) -> Trackers | None:
-    """The stage's trackers, or None when none is asked for (or on a rank other than 0)."""
-    if not is_main or not (cfg.tensorboard or cfg.wandb or cfg.mlflow):
+def stage_metrics(run_dir: Path, cfg, stage: str, config: dict, is_main: bool = True):
+    """The stage's metrics.jsonl writer, mirrored to the trackers `cfg` asks for; None on ranks other
+    than 0 (rank 0 alone logs)."""
+    if not is_main:
         return None
-    return Trackers(Path(run_dir), cfg, stage, config)
+    trackers = Trackers(Path(run_dir), cfg, stage, config) if cfg.tensorboard or cfg.wandb or cfg.mlflow else None
+    return MetricsWriter(run_dir, stage, trackers)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
