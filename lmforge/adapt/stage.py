@@ -37,6 +37,7 @@ from lmforge.tasks import load_task
 from lmforge.tokenizer import fertility
 from lmforge.train import pretrain
 from lmforge.train.distributed import barrier, setup_distributed
+from lmforge.train.figures import efficiency_line
 
 
 def measure(model, tokenizer, cfg: AdaptConfig, tasks, passkey_lengths: list[int], work_dir: Path) -> dict:
@@ -175,6 +176,7 @@ def run_adapt_stage(cfg: AdaptConfig, train: TrainConfig, run_dir: str | Path, s
                 "lr": pcfg.lr,
                 "seq_len": pcfg.seq_len,
                 "samples_per_source": summary["samples_per_source"],
+                **{k: summary[k] for k in ("tok_per_s", "padding_share", "peak_memory_gib", "settings")},
             }
         )
         init_from = latest_checkpoint(work / phase.name / "checkpoints")
@@ -241,6 +243,7 @@ def _report(run_dir: Path, s: dict, cfg: AdaptConfig) -> str:
             f"| {p['name']} | {mix} | {p['seq_len']} | {p['lr']:g} | {p['steps']} | {p['tokens']:,} | "
             f"{share} | {p['final_loss']:.4f} |"
         )
+    lines += [""] + [f"Phase {p['name']}: {efficiency_line(p)}" for p in s["phases"]]
     before, after = s["before"], s["after"]
     lines += [
         "",

@@ -26,6 +26,7 @@ from lmforge.recipe import DpoConfig, PreferenceDataset, TrainConfig
 from lmforge.rundir import fingerprint, read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
 from lmforge.train.distributed import setup_distributed
+from lmforge.train.figures import efficiency_line
 from lmforge.train.trackers import stage_metrics
 from lmforge.train.tuning import attach_method, load_quantized, merged_16bit
 
@@ -218,6 +219,8 @@ def dpo_report(s: dict, plots: list[str]) -> str:
         f"{_fmt(s['heldout_reward_accuracy_after'])} after; by likelihood per answer token "
         f"{_fmt(s['heldout_likelihood_accuracy_before'])} → {_fmt(s['heldout_likelihood_accuracy_after'])}; "
         f"KL(policy ‖ reference) {_fmt(s['heldout_kl_per_token'])} nats per answer token.",
+        "",
+        efficiency_line(s),
         "",
     ]
     if s.get("from_judge"):

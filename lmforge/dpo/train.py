@@ -21,6 +21,7 @@ from lmforge.rundir import atomic_write_text
 from lmforge.train import loop
 from lmforge.train.data_order import EpochBatches
 from lmforge.train.distributed import Dist, barrier, setup_distributed, sum_across
+from lmforge.train.figures import efficiency
 from lmforge.train.tuning import tune
 
 
@@ -116,6 +117,10 @@ class DpoTrained(TypedDict):
     resumed_from: int  # the step a killed run went on from (0: a fresh start)
     final: dict[str, float]  # the last step's loss, reward accuracy and margin, answer log-probs
     pairs_per_s: float
+    tok_per_s: float  # real tokens (each pair's row once, padding excluded) per second
+    padding_share: float
+    peak_memory_gib: float  # rank 0's peak (CUDA: allocated; CPU: resident set)
+    settings: dict  # rows, attention kernel, activation checkpointing, fsdp
     trainable_params: int
     world_size: int  # processes that trained together
     interrupted: bool  # SIGTERM: checkpointed at the step's end, rerun to resume
@@ -163,7 +168,8 @@ def train_dpo(
             "logp_chosen": logps[:n].detach().mean(),
             "logp_rejected": logps[n:].detach().mean(),
         }
-        return loop.Out(losses.mean(), stats, int(counts.sum()), n)
+        real = sum(packed_length(pairs[i]) for i in idx)  # the rows' tokens, padding excluded
+        return loop.Out(losses.mean(), stats, real, n, packed["input_ids"].numel())
 
     t = tune(
         model,
@@ -185,6 +191,7 @@ def train_dpo(
         "resumed_from": t.resumed_from,
         "final": t.done.last,
         "pairs_per_s": t.done.samples / max(t.done.seconds, 1e-9),
+        **efficiency(t.done, train or TrainConfig(), t.attention, "pairs, one row each with a shared prompt"),
         "trainable_params": t.trainable_params,
         "world_size": d.world,
         "interrupted": t.done.interrupted,

@@ -173,6 +173,12 @@ class TrainConfig(Section):
     # every training stage: recompute each decoder layer's activations in the backward pass
     # (less memory for about a third more compute)
     activation_checkpointing: bool = False
+    # pretrain/adapt: attention stays inside each EOS-separated document of a window and position
+    # ids restart at each one (off: a token attends to the previous, unrelated document too)
+    document_mask: bool = False
+    # the attention kernel of every training stage; auto: SDPA, and FlashAttention-2's variable-length
+    # kernel for packed rows on CUDA when flash-attn is installed
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = "auto"
     checkpoint_every: int = Field(500, ge=1)
     log_spaced_checkpoints: bool = True
     log_every: int = Field(10, ge=1)
@@ -338,6 +344,9 @@ class SftConfig(Tuning):
     # after training, answer these (one exchange each) and show them in the report and console
     sample_prompts: list[str] = Field(default_factory=list)
     max_new_tokens: int = Field(48, ge=1)
+    # concatenate conversations into rows of max_len tokens, each attending only to itself; a
+    # micro-batch is then batch_size such rows (off: batch_size conversations padded to the longest)
+    packing: bool = False
 
 
 class LicensesConfig(Section):

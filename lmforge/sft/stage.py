@@ -22,6 +22,7 @@ from lmforge.rundir import record_stage, write_report_section
 from lmforge.sft.data import mix_datasets
 from lmforge.sft.train import SftTrained, heldout_loss, train_sft
 from lmforge.train.distributed import setup_distributed
+from lmforge.train.figures import efficiency_line
 from lmforge.train.trackers import stage_metrics
 from lmforge.train.tuning import attach_method, load_quantized, merged_16bit
 
@@ -103,6 +104,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
             d=d,
             train=tracking,
             rebuild=rebuild,
+            row_len=max_len if cfg.packing else None,
         )
     finally:
         if metrics:
@@ -169,8 +171,9 @@ def _report(s: dict) -> str:
         "",
         f"`{s['base']}` tuned with **{s['method']}** on {s['conversations']} conversations "
         f"({', '.join(f'{k}: {v}' for k, v in s['languages'].items())}), {s['steps']} steps, "
-        f"{s['trainable_params']:,} trainable parameters, {s['tok_per_s']:,.0f} tokens/s; chat model "
-        f"`{s['model']}`.",
+        f"{s['trainable_params']:,} trainable parameters; chat model `{s['model']}`.",
+        "",
+        efficiency_line(s),
     ]
     if s["skipped"]:
         lines += [

@@ -1,11 +1,13 @@
 """What SFT adds to the training core (lmforge/train/loop.py via `tune`): padded batches of
-conversations grouped by length, and the model's own loss, which HF computes over the label
-(assistant) tokens only. Full fine-tuning, LoRA or LLaMA-Adapter; DDP or FSDP2 under torchrun; a
+conversations grouped by length, or (`sft.packing`) rows of whole conversations that attend only
+to themselves (lmforge/train/documents.py); and the model's own loss, which HF computes over the
+label (assistant) tokens only. Full fine-tuning, LoRA or LLaMA-Adapter; DDP or FSDP2 under torchrun; a
 killed run resumes to the same weights.
 """
 
 import hashlib
 import json
+import random
 from pathlib import Path
 
 import torch
@@ -16,6 +18,8 @@ from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.train import loop
 from lmforge.train.data_order import EpochBatches
 from lmforge.train.distributed import Dist, setup_distributed, sum_across
+from lmforge.train.documents import collate_packed, pack_rows
+from lmforge.train.figures import efficiency
 from lmforge.train.tuning import tune
 
 
@@ -46,10 +50,25 @@ class SftTrained(TypedDict):
     epochs: float
     final_loss: float
     tokens: int  # tokens of the conversations trained on, padding excluded (this run, all processes)
-    tok_per_s: float
+    tok_per_s: float  # real tokens (padding excluded) per second
+    padding_share: float  # of the token positions computed, the share that was padding
+    peak_memory_gib: float  # rank 0's peak (CUDA: allocated; CPU: resident set)
+    settings: dict  # rows (packed or padded), attention kernel, activation checkpointing, fsdp
     trainable_params: int
     world_size: int  # processes that trained together
     interrupted: bool  # SIGTERM: checkpointed at the step's end, rerun to resume
+
+
+def _rows(row_len: int | None) -> str:
+    return (
+        f"conversations packed into rows of {row_len} tokens with document masks" if row_len else "padded conversations"
+    )
+
+
+def _row_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    order = list(range(n))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def examples_fingerprint(examples: list[tuple]) -> str:
@@ -59,9 +78,11 @@ def examples_fingerprint(examples: list[tuple]) -> str:
     return h.hexdigest()
 
 
-def answer_loss(model, batch: dict) -> loop.Out:
-    out = model(**batch, use_cache=False)  # training keeps no KV cache
-    return loop.Out(out.loss, {}, int(batch["attention_mask"].sum()), len(batch["input_ids"]))
+def answer_loss(model, batch: tuple[dict, int, int]) -> loop.Out:
+    """`batch`: the model's inputs, the conversations' tokens in it (padding excluded), and how many."""
+    inputs, tokens, conversations = batch
+    out = model(**inputs, use_cache=False)  # training keeps no KV cache
+    return loop.Out(out.loss, {}, tokens, conversations, inputs["input_ids"].numel())
 
 
 def train_sft(
@@ -75,24 +96,37 @@ def train_sft(
     d: Dist | None = None,
     train: TrainConfig | None = None,
     rebuild=None,
+    row_len: int | None = None,
 ) -> tuple[SftTrained, torch.nn.Module | None]:
-    """Train for cfg.epochs over `examples`; `log(**row)` receives the metrics rows. Returns the
-    figures and the trained model (plain, on rank 0; None on the other ranks)."""
+    """Train for cfg.epochs over `examples`; `log(**row)` receives the metrics rows. With `row_len`
+    (sft.packing) a micro-batch is cfg.batch_size rows of that many tokens, each holding whole
+    conversations; else cfg.batch_size conversations padded to the longest. Returns the figures
+    and the trained model (plain, on rank 0; None on the other ranks)."""
     d = d or setup_distributed()
     lengths = [len(ids) for ids, _ in examples]
     together = cfg.grad_accum * d.world  # one step's micro-batches
-    groups = EpochBatches(lambda epoch: length_groups(lengths, cfg.batch_size, seed, epoch, together))
+    if row_len:  # packed once; the rows' order changes every epoch
+        rows = pack_rows(lengths, row_len, seed)
+        groups = EpochBatches(lambda epoch: _row_batches(len(rows), cfg.batch_size, seed, epoch))
+    else:
+        groups = EpochBatches(lambda epoch: length_groups(lengths, cfg.batch_size, seed, epoch, together))
 
-    def batch(index: int) -> dict:
-        rows = [examples[j] for j in groups[index]]
-        return {k: v.to(d.device) for k, v in collate(rows, pad_id).items()}
+    def batch(index: int) -> tuple[dict, int, int]:
+        if row_len:
+            picked = [[examples[j] for j in rows[r]] for r in groups[index]]
+            inputs = collate_packed(picked, row_len, pad_id)
+            chosen = [x for row in picked for x in row]
+        else:
+            chosen = [examples[j] for j in groups[index]]
+            inputs = collate(chosen, pad_id)
+        return {k: v.to(d.device) for k, v in inputs.items()}, sum(len(x) for x, _ in chosen), len(chosen)
 
     t = tune(
         model,
         cfg,
         "sft",
         d,
-        items=len(examples),
+        items=len(rows) if row_len else len(examples),
         fingerprint=examples_fingerprint(examples),
         seed=seed,
         batch=batch,
@@ -102,6 +136,7 @@ def train_sft(
         train=train,
         rebuild=rebuild,
         weight_decay=cfg.weight_decay,
+        packed=bool(row_len),
     )
     return {
         "steps": t.steps,
@@ -109,7 +144,7 @@ def train_sft(
         "epochs": cfg.epochs,
         "final_loss": t.done.last.get("loss", float("nan")),
         "tokens": t.done.tokens,
-        "tok_per_s": t.done.tokens / max(t.done.seconds, 1e-9),
+        **efficiency(t.done, train or TrainConfig(), t.attention, _rows(row_len)),
         "trainable_params": t.trainable_params,
         "world_size": d.world,
         "interrupted": t.done.interrupted,

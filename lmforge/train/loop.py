@@ -14,6 +14,7 @@ a resumed run needs only the count of micro-batches consumed.
 """
 
 import contextlib
+import resource
 import signal
 import time
 from collections.abc import Callable
@@ -31,8 +32,9 @@ class Out(NamedTuple):
 
     loss: torch.Tensor
     stats: dict[str, Any]  # means over the micro-batch; logged as means over micro-batches and ranks
-    tokens: int  # tokens the micro-batch trained on
+    tokens: int  # tokens the micro-batch trained on, padding excluded
     samples: int  # rows (windows, conversations, pairs)
+    slots: int = 0  # token positions computed, padding included (0: no padding, = tokens)
 
 
 @dataclass
@@ -69,8 +71,10 @@ class Done:
     interrupted: bool  # stopped by SIGTERM: checkpointed at the step's end
     last: dict  # the last logged stats (loss, ...)
     seconds: float  # training time of this process (this run, not the killed one before it)
-    tokens: int  # tokens trained on in this run, over all ranks
+    tokens: int  # tokens trained on in this run, over all ranks, padding excluded
     samples: int
+    padding_share: float  # of the token positions computed in this run, the share that was padding
+    peak_memory: int  # bytes: this process's peak (CUDA: allocated by torch; CPU: resident set)
 
 
 class StopFlag:
@@ -108,8 +112,8 @@ def run(job: Job, wrapped, optimizer, d: Dist, start: Position, log: Callable[..
     task = progress.add_task("steps", total=job.steps, completed=pos.step, loss=float("nan"), tps=0.0)
     wrapped.train()
     started, interrupted, last = time.time(), False, {}
-    window = {"tokens": 0, "samples": 0, "seconds": 0.0}
-    total = {"tokens": 0, "samples": 0, "seconds": 0.0}
+    window = {"tokens": 0, "samples": 0, "slots": 0, "seconds": 0.0}
+    total = {"tokens": 0, "samples": 0, "slots": 0, "seconds": 0.0}
     with progress:
         while pos.step < job.steps:
             t0 = time.perf_counter()
@@ -117,7 +121,7 @@ def run(job: Job, wrapped, optimizer, d: Dist, start: Position, log: Callable[..
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             sums: dict[str, torch.Tensor] = {}
-            tokens = samples = 0
+            tokens = samples = slots = 0
             for micro in range(job.grad_accum):
                 batch = job.batch(pos.micro_batches + micro * d.world + d.rank)
                 sync_now = micro == job.grad_accum - 1
@@ -133,7 +137,7 @@ def run(job: Job, wrapped, optimizer, d: Dist, start: Position, log: Callable[..
                 for k, v in {"loss": out.loss, **out.stats}.items():
                     v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
                     sums[k] = sums.get(k, 0) + v.to(d.device) / job.grad_accum
-                tokens, samples = tokens + out.tokens, samples + out.samples
+                tokens, samples, slots = tokens + out.tokens, samples + out.samples, slots + (out.slots or out.tokens)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, job.clip or float("inf"))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -141,6 +145,7 @@ def run(job: Job, wrapped, optimizer, d: Dist, start: Position, log: Callable[..
             pos.micro_batches += job.grad_accum * d.world
             window["tokens"] += tokens
             window["samples"] += samples
+            window["slots"] += slots
             window["seconds"] += time.perf_counter() - t0
 
             at_log = pos.step % job.log_every == 0 or pos.step == job.steps
@@ -150,12 +155,17 @@ def run(job: Job, wrapped, optimizer, d: Dist, start: Position, log: Callable[..
             if at_log or job.save_at(pos.step) or interrupted:
                 # one collective for everything logged: stats are averaged, counts summed over ranks
                 names = list(sums)
-                counts = [torch.tensor(float(window[k])) for k in ("tokens", "samples")]
+                counts = [torch.tensor(float(window[k])) for k in ("tokens", "samples", "slots")]
                 packed = sum_across(torch.stack([sums[k].cpu() for k in names] + counts).to(d.device), d).cpu()
                 last = {k: float(packed[i]) / d.world for i, k in enumerate(names)}
-                done_tokens, done_samples = int(packed[-2]), int(packed[-1])
+                done_tokens, done_samples, done_slots = (int(x) for x in packed[-3:])
                 pos.tokens += done_tokens
-                for k, v in (("tokens", done_tokens), ("samples", done_samples), ("seconds", window["seconds"])):
+                for k, v in (
+                    ("tokens", done_tokens),
+                    ("samples", done_samples),
+                    ("slots", done_slots),
+                    ("seconds", window["seconds"]),
+                ):
                     total[k] += v
                 tps = done_tokens / max(window["seconds"], 1e-9)
                 norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
@@ -167,6 +177,7 @@ def run(job: Job, wrapped, optimizer, d: Dist, start: Position, log: Callable[..
                     "tokens": pos.tokens,
                     "tok_per_s": tps,
                     "samples_per_s": done_samples / max(window["seconds"], 1e-9),
+                    "padding_share": 1 - done_tokens / max(done_slots, 1),
                     "elapsed_s": time.time() - started,
                 }
                 if job.flops_per_token:
@@ -174,7 +185,7 @@ def run(job: Job, wrapped, optimizer, d: Dist, start: Position, log: Callable[..
                 if log:
                     log(**row)
                 progress.update(task, completed=pos.step, loss=last["loss"], tps=tps, refresh=True)
-                window = {"tokens": 0, "samples": 0, "seconds": 0.0}
+                window = {"tokens": 0, "samples": 0, "slots": 0, "seconds": 0.0}
             if job.evaluate:
                 row = job.evaluate(pos.step)
                 if row and log:
@@ -186,4 +197,15 @@ def run(job: Job, wrapped, optimizer, d: Dist, start: Position, log: Callable[..
     if fsdp:
         wrapped.set_requires_gradient_sync(True)
     wrapped.eval()
-    return Done(pos, interrupted, last, total["seconds"], total["tokens"], total["samples"])
+    padding = 1 - total["tokens"] / max(total["slots"], 1)
+    return Done(
+        pos, interrupted, last, total["seconds"], total["tokens"], total["samples"], padding, peak_memory(d.device)
+    )
+
+
+def peak_memory(device: torch.device) -> int:
+    """This process's peak memory in bytes so far: what torch allocated on a CUDA device, else the
+    resident set (Linux reports ru_maxrss in KiB)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

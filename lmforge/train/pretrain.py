@@ -29,6 +29,8 @@ from lmforge.train.checkpoint import (
     save_checkpoint,
 )
 from lmforge.train.distributed import barrier, mean_across, setup_distributed, wrap_model
+from lmforge.train.documents import positions_after_eos, use_attention
+from lmforge.train.figures import efficiency
 from lmforge.train.fused_loss import cross_entropy
 from lmforge.train.mixture import Mixture
 from lmforge.train.model import build_model, count_params, flops_per_token, hf_config
@@ -39,8 +41,15 @@ from lmforge.train.schedule import lr_at
 from lmforge.train.trackers import stage_metrics
 
 
+def next_token_logits(fwd, inputs: torch.Tensor, eos_id: int | None) -> torch.Tensor:
+    """Logits for a batch of windows; with `eos_id` (train.document_mask) each EOS-separated
+    document attends only to itself and its positions start at 0 (lmforge/train/documents.py)."""
+    positions = positions_after_eos(inputs, eos_id) if eos_id is not None else None
+    return fwd(input_ids=inputs, position_ids=positions, use_cache=False).logits  # training keeps no KV cache
+
+
 @torch.no_grad()
-def evaluate(fwd, data: PackedTokens, cfg: TrainConfig, d, autocast) -> float:
+def evaluate(fwd, data: PackedTokens, cfg: TrainConfig, d, autocast, eos_id: int | None) -> float:
     """Mean loss over the first `eval_batches` micro-batches of the validation set (fixed windows)."""
     fwd.eval()
     n = min(len(data), cfg.eval_batches * cfg.micro_batch_size)
@@ -49,7 +58,7 @@ def evaluate(fwd, data: PackedTokens, cfg: TrainConfig, d, autocast) -> float:
     for i in range(0, len(mine), cfg.micro_batch_size):
         batch = torch.from_numpy(data.batch(mine[i : i + cfg.micro_batch_size])).to(d.device)
         with autocast:
-            logits = fwd(input_ids=batch[:, :-1]).logits
+            logits = next_token_logits(fwd, batch[:, :-1], eos_id)
         total += F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
     fwd.train()
     return mean_across(total / (len(mine) * cfg.seq_len), d).item()
@@ -65,6 +74,10 @@ class PretrainResult(TypedDict):
     flops_per_token: float
     precision: str
     samples_per_source: dict[str, int]
+    tok_per_s: float  # this run's tokens per second (windows have no padding)
+    padding_share: float
+    peak_memory_gib: float  # rank 0's peak (CUDA: allocated; CPU: resident set)
+    settings: dict  # rows (document masks or not), attention kernel, activation checkpointing, fsdp
     model: NotRequired[object]  # returned (the in-memory model, for callers and tests), not recorded
 
 
@@ -104,6 +117,8 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     if resume_from:
         load_model_weights(raw, resume_from)
     raw.to(d.device)
+    attention = use_attention(raw, cfg.attention, d.device, packed=cfg.document_mask)
+    eos_id = meta["eos_id"] if cfg.document_mask else None
     wrapped = wrap_model(raw, d, cfg.fsdp, bf16, cfg.activation_checkpointing)
     fwd = torch.compile(wrapped) if cfg.compile else wrapped
     optimizer = make_optimizer(raw, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2), cfg.eps, cfg.embedding_lr_scale)
@@ -131,7 +146,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         return torch.from_numpy(mixture.batch(index * mb, mb)).to(d.device, non_blocking=True)
 
     def next_token_loss(batch: torch.Tensor) -> loop.Out:
-        logits = fwd(input_ids=batch[:, :-1], use_cache=False).logits  # training keeps no KV cache
+        logits = next_token_logits(fwd, batch[:, :-1], eos_id)
         return loop.Out(
             cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()), {}, batch[:, 1:].numel(), len(batch)
         )
@@ -139,7 +154,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     def validate(step: int) -> dict | None:
         if val_data is None or (step % cfg.eval_every and step != cfg.max_steps):
             return None
-        return {"val_loss": evaluate(fwd, val_data, cfg, d, autocast)}
+        return {"val_loss": evaluate(fwd, val_data, cfg, d, autocast, eos_id)}
 
     if start.step == 0 and 0 in save_at:
         checkpoint(start, {})
@@ -182,6 +197,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         "flops_per_token": fpt,
         "precision": precision,
         "samples_per_source": mixture.counts(),
+        **efficiency(done, cfg, attention, _rows(cfg)),
     }
     if d.is_main:
         metrics.close()  # and the trackers
@@ -204,6 +220,11 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
             )
             write_pretrain_report(run_dir, summary, config, cfg, d.world)
     return {**summary, "model": raw}  # the in-memory model, for callers and tests; not in the manifest
+
+
+def _rows(cfg: TrainConfig) -> str:
+    masked = "with document masks" if cfg.document_mask else "attending across document boundaries"
+    return f"windows of {cfg.seq_len} tokens {masked}"
 
 
 def _pad_id(tokenizer_dir: Path) -> int | None:

@@ -5,6 +5,7 @@ from pathlib import Path
 from lmforge.recipe import TrainConfig
 from lmforge.rundir import read_metrics, write_report_section
 from lmforge.rundir.plots import line_plot
+from lmforge.train.figures import efficiency_line
 
 
 def last_per_step(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -43,6 +44,8 @@ def write_pretrain_report(run_dir: Path, summary: dict, config, cfg: TrainConfig
         f"| throughput (second half, median) | {sorted(steady)[len(steady) // 2]:,.0f} tokens/s |",
         f"| schedule | {cfg.schedule}, peak lr {cfg.lr}, warmup {cfg.warmup_steps} |",
         f"| checkpoint | `{summary['checkpoint']}` |",
+        "",
+        efficiency_line(summary),
         "",
         f"![pretraining loss]({Path(plot).relative_to(run_dir)})",
     ]

@@ -21,6 +21,7 @@ from lmforge.recipe.schema import Tuning
 from lmforge.train import loop
 from lmforge.train.checkpoint import FULL
 from lmforge.train.distributed import Dist, barrier, wrap_model
+from lmforge.train.documents import use_attention
 from lmforge.train.optim import make_optimizer
 from lmforge.train.precision import use_bf16
 from lmforge.train.resume import load_resume_optimizer, load_resume_weights, resume_tag, save_resume
@@ -126,6 +127,7 @@ class Tuned:
     done: loop.Done
     trainable_params: int
     model: torch.nn.Module | None  # the trained model, plain (unwrapped), on rank 0; None elsewhere
+    attention: str  # the attention kernel it trained with
 
 
 def tune(
@@ -143,13 +145,15 @@ def tune(
     train: TrainConfig | None = None,
     rebuild: Callable[[], torch.nn.Module] | None = None,
     weight_decay: float = 0.0,
+    packed: bool = False,
 ) -> Tuned:
     """Train `model` (already wrapped by `attach_method`) for cfg.epochs over `items` examples;
     `batch(i)` is the i-th global micro-batch and `loss(module, batch)` its loss. With `resume_dir`,
     checkpoint every cfg.checkpoint_every steps and continue a killed run from there. `train`, the
     recipe's [train] block, says whether to shard (`fsdp`) and to recompute activations
     (`activation_checkpointing`); `rebuild()` makes an unsharded copy of the model (FSDP2 only) for
-    rank 0 to load the gathered weights into."""
+    rank 0 to load the gathered weights into. `packed`: batches hold several documents per row
+    (the attention kernel may change for them, train.attention)."""
     train = train or TrainConfig()
     fsdp = train.fsdp
     if fsdp and d.world == 1:
@@ -163,6 +167,7 @@ def tune(
     start = load_resume_weights(resume_dir, model, tag, section) if resume_dir and cfg.resume else loop.Position()
     if not getattr(model, "is_loaded_in_4bit", False):  # a quantized base was placed when loaded
         model.to(d.device)
+    attention = use_attention(model, train.attention, d.device, packed)
     wrapped = wrap_model(model, d, fsdp, bf16, train.activation_checkpointing)
     optimizer = make_optimizer(model, cfg.lr, weight_decay, betas=(0.9, 0.999), b_lr_scale=cfg.loraplus_lr_ratio or 1.0)
     if start.step:
@@ -202,4 +207,4 @@ def tune(
     else:
         plain = model if d.is_main else None
     barrier(d)
-    return Tuned(steps, start.step, done, trainable, plain)
+    return Tuned(steps, start.step, done, trainable, plain, attention)

@@ -1,0 +1,96 @@
+"""Several documents in one row without attention between them ("packing with document masks").
+
+A row that holds several documents (pretraining windows cut from an EOS-joined stream; SFT rows
+filled with whole conversations) normally lets each token attend to every earlier token of the
+row, unrelated documents included. Here position ids restart at each document, and the batch goes
+to the model with those `position_ids` and no `attention_mask`: transformers' packed-sequence path
+then keeps attention inside each document. On CPU (SDPA, eager) it builds a block-diagonal causal
+mask from the position ids; with FlashAttention-2 it turns them into `cu_seqlens` for the
+variable-length kernel, and flex_attention gets a block mask. The batches are the same either
+way; `attention_implementation` picks the kernel.
+
+A document's loss and gradients then equal those of the document alone (tested: per-conversation
+loss of a packed row = the conversation alone; the gradient of one document's loss with respect
+to another's embeddings is exactly zero).
+"""
+
+import bisect
+import importlib.util
+import random
+
+import torch
+
+from lmforge.chat.encoding import IGNORE
+
+
+def positions_after_eos(inputs: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """Position ids that restart at 0 after every EOS (an EOS ends its document; the next token
+    starts one). The first token of a row is position 0: a window's leading fragment of a document
+    is treated as a document of its own."""
+    length = inputs.shape[-1]
+    index = torch.arange(length, device=inputs.device).expand_as(inputs)
+    starts = torch.zeros_like(inputs, dtype=torch.bool)
+    starts[..., 1:] = inputs[..., :-1] == eos_id
+    start_index = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=-1).values
+    return index - start_index
+
+
+def pack_rows(lengths: list[int], row_len: int, seed: int) -> list[list[int]]:
+    """Item indices grouped into rows of at most `row_len` tokens, best fit decreasing: each item,
+    longest first, goes into the fullest row it still fits in (ties in length broken by a seeded
+    shuffle). Rows come out in a seeded random order. Items longer than `row_len` are the caller's
+    to skip or cut beforehand."""
+    if any(n > row_len for n in lengths):
+        raise ValueError(f"an item is longer than the row length {row_len}")
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    order.sort(key=lambda i: -lengths[i])
+    rows: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # (space left, row), sorted: the fullest row that fits is a bisect away
+    for i in order:
+        k = bisect.bisect_left(free, (lengths[i], -1))
+        if k == len(free):
+            rows.append([i])
+            space, row = row_len - lengths[i], len(rows) - 1
+        else:
+            space, row = free.pop(k)
+            rows[row].append(i)
+            space -= lengths[i]
+        if space > 0:
+            bisect.insort(free, (space, row))
+    rng.shuffle(rows)
+    return rows
+
+
+def collate_packed(rows: list[list[tuple]], row_len: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Rows of (ids, labels) examples as one batch of `row_len` columns: input ids, labels (the
+    first token of each example is never a target, so no loss crosses a boundary) and position ids
+    restarting at each example; the unused tail of a row is padding with positions of its own and
+    no labels. No attention mask: transformers reads the documents from the position ids."""
+    ids = torch.full((len(rows), row_len), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), row_len), IGNORE, dtype=torch.long)
+    positions = torch.zeros((len(rows), row_len), dtype=torch.long)
+    for r, examples in enumerate(rows):
+        at = 0
+        for x, y in examples:
+            n = len(x)
+            ids[r, at : at + n], labels[r, at : at + n] = torch.tensor(x), torch.tensor(y)
+            labels[r, at] = IGNORE
+            positions[r, at : at + n] = torch.arange(n)
+            at += n
+        positions[r, at:] = torch.arange(row_len - at)
+    return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
+def use_attention(model, requested: str, device: torch.device, packed: bool) -> str:
+    """Set and return the model's attention kernel. `auto` keeps the loaded one (SDPA), except for
+    packed rows on CUDA with flash-attn installed: FlashAttention-2's variable-length kernel, which
+    skips the masked blocks that SDPA computes and throws away."""
+    wanted = requested
+    if requested == "auto":
+        flash = packed and device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None
+        wanted = "flash_attention_2" if flash else model.config._attn_implementation
+    if wanted != model.config._attn_implementation:
+        model.set_attn_implementation(wanted)
+    return wanted
