@@ -78,6 +78,9 @@ def dpo(
         )
 
 
+MEMORY_DEVICES = ["H100-80GB", "A100-40GB", "RTX-4090-24GB", "cpu:24GiB"]
+
+
 def plan(
     recipe: RecipeArg = None,
     params: Annotated[Optional[float], typer.Option(help="Model size in parameters, e.g. 125e6.")] = None,
@@ -88,9 +91,44 @@ def plan(
     gpu: Annotated[str, typer.Option(help="GPU model for the time estimate.")] = "H100-SXM",
     num_gpus: Annotated[int, typer.Option(help="Number of GPUs.")] = 1,
     mfu: Annotated[float, typer.Option(help="Model FLOPs utilisation to assume.")] = 0.4,
+    memory: Annotated[bool, typer.Option("--memory", help="Peak training memory instead of compute.")] = False,
+    stage_name: Annotated[
+        str, typer.Option("--stage", help="--memory with a recipe: pretrain, adapt or sft.")
+    ] = "pretrain",
+    layers: Annotated[Optional[int], typer.Option(help="--memory: decoder layers.")] = None,
+    hidden: Annotated[Optional[int], typer.Option(help="--memory: hidden size.")] = None,
+    vocab: Annotated[int, typer.Option(help="--memory: vocabulary size.")] = 32000,
+    seq: Annotated[Optional[int], typer.Option(help="--memory: sequence length.")] = None,
+    micro_batch: Annotated[Optional[int], typer.Option(help="--memory: micro-batch (sequences).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="--memory: bf16 or fp32.")] = None,
+    optimizer: Annotated[str, typer.Option(help="--memory: adamw, adamw-8bit or sgd.")] = "adamw",
+    lora_rank: Annotated[Optional[int], typer.Option(help="--memory: train LoRA of this rank (else full).")] = None,
+    qlora: Annotated[Optional[bool], typer.Option("--qlora", help="--memory: 4-bit NF4 base under LoRA.")] = None,
+    activation_checkpointing: Annotated[
+        Optional[bool], typer.Option("--activation-checkpointing", help="--memory: recompute activations.")
+    ] = None,
+    fsdp_world: Annotated[Optional[int], typer.Option(help="--memory: FSDP processes sharing the model.")] = None,
+    device: Annotated[
+        Optional[list[str]], typer.Option(help="--memory: device(s) for the largest micro-batch, e.g. cpu:24GiB.")
+    ] = None,
+    run_dir: RunDirOpt = None,
     set: SetOpt = None,
 ):
-    """Chinchilla compute-optimal plan for a FLOP budget, a model size, or a recipe's model."""
+    """Chinchilla compute-optimal plan for a FLOP budget, a model size, or a recipe's model; with
+    --memory, the peak training memory and the largest micro-batch per device."""
+    if memory:
+        over = dict(
+            seq=seq,
+            micro_batch=micro_batch,
+            lora_rank=lora_rank,
+            qlora=qlora,
+            activation_checkpointing=activation_checkpointing,
+            world=fsdp_world,
+        )
+        size = dict(params=params, layers=layers, hidden=hidden, vocab=vocab)
+        return _plan_memory(
+            recipe, stage_name, run_dir, set, size, over, precision, optimizer, device or MEMORY_DEVICES
+        )
     from lmforge.plan import plan_for_compute, plan_for_params
     from lmforge.plan.recipe_size import recipe_params
 
@@ -107,3 +145,47 @@ def plan(
     console.print(f"compute          {p.flops:.3e} FLOPs")
     console.print(f"predicted loss   {p.predicted_loss:.3f} nats/token (Chinchilla fit, MassiveText)")
     console.print(f"time             {p.hours:,.2f} h on {p.num_gpus}x {p.gpu} at {p.mfu:.0%} MFU")
+
+
+def _plan_memory(recipe, stage_name, run_dir, overrides, size, over, precision, optimizer, devices) -> None:
+    from dataclasses import replace
+
+    from lmforge.pipeline import run_dir_for
+    from lmforge.plan.memory import GIB, Setting, breakdown, largest_micro_batch, recipe_plan, shape_from_size
+    from lmforge.train.precision import cpu_has_native_bf16
+
+    gpus = any(not d.lower().startswith("cpu:") for d in devices)
+    auto = "bf16" if gpus or cpu_has_native_bf16() else "fp32"
+    if recipe is not None:
+        r = load(recipe, {}, overrides)
+        resolved = precision or {"sft": r.sft.precision}.get(stage_name, r.train.precision)
+        shape, setting = recipe_plan(r, stage_name, run_dir_for(r, run_dir), auto if resolved == "auto" else resolved)
+    elif size["params"] and size["layers"] and size["hidden"]:
+        shape = shape_from_size(size["params"], size["layers"], size["hidden"], size["vocab"])
+        setting = Setting(precision=precision or auto)
+    else:
+        raise LmforgeError("plan --memory: give a recipe, or --params, --layers and --hidden")
+    chosen = {k: v for k, v in over.items() if v is not None}
+    if "lora_rank" in chosen or chosen.get("qlora"):
+        chosen["method"] = "lora"
+    setting = replace(setting, optimizer=optimizer, **chosen)
+    if precision:
+        setting = replace(setting, precision=precision)
+    b = breakdown(shape, setting)
+    console.print(
+        f"model: {shape.params / 1e6:,.1f}M parameters, {shape.layers} layers, d={shape.hidden}, "
+        f"vocabulary {shape.vocab:,}; {setting.method}"
+        + (
+            f" rank {setting.lora_rank}" + (" on a 4-bit base" if setting.qlora else "")
+            if setting.method == "lora"
+            else ""
+        )
+        + f", {setting.precision}, {setting.optimizer}, seq {setting.seq} x micro-batch {setting.micro_batch}"
+        + (", activation checkpointing" if setting.activation_checkpointing else "")
+        + (f", FSDP over {setting.world}" if setting.world > 1 else ""),
+        highlight=False,
+    )
+    for part in ("weights", "gradients", "optimizer", "activations", "logits", "peak"):
+        console.print(f"{part:<12} {b[part] / GIB:9.2f} GiB", highlight=False)
+    for d in devices:
+        console.print(f"largest micro-batch on {d}: {largest_micro_batch(shape, setting, d)}", highlight=False)
