@@ -57,18 +57,22 @@ def token_losses(model, batch: dict) -> torch.Tensor:
     return torch.nn.functional.pad(losses, (1, 0))
 
 
-def test_each_conversation_in_a_packed_row_has_its_loss_alone():
-    model = tiny_llama(max_position_embeddings=64).float()
+@pytest.mark.parametrize("attention", ["sdpa", "sdpa_varlen", "eager"])
+def test_each_conversation_in_a_packed_row_has_its_loss_alone(attention):
+    """With a block-diagonal mask (sdpa, eager) or causal attention per document (sdpa_varlen)."""
+    model = tiny_llama(max_position_embeddings=64, num_key_value_heads=2).float()
+    model.set_attn_implementation(attention)
     convs = examples([11, 7, 20, 5])
     packed = collate_packed([convs[:3], convs[3:]], 48, pad_id=0)
     assert packed["position_ids"][0, :12].tolist() == [*range(11), 0]
     assert "attention_mask" not in packed  # transformers reads the documents from the positions
+    reference = tiny_llama(max_position_embeddings=64, num_key_value_heads=2).float()  # the same weights, SDPA
     with torch.no_grad():
         together = token_losses(model, packed)
         for row, members in ((0, convs[:3]), (1, convs[3:])):
             at = 0
             for ids, labels in members:
-                alone = token_losses(model, collate([(ids, labels)], pad_id=0))[0]
+                alone = token_losses(reference, collate([(ids, labels)], pad_id=0))[0]
                 torch.testing.assert_close(together[row, at : at + len(ids)], alone, rtol=1e-5, atol=1e-6)
                 at += len(ids)
             assert together[row, at:].abs().sum() == 0  # the padding tail has no labels
@@ -86,8 +90,10 @@ def test_without_document_positions_the_row_is_one_sequence():
     assert not torch.allclose(a[0, 11:18], b[0, 11:18])
 
 
-def test_no_gradient_flows_from_one_document_into_another():
+@pytest.mark.parametrize("attention", ["sdpa", "sdpa_varlen"])
+def test_no_gradient_flows_from_one_document_into_another(attention):
     model = tiny_llama(max_position_embeddings=64).float()
+    model.set_attn_implementation(attention)
     ids = torch.tensor([[5, 9, 12, 40, EOS, 7, 33, 21, 8, 60, EOS, 3]])
     positions = positions_after_eos(ids, EOS)
     embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
@@ -99,8 +105,22 @@ def test_no_gradient_flows_from_one_document_into_another():
     assert torch.count_nonzero(embeds.grad[0, 5:10]) > 0
     # the control: without document positions, B's loss reaches into A
     embeds.grad = None
+    model.set_attn_implementation("sdpa")
     model(inputs_embeds=embeds, use_cache=False).logits[0, 5:10].sum().backward()
     assert torch.count_nonzero(embeds.grad[0, :5]) > 0
+
+
+def test_packed_training_picks_the_varlen_kernel_and_gives_the_model_back():
+    from lmforge.errors import ConfigError
+    from lmforge.train.documents import use_attention
+
+    model, cpu = tiny_llama(), torch.device("cpu")
+    assert use_attention(model, "auto", cpu, packed=True) == ("sdpa_varlen", "sdpa")
+    assert model.config._attn_implementation == "sdpa_varlen"
+    model.set_attn_implementation("sdpa")
+    assert use_attention(model, "auto", cpu, packed=False) == ("sdpa", "sdpa")
+    with pytest.raises(ConfigError, match="packed rows only"):
+        use_attention(model, "sdpa_varlen", cpu, packed=False)
 
 
 def test_pretraining_with_document_masks(tiny_run, tmp_path):

@@ -176,9 +176,10 @@ class TrainConfig(Section):
     # pretrain/adapt: attention stays inside each EOS-separated document of a window and position
     # ids restart at each one (off: a token attends to the previous, unrelated document too)
     document_mask: bool = False
-    # the attention kernel of every training stage; auto: SDPA, and FlashAttention-2's variable-length
-    # kernel for packed rows on CUDA when flash-attn is installed
-    attention: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = "auto"
+    # the attention kernel of every training stage; auto: SDPA for padded batches; for packed rows
+    # FlashAttention-2's variable-length kernel on CUDA with flash-attn, else sdpa_varlen (causal
+    # SDPA per document); "sdpa" on packed rows: a block-diagonal mask over the whole row
+    attention: Literal["auto", "sdpa", "sdpa_varlen", "eager", "flash_attention_2", "flex_attention"] = "auto"
     checkpoint_every: int = Field(500, ge=1)
     log_spaced_checkpoints: bool = True
     log_every: int = Field(10, ge=1)

@@ -7,7 +7,7 @@ to the model with those `position_ids` and no `attention_mask`: transformers' pa
 then keeps attention inside each document. On CPU (SDPA, eager) it builds a block-diagonal causal
 mask from the position ids; with FlashAttention-2 it turns them into `cu_seqlens` for the
 variable-length kernel, and flex_attention gets a block mask. The batches are the same either
-way; `attention_implementation` picks the kernel.
+way; `use_attention` picks the kernel, and `varlen_sdpa` is the CPU's variable-length one.
 
 A document's loss and gradients then equal those of the document alone (tested: per-conversation
 loss of a packed row = the conversation alone; the gradient of one document's loss with respect
@@ -21,6 +21,7 @@ import random
 import torch
 
 from lmforge.chat.encoding import IGNORE
+from lmforge.errors import ConfigError
 
 
 def positions_after_eos(inputs: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -83,14 +84,64 @@ def collate_packed(rows: list[list[tuple]], row_len: int, pad_id: int) -> dict[s
     return {"input_ids": ids, "labels": labels, "position_ids": positions}
 
 
-def use_attention(model, requested: str, device: torch.device, packed: bool) -> str:
-    """Set and return the model's attention kernel. `auto` keeps the loaded one (SDPA), except for
-    packed rows on CUDA with flash-attn installed: FlashAttention-2's variable-length kernel, which
-    skips the masked blocks that SDPA computes and throws away."""
+def varlen_sdpa(
+    module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, position_ids=None, **kwargs
+):
+    """Variable-length attention for packed rows where no varlen kernel exists (CPU): causal SDPA
+    over each document on its own, so the work is the sum of the documents' squared lengths
+    instead of the row's, with no mask to build. The role FlashAttention-2's varlen kernel plays
+    on CUDA; registered with transformers as "sdpa_varlen". Only for packed training batches: it
+    sees no attention mask (transformers builds none for it), so padded batches must not use it."""
+    if position_ids is None or query.shape[2] != key.shape[2]:
+        raise ValueError("sdpa_varlen attends within packed documents and needs position_ids without a KV cache")
+    positions = position_ids.expand(query.shape[0], -1)
+    rows = []
+    for b in range(query.shape[0]):
+        # a document starts wherever the position does not go up by one (and at the row's start)
+        starts = torch.nonzero(torch.diff(positions[b], prepend=positions[b, :1]) != 1).flatten().tolist()
+        ends = [*starts[1:], query.shape[2]]
+        rows.append(
+            torch.cat(
+                [
+                    torch.nn.functional.scaled_dot_product_attention(
+                        query[b : b + 1, :, s:e],
+                        key[b : b + 1, :, s:e],
+                        value[b : b + 1, :, s:e],
+                        dropout_p=dropout,
+                        scale=scaling,
+                        is_causal=True,
+                        enable_gqa=key.shape[1] != query.shape[1],
+                    )
+                    for s, e in zip(starts, ends)
+                ],
+                dim=2,
+            )
+        )
+    return torch.cat(rows).transpose(1, 2).contiguous(), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register("sdpa_varlen", varlen_sdpa)
+
+
+_register()
+
+
+def use_attention(model, requested: str, device: torch.device, packed: bool) -> tuple[str, str]:
+    """Set the model's attention kernel for training; returns (the kernel set, the one before it),
+    so that the caller can put the model back for evaluation and generation. `auto` keeps the
+    loaded one (SDPA) for padded batches; for packed rows it is FlashAttention-2's varlen kernel
+    on CUDA when flash-attn is installed, else `sdpa_varlen` (above). Packed rows also work with
+    `sdpa` (a block-diagonal mask over the whole row) and `flex_attention` (a block mask)."""
+    before = model.config._attn_implementation
     wanted = requested
     if requested == "auto":
-        flash = packed and device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None
-        wanted = "flash_attention_2" if flash else model.config._attn_implementation
-    if wanted != model.config._attn_implementation:
+        flash = device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None
+        wanted = ("flash_attention_2" if flash else "sdpa_varlen") if packed else before
+    if wanted == "sdpa_varlen" and not packed:
+        raise ConfigError("train.attention = sdpa_varlen works on packed rows only (sft.packing, train.document_mask)")
+    if wanted != before:
         model.set_attn_implementation(wanted)
-    return wanted
+    return wanted, before

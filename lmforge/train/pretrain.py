@@ -117,7 +117,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     if resume_from:
         load_model_weights(raw, resume_from)
     raw.to(d.device)
-    attention = use_attention(raw, cfg.attention, d.device, packed=cfg.document_mask)
+    attention, loaded_attention = use_attention(raw, cfg.attention, d.device, packed=cfg.document_mask)
     eos_id = meta["eos_id"] if cfg.document_mask else None
     wrapped = wrap_model(raw, d, cfg.fsdp, bf16, cfg.activation_checkpointing)
     fwd = torch.compile(wrapped) if cfg.compile else wrapped
@@ -182,6 +182,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
         autocast_dtype=torch.bfloat16 if bf16 and not cfg.fsdp else None,
     )
     done = loop.run(job, wrapped, optimizer, d, start, metrics.log if metrics else None)
+    raw.set_attn_implementation(loaded_attention)  # the returned model generates and evaluates
     step, interrupted = done.position.step, done.interrupted
     last_loss = done.last.get("loss") if done.last else None
     if last_loss is None and resume_from:

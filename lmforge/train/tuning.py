@@ -167,7 +167,7 @@ def tune(
     start = load_resume_weights(resume_dir, model, tag, section) if resume_dir and cfg.resume else loop.Position()
     if not getattr(model, "is_loaded_in_4bit", False):  # a quantized base was placed when loaded
         model.to(d.device)
-    attention = use_attention(model, train.attention, d.device, packed)
+    attention, loaded_attention = use_attention(model, train.attention, d.device, packed)
     wrapped = wrap_model(model, d, fsdp, bf16, train.activation_checkpointing)
     optimizer = make_optimizer(model, cfg.lr, weight_decay, betas=(0.9, 0.999), b_lr_scale=cfg.loraplus_lr_ratio or 1.0)
     if start.step:
@@ -192,6 +192,7 @@ def tune(
         autocast_dtype=torch.bfloat16 if bf16 and not fsdp else None,
     )
     done = loop.run(job, wrapped, optimizer, d, start, log)
+    model.set_attn_implementation(loaded_attention)  # the trained model is measured and samples next
     if resume_dir and d.is_main and not done.interrupted:  # finished: nothing to resume any more
         shutil.rmtree(resume_dir, ignore_errors=True)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)  # DTensors: their global size
