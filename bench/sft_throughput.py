@@ -150,6 +150,8 @@ def run_trl_packed(model, tok, convs, cfg, steps: int, rows: int, out: Path):
     from trl import SFTConfig as TrlConfig
     from trl import SFTTrainer
 
+    from lmforge.train.precision import use_bf16
+
     data = []
     for c in convs:
         prompt = render_chat(tok, c["messages"][:-1], add_generation_prompt=True)
@@ -166,7 +168,8 @@ def run_trl_packed(model, tok, convs, cfg, steps: int, rows: int, out: Path):
         logging_steps=10**6,
         save_strategy="no",
         report_to=[],
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=use_bf16("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu")),  # lmforge's choice
         packing=True,
         max_length=cfg.max_len,
         dataloader_num_workers=0,
