@@ -62,7 +62,9 @@ def run_lmforge(model, tok, examples, cfg) -> tuple[float, int]:
     return time.perf_counter() - start, stats["tokens"]
 
 
-def run_trl(model, tok, convs, cfg, steps: int, bf16: bool, out: Path):
+def run_trl(model, tok, convs, cfg, steps: int, bf16: bool, out: Path, packing: bool = False, use_cpu: bool = True):
+    """TRL's SFTTrainer with the same LoRA and schedule; `packing`: its packing=True (best fit
+    decreasing, which TRL runs padding-free), cfg.batch_size packed rows per step."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig as TrlConfig
@@ -85,8 +87,8 @@ def run_trl(model, tok, convs, cfg, steps: int, bf16: bool, out: Path):
         save_strategy="no",
         report_to=[],
         bf16=bf16,
-        use_cpu=True,
-        packing=False,
+        use_cpu=use_cpu,
+        packing=packing,
         max_length=cfg.max_len,
         dataloader_num_workers=0,
         seed=0,
@@ -143,63 +145,6 @@ def long_tailed_conversations(tok, n: int, seed: int) -> list[dict]:
     return out
 
 
-def run_trl_packed(model, tok, convs, cfg, steps: int, rows: int, out: Path):
-    """TRL's SFTTrainer with packing=True (bfd, padding-free) and the same LoRA and schedule."""
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig as TrlConfig
-    from trl import SFTTrainer
-
-    from lmforge.train.precision import use_bf16
-
-    data = []
-    for c in convs:
-        prompt = render_chat(tok, c["messages"][:-1], add_generation_prompt=True)
-        data.append({"prompt": prompt, "completion": render_chat(tok, c["messages"])[len(prompt) :]})
-    args = TrlConfig(
-        output_dir=str(out),
-        per_device_train_batch_size=rows,
-        learning_rate=cfg.lr,
-        max_steps=steps,
-        lr_scheduler_type="cosine",
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        logging_steps=10**6,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=not torch.cuda.is_available(),
-        bf16=use_bf16("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu")),  # lmforge's choice
-        packing=True,
-        max_length=cfg.max_len,
-        dataloader_num_workers=0,
-        seed=0,
-        disable_tqdm=True,
-    )
-    lora = LoraConfig(
-        r=cfg.lora_rank,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=0.0,
-        target_modules=cfg.lora_targets,
-        task_type="CAUSAL_LM",
-    )
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok, peft_config=lora
-    )
-    tokens = [0]
-    collate = trainer.data_collator
-
-    def counting(features):
-        batch = collate(features)
-        tokens[0] += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
-        return batch
-
-    trainer.data_collator = counting
-    start = time.perf_counter()
-    trainer.train()
-    return time.perf_counter() - start, tokens[0], trainer.model
-
-
 def packing_bench(a, tok) -> None:
     from lmforge.train.documents import pack_rows
     from lmforge.train.precision import use_bf16
@@ -230,8 +175,10 @@ def packing_bench(a, tok) -> None:
         for name in results:
             model = build_model(config, seed=0)
             if name == "trl_packed":
-                steps = a.trl_steps or a.steps
-                t, n, model = run_trl_packed(model, tok, convs, packed_cfg, steps, a.rows, a.out / f"trl-packed-{r}")
+                cuda = torch.cuda.is_available()
+                bf16 = use_bf16("auto", torch.device("cuda" if cuda else "cpu"))  # lmforge's choice
+                steps, out = a.trl_steps or a.steps, a.out / f"trl-packed-{r}"
+                t, n, model = run_trl(model, tok, convs, packed_cfg, steps, bf16, out, packing=True, use_cpu=not cuda)
             else:
                 cfg = packed_cfg if name == "lmforge_packed" else padded_cfg
                 model = attach_method(model, cfg, "sft")

@@ -169,8 +169,6 @@ def _plan_memory(recipe, stage_name, run_dir, overrides, size, over, precision, 
     if "lora_rank" in chosen or chosen.get("qlora"):
         chosen["method"] = "lora"
     setting = replace(setting, optimizer=optimizer, **chosen)
-    if precision:
-        setting = replace(setting, precision=precision)
     b = breakdown(shape, setting)
     console.print(
         f"model: {shape.params / 1e6:,.1f}M parameters, {shape.layers} layers, d={shape.hidden}, "
