@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
-from lmforge.adapt import apply_linear_rope_scaling, extend_tokenizer, init_new_embeddings
+from lmforge.adapt import apply_rope_scaling, extend_tokenizer, init_new_embeddings
 from lmforge.tokenizer import fertility, train_bpe
 from tests.conftest import CORPUS, lmforge
 from tests.tiny_models import tiny_llama
@@ -14,9 +14,9 @@ from tests.tiny_models import tiny_llama
 EN, DE = CORPUS / "en", CORPUS / "de"
 
 
-def rescaled(model, factor: float) -> LlamaForCausalLM:
+def rescaled(model, factor: float, kind: str = "linear") -> LlamaForCausalLM:
     config = model.config.__class__.from_dict(model.config.to_dict())
-    apply_linear_rope_scaling(config, factor)
+    apply_rope_scaling(config, kind, factor)
     other = LlamaForCausalLM(config).eval()
     other.load_state_dict(model.state_dict())
     return other
@@ -38,6 +38,28 @@ def test_linear_rope_scaling_survives_save_load_and_interpolates_positions(tmp_p
     with torch.no_grad():
         assert not torch.allclose(loaded(ids).logits, base(ids).logits, atol=1e-4)
         assert torch.allclose(rescaled(base, 1.0)(ids).logits, base(ids).logits, atol=1e-6)  # identity scaling
+
+
+@pytest.mark.parametrize("kind", ["dynamic", "yarn", "llama3"])
+def test_other_rope_scalings_are_saved_as_transformers_reads_them(kind, tmp_path):
+    """dynamic NTK leaves sequences within the trained 32 positions exactly as they were and changes
+    longer ones; YaRN and Llama 3's change every sequence (they rescale low frequencies everywhere)."""
+    from lmforge.errors import ConfigError
+
+    base = tiny_llama()
+    rescaled(base, 4.0, kind).save_pretrained(tmp_path / kind)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / kind).eval()
+    params = loaded.config.rope_parameters
+    assert params["rope_type"] == kind and params["factor"] == 4.0
+    assert loaded.config.max_position_embeddings == (32 if kind == "dynamic" else 128)
+    if kind != "dynamic":
+        assert params["original_max_position_embeddings"] == 32
+    short, long = torch.randint(0, 97, (1, 24)), torch.randint(0, 97, (1, 96))
+    with torch.no_grad():
+        assert torch.allclose(loaded(short).logits, base(short).logits, atol=1e-6) == (kind == "dynamic")
+        assert not torch.allclose(loaded(long).logits, base(long).logits, atol=1e-4)
+    with pytest.raises(ConfigError, match="'ntk' is not one of linear, dynamic, yarn, llama3"):
+        apply_rope_scaling(base.config, "ntk", 2.0)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +131,9 @@ new_tokens = 64
 heldout = {{ en = "{en}/heldout.jsonl", de = "{de}/heldout.jsonl" }}
 target_language = "de"
 source_language = "en"
+rope_scaling_factor = 2.0
+rope_scaling = "yarn"
+passkey_trials = 2
 [[adapt.phases]]
 name = "german"
 mix = {{ de = {de_weight}, en = {en_weight} }}
@@ -125,7 +150,8 @@ tokens = 4096
 @pytest.mark.slow
 def test_adaptation_gains_german_and_replay_limits_english_forgetting(tmp_path):
     """The LeoLM picture on the shipped data with a fixed seed: German bits per byte fall; with 25%
-    English replay, English bits per byte rise less than with none."""
+    English replay, English bits per byte rise less than with none; the context doubles by YaRN
+    and passkey retrieval is measured at the old and the new length."""
     after = {}
     for name, de_w, en_w in (("no_replay", 1.0, 0.0), ("replay", 0.75, 0.25)):
         recipe = tmp_path / f"{name}.toml"
@@ -136,6 +162,10 @@ def test_adaptation_gains_german_and_replay_limits_english_forgetting(tmp_path):
         assert s["after"]["bits_per_byte"]["de"] < 0.8 * s["before"]["bits_per_byte"]["de"]
         after[name] = s
         assert (run / "adapted" / "model.safetensors").exists() and "## Adapt" in (run / "report.md").read_text()
+        config = json.loads((run / "adapted" / "config.json").read_text())
+        assert config["rope_parameters"]["rope_type"] == "yarn" and config["max_position_embeddings"] == 128
+        assert set(s["before"]["passkey"]) == set(s["after"]["passkey"]) == {"64", "128"}
+        assert "yarn RoPE scaling" in (run / "report.md").read_text()
     en = {k: v["after"]["bits_per_byte"]["en"] - v["before"]["bits_per_byte"]["en"] for k, v in after.items()}
     assert en["replay"] < en["no_replay"], en
     phases = after["replay"]["phases"]

@@ -256,7 +256,7 @@ def test_the_tour_after_the_demo(blocks):
     assert tour[0].text.startswith("lmforge chat runs/demo")
     out = bash("\n".join(c.text for c in tour)).stdout
     assert (ROOT / "runs/demo-eval/eval/results.json").is_file() and "arc_sample_de" in out
-    assert "verified:" in out and (ROOT / "runs/demo-export/release-q4_0.gguf").is_file()
+    assert "verified:" in out and (ROOT / "runs/demo-export/release-q4_k_m.gguf").is_file()
     assert "predicted loss" in out and "refuse/pass accuracy" in out
 
 

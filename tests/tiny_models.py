@@ -119,3 +119,73 @@ def long_talker(folder, tokenizer_dir, context: int = 4096):
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+FAMILY_CONFIGS = {
+    # the features each family adds to Llama's layer, at toy size; rows of 64 split into GGUF blocks
+    "llama3": (
+        "LlamaConfig",
+        {
+            "rope_parameters": {
+                "rope_type": "llama3",
+                "rope_theta": 500000.0,
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 16,
+            }
+        },
+    ),
+    "mistral": ("MistralConfig", {"sliding_window": None}),
+    "qwen2": ("Qwen2Config", {"tie_word_embeddings": True}),
+    "qwen3": ("Qwen3Config", {"head_dim": 32}),
+    "gemma2": (
+        "Gemma2Config",
+        {
+            "tie_word_embeddings": True,
+            "head_dim": 32,
+            "query_pre_attn_scalar": 32,
+            "sliding_window": 8,
+            "attn_logit_softcapping": 50.0,
+            "final_logit_softcapping": 30.0,
+        },
+    ),
+    "gemma3": (
+        "Gemma3TextConfig",
+        {
+            "tie_word_embeddings": True,
+            "head_dim": 32,
+            "query_pre_attn_scalar": 32,
+            "sliding_window": 8,
+            "num_hidden_layers": 6,
+        },
+    ),
+    "phi3": ("Phi3Config", {"sliding_window": None}),
+    "smollm3": ("SmolLM3Config", {"num_hidden_layers": 4}),
+}
+
+
+def tiny_family(family: str, vocab: int, bos: int, eos: int, **over):
+    """A random model of `family` (a key of FAMILY_CONFIGS) built from its transformers config."""
+    import transformers
+
+    name, extra = FAMILY_CONFIGS[family]
+    torch.manual_seed(0)
+    cfg = getattr(transformers, name)(
+        **{
+            "vocab_size": vocab,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 128,
+            "tie_word_embeddings": False,
+            "bos_token_id": bos,
+            "eos_token_id": eos,
+            "pad_token_id": eos,
+            **extra,
+            **over,
+        }
+    )
+    return transformers.AutoModelForCausalLM.from_config(cfg).eval()

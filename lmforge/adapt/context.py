@@ -1,9 +1,17 @@
-"""Context extension by linear RoPE scaling, and the passkey-retrieval check.
+"""Context extension by RoPE scaling, and the passkey-retrieval check.
 
-Linear scaling (position interpolation, Chen et al. 2023) divides every position by the factor
-before the rotary embedding, so a model trained on 4k positions sees an 8k sequence at the
-angles it knows; LeoLM used factor 2 (4k -> 8k) during its stage-2 pretraining. It is written
-into the HF config (`rope_parameters`), so the saved model keeps it without lmforge.
+Four ways to stretch a rotary embedding trained on n positions to factor x n, each written into
+the HF config (`rope_parameters`) as transformers reads it, so the saved model keeps it without
+lmforge (and GGUF export carries linear, YaRN and Llama 3's into llama.cpp):
+- `linear` (position interpolation, Chen et al. 2023) divides every position by the factor, so
+  the long sequence is seen at angles the model knows; LeoLM used x2 (4k -> 8k) in its stage 2.
+- `dynamic` (NTK-aware, as in transformers) raises the RoPE base as a sequence grows past the
+  trained length and leaves shorter ones exactly as before. transformers takes the config's
+  `max_position_embeddings` as the point where it starts, so that stays at n.
+- `yarn` (Peng et al. 2023) interpolates low frequencies only, keeps high ones, and scales
+  attention logits a little; Qwen2.5 and Qwen3 ship it for their long contexts.
+- `llama3` (Llama 3.1's) divides low frequencies by the factor, keeps high ones and blends the band
+  between.
 
 Passkey retrieval (Mohtashami & Jaggi 2023) hides a 5-digit number in filler text at a random
 depth and asks for it at the end; a model that uses its whole context repeats it.
@@ -12,6 +20,8 @@ depth and asks for it at the end; a model that uses its whole context repeats it
 import random
 
 import torch
+
+from lmforge.errors import ConfigError
 
 FILLER = {
     "en": "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ",
@@ -24,12 +34,27 @@ NEEDLE = {
 QUESTION = {"en": "What is the pass key? The pass key is", "de": "Wie lautet der Schlüssel? Der Schlüssel ist"}
 
 
-def apply_linear_rope_scaling(config, factor: float) -> None:
-    """Scale positions by 1/factor and let the model accept factor x as many positions."""
+ROPE_SCALINGS = ("linear", "dynamic", "yarn", "llama3")
+
+
+def apply_rope_scaling(config, kind: str, factor: float) -> int:
+    """Let the model take `factor` x as many positions; returns the new context length."""
+    if kind not in ROPE_SCALINGS:
+        raise ConfigError(f"adapt.rope_scaling: '{kind}' is not one of {', '.join(ROPE_SCALINGS)}")
     params = dict(getattr(config, "rope_parameters", None) or {"rope_theta": getattr(config, "rope_theta", 1e4)})
-    params.update(rope_type="linear", factor=float(factor))
+    if "full_attention" in params:
+        raise ConfigError("adapt.rope_scaling: models with a RoPE setting per layer type (Gemma 3) are not rescaled")
+    old = config.max_position_embeddings
+    params.update(rope_type=kind, factor=float(factor))
+    if kind in ("yarn", "llama3"):
+        params["original_max_position_embeddings"] = old
+    if kind == "llama3":
+        params.setdefault("low_freq_factor", 1.0)
+        params.setdefault("high_freq_factor", 4.0)
     config.rope_parameters = params
-    config.max_position_embeddings = int(config.max_position_embeddings * factor)
+    if kind != "dynamic":
+        config.max_position_embeddings = int(old * factor)
+    return int(old * factor)
 
 
 def passkey_prompt(tokenizer, length: int, key: int, depth: float, lang: str = "en") -> list[int]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from typing_extensions import TypedDict
 
-from lmforge.adapt.context import apply_linear_rope_scaling, passkey_accuracy
+from lmforge.adapt.context import apply_rope_scaling, passkey_accuracy
 from lmforge.adapt.tokenizer_extension import extend_tokenizer, init_new_embeddings
 from lmforge.data import read_meta, tokenize_files
 from lmforge.errors import ConfigError
@@ -78,8 +78,9 @@ def prepare_base(model, tokenizer, cfg: AdaptConfig, source, out: Path):
             examples=[tokenizer.convert_tokens_to_string([t]) for t in added[:12]],
         )
     if cfg.rope_scaling_factor:
-        apply_linear_rope_scaling(model.config, cfg.rope_scaling_factor)
-    info["context_after"] = model.config.max_position_embeddings
+        info["context_after"] = apply_rope_scaling(model.config, cfg.rope_scaling, cfg.rope_scaling_factor)
+    else:
+        info["context_after"] = model.config.max_position_embeddings
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return info, tokenizer
@@ -227,7 +228,7 @@ def _report(run_dir: Path, s: dict, cfg: AdaptConfig) -> str:
         )
     if b["context_after"] != b["context_before"]:
         lines.append(
-            f"Context {b['context_before']} -> {b['context_after']} positions (linear RoPE scaling "
+            f"Context {b['context_before']} -> {b['context_after']} positions ({cfg.rope_scaling} RoPE scaling "
             f"x{cfg.rope_scaling_factor})."
         )
     lines += [

@@ -51,7 +51,8 @@ def release(
 def export_gguf(
     model: Annotated[str, typer.Argument(help="Run directory, HF folder, .gguf or Hub id.")],
     type: Annotated[
-        Optional[list[str]], typer.Option("--type", "-t", help="f32, f16, bf16, q8_0, q4_0 (repeatable).")
+        Optional[list[str]],
+        typer.Option("--type", "-t", help="f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k (repeatable)."),
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output file (one type) or folder.")] = None,
     verify_prompt: Annotated[

@@ -72,9 +72,9 @@ class Request:
 
 
 def stop_token_ids(tokenizer) -> set[int]:
-    """EOS and the chat template's end-of-turn token (`<|im_end|>` for ChatML), where it exists."""
+    """EOS and the end-of-turn token of the chat template families (ChatML, Llama 3, Phi-3, Gemma) where the vocabulary has it."""
     ids = {tokenizer.eos_token_id}
-    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
+    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"):
         i = tokenizer.convert_tokens_to_ids(token)
         if isinstance(i, int) and i != tokenizer.unk_token_id:
             ids.add(i)

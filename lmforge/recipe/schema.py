@@ -272,7 +272,8 @@ class AdaptConfig(Section):
     text_field: str = "text"
     phases: list[PhaseConfig] = Field(default_factory=list)
     embedding_lr_scale: float = Field(1.0, gt=0)
-    rope_scaling_factor: float | None = Field(None, gt=1)  # linear RoPE scaling, e.g. 2 doubles the context
+    rope_scaling_factor: float | None = Field(None, gt=1)  # RoPE scaling, e.g. 2 doubles the context
+    rope_scaling: Literal["linear", "dynamic", "yarn", "llama3"] = "linear"  # how (adapt/context.py)
     new_tokens: int = Field(0, ge=0, description="target-language tokens to add to the tokenizer")
     new_tokens_from: str | None = None  # source to learn them from (default: the first phase's heaviest)
     # language -> held-out text, scored as bits per byte before and after adaptation
@@ -380,7 +381,9 @@ class ReleaseConfig(Section):
 
 class ExportConfig(Section):
     model: str | None = None  # default: the run's release model, else its newest model
-    types: list[Literal["f32", "f16", "bf16", "q8_0", "q4_0"]] = Field(default_factory=lambda: ["f16"])
+    types: list[Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"]] = Field(
+        default_factory=lambda: ["f16"]
+    )
     out: str | None = None  # default: <run>/release (next to the HF folder)
     verify_prompts: list[str] = Field(default_factory=list)  # greedy check in llama.cpp after writing
 

@@ -98,11 +98,21 @@ def merged_16bit(model, model_dir, cfg: Tuning, section: str, seed: int):
 
 
 PRESETS = {"attention": ("self_attn", "attn", "attention"), "mlp": ("mlp", "feed_forward", "ffn")}
+# families that fuse projections (Phi-3): a listed name stands for the fused layer that holds it
+FUSED = {
+    "q_proj": "qkv_proj",
+    "k_proj": "qkv_proj",
+    "v_proj": "qkv_proj",
+    "gate_proj": "gate_up_proj",
+    "up_proj": "gate_up_proj",
+}
 
 
 def lora_targets(model, targets: list[str] | str, section: str) -> list[str]:
     """The linear layers LoRA wraps, by leaf name: the listed ones this model has, or a preset's
-    (the linear layers inside each block's attention or MLP, or all of them but the output layer)."""
+    (the linear layers inside each block's attention or MLP, or all of them but the output layer).
+    Llama's names also select a family's fused layers (q_proj -> Phi-3's qkv_proj), so the default
+    list means the same layers in every family."""
     output = model.get_output_embeddings()
     linear = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not output}
     leaves = sorted({n.rsplit(".", 1)[-1] for n in linear})
@@ -112,7 +122,8 @@ def lora_targets(model, targets: list[str] | str, section: str) -> list[str]:
         parents = PRESETS[targets]
         found = sorted({n.rsplit(".", 1)[-1] for n in linear if any(f".{p}." in f".{n}" for p in parents)})
     else:
-        found = [t for t in targets if t in leaves]
+        named = (t if t in leaves else FUSED.get(t) for t in targets)
+        found = [t for t in dict.fromkeys(named) if t in leaves]
     if not found:
         raise ConfigError(
             f"{section}.lora_targets: none of {targets} is a linear layer of this model; its linear layers are {leaves}"
