@@ -92,6 +92,12 @@ class Engine:
         self.kv: KVBuffer | None = None  # the batch's cache: per layer K, V of shape [B, H, T, D]
         self.lean = llama_step.supports(model)  # decode steps through llama_step, else transformers
         self.project = llama_step.projection_for(model) if self.lean else None  # block kernel where lossless
+        if not self.lean:
+            llama_step.log.info(
+                "decode step: %s goes through transformers' own forward (the lean step covers plain %s)",
+                type(model).__name__,
+                " and ".join(sorted(llama_step.ARCHITECTURES)),
+            )
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
         self.steps, self.submitted = 0, 0
