@@ -85,6 +85,39 @@ def test_tokenizer_extension_round_trips_keeps_old_ids_and_lowers_german_fertili
     assert en_after <= en_before * 1.01  # English keeps (almost) its segmentation
 
 
+@pytest.mark.parametrize("layout", ["metaspace", "llama2"])
+def test_sentencepiece_style_tokenizer_extension(layout):
+    """A Llama-2-style tokenizer trained on English only spells umlauts in bytes; extended from
+    German text it gains those characters and German pieces, keeps every old id, round-trips every
+    text exactly, and German takes fewer tokens per word while English keeps its segmentation."""
+    from tests.tiny_models import sentencepiece_style_tokenizer
+
+    english = [json.loads(line)["text"] for line in (EN / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    old = sentencepiece_style_tokenizer(english, layout=layout)
+    assert "ä" not in old.get_vocab() and "<0xC3>" in old.tokenize("Mädchen")
+    new, added = extend_tokenizer(old, [DE / "train.jsonl"], 120)
+    assert len(added) == 120 and len(new) == len(old) + 120
+    assert {"ä", "ü", "ß"} <= set(added) and any(t.startswith("▁") and len(t) > 3 for t in added)
+    assert all(new.convert_tokens_to_ids(t) == i for t, i in old.get_vocab().items())
+    texts = [
+        json.loads(line)["text"]
+        for path in (DE / "heldout.jsonl", EN / "heldout.jsonl")
+        for line in path.read_text(encoding="utf-8").splitlines()[:30]
+    ]
+    for text in texts + ["Grüße aus Köln! Ärger, Öl, Übermut — 42 € 🙂"]:
+        assert new.decode(new.encode(text, add_special_tokens=False)) == text
+    de_before, de_after = (fertility(t, [DE / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
+    en_before, en_after = (fertility(t, [EN / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
+    assert de_after < 0.8 * de_before, (de_before, de_after)
+    assert en_after <= en_before * 1.01
+    model = tiny_llama(len(old), tie=False)
+    emb = model.get_input_embeddings().weight.detach().clone()
+    init_new_embeddings(model, old, new, added)
+    umlaut = new.convert_tokens_to_ids("ä")  # the mean of its two byte tokens' rows
+    pieces = old.convert_tokens_to_ids(["<0xC3>", "<0xA4>"])
+    assert torch.allclose(model.get_input_embeddings().weight[umlaut], emb[pieces].mean(0))
+
+
 @pytest.mark.parametrize("tie", [True, False])
 def test_new_embeddings_are_the_mean_of_their_old_pieces(en_tokenizer, tie):
     old = en_tokenizer

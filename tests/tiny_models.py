@@ -69,11 +69,13 @@ def write_tiny_gguf(path, model, tok) -> None:
     w.close()
 
 
-def sentencepiece_style_tokenizer(texts: list[str], vocab_size: int = 500):
+def sentencepiece_style_tokenizer(texts: list[str], vocab_size: int = 500, layout: str = "metaspace"):
     """A Llama-2-style tokenizer.json trained here: BPE over "▁"-marked words, the 256 <0xXX> byte
     tokens at ids 3-258 for characters it never saw, <s> prepended; the layout transformers gives
-    a converted SentencePiece model (no such tokenizer ships in a wheel)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    a converted SentencePiece model (no such tokenizer ships in a wheel). `layout`: "metaspace"
+    (the "▁" from a Metaspace pre-tokenizer, as newer conversions write it) or "llama2" (from a
+    Prepend + Replace normalizer and no pre-tokenizer, as Llama 2's own tokenizer.json has it)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     words = Tokenizer(models.BPE())  # pieces never cross a word boundary, as in SentencePiece
@@ -85,7 +87,10 @@ def sentencepiece_style_tokenizer(texts: list[str], vocab_size: int = 500):
     vocab = {p: i for i, p in enumerate(dict.fromkeys(pieces))}
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    if layout == "llama2":
+        tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
     tok.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from lmforge.errors import ConfigError
+from lmforge.tokenizer.kinds import bpe_kind
 
 
 def _pre_tokenizer(spec: dict) -> str:
@@ -42,14 +43,6 @@ def _merge_ranks(pairs: list[tuple[str, str]]) -> dict[str, int]:
     return ranks
 
 
-def is_sentencepiece_bpe(spec: dict) -> bool:
-    """Llama-2/Mistral-style: BPE over "▁"-marked text with <0xXX> byte fallback, as converted from
-    a SentencePiece model (what LeoLM, Llama 2 and Mistral 7B v0.1 ship in tokenizer.json)."""
-    model = spec.get("model", {})
-    marks = json.dumps([spec.get("normalizer"), spec.get("pre_tokenizer")], ensure_ascii=False)
-    return model.get("type") == "BPE" and bool(model.get("byte_fallback")) and "▁" in marks
-
-
 def _adds_space_prefix(spec: dict) -> bool:
     """Whether the tokenizer marks the start of the text like a space (SentencePiece's dummy prefix)."""
     steps = [spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}]
@@ -78,7 +71,7 @@ def add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
     spec = json.loads(path.read_text())
     model = spec.get("model", {})
     byte_level = model.get("type") == "BPE" and "ByteLevel" in json.dumps(spec.get("decoder"))
-    sentencepiece = is_sentencepiece_bpe(spec)
+    sentencepiece = bpe_kind(spec) == "sentencepiece"
     if not (byte_level or sentencepiece):
         raise ConfigError(
             f"{path}: GGUF export supports byte-level and SentencePiece-style BPE tokenizers only "
