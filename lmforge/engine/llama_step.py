@@ -1,7 +1,15 @@
-"""A lean decode step for Llama-architecture models (Llama, Mistral, SmolLM2, the models lmforge
-pretrains): the same arithmetic as transformers' `LlamaForCausalLM.forward` for one new token per
-row, without its per-call machinery (module hooks, mask builders, cache objects, output classes),
-reading and writing the engine's preallocated KV buffer in place.
+"""A lean decode step for every family whose layer is a variation of Llama's (Llama 1/2/3,
+Mistral, SmolLM2/3, Qwen2/3, Gemma 2/3, Phi-3, and the models lmforge pretrains): the same
+arithmetic as each family's transformers forward for one new token per row, without its per-call
+machinery (module hooks, mask builders, cache objects, output classes), reading and writing the
+engine's preallocated KV buffer in place.
+
+The variations are options of one step, read off the modules (`_Layout`): biases on projections
+(Qwen2), q/k norms (Qwen3, Gemma 3), norms around attention and MLP (Gemma's four per layer; the
+norm modules' own `forward` carries Gemma's 1 + w), fused QKV and gate/up (Phi-3), the MLP's
+activation, attention-logit and final-logit soft-capping (Gemma 2), sliding windows per layer
+(Mistral, Gemma's interleaving), a RoPE per layer type (Gemma 3) or none (SmolLM3's NoPE layers),
+and partial rotary dimensions.
 
 Why: at batch 1 a 135M model spends as long in that machinery as in its matmuls on a small CPU.
 Its projections read compact weights where that is lossless (`projection_for`, block_weights.py),
@@ -9,8 +17,10 @@ else fp32 through oneDNN (`pick_linear`). Greedy tokens stay identical to `gener
 tests/test_engine.py). Prefill and every other architecture keep using transformers' own forward.
 """
 
+import inspect
 import logging
 import os
+import weakref
 from functools import cache
 from typing import Callable
 
@@ -21,21 +31,61 @@ from lmforge.engine import block_weights
 from lmforge.engine.kv_buffer import KVBuffer
 
 log = logging.getLogger("lmforge.engine")
-ARCHITECTURES = {"LlamaForCausalLM", "MistralForCausalLM"}
+ARCHITECTURES = {
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "SmolLM3ForCausalLM",
+    "Qwen2ForCausalLM",
+    "Qwen3ForCausalLM",
+    "Gemma2ForCausalLM",
+    "Gemma3ForCausalLM",
+    "Phi3ForCausalLM",
+}
 
 
 def supports(model) -> bool:
-    """Plain Llama/Mistral modules with the standard layout: no biases, SiLU MLP, no sliding window."""
-    if type(model).__name__ not in ARCHITECTURES:
-        return False
-    cfg = model.config
-    window = getattr(cfg, "sliding_window", None)
-    if getattr(cfg, "hidden_act", "silu") != "silu" or (window and window < cfg.max_position_embeddings):
-        return False
-    return all(
-        layer.self_attn.q_proj.bias is None and layer.self_attn.o_proj.bias is None and layer.mlp.up_proj.bias is None
-        for layer in model.model.layers
-    )
+    return type(model).__name__ in ARCHITECTURES
+
+
+def _attention_weights(layer) -> tuple[torch.Tensor, ...]:
+    a = layer.self_attn
+    return (a.qkv_proj.weight,) if hasattr(a, "qkv_proj") else (a.q_proj.weight, a.k_proj.weight, a.v_proj.weight)
+
+
+def _mlp_weights(layer) -> tuple[torch.Tensor, ...]:
+    m = layer.mlp
+    return (m.gate_up_proj.weight,) if hasattr(m, "gate_up_proj") else (m.gate_proj.weight, m.up_proj.weight)
+
+
+class _Layout:
+    """What this model's layers do beyond Llama's, read once per model."""
+
+    def __init__(self, model):
+        cfg, layers = model.config, model.model.layers
+        types = getattr(cfg, "layer_types", None)
+        window = getattr(cfg, "sliding_window", None)
+        self.windows = [
+            (window if types[i] == "sliding_attention" else None) if types else window for i in range(len(layers))
+        ]
+        self.rope_types = (
+            types if "layer_type" in inspect.signature(model.model.rotary_emb.forward).parameters else None
+        )
+        self.ropes = [getattr(layer.self_attn, "use_rope", True) for layer in layers]
+        self.softcap = getattr(cfg, "attn_logit_softcapping", None)
+        self.final_softcap = getattr(cfg, "final_logit_softcapping", None)
+        self.sandwich = hasattr(layers[0], "pre_feedforward_layernorm")  # Gemma: norms after attention and MLP
+        self.qk_norm = hasattr(layers[0].self_attn, "q_norm")
+        mlp = layers[0].mlp
+        self.act = getattr(mlp, "act_fn", None) or mlp.activation_fn
+
+
+_LAYOUTS: "weakref.WeakKeyDictionary[torch.nn.Module, _Layout]" = weakref.WeakKeyDictionary()
+
+
+def _layout(model) -> _Layout:
+    if model not in _LAYOUTS:
+        _LAYOUTS[model] = _Layout(model)
+    return _LAYOUTS[model]
 
 
 def _onednn_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -79,12 +129,11 @@ def _groups(model) -> list[tuple[torch.Tensor, ...]]:
     """The weights the step multiplies by the same input, each group in one call."""
     out = [(model.lm_head.weight,)]
     for layer in model.model.layers:
-        attn, mlp = layer.self_attn, layer.mlp
         out += [
-            (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight),
-            (attn.o_proj.weight,),
-            (mlp.gate_proj.weight, mlp.up_proj.weight),
-            (mlp.down_proj.weight,),
+            _attention_weights(layer),
+            (layer.self_attn.o_proj.weight,),
+            _mlp_weights(layer),
+            (layer.mlp.down_proj.weight,),
         ]
     return out
 
@@ -134,16 +183,35 @@ def projection_for(model) -> Project:
     return project
 
 
-def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    dtype = x.dtype
-    x = x.float()
-    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * x.to(dtype)
-
-
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((-x2, x1), dim=-1)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    rot = cos.shape[-1]  # Phi-3 and others rotate only the first `rot` dimensions of a head
+    if rot == x.shape[-1]:
+        return x * cos + _rotate_half(x) * sin
+    x_rot, x_pass = x[..., :rot], x[..., rot:]
+    return torch.cat([x_rot * cos + _rotate_half(x_rot) * sin, x_pass], dim=-1)
+
+
+def _with_bias(outs: list[torch.Tensor], modules: list) -> list[torch.Tensor]:
+    return [o if m.bias is None else o + m.bias for o, m in zip(outs, modules)]
+
+
+def _attend(q, keys, values, allowed, scaling: float, softcap: float | None) -> torch.Tensor:
+    """SDPA, or Gemma 2's eager arithmetic where logits are soft-capped (no fused kernel does that)."""
+    gqa = keys.shape[1] != q.shape[1]
+    if softcap is None:
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed, scale=scaling, enable_gqa=gqa)
+    if gqa:
+        keys = keys.repeat_interleave(q.shape[1] // keys.shape[1], dim=1)
+        values = values.repeat_interleave(q.shape[1] // values.shape[1], dim=1)
+    scores = torch.tanh(q @ keys.transpose(2, 3) * scaling / softcap) * softcap
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype) @ values
 
 
 def decode_step(
@@ -157,36 +225,64 @@ def decode_step(
     """Logits [rows, vocab] for one token per row. `tokens`, `positions`: [rows, 1]; `mask`:
     [rows, length + 1] (1 = real token), covering the cache and the new column; `project`: from
     `projection_for(model)`, else `pick_linear`'s kernel weight by weight."""
-    cfg, inner = model.config, model.model
+    cfg, inner, lay = model.config, model.model, _layout(model)
     rows = tokens.shape[0]
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
     dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    eps = cfg.rms_norm_eps
-    x = inner.embed_tokens(tokens)
-    cos, sin = inner.rotary_emb(x, positions)
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    x = inner.embed_tokens(tokens)  # Gemma's module scales by sqrt(hidden) itself
+    if lay.rope_types:  # Gemma 3: one rotary embedding per layer type
+        ropes = {t: inner.rotary_emb(x, positions, t) for t in set(lay.rope_types)}
+        angles = [ropes[t] for t in lay.rope_types]
+    else:
+        angles = [inner.rotary_emb(x, positions)] * len(inner.layers)
     column = kv.next_column()
     if project is None:
         project = per_weight(pick_linear(x.dtype) if x.device.type == "cpu" else F.linear)
     # no mask when no row has padding (every single-stream step): the unmasked kernel is cheaper
-    allowed = None if bool(mask.all()) else mask.bool()[:, None, None, :]
+    padded = not bool(mask.all())
+    allowed = mask.bool()[:, None, None, :] if padded else None
+    windowed = {}
+    if any(lay.windows):  # a key is seen while the query is fewer than `window` positions past it
+        behind = positions - (mask.cumsum(-1) - 1)  # [rows, length + 1]: distance of each column
+        for w in set(filter(None, lay.windows)):
+            near = (behind < w)[:, None, None, :]
+            windowed[w] = near & allowed if padded else near
     for i, layer in enumerate(inner.layers):
         attn, mlp = layer.self_attn, layer.mlp
-        h = _rms_norm(x, layer.input_layernorm.weight, eps)
-        q, k, v = project(h, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight)
+        h = layer.input_layernorm.forward(x)
+        if hasattr(attn, "qkv_proj"):
+            (qkv,) = _with_bias(project(h, attn.qkv_proj.weight), [attn.qkv_proj])
+            q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
+        else:
+            parts = [attn.q_proj, attn.k_proj, attn.v_proj]
+            q, k, v = _with_bias(project(h, *(m.weight for m in parts)), parts)
         q = q.view(rows, 1, heads, dim).transpose(1, 2)
         k = k.view(rows, 1, kv_heads, dim).transpose(1, 2)
         v = v.view(rows, 1, kv_heads, dim).transpose(1, 2)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        if lay.qk_norm:
+            q, k = attn.q_norm.forward(q), attn.k_norm.forward(k)
+        if lay.ropes[i]:
+            cos, sin = (t.unsqueeze(1) for t in angles[i])
+            q, k = _rope(q, cos, sin), _rope(k, cos, sin)
         kv.write(i, column, k, v)
         keys, values = kv.k[i][:, :, : kv.length], kv.v[i][:, :, : kv.length]
-        a = F.scaled_dot_product_attention(
-            q, keys, values, attn_mask=allowed, scale=attn.scaling, enable_gqa=kv_heads != heads
-        )
-        x = x + project(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight)[0]
-        h = _rms_norm(x, layer.post_attention_layernorm.weight, eps)
-        gate, up = project(h, mlp.gate_proj.weight, mlp.up_proj.weight)
-        x = x + project(F.silu(gate) * up, mlp.down_proj.weight)[0]
-    x = _rms_norm(x, inner.norm.weight, eps)
-    return project(x[:, -1], model.lm_head.weight)[0]
+        window = lay.windows[i]
+        a = _attend(q, keys, values, windowed[window] if window else allowed, attn.scaling, lay.softcap)
+        (o,) = _with_bias(project(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight), [attn.o_proj])
+        if lay.sandwich:
+            x = x + layer.post_attention_layernorm.forward(o)
+            h = layer.pre_feedforward_layernorm.forward(x)
+        else:
+            x = x + o
+            h = layer.post_attention_layernorm.forward(x)
+        if hasattr(mlp, "gate_up_proj"):
+            gate, up = project(h, mlp.gate_up_proj.weight)[0].chunk(2, dim=-1)
+        else:
+            gate, up = _with_bias(project(h, mlp.gate_proj.weight, mlp.up_proj.weight), [mlp.gate_proj, mlp.up_proj])
+        (m,) = _with_bias(project(lay.act(gate) * up, mlp.down_proj.weight), [mlp.down_proj])
+        x = x + (layer.post_feedforward_layernorm.forward(m) if lay.sandwich else m)
+    x = inner.norm.forward(x)
+    logits = project(x[:, -1], model.lm_head.weight)[0]
+    if lay.final_softcap:
+        logits = torch.tanh(logits / lay.final_softcap) * lay.final_softcap
+    return logits

@@ -2,6 +2,7 @@
 private socket) against transformers on the source model: greedy continuations for unquantized types,
 top-1 next-token agreement over many prefixes for quantized ones, and tokenization."""
 
+import math
 from pathlib import Path
 
 from lmforge.errors import LmforgeError
@@ -38,7 +39,8 @@ def verify_gguf(
 
     `greedy_identical`: prompts whose whole `new_tokens`-token greedy continuation is identical.
     `top1_agreement`: share of prefixes (cut from prompt + continuation) where both pick the same next
-    token. `tokenization_identical`: prompts llama.cpp tokenizes exactly as transformers does."""
+    token; `disagreement_gaps`: where they do not, how many logits transformers puts llama.cpp's pick
+    below its own (near 0: a near-tie that rounding flipped; large: the file computes something else). `tokenization_identical`: prompts llama.cpp tokenizes exactly as transformers does."""
     import torch
 
     from lmforge.engine import stop_token_ids
@@ -52,6 +54,7 @@ def verify_gguf(
     llama = LlamaServer(gguf_path, slots=1, context_per_slot=context)
     http, stops = llama.http, stop_token_ids(tok)
     identical, agree, total, same_tokens = 0, 0, 0, 0
+    gaps: list[float] = []
     with torch.inference_mode():
         for text in prompts:
             ids = tok(text)["input_ids"]
@@ -81,13 +84,18 @@ def verify_gguf(
             )
             for cut in cuts:
                 total += 1
-                agree += _llama_greedy(http, full[:cut], 1) == [int(logits[cut - 1].argmax())]
+                theirs, ours = _llama_greedy(http, full[:cut], 1), int(logits[cut - 1].argmax())
+                if theirs == [ours]:
+                    agree += 1
+                else:  # how far below transformers' top-1 llama.cpp's pick was there
+                    gaps.append(float(logits[cut - 1][ours] - logits[cut - 1][theirs[0]]) if theirs else math.inf)
     llama.close()
     return {
         "prompts": len(prompts),
         "greedy_identical": identical,
         "prefixes": total,
         "top1_agreement": agree / total,
+        "disagreement_gaps": gaps,
         "tokenization_identical": same_tokens,
     }
 
@@ -100,8 +108,6 @@ def perplexity_gguf(gguf_path: str | Path, texts: list[list[int]], context: int 
     bias, and the cached prefix makes each step one token of work. A token that ends inside a UTF-8
     character (a byte token) gets no report, so it is left out: which ones depends on the text
     only, so files of one model are compared on the same tokens (`scored` of `tokens`)."""
-    import math
-
     from lmforge.engine.llamacpp import LlamaServer
 
     llama = LlamaServer(gguf_path, slots=1, context_per_slot=context)

@@ -103,7 +103,7 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
     if cfg.fsdp and d.world == 1:
         raise ConfigError("train.fsdp needs several processes: launch with torchrun or set train.nproc_per_node")
     if cfg.init_from:  # continued pretraining: the folder's architecture and weights, in fp32
-        raw = load_causal_lm(cfg.init_from, dtype=torch.float32, attn_implementation="sdpa")
+        raw = load_causal_lm(cfg.init_from, dtype=torch.float32)  # transformers picks SDPA where the family has it
         config = raw.config
         if config.vocab_size < meta["vocab_size"]:
             raise ConfigError(
