@@ -14,7 +14,8 @@ and partial rotary dimensions.
 Why: at batch 1 a 135M model spends as long in that machinery as in its matmuls on a small CPU.
 Its projections read compact weights where that is lossless (`projection_for`, block_weights.py),
 else fp32 through oneDNN (`pick_linear`). Greedy tokens stay identical to `generate` (checked in
-tests/test_engine.py). Prefill and every other architecture keep using transformers' own forward.
+tests/test_engine.py, tests/test_families.py). Prefill and every other architecture keep using
+transformers' own forward.
 """
 
 import inspect
