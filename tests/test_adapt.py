@@ -67,9 +67,10 @@ def en_tokenizer():
     return train_bpe([EN / "train.jsonl"], 400)
 
 
-def test_tokenizer_extension_round_trips_keeps_old_ids_and_lowers_german_fertility(en_tokenizer):
-    old = en_tokenizer
-    new, added = extend_tokenizer(old, [DE / "train.jsonl"], 120)
+def assert_extended_by_120(old, new, added: list[str], sample: str, de_ratio: float) -> None:
+    """120 tokens added after every old id, which keeps its number; held-out German and English and
+    `sample` round-trip exactly; German takes fewer than `de_ratio` x its tokens per word before,
+    English keeps (almost) its segmentation."""
     assert len(added) == 120 and len(new) == len(old) + 120
     assert all(new.convert_tokens_to_ids(t) == i for t, i in old.get_vocab().items())
     texts = [
@@ -77,12 +78,17 @@ def test_tokenizer_extension_round_trips_keeps_old_ids_and_lowers_german_fertili
         for path in (DE / "heldout.jsonl", EN / "heldout.jsonl")
         for line in path.read_text(encoding="utf-8").splitlines()[:30]
     ]
-    for text in texts + ["Grüße aus Köln! Ärger, Öl, Übermut — 42 €"]:
+    for text in texts + [sample]:
         assert new.decode(new.encode(text, add_special_tokens=False)) == text
     de_before, de_after = (fertility(t, [DE / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
     en_before, en_after = (fertility(t, [EN / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
-    assert de_after < 0.85 * de_before
-    assert en_after <= en_before * 1.01  # English keeps (almost) its segmentation
+    assert de_after < de_ratio * de_before, (de_before, de_after)
+    assert en_after <= en_before * 1.01
+
+
+def test_tokenizer_extension_round_trips_keeps_old_ids_and_lowers_german_fertility(en_tokenizer):
+    new, added = extend_tokenizer(en_tokenizer, [DE / "train.jsonl"], 120)
+    assert_extended_by_120(en_tokenizer, new, added, "Grüße aus Köln! Ärger, Öl, Übermut — 42 €", de_ratio=0.85)
 
 
 @pytest.mark.parametrize("layout", ["metaspace", "llama2"])
@@ -96,20 +102,8 @@ def test_sentencepiece_style_tokenizer_extension(layout):
     old = sentencepiece_style_tokenizer(english, layout=layout)
     assert "ä" not in old.get_vocab() and "<0xC3>" in old.tokenize("Mädchen")
     new, added = extend_tokenizer(old, [DE / "train.jsonl"], 120)
-    assert len(added) == 120 and len(new) == len(old) + 120
     assert {"ä", "ü", "ß"} <= set(added) and any(t.startswith("▁") and len(t) > 3 for t in added)
-    assert all(new.convert_tokens_to_ids(t) == i for t, i in old.get_vocab().items())
-    texts = [
-        json.loads(line)["text"]
-        for path in (DE / "heldout.jsonl", EN / "heldout.jsonl")
-        for line in path.read_text(encoding="utf-8").splitlines()[:30]
-    ]
-    for text in texts + ["Grüße aus Köln! Ärger, Öl, Übermut — 42 € 🙂"]:
-        assert new.decode(new.encode(text, add_special_tokens=False)) == text
-    de_before, de_after = (fertility(t, [DE / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
-    en_before, en_after = (fertility(t, [EN / "heldout.jsonl"])["tokens_per_word"] for t in (old, new))
-    assert de_after < 0.8 * de_before, (de_before, de_after)
-    assert en_after <= en_before * 1.01
+    assert_extended_by_120(old, new, added, "Grüße aus Köln! Ärger, Öl, Übermut — 42 € 🙂", de_ratio=0.8)
     model = tiny_llama(len(old), tie=False)
     emb = model.get_input_embeddings().weight.detach().clone()
     init_new_embeddings(model, old, new, added)

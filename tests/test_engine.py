@@ -50,6 +50,21 @@ def collect(engine, prompt_ids, params):
     return got, engine.submit(prompt_ids, params, got["events"].append)
 
 
+def decode_joining(engine, prompts, lengths, pause_after: tuple[int, ...] = (), steps: int = 0) -> list:
+    """Submit greedy requests one by one, running `steps` decode steps after each index in
+    `pause_after` so that later ones join a running batch, then decode to the end; (events, request)
+    per prompt."""
+    runs = []
+    for i, (ids, n) in enumerate(zip(prompts, lengths)):
+        runs.append(collect(engine, ids, SamplingParams(max_tokens=n, temperature=0)))
+        if i in pause_after:
+            for _ in range(steps):
+                engine.run_once()
+    while engine.running or engine.waiting:
+        engine.run_once()
+    return runs
+
+
 def assert_same_or_near_tie(got: list[int], want: list[int], logits: list[torch.Tensor]):
     for step, (a, b) in enumerate(zip(got, want)):
         if a != b:  # padding changed the summation order: only a near-tie may flip
@@ -89,14 +104,8 @@ def test_batched_greedy_with_requests_joining_mid_batch_equals_decoding_alone(ti
     engine.stops = set()  # run every request to max_tokens
     prompts = [tok.encode(p, add_special_tokens=False) for p in PROMPTS]
     lengths = [12, 20, 9, 16, 14, 18]
-    runs = []
-    for i, (ids, n) in enumerate(zip(prompts, lengths)):
-        runs.append(collect(engine, ids, SamplingParams(max_tokens=n, temperature=0)))
-        if i in (1, 3):  # two requests start; more join after a few steps, one waits for a free slot
-            for _ in range(3):
-                engine.run_once()
-    while engine.running or engine.waiting:
-        engine.run_once()
+    # two requests start; more join after a few steps, one waits for a free slot
+    runs = decode_joining(engine, prompts, lengths, pause_after=(1, 3), steps=3)
     for (got, req), ids, n in zip(runs, prompts, lengths):
         want, logits = alone(model, tok, ids, n)
         assert got["events"][-1] == Done("length", Usage(len(ids), n))

@@ -130,13 +130,9 @@ def test_family_through_every_verb(family, tiny_data, tmp_path):
     )
     a = run_adapt_stage(adapt, TrainConfig(seq_len=64, micro_batch_size=4, lr=1e-3, warmup_steps=0, threads=2), run, 0)
     assert a["phases"][0]["steps"] >= 2 and a["base"]["added_tokens"] == 16
+    short = {"epochs": 0.3, "batch_size": 8, "max_len": 128, "warmup_steps": 0}  # a few steps of each
     sft = SftConfig(  # LoRA on the adapted model (the run's newest)
-        datasets=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))],
-        epochs=0.3,
-        batch_size=8,
-        max_len=128,
-        lr=1e-3,
-        warmup_steps=0,
+        datasets=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))], lr=1e-3, **short
     )
     s = run_sft_stage(sft, run, seed=0)
     assert s["steps"] >= 2
@@ -145,13 +141,7 @@ def test_family_through_every_verb(family, tiny_data, tmp_path):
     assert fused <= set(adapter["target_modules"]), adapter["target_modules"]  # the family's own layer names
 
     dpo = DpoConfig(  # full tuning here (LoRA above): both methods meet every family
-        method="full",
-        datasets=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"))],
-        epochs=0.3,
-        batch_size=8,
-        max_len=128,
-        lr=1e-5,
-        warmup_steps=0,
+        method="full", datasets=[PreferenceDataset(path=str(PAIRS / "pairs_heldout.jsonl"))], lr=1e-5, **short
     )
     d = run_dpo_stage(dpo, run, seed=0)
     assert d["steps"] >= 2
@@ -298,8 +288,8 @@ def test_lean_decode_step_decodes_every_family_as_generate_does(family, blocks, 
     GGUF's Q4_1 grid the step reads them through the 4-bit block kernel, fused projections too."""
     from transformers import AutoTokenizer
 
-    from lmforge.engine import Engine, SamplingParams, block_weights
-    from tests.test_engine import alone, assert_same_or_near_tie, collect, gguf_blocks
+    from lmforge.engine import Engine, block_weights
+    from tests.test_engine import alone, assert_same_or_near_tie, decode_joining, gguf_blocks
 
     if blocks and block_weights.kernel() is None:
         pytest.skip("the block kernel needs x86-64 with AVX2+FMA and a C compiler")
@@ -315,19 +305,11 @@ def test_lean_decode_step_decodes_every_family_as_generate_does(family, blocks, 
     engine.stops = set()
     prompts = [tok.encode(p, add_special_tokens=False) for p in PROMPTS]
     lengths = [40, 24, 30, 20]
-    runs = []
-    for i, (ids, n) in enumerate(zip(prompts, lengths)):
-        runs.append(collect(engine, ids, SamplingParams(max_tokens=n, temperature=0)))
-        if i == 1:  # two start; two join later, one waiting for a free slot
-            for _ in range(5):
-                engine.run_once()
-    while engine.running or engine.waiting:
-        engine.run_once()
+    # two start; two join later, one waiting for a free slot
+    runs = decode_joining(engine, prompts, lengths, pause_after=(1,), steps=5)
     for (_, req), ids, n in zip(runs, prompts, lengths):
         want, logits = alone(model, tok, ids, n)
         assert_same_or_near_tie(req.tokens, want, logits)
     first, _ = alone(model, tok, prompts[0], 40)  # alone in the engine: identical, not just near
-    got, req = collect(engine, prompts[0], SamplingParams(max_tokens=40, temperature=0))
-    while engine.running or engine.waiting:
-        engine.run_once()
+    ((_, req),) = decode_joining(engine, prompts[:1], [40])
     assert req.tokens == first

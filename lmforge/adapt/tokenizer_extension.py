@@ -27,11 +27,7 @@ from transformers import AutoTokenizer
 
 from lmforge.data.readers import iter_documents
 from lmforge.errors import ConfigError
-from lmforge.tokenizer.kinds import bpe_kind
-
-
-def _merge_pair(m) -> tuple[str, str]:
-    return tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1))
+from lmforge.tokenizer.kinds import bpe_kind, merge_pairs
 
 
 def _target_merges(tokenizer, kind: str, texts: list[str], size: int) -> list[tuple[str, str]]:
@@ -48,7 +44,7 @@ def _target_merges(tokenizer, kind: str, texts: list[str], size: int) -> list[tu
         learner = Tokenizer(models.BPE())
         learner.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     learner.train_from_iterator(texts, trainer)
-    return [_merge_pair(m) for m in json.loads(learner.to_str())["model"]["merges"]]
+    return merge_pairs(json.loads(learner.to_str())["model"])
 
 
 def _missing_characters(vocab: dict, texts: list[str], count: int) -> list[str]:

@@ -72,7 +72,8 @@ class Request:
 
 
 def stop_token_ids(tokenizer) -> set[int]:
-    """EOS and the end-of-turn token of the chat template families (ChatML, Llama 3, Phi-3, Gemma) where the vocabulary has it."""
+    """EOS and the end-of-turn token of each chat template family (ChatML, Llama 3, Phi-3, Gemma)
+    that the vocabulary has."""
     ids = {tokenizer.eos_token_id}
     for token in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"):
         i = tokenizer.convert_tokens_to_ids(token)
@@ -94,9 +95,9 @@ class Engine:
         self.project = llama_step.projection_for(model) if self.lean else None  # block kernel where lossless
         if not self.lean:
             llama_step.log.info(
-                "decode step: %s goes through transformers' own forward (the lean step covers plain %s)",
+                "decode step: %s goes through transformers' own forward (the lean step covers %s)",
                 type(model).__name__,
-                " and ".join(sorted(llama_step.ARCHITECTURES)),
+                ", ".join(sorted(llama_step.ARCHITECTURES)),
             )
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()

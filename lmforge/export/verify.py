@@ -40,7 +40,8 @@ def verify_gguf(
     `greedy_identical`: prompts whose whole `new_tokens`-token greedy continuation is identical.
     `top1_agreement`: share of prefixes (cut from prompt + continuation) where both pick the same next
     token; `disagreement_gaps`: where they do not, how many logits transformers puts llama.cpp's pick
-    below its own (near 0: a near-tie that rounding flipped; large: the file computes something else). `tokenization_identical`: prompts llama.cpp tokenizes exactly as transformers does."""
+    below its own (near 0: a near-tie that rounding flipped; large: the file computes something
+    else). `tokenization_identical`: prompts llama.cpp tokenizes exactly as transformers does."""
     import torch
 
     from lmforge.engine import stop_token_ids

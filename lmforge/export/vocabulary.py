@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from lmforge.errors import ConfigError
-from lmforge.tokenizer.kinds import bpe_kind
+from lmforge.tokenizer.kinds import bpe_kind, merge_pairs
 
 
 def _pre_tokenizer(spec: dict) -> str:
@@ -28,11 +28,6 @@ def _token_ids(spec: dict) -> tuple[dict[str, int], dict[str, dict]]:
     for content, t in added.items():
         vocab.setdefault(content, t["id"])
     return vocab, added
-
-
-def _merge_pairs(spec: dict) -> list[tuple[str, str]]:
-    """The BPE merges in rank order; tokenizer.json writes each as "a b" or as ["a", "b"]."""
-    return [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in spec["model"].get("merges", [])]
 
 
 def _merge_ranks(pairs: list[tuple[str, str]]) -> dict[str, int]:
@@ -93,7 +88,7 @@ def add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
             types[i] = gguf.TokenType.NORMAL
     if sentencepiece:
         name = "llama"
-        ranks = _merge_ranks(_merge_pairs(spec))
+        ranks = _merge_ranks(merge_pairs(spec["model"]))
         w.add_tokenizer_model("llama")
         w.add_token_list(tokens)
         w.add_token_scores([-float(ranks[t]) if t in ranks else 0.0 for t in tokens])
@@ -105,7 +100,7 @@ def add_vocabulary(w, tokenizer_dir: Path, tokenizer) -> str:
         w.add_tokenizer_pre(name)
         w.add_token_list(tokens)
         w.add_token_types(types)
-        w.add_token_merges([" ".join(pair) for pair in _merge_pairs(spec)])
+        w.add_token_merges([" ".join(pair) for pair in merge_pairs(spec["model"])])
     for special, add in (
         ("bos", w.add_bos_token_id),
         ("eos", w.add_eos_token_id),

@@ -1,4 +1,5 @@
-"""Which kind of BPE a `tokenizer.json` holds: the two that lmforge extends and exports.
+"""Which kind of BPE a `tokenizer.json` holds (the two that lmforge extends and exports), and its
+merges.
 
 - "byte-level": GPT-2's scheme (lmforge's own, SmolLM, Llama 3, Qwen): text mapped to 256
   printable stand-ins for bytes, then BPE; nothing is ever unknown.
@@ -20,3 +21,8 @@ def bpe_kind(spec: dict) -> str | None:
     pre = spec.get("pre_tokenizer") or {}
     steps = {pre.get("type"), *(p.get("type") for p in pre.get("pretokenizers", []))}
     return "byte-level" if "ByteLevel" in steps else None
+
+
+def merge_pairs(model: dict) -> list[tuple[str, str]]:
+    """A BPE model's merges in rank order; tokenizer.json writes each as "a b" or as ["a", "b"]."""
+    return [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model.get("merges", [])]
