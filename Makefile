@@ -48,11 +48,16 @@ lint: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Test files run on WORKERS processes (pytest-xdist; a file stays on one worker, so its module fixtures are built once).
+# Each worker's torch gets one thread: two workers on two cores, not four threads fighting over them.
+WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+
 test: install-test browser compiler lint
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST) --durations=15
 
 test-fast: install-test lint
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: install-test
 	$(PY) -m pip install -q -e ".[bench]"

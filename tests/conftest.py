@@ -165,9 +165,26 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def demo() -> tuple[Path, str]:
-    """`make demo` as the README says it, once per session, in a fresh `runs/demo` of the checkout
-    (the README's commands and the demo's own test read it): the run directory and what it printed (stdout, then stderr)."""
+def demo(tmp_path_factory) -> tuple[Path, str]:
+    """`make demo` as the README says it, once per test run, in a fresh `runs/demo` of the checkout
+    (the README's commands and the demo's own test read it): the run directory and what it printed (stdout, then stderr).
+
+    Under pytest-xdist each worker has its own session, so the first worker to ask runs the demo under a lock
+    and the others read what it printed: two demos writing one `runs/demo` would break both."""
+    from filelock import FileLock
+
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        return make_demo()
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of this run
+    with FileLock(shared / "demo.lock"):
+        printed = shared / f"demo-{run_id}.out"
+        if not printed.is_file():
+            printed.write_text(make_demo()[1])
+        return ROOT / "runs" / "demo", printed.read_text()
+
+
+def make_demo() -> tuple[Path, str]:
     import shutil
 
     shutil.rmtree(ROOT / "runs" / "demo", ignore_errors=True)
