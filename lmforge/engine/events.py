@@ -32,6 +32,25 @@ class Text:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One token's log-probability under the model (raw logits, before temperature or top-p), and
+    the `top` most likely tokens at its place with theirs. A prompt's first token has none."""
+
+    token: int
+    logprob: float | None
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Logprobs:
+    """Log-probabilities asked for with the request: the prompt's tokens (`echo`), once, before any
+    text; then each generated token's, before its text (a token that ends the reply included)."""
+
+    entries: tuple[TokenLogprob, ...]
+    prompt: bool = False
+
+
+@dataclass(frozen=True)
 class Done:
     """The reply ended: "stop", "length" or "cancelled" (the caller went away)."""
 
@@ -53,4 +72,4 @@ class Aborted:
     message: str
 
 
-Event = Text | Done | Failed | Aborted
+Event = Text | Logprobs | Done | Failed | Aborted

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lmforge.engine.events import TokenLogprob
 from lmforge.errors import ConfigError
 from lmforge.recipe.schema import SAMPLING_DEFAULTS
 
 # Below this temperature, float32 logits divided by it overflow to inf (NaN probabilities); the
 # distribution is a point mass on the top token by then anyway, so such requests decode greedily.
 GREEDY_BELOW = 1e-4
+MAX_LOGPROBS = 20  # alternatives per token, as OpenAI's top_logprobs allows
 
 
 @dataclass
@@ -24,10 +26,13 @@ class SamplingParams:
     top_p: float = SAMPLING_DEFAULTS["top_p"]
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    logprobs: int | None = None  # each generated token's log-prob and this many alternatives; None = off
+    echo: bool = False  # the prompt's tokens' log-probs too (with `logprobs`); max_tokens may then be 0
 
     def __post_init__(self):
         for name, ok, rule in (
-            ("max_tokens", self.max_tokens >= 1, "at least 1"),
+            ("max_tokens", self.max_tokens >= (0 if self.echo else 1), "at least 1 (0 with echo)"),
+            ("logprobs", self.logprobs is None or 0 <= self.logprobs <= MAX_LOGPROBS, f"0 to {MAX_LOGPROBS}"),
             ("temperature", self.temperature >= 0, "0 (greedy) or more"),
             ("top_k", self.top_k >= 0, "0 (off) or more"),
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
@@ -61,3 +66,25 @@ def sample(logits: torch.Tensor, p: SamplingParams, generator: torch.Generator) 
         keep[0] = True  # any top_p > 0 keeps the top token, even one below float32's resolution
         probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def token_logprob(logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
+    """`token`'s log-probability under one row of raw logits, with the `top` most likely tokens'."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    best = torch.topk(logprobs, top) if top else None
+    alternatives = () if best is None else tuple(zip(best.indices.tolist(), best.values.tolist()))
+    return TokenLogprob(token, float(logprobs[token]), alternatives)
+
+
+def prompt_logprobs(logits: torch.Tensor, prompt: list[int], top: int) -> tuple[TokenLogprob, ...]:
+    """Each prompt token's log-probability given the tokens before it; `logits` [len(prompt), vocab]
+    from one forward over the prompt. The first token has nothing before it: None."""
+    logprobs = torch.log_softmax(logits[:-1].float(), dim=-1)
+    chosen = logprobs.gather(1, torch.tensor(prompt[1:], dtype=torch.long)[:, None])[:, 0].tolist()
+    if top:
+        best = torch.topk(logprobs, top, dim=-1)
+        alternatives = [tuple(zip(i, v)) for i, v in zip(best.indices.tolist(), best.values.tolist())]
+    else:
+        alternatives = [()] * len(chosen)
+    rest = (TokenLogprob(t, lp, a) for t, lp, a in zip(prompt[1:], chosen, alternatives))
+    return (TokenLogprob(prompt[0], None), *rest)

@@ -65,8 +65,11 @@ def run_harness(
     batch_size: int = 16,
     limit: int | None = None,
     seed: int = 1234,
+    lm=None,
 ) -> list[dict]:
-    """Evaluate with the harness's own scoring; results in the same shape as `evaluate_task`."""
+    """Evaluate with the harness's own scoring; results in the same shape as `evaluate_task`. `lm`:
+    another of the harness's models to score with (e.g. `local-completions` against a server)
+    instead of its HFLM over `model`."""
     try:
         from lm_eval import simple_evaluate
         from lm_eval.models.huggingface import HFLM
@@ -83,7 +86,7 @@ def run_harness(
     if unknown:
         raise ConfigError(f"lm-eval does not know task(s) {', '.join(unknown)}")
     logging.getLogger("lm-eval").setLevel(logging.ERROR)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    lm = lm or HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     try:
         out = simple_evaluate(
             model=lm,

@@ -119,6 +119,8 @@ def encode(x: np.ndarray, qtype) -> np.ndarray:
     src = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, x.shape[-1])
     block, size = gguf.GGML_QUANT_SIZES[qtype]
     rows, width = src.shape
+    if width % block:  # ggml would write past the buffer
+        raise ConfigError(f"GGUF export: rows of {width} values do not split into {qtype.name}'s blocks of {block}")
     out = np.empty((rows, width // block * size), dtype=np.uint8)
     written = quantize(int(qtype), src.ctypes.data, out.ctypes.data, 0, rows, width, None)
     if written != out.size:

@@ -31,9 +31,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lmforge import __version__
 from lmforge.engine import QueueFull, SamplingParams
 from lmforge.engine.batch import ShuttingDown
-from lmforge.engine.events import Aborted, Done, Text, Usage
+from lmforge.engine.events import Aborted, Done, Logprobs, Text, Usage
 from lmforge.errors import LmforgeError
 from lmforge.serve.guard import Guard
+from lmforge.serve.logprobs import TokenText, chat_logprobs, completion_logprobs
 from lmforge.serve.protocol import (
     APIError,
     AssistantMessage,
@@ -103,6 +104,7 @@ def create_app(
     (see backends.py)."""
     app = FastAPI(title="lmforge", version=__version__, docs_url=None, redoc_url=None)
     app.state.backend, app.state.shutting_down = backend, False
+    text_of = TokenText(backend.tokenizer) if getattr(backend, "logprobs", False) else None
     app.add_middleware(Guard, api_key=api_key, max_body=max_body)
     created = int(time.time())
 
@@ -145,13 +147,18 @@ def create_app(
             refusal = await run_in_threadpool(guardrails.check_messages, messages)  # embedding drops the GIL
             if refusal is not None:
                 return _canned(req, refusal, model_name)
+        if req.top_logprobs is not None and not req.logprobs:
+            raise APIError(400, "top_logprobs: needs logprobs: true", param="top_logprobs")
+        if req.max_tokens == 0:
+            raise APIError(400, "max_tokens: must be at least 1", param="max_tokens")
+        _check_can(backend, "logprobs" if req.logprobs else None)
         try:
             prompt = backend.chat_prompt(messages)
         except (TemplateError, LmforgeError) as e:
             raise APIError(
                 400, f"messages: the model's chat template rejects this conversation: {e}", param="messages"
             ) from None
-        return await _answer(request, req, prompt, backend, model_name, chat=True)
+        return await _answer(request, req, [(prompt, "")], backend, model_name, text_of)
 
     @app.post(
         "/v1/completions",
@@ -162,7 +169,11 @@ def create_app(
         req = parse(CompletionRequest, await _json(request))
         _check_model(req.model, model_name)
         _check_open(app)
-        return await _answer(request, req, backend.text_prompt(req.prompt), backend, model_name, chat=False)
+        if req.max_tokens == 0 and not req.echo:
+            raise APIError(400, "max_tokens: 0 asks for nothing unless echo is true", param="max_tokens")
+        _check_can(backend, "logprobs" if req.logprobs is not None else None, "echo" if req.echo else None)
+        prompts = [_read_prompt(backend, p, k, req) for k, p in enumerate(req.prompts())]
+        return await _answer(request, req, prompts, backend, model_name, text_of)
 
     app.openapi = lambda: _openapi(app)
     return app
@@ -221,6 +232,32 @@ def _check_open(app: FastAPI) -> None:
         raise APIError(503, SHUTTING_DOWN, "server_error", code="shutting_down")
 
 
+def _check_can(backend, *asked: str | None) -> None:
+    """A 400 for a field that asks for log-probabilities from a backend that cannot give them."""
+    for name in filter(None, asked):
+        if not getattr(backend, "logprobs", False):
+            raise APIError(
+                400,
+                f"{name}: not supported by the llama.cpp backend (serve with --backend torch)",
+                param=name,
+                code="unsupported_parameter",
+            )
+
+
+def _read_prompt(backend, prompt: str | list[int], k: int, req) -> tuple[list[int], str]:
+    """A completions prompt as token ids, and its text (what `echo` returns). Ids are checked
+    against the vocabulary: an id past it is the client's mistake, named, not a failed forward."""
+    if isinstance(prompt, str):
+        return backend.text_prompt(prompt), prompt
+    vocab = getattr(backend, "vocab_size", None)
+    for j, token in enumerate(prompt):
+        if vocab is not None and token >= vocab:
+            where = f"prompt[{k}][{j}]" if isinstance(req.prompt[0], list) else f"prompt[{j}]"
+            raise APIError(400, f"{where}: token id {token} is not in the vocabulary of {vocab}", param=where)
+    tokenizer = getattr(backend, "tokenizer", None)
+    return prompt, tokenizer.decode(prompt) if tokenizer is not None and req.echo else ""
+
+
 def _text(message, i: int) -> str:
     try:
         return message.text()
@@ -247,16 +284,26 @@ def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
         )
     seed = None if req.seed is None else req.seed + index  # n > 1: different, still reproducible
     return SamplingParams(
-        max_tokens=limit or min(room, 512),
+        max_tokens=limit if limit is not None else min(room, 512),
         temperature=req.temperature,
         top_p=req.top_p,
-        top_k=0,
+        top_k=0,  # the OpenAI API has no top-k
         seed=seed,
         stop=list(req.stop or []),
-    )  # the OpenAI API has no top-k
+        logprobs=_logprobs_asked(req),
+        echo=getattr(req, "echo", False),
+    )
 
 
-def _submit_all(req, prompt, backend, queue: asyncio.Queue):
+def _logprobs_asked(req) -> int | None:
+    """How many alternatives per token the request wants with its log-probs; None: no log-probs."""
+    if isinstance(req, ChatRequest):
+        return (req.top_logprobs or 0) if req.logprobs else None
+    return req.logprobs
+
+
+def _submit_all(req, prompts: list[tuple[list[int], str]], backend, queue: asyncio.Queue):
+    """Every prompt `n` times; choice `k * n + i` is prompt k's i-th."""
     loop = asyncio.get_running_loop()
 
     def emitter(i: int):
@@ -268,10 +315,13 @@ def _submit_all(req, prompt, backend, queue: asyncio.Queue):
 
         return emit
 
-    handles, length = [], backend.prompt_tokens(prompt)
+    handles = []
     try:
-        for i in range(req.n):
-            handles.append(backend.submit(prompt, _params(req, length, backend.context, i), emitter(i)))
+        for k, (prompt, _) in enumerate(prompts):
+            length = backend.prompt_tokens(prompt)
+            for i in range(req.n):
+                params = _params(req, length, backend.context, i)
+                handles.append(backend.submit(prompt, params, emitter(k * req.n + i)))
     except BaseException as e:
         for h in handles:
             h.cancel()
@@ -298,17 +348,20 @@ async def _watch_disconnect(request: Request, queue: asyncio.Queue) -> None:
     queue.put_nowait((None, GONE))
 
 
-async def _answer(request: Request, req, prompt, backend, model_name: str, chat: bool):
+async def _answer(request: Request, req, prompts, backend, model_name: str, text_of: TokenText | None):
+    chat = isinstance(req, ChatRequest)
     queue: asyncio.Queue = asyncio.Queue()
-    handles = _submit_all(req, prompt, backend, queue)
+    handles = _submit_all(req, prompts, backend, queue)
     rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     if req.stream:
         return StreamingResponse(
-            _sse(req, queue, handles, rid, model_name, chat),
+            _sse(req, prompts, queue, handles, rid, model_name, text_of),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    texts, finish, usage = [""] * req.n, [None] * req.n, [Usage()] * req.n
+    count = len(handles)
+    texts, finish, usage = [""] * count, [None] * count, [Usage()] * count
+    scored, generated = [[] for _ in range(count)], [[] for _ in range(count)]  # prompt's / reply's log-probs
     watcher = asyncio.create_task(_watch_disconnect(request, queue))
     try:
         while any(f is None for f in finish):
@@ -318,6 +371,8 @@ async def _answer(request: Request, req, prompt, backend, model_name: str, chat:
                 return JSONResponse(APIError(499, "client closed the request").body(), status_code=499)
             if isinstance(ev, Text):
                 texts[i] += ev.piece
+            elif isinstance(ev, Logprobs):
+                (scored if ev.prompt else generated)[i].extend(ev.entries)
             elif isinstance(ev, Done):
                 finish[i], usage[i] = ev.reason, ev.usage
             else:
@@ -326,49 +381,73 @@ async def _answer(request: Request, req, prompt, backend, model_name: str, chat:
         watcher.cancel()
         for h in handles:
             h.cancel()
-    total = _sum_usage(usage)
+    total, asked = _sum_usage(usage, req.n), _logprobs_asked(req) is not None
     if chat:
-        return ChatCompletion(
-            id=rid,
-            created=int(time.time()),
-            model=model_name,
-            usage=total,
-            choices=[
-                ChatChoice(index=i, message=AssistantMessage(content=t), finish_reason=f)
-                for i, (t, f) in enumerate(zip(texts, finish))
-            ],
-        )
-    return Completion(
-        id=rid,
-        created=int(time.time()),
-        model=model_name,
-        usage=total,
-        choices=[CompletionChoice(index=i, text=t, finish_reason=f) for i, (t, f) in enumerate(zip(texts, finish))],
-    )
+        choices = [
+            ChatChoice(
+                index=i,
+                message=AssistantMessage(content=t),
+                finish_reason=f,
+                logprobs=chat_logprobs(generated[i], text_of) if asked else None,
+            )
+            for i, (t, f) in enumerate(zip(texts, finish))
+        ]
+        return ChatCompletion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=choices)
+    choices = []
+    for i, (t, f) in enumerate(zip(texts, finish)):
+        echoed = prompts[i // req.n][1] if req.echo else ""
+        logprobs = None
+        if asked:  # the prompt's tokens from 0, the reply's after the echoed prompt
+            logprobs = completion_logprobs(scored[i], text_of)
+            logprobs.extend(completion_logprobs(generated[i], text_of, len(echoed)))
+        choices.append(CompletionChoice(index=i, text=echoed + t, finish_reason=f, logprobs=logprobs))
+    return Completion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=choices)
 
 
-async def _sse(req, queue: asyncio.Queue, handles, rid: str, model_name: str, chat: bool):
-    """SSE chunks; the client going away cancels the requests (their slots free at the next step)."""
-    created = int(time.time())
+async def _sse(req, prompts, queue: asyncio.Queue, handles, rid: str, model_name: str, text_of: TokenText | None):
+    """SSE chunks; the client going away cancels the requests (their slots free at the next step).
+    A token's log-probs ride in the chunk that carries its text (or the final one); an echoed
+    prompt is each choice's first text."""
+    chat, created, count = isinstance(req, ChatRequest), int(time.time()), len(handles)
+    echo = getattr(req, "echo", False)
 
     def chunk(choices: list, usage: UsageInfo | None = None) -> str:
         kind = ChatCompletionChunk if chat else Completion
         body = kind(id=rid, created=created, model=model_name, choices=choices, usage=usage)
         return f"data: {body.model_dump_json(exclude={'usage'} if usage is None else None)}\n\n"
 
+    pending = [[] for _ in range(count)]  # log-probs of tokens whose text has not been sent yet
+    offset = [len(prompts[i // req.n][1]) if echo else 0 for i in range(count)]
+
     def choice(i: int, text: str | None = None, finish: str | None = None, role: bool = False):
+        entries, pending[i] = pending[i], []
         if chat:
             delta = Delta(role="assistant", content="") if role else Delta(content=text)
-            return ChunkChoice(index=i, delta=delta, finish_reason=finish)
-        return CompletionChoice(index=i, text=text or "", finish_reason=finish)
+            logprobs = chat_logprobs(entries, text_of) if entries else None
+            return ChunkChoice(index=i, delta=delta, finish_reason=finish, logprobs=logprobs)
+        logprobs = completion_logprobs(entries, text_of, offset[i]) if entries else None
+        offset[i] += sum(len(t) for t in logprobs.tokens) if logprobs else 0
+        return CompletionChoice(index=i, text=text or "", finish_reason=finish, logprobs=logprobs)
 
-    finished, usage = 0, [Usage()] * req.n
+    finished, usage = 0, [Usage()] * count
     try:
         if chat:
-            yield chunk([choice(i, role=True) for i in range(req.n)])
-        while finished < req.n:
+            yield chunk([choice(i, role=True) for i in range(count)])
+        elif echo and _logprobs_asked(req) is None:
+            yield chunk([choice(i, prompts[i // req.n][1]) for i in range(count)])
+        while finished < count:
             i, ev = await queue.get()
-            if isinstance(ev, Text):
+            if isinstance(ev, Logprobs) and ev.prompt:
+                yield chunk(
+                    [
+                        CompletionChoice(
+                            index=i, text=prompts[i // req.n][1], logprobs=completion_logprobs(ev.entries, text_of)
+                        )
+                    ]
+                )
+            elif isinstance(ev, Logprobs):
+                pending[i].extend(ev.entries)
+            elif isinstance(ev, Text):
                 yield chunk([choice(i, ev.piece)])
             elif isinstance(ev, Done):
                 finished += 1
@@ -378,15 +457,16 @@ async def _sse(req, queue: asyncio.Queue, handles, rid: str, model_name: str, ch
                 yield f"data: {json.dumps(_failure(ev).body())}\n\n"
                 return
         if req.stream_options and req.stream_options.include_usage:
-            yield chunk([], _sum_usage(usage))
+            yield chunk([], _sum_usage(usage, req.n))
         yield "data: [DONE]\n\n"
     finally:
         for h in handles:
             h.cancel()
 
 
-def _sum_usage(usages: list[Usage]) -> UsageInfo:
-    prompt = usages[0].prompt_tokens
+def _sum_usage(usages: list[Usage], n: int) -> UsageInfo:
+    """A prompt answered `n` times is counted once."""
+    prompt = sum(u.prompt_tokens for u in usages[::n])
     completion = sum(u.completion_tokens for u in usages)
     return UsageInfo(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 

@@ -10,6 +10,8 @@ the page sit in front of either:
     abort_all(message)           end every request with Aborted(message) and refuse new ones
     close()                      free the model (after abort_all; the server is stopping)
     load()                       running / waiting counts for /health
+    logprobs                     whether it gives token log-probabilities (and echo)
+    vocab_size                   token ids a prompt may hold (None: the backend checks)
 """
 
 from lmforge.chat.template import encode_chat
@@ -22,6 +24,7 @@ class TorchBackend:
     def __init__(self, model, tokenizer, max_batch: int = 8, max_waiting: int = 64):
         self.engine = Engine(model, tokenizer, max_batch=max_batch, max_waiting=max_waiting)
         self.tokenizer, self.context = tokenizer, self.engine.context
+        self.logprobs, self.vocab_size = True, len(tokenizer)  # token log-probs (and echo); ids a prompt may hold
 
     def chat_prompt(self, messages: list[dict]) -> list[int]:
         return encode_chat(self.tokenizer, messages, add_generation_prompt=True)

@@ -82,6 +82,9 @@ class LlamaCppBackend:
         self.llama = LlamaServer(ref, slots=max_batch, context_per_slot=context_per_slot, threads=threads)
         self.http = self.llama.http
         self.tokenizer = local_tokenizer(Path(ref), self.http) if render_here else None
+        # llama.cpp's server gives no log-probs of a prompt's tokens (echo), so none at all here:
+        # a client asking gets a 400 naming the field rather than half of what it asked for
+        self.logprobs, self.vocab_size = False, None if self.tokenizer is None else len(self.tokenizer)
         self.context = context_per_slot
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self.in_flight, self.submitted, self.lock = 0, 0, threading.Lock()

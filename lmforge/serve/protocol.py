@@ -4,8 +4,10 @@ Types are strict, as OpenAI's API checks them: `"max_tokens": "5"`, `"n": true` 
 `"stream": "yes"` are 400s naming the field, not values coerced behind the client's back. Unknown
 fields are accepted and ignored (clients send `user` and vendor extensions), but a known OpenAI
 field that asks for something this server does not do yet (`tools`, `response_format`,
-`logprobs`, `logit_bias`, penalties, `echo`...) is a 400 naming it: ignoring it would hand an agent
-or an evaluator a wrong answer that looks right. Field paths read as in the request
+`logit_bias`, penalties...) is a 400 naming it: ignoring it would hand an agent or an evaluator a
+wrong answer that looks right. Log-probabilities come in OpenAI's two shapes: chat's
+`logprobs.content[]` and the legacy completions' parallel lists (with `echo`, the prompt's tokens
+first), which is what lm-evaluation-harness's `local-completions` scores multiple choice with. Field paths read as in the request
 (`messages[0].content`), as OpenAI and vLLM name them.
 """
 
@@ -14,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 MAX_N = 8
+MAX_PROMPTS = 64  # prompts in one completions request (lm-eval sends a batch as one)
+MAX_LOGPROBS = 20
 INT64 = (-(2**63), 2**63 - 1)
 UNION_MEMBERS = {
     "str",
@@ -79,7 +83,7 @@ class Message(BaseModel):
 class Sampling(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
     model: str | None = None
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=0)  # 0 only with echo (checked where the prompt is read)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -101,15 +105,23 @@ class Sampling(BaseModel):
 
 class ChatRequest(Sampling):
     messages: list[Message] = Field(min_length=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+
+
+TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
 class CompletionRequest(Sampling):
-    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=1)]  # one prompt per request
+    # a text, token ids, or a list of either: several prompts, answered as choices prompt by prompt
+    prompt: Text | TokenIds | Annotated[list[Text] | list[TokenIds], Field(min_length=1, max_length=MAX_PROMPTS)]
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+    echo: bool = False
 
-    @field_validator("prompt")
-    @classmethod
-    def _one_prompt(cls, v) -> str:
-        return v[0] if isinstance(v, list) else v
+    def prompts(self) -> list[str | list[int]]:
+        if isinstance(self.prompt, str) or isinstance(self.prompt[0], int):
+            return [self.prompt]
+        return list(self.prompt)
 
 
 # A field that asks for a feature, and the values that do not ask for anything.
@@ -120,11 +132,8 @@ UNSUPPORTED: dict[str, tuple] = {
     "function_call": (None, "none"),
     "response_format": (None, {"type": "text"}),
     "logit_bias": (None, {}),
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
     "presence_penalty": (None, 0),
     "frequency_penalty": (None, 0),
-    "echo": (None, False),
     "best_of": (None, 1),
     "suffix": (None, ""),
     "audio": (None,),
@@ -243,10 +252,38 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class ChatTokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[ChatTokenLogprob]
+
+
+class CompletionLogprobs(BaseModel):
+    """The legacy shape: parallel lists, one entry per token (a prompt's first token has no log-prob:
+    null), `top_logprobs` as {token: log-prob}, `text_offset` the token's place in `text`."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+    def extend(self, more: "CompletionLogprobs") -> None:
+        for name in ("tokens", "token_logprobs", "top_logprobs", "text_offset"):
+            getattr(self, name).extend(getattr(more, name))
+
+
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: str | None
 
 
@@ -273,7 +310,7 @@ class Delta(BaseModel):
 class ChunkChoice(BaseModel):
     index: int
     delta: Delta
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: str | None = None
 
 
@@ -289,7 +326,7 @@ class ChatCompletionChunk(BaseModel):
 class CompletionChoice(BaseModel):
     index: int
     text: str
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
     finish_reason: str | None = None
 
 
