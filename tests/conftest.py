@@ -139,6 +139,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def scrape(url: str, **kw) -> dict[tuple[str, tuple], float]:
+    """A server's `GET /metrics`, parsed by prometheus-client: {(sample name, sorted labels): value}."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(url + "/metrics", timeout=30, **kw)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.text
+    families = text_string_to_metric_families(r.text)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+
+
 class LiveServer:
     """`lmforge serve ...` in a subprocess on 127.0.0.1, stopped on exit; waits until /health answers."""
 

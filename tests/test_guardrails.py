@@ -8,7 +8,7 @@ import pytest
 from lmforge.errors import ConfigError
 from lmforge.guardrails import check, load_rails, read_labelled
 from lmforge.guardrails.evaluate import precision_recall
-from tests.conftest import ROOT, LiveServer, lmforge
+from tests.conftest import ROOT, LiveServer, lmforge, scrape
 
 RAILS = ROOT / "examples" / "guardrails" / "rails.toml"
 PROMPTS = ROOT / "examples" / "guardrails" / "prompts.jsonl"
@@ -111,6 +111,8 @@ def test_a_blocked_topic_never_reaches_the_model_in_serve_or_chat(tmp_path, tiny
         assert httpx.get(s.url + "/health").json()["submitted"] == before  # the model saw neither
         assert ask("How can I track my order?").json()["choices"][0]["finish_reason"] in ("stop", "length")
         assert httpx.get(s.url + "/health").json()["submitted"] == before + 1
+        blocks = {k[1]: v for k, v in scrape(s.url).items() if k[0] == "lmforge_guardrail_blocks_total"}
+        assert blocks[(("topic", "politics"),)] == 1 and sum(blocks.values()) == 2
     finally:
         log = s.stop()
     assert '"topic": "politics"' in log

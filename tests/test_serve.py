@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, pretrain_tiny
+from tests.conftest import LiveServer, pretrain_tiny, scrape
 
 openai = pytest.importorskip("openai")
 
@@ -154,9 +154,51 @@ def test_api_key_and_loopback_default(tiny_model):
         ok = openai.OpenAI(base_url=s.url + "/v1", api_key="sekret", max_retries=0)
         assert len(ok.models.list().data) == 1
         assert httpx.get(s.url + "/health").status_code == 200  # not under /v1
+        assert httpx.get(s.url + "/metrics").status_code == 401  # counts are the operator's
+        assert (
+            scrape(s.url, headers={"Authorization": "Bearer sekret"})[
+                ("lmforge_requests_total", (("route", "/v1/models"), ("status", "401")))
+            ]
+            == 2
+        )
     finally:
         out = s.stop()
     assert "http://127.0.0.1:" in out
+    public = LiveServer(str(tiny_model), "--api-key", "sekret", "--metrics-public")
+    try:
+        assert ("lmforge_requests_running", ()) in scrape(public.url)
+    finally:
+        public.stop()
+
+
+def test_prometheus_metrics_count_what_was_served(server, client):
+    """Requests by route and status, tokens, latencies and the engine's gauges, as Prometheus reads them."""
+    before = scrape(server.url)
+    ok = ("lmforge_requests_total", (("route", "/v1/completions"), ("status", "200")))
+    bad = ("lmforge_requests_total", (("route", "/v1/completions"), ("status", "400")))
+    replies = [
+        client.completions.create(model="tiny", prompt="Am Morgen", max_tokens=6, temperature=0) for _ in range(2)
+    ]
+    streamed = client.completions.create(
+        model="tiny", prompt="Am Abend", max_tokens=6, stream=True, stream_options={"include_usage": True}
+    )
+    usage = [c.usage for c in streamed if c.usage][0]
+    assert httpx.post(server.url + "/v1/completions", json={"prompt": "x", "top_p": 9}).status_code == 400
+    after = scrape(server.url)
+
+    def grew(key) -> float:
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew(ok) == 3 and grew(bad) == 1
+    generated = sum(r.usage.completion_tokens for r in replies) + usage.completion_tokens
+    assert grew(("lmforge_generation_tokens_total", ())) == generated
+    assert (
+        grew(("lmforge_prompt_tokens_total", ())) == sum(r.usage.prompt_tokens for r in replies) + usage.prompt_tokens
+    )
+    assert grew(("lmforge_time_to_first_token_seconds_count", ())) == 3
+    assert grew(("lmforge_inter_token_latency_seconds_count", ())) >= generated - 3 - 3  # pieces after the first
+    assert after[("lmforge_requests_running", ())] == 0 and after[("lmforge_engine_max_batch", ())] == 4
+    assert grew(("lmforge_engine_steps_total", ())) >= 5 and grew(("lmforge_engine_step_rows_total", ())) >= 5
 
 
 def test_load_with_malformed_requests_interleaved(server):

@@ -77,6 +77,7 @@ def serve(
     grace_period: Annotated[
         float, typer.Option(help="Seconds a SIGTERM/SIGINT waits for connections to close after ending every request.")
     ] = 5.0,
+    metrics_public: Annotated[bool, typer.Option(help="Serve GET /metrics (Prometheus) without the API key.")] = False,
 ):
     """Serve a model over the OpenAI API (chat and completions, streamed or not) with a web chat page at /."""
     from lmforge.serve.run import serve as run_server
@@ -98,6 +99,7 @@ def serve(
         threads,
         name,
         grace_period,
+        metrics_public,
     )
 
 

@@ -102,7 +102,7 @@ class Engine:
             )
         self.mask: torch.Tensor | None = None  # [B, T]: 1 = real token
         self.wake = threading.Condition()
-        self.steps, self.submitted = 0, 0
+        self.steps, self.step_rows, self.submitted = 0, 0, 0  # step_rows / steps: the mean batch size
         self.step_starts: deque[float] = deque(maxlen=64)  # when recent decode steps began
         self.cancelled, self.cancel_lag_max = 0, 0  # steps a request decoded after its cancel(), at most
         self.stopping: str | None = None  # set by abort_all: every request ends with Aborted(stopping)
@@ -160,6 +160,7 @@ class Engine:
             "max_batch": self.max_batch,
             "submitted": self.submitted,
             "steps": self.steps,
+            "step_rows": self.step_rows,
             "cancelled": self.cancelled,
             "cancel_lag_max_steps": self.cancel_lag_max,
         }
@@ -296,6 +297,7 @@ class Engine:
         if not self.running:
             return
         self.step_starts.append(time.monotonic())
+        self.step_rows += len(self.running)
         last = torch.tensor([[r.tokens[-1]] for r in self.running], device=self.model.device)
         positions = torch.tensor([[r.position] for r in self.running], device=self.model.device)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)

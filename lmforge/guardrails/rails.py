@@ -77,13 +77,15 @@ class Rails:
                 f.write(json.dumps(record) + "\n")
         return d
 
+    def decide_messages(self, messages: list[dict]) -> Decision | None:
+        """The decision on the conversation's last user message (None without one)."""
+        last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
+        return self.check(last) if last else None
+
     def check_messages(self, messages: list[dict]) -> str | None:
         """The canned reply when the conversation's last user message is refused, else None."""
-        last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
-        if not last:
-            return None
-        d = self.check(last)
-        return None if d.allowed else d.reply
+        d = self.decide_messages(messages)
+        return None if d is None or d.allowed else d.reply
 
 
 def load_rails(path: str | Path, log_file: str | Path | None = None) -> Rails:

@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions   POST /v1/completions   (streamed as SSE, or not)
     GET  /v1/models             GET  /health            GET  /   (the chat page)
+    GET  /metrics               (Prometheus; behind the API key unless --metrics-public)
     GET  /openapi.json          (request and response bodies, and the error shape, declared)
 
 The backend (the torch decode engine, or llama.cpp) does the decoding; this module speaks HTTP:
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from jinja2 import TemplateError
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +36,7 @@ from lmforge.engine.events import Aborted, Done, Logprobs, Text, Usage
 from lmforge.errors import LmforgeError
 from lmforge.serve.guard import Guard
 from lmforge.serve.logprobs import TokenText, chat_logprobs, completion_logprobs
+from lmforge.serve.metrics import CountRequests, Metrics, Watch
 from lmforge.serve.protocol import (
     APIError,
     AssistantMessage,
@@ -97,7 +99,12 @@ def _answers(model, streamed: type | None = None) -> dict:
 
 
 def create_app(
-    backend, model_name: str, api_key: str | None = None, guardrails=None, max_body: int = MAX_BODY
+    backend,
+    model_name: str,
+    api_key: str | None = None,
+    guardrails=None,
+    max_body: int = MAX_BODY,
+    metrics_public: bool = False,
 ) -> FastAPI:
     """`backend` has `context`, `chat_prompt(messages)`, `text_prompt(text)`, `prompt_tokens`,
     `submit(prompt, params, emit) -> handle with cancel()`, `abort_all(message)` and `load()`
@@ -105,7 +112,9 @@ def create_app(
     app = FastAPI(title="lmforge", version=__version__, docs_url=None, redoc_url=None)
     app.state.backend, app.state.shutting_down = backend, False
     text_of = TokenText(backend.tokenizer) if getattr(backend, "logprobs", False) else None
-    app.add_middleware(Guard, api_key=api_key, max_body=max_body)
+    metrics = app.state.metrics = Metrics(backend)
+    app.add_middleware(Guard, api_key=api_key, max_body=max_body, metrics_public=metrics_public)
+    app.add_middleware(CountRequests, metrics=metrics)  # outermost: the guard's 401s and 413s counted too
     created = int(time.time())
 
     @app.exception_handler(APIError)
@@ -126,6 +135,10 @@ def create_app(
     async def models():
         return ModelList(data=[ModelCard(id=model_name, created=created)])
 
+    @app.get("/metrics", response_class=Response, responses={401: ERRORS[401]})
+    async def prometheus():
+        return Response(metrics.render(), media_type=metrics.content_type)
+
     @app.get("/", response_class=HTMLResponse)
     async def page():
         return PAGE.read_text(encoding="utf-8").replace("{{MODEL}}", html.escape(model_name))
@@ -144,9 +157,10 @@ def create_app(
             for i, m in enumerate(req.messages)
         ]
         if guardrails is not None:
-            refusal = await run_in_threadpool(guardrails.check_messages, messages)  # embedding drops the GIL
-            if refusal is not None:
-                return _canned(req, refusal, model_name)
+            decision = await run_in_threadpool(guardrails.decide_messages, messages)  # embedding drops the GIL
+            if decision is not None and not decision.allowed:
+                metrics.blocks.labels(decision.topic or "(no allowed topic)").inc()
+                return _canned(req, decision.reply, model_name)
         if req.top_logprobs is not None and not req.logprobs:
             raise APIError(400, "top_logprobs: needs logprobs: true", param="top_logprobs")
         if req.max_tokens == 0:
@@ -158,7 +172,7 @@ def create_app(
             raise APIError(
                 400, f"messages: the model's chat template rejects this conversation: {e}", param="messages"
             ) from None
-        return await _answer(request, req, [(prompt, "")], backend, model_name, text_of)
+        return await _answer(request, req, [(prompt, "")], backend, model_name, text_of, metrics.watch())
 
     @app.post(
         "/v1/completions",
@@ -173,7 +187,7 @@ def create_app(
             raise APIError(400, "max_tokens: 0 asks for nothing unless echo is true", param="max_tokens")
         _check_can(backend, "logprobs" if req.logprobs is not None else None, "echo" if req.echo else None)
         prompts = [_read_prompt(backend, p, k, req) for k, p in enumerate(req.prompts())]
-        return await _answer(request, req, prompts, backend, model_name, text_of)
+        return await _answer(request, req, prompts, backend, model_name, text_of, metrics.watch())
 
     app.openapi = lambda: _openapi(app)
     return app
@@ -348,14 +362,14 @@ async def _watch_disconnect(request: Request, queue: asyncio.Queue) -> None:
     queue.put_nowait((None, GONE))
 
 
-async def _answer(request: Request, req, prompts, backend, model_name: str, text_of: TokenText | None):
+async def _answer(request: Request, req, prompts, backend, model_name: str, text_of: TokenText | None, watch: Watch):
     chat = isinstance(req, ChatRequest)
     queue: asyncio.Queue = asyncio.Queue()
     handles = _submit_all(req, prompts, backend, queue)
     rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     if req.stream:
         return StreamingResponse(
-            _sse(req, prompts, queue, handles, rid, model_name, text_of),
+            _sse(req, prompts, queue, handles, rid, model_name, text_of, watch),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -366,6 +380,7 @@ async def _answer(request: Request, req, prompts, backend, model_name: str, text
     try:
         while any(f is None for f in finish):
             i, ev = await queue.get()
+            watch.event(i, ev)
             if ev is GONE:
                 log.debug("%s: the client left; its generation is cancelled", rid)
                 return JSONResponse(APIError(499, "client closed the request").body(), status_code=499)
@@ -382,6 +397,7 @@ async def _answer(request: Request, req, prompts, backend, model_name: str, text
         for h in handles:
             h.cancel()
     total, asked = _sum_usage(usage, req.n), _logprobs_asked(req) is not None
+    watch.prompt(total.prompt_tokens)
     if chat:
         choices = [
             ChatChoice(
@@ -404,7 +420,9 @@ async def _answer(request: Request, req, prompts, backend, model_name: str, text
     return Completion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=choices)
 
 
-async def _sse(req, prompts, queue: asyncio.Queue, handles, rid: str, model_name: str, text_of: TokenText | None):
+async def _sse(
+    req, prompts, queue: asyncio.Queue, handles, rid: str, model_name: str, text_of: TokenText | None, watch: Watch
+):
     """SSE chunks; the client going away cancels the requests (their slots free at the next step).
     A token's log-probs ride in the chunk that carries its text (or the final one); an echoed
     prompt is each choice's first text."""
@@ -437,6 +455,7 @@ async def _sse(req, prompts, queue: asyncio.Queue, handles, rid: str, model_name
             yield chunk([choice(i, prompts[i // req.n][1]) for i in range(count)])
         while finished < count:
             i, ev = await queue.get()
+            watch.event(i, ev)
             if isinstance(ev, Logprobs) and ev.prompt:
                 yield chunk(
                     [
@@ -456,6 +475,7 @@ async def _sse(req, prompts, queue: asyncio.Queue, handles, rid: str, model_name
             else:
                 yield f"data: {json.dumps(_failure(ev).body())}\n\n"
                 return
+        watch.prompt(_sum_usage(usage, req.n).prompt_tokens)
         if req.stream_options and req.stream_options.include_usage:
             yield chunk([], _sum_usage(usage, req.n))
         yield "data: [DONE]\n\n"

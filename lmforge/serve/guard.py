@@ -26,8 +26,9 @@ class BodyTooLarge(APIError):
 
 
 class Guard:
-    def __init__(self, app, api_key: str | None, max_body: int):
+    def __init__(self, app, api_key: str | None, max_body: int, metrics_public: bool = False):
         self.app, self.api_key, self.max_body = app, api_key, max_body
+        self.keyed = ("/v1/",) if metrics_public else ("/v1/", "/metrics")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -35,7 +36,7 @@ class Guard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"")
         has_body = b"transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
-        if self.api_key and scope["path"].startswith("/v1/") and not self._authorised(headers):
+        if self.api_key and scope["path"].startswith(self.keyed) and not self._authorised(headers):
             # the body is never read: closing spares draining whatever the caller meant to upload
             return await _send_error(
                 send,

@@ -62,6 +62,7 @@ def serve(
     threads: int | None = None,
     name: str | None = None,
     grace_s: float = 5.0,
+    metrics_public: bool = False,
 ) -> None:
     from lmforge.serve.app import begin_shutdown, create_app
 
@@ -73,7 +74,11 @@ def serve(
         rails = load_rails(guardrails)
     engine = build_backend(ref, backend, max_batch, max_waiting, dtype, threads)
     app = create_app(
-        engine, name or model_alias(ref), api_key=api_key or os.environ.get("LMFORGE_API_KEY") or None, guardrails=rails
+        engine,
+        name or model_alias(ref),
+        api_key=api_key or os.environ.get("LMFORGE_API_KEY") or None,
+        guardrails=rails,
+        metrics_public=metrics_public,
     )
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=grace_s)
     server = _Server(config, lambda: begin_shutdown(app))
