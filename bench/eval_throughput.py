@@ -14,6 +14,8 @@ accuracy is not the point, but both tools must produce *identical* per-item deci
 script checks and prints.
 
     python bench/eval_throughput.py                      # CPU, 5-shot and 0-shot
+    python bench/eval_throughput.py --via-server         # lm-eval's local-completions against
+                                                         # `lmforge serve` vs its HFLM in process
     python bench/eval_throughput.py --hidden 768 --layers 12 --heads 12 --batch 32   # on a GPU
 """
 
@@ -65,11 +67,12 @@ def run_lmforge(model, tok, tasks, shots: int, batch: int) -> tuple[float, dict]
     return time.perf_counter() - start, results
 
 
-def run_harness(model, tok, tasks, manager, shots: int, batch: int) -> tuple[float, float, dict]:
+def run_harness(model, tok, tasks, manager, shots: int, batch: int, lm=None) -> tuple[float, float, dict]:
+    """lm-eval on the tasks: its HFLM over `model`, or `lm` (another of its models)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch)
+    lm = lm or HFLM(pretrained=model, tokenizer=tok, batch_size=batch)
     scoring = [0.0]
     original = lm.loglikelihood
 
@@ -111,6 +114,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "eval")
+    p.add_argument("--via-server", action="store_true", help="lm-eval local-completions vs HFLM instead")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -135,6 +139,8 @@ def main() -> None:
         f"fp32, {device} ({hw}); {items} items / {choices} choices in {len(tasks)} tasks; batch {a.batch}; "
         f"best of {a.rounds} rounds"
     )
+    if a.via_server:
+        return via_server(model, tok, tasks, manager, a, prepare_model(a.out, a))
     print(
         f"{'shots':>5} | {'lmforge s':>9} | {'lm-eval s':>9} | {'lm-eval scoring s':>17} | "
         f"{'lmforge items/s':>15} | {'lm-eval items/s':>15} | {'ratio':>6} | {'ratio (scoring only)':>20} | "
@@ -159,6 +165,60 @@ def main() -> None:
             f"{items / theirs:>15.1f} | {theirs / ours:>5.2f}x | {scoring / ours:>19.2f}x | "
             f"{same}/{total_decisions}"
         )
+
+
+def same_decisions(a: dict, b: dict) -> tuple[int, int]:
+    pairs = [(a[n][m][i], b[n][m][i]) for n in b for m in b[n] for i in range(len(b[n][m]))]
+    return sum(x == y for x, y in pairs), len(pairs)
+
+
+def via_server(model, tok, tasks, manager, a, model_dir: Path) -> None:
+    """lm-eval scoring through `lmforge serve` (`local-completions`: echo + logprobs, token-id prompts,
+    `--batch` prompts a request) vs lm-eval's HFLM in this process, same model, tasks and batch."""
+    import subprocess
+
+    import httpx
+    from lm_eval.models.openai_completions import LocalCompletionsAPI
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lmforge", "serve", str(model_dir), "--name", "m", "--port", str(port)]
+        + ["--max-batch", str(min(a.batch, 16)), "--dtype", "fp32"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        api = LocalCompletionsAPI(
+            base_url=url + "/v1/completions",
+            model="m",
+            tokenizer=str(model_dir),
+            tokenizer_backend="huggingface",
+            tokenized_requests=True,
+            batch_size=a.batch,
+            add_bos_token=True,  # as HFLM: the tokenizer's own special tokens (this one adds a BOS)
+        )
+        print(f"{'shots':>5} | {'HFLM s':>7} | {'via server s':>12} | {'server / HFLM':>13} | identical decisions")
+        for shots in a.shots:
+            local = served = float("inf")
+            for _ in range(a.rounds):
+                t, _, hf_items = run_harness(model, tok, tasks, manager, shots, a.batch)
+                local = min(local, t)
+                t, _, api_items = run_harness(model, tok, tasks, manager, shots, a.batch, lm=api)
+                served = min(served, t)
+            same, total = same_decisions(api_items, hf_items)
+            print(f"{shots:>5} | {local:>7.2f} | {served:>12.2f} | {served / local:>12.2f}x | {same}/{total}")
+    finally:
+        server.terminate()
+        server.wait()
 
 
 if __name__ == "__main__":

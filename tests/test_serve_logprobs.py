@@ -67,6 +67,17 @@ def test_echoed_and_generated_log_probs_equal_a_transformers_forward(smollm2, se
     assert only["logprobs"]["token_logprobs"][1:] == pytest.approx(lp["token_logprobs"][1 : len(prompt)], abs=1e-5)
 
 
+def test_a_token_holding_part_of_a_character_reports_its_own_bytes(smollm2):
+    from lmforge.serve.logprobs import TokenText
+
+    tok = smollm2[2]
+    text = "Grüße aus 日本 🙂"
+    ids = tok(text, add_special_tokens=False).input_ids
+    text_of = TokenText(tok)
+    assert any("\ufffd" in text_of(i)[0] for i in ids)  # the emoji and the kanji span tokens
+    assert b"".join(text_of(i)[1] for i in ids).decode() == text
+
+
 def test_chat_log_probs_streamed_and_not_and_several_prompts(server):
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
     ask = dict(model="smol", messages=[{"role": "user", "content": "Name a colour."}], max_tokens=10, temperature=0)
@@ -129,6 +140,7 @@ def test_lm_eval_scores_through_the_server_as_lmforge_eval_and_hflm_do(smollm2, 
         tokenizer_backend="huggingface",
         tokenized_requests=True,
         batch_size=4,
+        add_bos_token=True,  # the tokenizer's own special tokens, as HFLM encodes by default
     )
     served = run_harness(None, None, [], [task], tmp_path / "api", lm=api)[0]
     assert served["items"] == hflm["items"] == ours["items"] == 30

@@ -16,10 +16,11 @@ from lmforge.serve.protocol import ChatLogprobs, ChatTokenLogprob, CompletionLog
 
 @cache
 def _byte_stand_ins() -> dict[str, int]:
-    """GPT-2's byte-level alphabet: the printable character that stands for each byte."""
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-    return {c: b for b, c in bytes_to_unicode().items()}
+    """GPT-2's byte-level alphabet, character -> byte: printable Latin-1 bytes stand for themselves,
+    the other 68 for the characters from U+0100 on, in byte order."""
+    printable = {*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)}
+    others = [b for b in range(256) if b not in printable]
+    return {chr(b): b for b in printable} | {chr(256 + k): b for k, b in enumerate(others)}
 
 
 class TokenText:
