@@ -8,7 +8,7 @@ from lmforge.chat.encoding import IGNORE, collate
 from lmforge.recipe import SftConfig, SftDataset, TrainConfig, load_recipe
 from lmforge.rundir import read_metrics
 from lmforge.rundir.manifest import read_manifest
-from lmforge.train.documents import collate_packed, pack_rows, positions_after_eos
+from lmforge.train.documents import collate_packed, pack_rows, positions_after_eos, use_attention
 from tests.conftest import ROOT, pretrain_tiny
 from tests.tiny_models import tiny_llama
 
@@ -78,6 +78,29 @@ def test_each_conversation_in_a_packed_row_has_its_loss_alone(attention):
             assert together[row, at:].abs().sum() == 0  # the padding tail has no labels
 
 
+@pytest.mark.parametrize("family", ["gemma2", "gemma3", "mistral"])
+def test_soft_capping_and_sliding_windows_hold_in_packed_rows(family):
+    """Gemma 2's soft-capped scores, and windows (8 positions) shorter than the documents: each
+    document in a packed row through sdpa_varlen has the loss it has alone through eager attention."""
+    from tests.tiny_models import tiny_family
+
+    # a cap near the scores' own size, so that ignoring it would show
+    over = {"mistral": {"sliding_window": 8}, "gemma2": {"attn_logit_softcapping": 0.5}}.get(family, {})
+    model, reference = (tiny_family(family, 97, 0, EOS, **over).float() for _ in range(2))
+    reference.set_attn_implementation("eager")
+    kernel, _ = use_attention(model, "sdpa_varlen", torch.device("cpu"), packed=True)
+    assert kernel == ("varlen_documents" if family == "gemma2" else "sdpa_varlen")  # Gemma 2 opts out of SDPA
+    convs = examples([21, 6, 17])
+    packed = collate_packed([convs], 48, pad_id=0)
+    with torch.no_grad():
+        together = token_losses(model, packed)
+        at = 0
+        for ids, labels in convs:
+            alone = token_losses(reference, collate([(ids, labels)], pad_id=0))[0]
+            torch.testing.assert_close(together[0, at : at + len(ids)], alone, rtol=1e-4, atol=1e-5)
+            at += len(ids)
+
+
 def test_without_document_positions_the_row_is_one_sequence():
     """The control: the same row with plain positions lets later conversations see earlier ones."""
     model = tiny_llama(max_position_embeddings=64).float()
@@ -112,7 +135,6 @@ def test_no_gradient_flows_from_one_document_into_another(attention):
 
 def test_packed_training_picks_the_varlen_kernel_and_gives_the_model_back():
     from lmforge.errors import ConfigError
-    from lmforge.train.documents import use_attention
 
     model, cpu = tiny_llama(), torch.device("cpu")
     assert use_attention(model, "auto", cpu, packed=True) == ("sdpa_varlen", "sdpa")

@@ -84,6 +84,28 @@ def collate_packed(rows: list[list[tuple]], row_len: int, pad_id: int) -> dict[s
     return {"input_ids": ids, "labels": labels, "position_ids": positions}
 
 
+def _attend_document(q, k, v, scaling, dropout: float, softcap: float | None, window: int | None):
+    """Causal attention within one document [1, H, n, D]. Gemma's logit soft-capping, and a sliding
+    window shorter than the document (Mistral, Gemma), act on the scores, which SDPA does not show:
+    those documents take the eager arithmetic transformers' own eager attention does."""
+    n, gqa = q.shape[2], k.shape[1] != q.shape[1]
+    if not softcap and (not window or n <= window):
+        return torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, dropout_p=dropout, scale=scaling, is_causal=True, enable_gqa=gqa
+        )
+    if gqa:
+        k, v = (t.repeat_interleave(q.shape[1] // k.shape[1], dim=1) for t in (k, v))
+    scores = (q @ k.transpose(2, 3)) * (scaling if scaling is not None else q.shape[-1] ** -0.5)
+    if softcap:
+        scores = torch.tanh(scores / softcap) * softcap
+    i = torch.arange(n, device=q.device)
+    allowed = i[None, :] <= i[:, None]
+    if window:
+        allowed &= i[:, None] - i[None, :] < window
+    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.nn.functional.dropout(probs, p=dropout, training=dropout > 0) @ v
+
+
 def varlen_sdpa(
     module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, position_ids=None, **kwargs
 ):
@@ -91,39 +113,35 @@ def varlen_sdpa(
     over each document on its own, so the work is the sum of the documents' squared lengths
     instead of the row's, with no mask to build. The role FlashAttention-2's varlen kernel plays
     on CUDA; registered with transformers as "sdpa_varlen". Only for packed training batches: it
-    sees no attention mask (transformers builds none for it), so padded batches must not use it."""
+    sees no attention mask (transformers builds none for it), so padded batches must not use it.
+    A layer's `softcap` and `sliding_window` (passed by Gemma's and Mistral's attention) are kept."""
     if position_ids is None or query.shape[2] != key.shape[2]:
         raise ValueError("sdpa_varlen attends within packed documents and needs position_ids without a KV cache")
+    softcap, window = kwargs.get("softcap"), kwargs.get("sliding_window")
     positions = position_ids.expand(query.shape[0], -1)
     rows = []
     for b in range(query.shape[0]):
         # a document starts wherever the position does not go up by one (and at the row's start)
         starts = torch.nonzero(torch.diff(positions[b], prepend=positions[b, :1]) != 1).flatten().tolist()
         ends = [*starts[1:], query.shape[2]]
-        rows.append(
-            torch.cat(
-                [
-                    torch.nn.functional.scaled_dot_product_attention(
-                        query[b : b + 1, :, s:e],
-                        key[b : b + 1, :, s:e],
-                        value[b : b + 1, :, s:e],
-                        dropout_p=dropout,
-                        scale=scaling,
-                        is_causal=True,
-                        enable_gqa=key.shape[1] != query.shape[1],
-                    )
-                    for s, e in zip(starts, ends)
-                ],
-                dim=2,
-            )
-        )
+        documents = [
+            _attend_document(*(t[b : b + 1, :, s:e] for t in (query, key, value)), scaling, dropout, softcap, window)
+            for s, e in zip(starts, ends)
+        ]
+        rows.append(torch.cat(documents, dim=2))
     return torch.cat(rows).transpose(1, 2).contiguous(), None
+
+
+# transformers refuses any kernel named "sdpa..." for a model that opts out of SDPA (Gemma 2, for
+# its soft-capping), so the same function is registered a second time under a name without it
+NO_SDPA_NAME = "varlen_documents"
 
 
 def _register() -> None:
     from transformers import AttentionInterface
 
     AttentionInterface.register("sdpa_varlen", varlen_sdpa)
+    AttentionInterface.register(NO_SDPA_NAME, varlen_sdpa)
 
 
 _register()
@@ -142,6 +160,8 @@ def use_attention(model, requested: str, device: torch.device, packed: bool) -> 
         wanted = ("flash_attention_2" if flash else "sdpa_varlen") if packed else before
     if wanted == "sdpa_varlen" and not packed:
         raise ConfigError("train.attention = sdpa_varlen works on packed rows only (sft.packing, train.document_mask)")
+    if wanted == "sdpa_varlen" and not getattr(model, "_supports_sdpa", True):
+        wanted = NO_SDPA_NAME
     if wanted != before:
         model.set_attn_implementation(wanted)
     return wanted, before
