@@ -99,14 +99,12 @@ CASES = [
         "tools",
     ),
     (
-        "response_format",
+        "a response format of another kind",
         "POST",
         "/v1/chat/completions",
-        json.dumps(
-            {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}
-        ).encode(),
+        json.dumps({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "yaml"}}).encode(),
         400,
-        "response_format",
+        "response_format.type",
     ),
     ("logit_bias", "POST", "/v1/completions", b'{"prompt": "hi", "logit_bias": {"5": 10}}', 400, "logit_bias"),
     (

@@ -60,6 +60,7 @@ class Request:
     tokens: list[int] = field(default_factory=list)  # the reply's tokens
     ended_by_token: bool = False  # EOS / end-of-turn sampled: generated, counted, not part of the reply
     position: int = 0  # position id of the next token fed
+    constraint: object | None = None  # constraints.Constraint: the tokens a JSON reply may take next
     on_cancel: Callable[["Request"], None] | None = None  # the engine's: a queued request leaves the queue
 
     def cancel(self) -> None:
@@ -244,6 +245,10 @@ class Engine:
                 return
         kv = [(layer.keys, layer.values) for layer in out.cache.layers]
         req.generator, req.position = make_generator(req.params.seed), len(req.prompt)
+        if req.params.json_schema is not None:
+            from lmforge.engine.constraints import Constraint
+
+            req.constraint = Constraint(self.tokenizer, req.params.json_schema)
         req.text = TextStream(self.tokenizer, req.params.stop)
         self._join(req, kv)
         if not self._accept(req, out.logits[0, -1].float()):
@@ -316,7 +321,10 @@ class Engine:
 
     def _accept(self, req: Request, logits: torch.Tensor) -> bool:
         """Sample the row's next token and send its text; False once the request is finished."""
-        token = sample(logits, req.params, req.generator)
+        allowed = logits if req.constraint is None else req.constraint.allowed(logits)
+        token = sample(allowed, req.params, req.generator)
+        if req.constraint is not None:
+            req.constraint.take(token)
         req.tokens.append(token)
         if req.params.logprobs is not None:
             req.emit(Logprobs((token_logprob(logits, token, req.params.logprobs),)))

@@ -28,10 +28,11 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     logprobs: int | None = None  # each generated token's log-prob and this many alternatives; None = off
     echo: bool = False  # the prompt's tokens' log-probs too (with `logprobs`); max_tokens may then be 0
+    json_schema: dict | None = None  # the reply is JSON matching it (constraints.py); {"type": "object"}: any object
 
     def __post_init__(self):
         for name, ok, rule in (
-            ("max_tokens", self.max_tokens >= (0 if self.echo else 1), "at least 1 (0 with echo)"),
+            ("max_tokens", self.max_tokens >= (0 if self.echo else 1), "0 or more" if self.echo else "at least 1"),
             ("logprobs", self.logprobs is None or 0 <= self.logprobs <= MAX_LOGPROBS, f"0 to {MAX_LOGPROBS}"),
             ("temperature", self.temperature >= 0, "0 (greedy) or more"),
             ("top_k", self.top_k >= 0, "0 (off) or more"),

@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lmforge import __version__
 from lmforge.engine import QueueFull, SamplingParams
 from lmforge.engine.batch import ShuttingDown
+from lmforge.engine.constraints import json_grammar
 from lmforge.engine.events import Aborted, Done, Logprobs, Text, Usage
 from lmforge.errors import LmforgeError
 from lmforge.serve.guard import Guard
@@ -166,6 +167,7 @@ def create_app(
         if req.max_tokens == 0:
             raise APIError(400, "max_tokens: must be at least 1", param="max_tokens")
         _check_can(backend, "logprobs" if req.logprobs else None)
+        _check_format(req)
         try:
             prompt = backend.chat_prompt(messages)
         except (TemplateError, LmforgeError) as e:
@@ -186,6 +188,7 @@ def create_app(
         if req.max_tokens == 0 and not req.echo:
             raise APIError(400, "max_tokens: 0 asks for nothing unless echo is true", param="max_tokens")
         _check_can(backend, "logprobs" if req.logprobs is not None else None, "echo" if req.echo else None)
+        _check_format(req)
         prompts = [_read_prompt(backend, p, k, req) for k, p in enumerate(req.prompts())]
         return await _answer(request, req, prompts, backend, model_name, text_of, metrics.watch())
 
@@ -258,6 +261,23 @@ def _check_can(backend, *asked: str | None) -> None:
             )
 
 
+def _check_format(req) -> None:
+    """A 400 naming the response format's part at fault: a json_schema type without its schema, or
+    a schema the grammar compiler cannot use (it says why)."""
+    if req.response_format is None:
+        return
+    try:
+        schema = req.response_format.schema_wanted()
+    except ValueError as e:
+        raise APIError(400, f"response_format.{e}", param="response_format.json_schema") from None
+    if schema is not None:
+        try:
+            json_grammar(schema)
+        except LmforgeError as e:
+            where = "response_format.json_schema.schema"
+            raise APIError(400, f"{where}: {e}", param=where, code="invalid_schema") from None
+
+
 def _read_prompt(backend, prompt: str | list[int], k: int, req) -> tuple[list[int], str]:
     """A completions prompt as token ids, and its text (what `echo` returns). Ids are checked
     against the vocabulary: an id past it is the client's mistake, named, not a failed forward."""
@@ -306,6 +326,7 @@ def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
         stop=list(req.stop or []),
         logprobs=_logprobs_asked(req),
         echo=getattr(req, "echo", False),
+        json_schema=req.response_format.schema_wanted() if req.response_format else None,
     )
 
 

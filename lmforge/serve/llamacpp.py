@@ -145,6 +145,8 @@ class LlamaCppBackend:
             "stream_options": {"include_usage": True},
             "cache_prompt": True,
         }
+        if params.json_schema is not None:  # llama.cpp's own JSON-schema grammar
+            body["json_schema"] = params.json_schema
         if params.seed is not None:
             body["seed"] = params.seed % 0xFFFFFFFF  # llama.cpp's seeds are 32-bit; 0xFFFFFFFF means "random"
         threading.Thread(target=self._run, args=(body, handle), daemon=True).start()

@@ -3,8 +3,8 @@
 Types are strict, as OpenAI's API checks them: `"max_tokens": "5"`, `"n": true` or
 `"stream": "yes"` are 400s naming the field, not values coerced behind the client's back. Unknown
 fields are accepted and ignored (clients send `user` and vendor extensions), but a known OpenAI
-field that asks for something this server does not do yet (`tools`, `response_format`,
-`logit_bias`, penalties...) is a 400 naming it: ignoring it would hand an agent or an evaluator a
+field that asks for something this server does not do yet (`tools`, `logit_bias`,
+penalties...) is a 400 naming it: ignoring it would hand an agent or an evaluator a
 wrong answer that looks right. Log-probabilities come in OpenAI's two shapes: chat's
 `logprobs.content[]` and the legacy completions' parallel lists (with `echo`, the prompt's tokens
 first), which is what lm-evaluation-harness's `local-completions` scores multiple choice with. Field paths read as in the request
@@ -80,6 +80,28 @@ class Message(BaseModel):
         return self.content or ""
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    """`text` (no constraint), `json_object` (any JSON object) or `json_schema` (JSON matching it)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    def schema_wanted(self) -> dict | None:
+        if self.type == "json_schema":
+            if self.json_schema is None:
+                raise ValueError("json_schema: required with type json_schema")
+            return self.json_schema.schema_
+        return {"type": "object"} if self.type == "json_object" else None
+
+
 class Sampling(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
     model: str | None = None
@@ -93,6 +115,7 @@ class Sampling(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    response_format: ResponseFormat | None = None
 
     @field_validator("stop")
     @classmethod
@@ -130,7 +153,6 @@ UNSUPPORTED: dict[str, tuple] = {
     "tool_choice": (None, "none", "auto"),
     "functions": (None, []),
     "function_call": (None, "none"),
-    "response_format": (None, {"type": "text"}),
     "logit_bias": (None, {}),
     "presence_penalty": (None, 0),
     "frequency_penalty": (None, 0),
