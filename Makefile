@@ -48,11 +48,10 @@ lint: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Test files run on WORKERS processes (pytest-xdist; a file stays on one worker, so its module fixtures are built
-# once: tests/conftest.py groups them).
+# Tests run on WORKERS processes (pytest-xdist, handed out one by one, the longest first: tests/conftest.py).
 # Each worker's torch gets one thread: two workers on two cores, not four threads fighting over them.
 WORKERS ?= 2
-PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(WORKERS) --dist loadgroup
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(WORKERS) --dist load
 
 test: install-test browser compiler lint
 	$(PYTEST) --durations=15

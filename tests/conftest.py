@@ -58,12 +58,9 @@ FIRST = ("test_readme", "test_demo", "test_scale_out", "test_adapt", "test_famil
 
 
 def pytest_collection_modifyitems(config, items):
-    """`make test` runs `--dist loadgroup`: each file is one group, run whole on one worker (its module
-    fixtures built once), except that the two readers of the `demo` fixture share a group, so
-    neither waits on the other's `make demo`."""
-    for item in items:
-        name = item.path.stem
-        item.add_marker(pytest.mark.xdist_group("demo" if name in ("test_demo", "test_readme") else name))
+    """`make test` hands tests to two xdist workers in this order (`--dist load`): the long ones
+    first. A worker that needs a module fixture builds its own; the session's `demo` is built
+    once for all (it locks)."""
     items.sort(key=lambda item: FIRST.index(item.path.stem) if item.path.stem in FIRST else len(FIRST))
 
 
