@@ -6,8 +6,11 @@ every other logit is set to -inf; after it, the token taken moves the matcher on
 complete only the end token is allowed, so the reply ends there. Rows with and without a
 constraint decode in one batch: the mask is per row. The JSON is compact (", " and ": "
 separators, no free whitespace), which also keeps a weak model from wandering in blank space.
-Why llguidance rather than xgrammar or outlines-core: bench/structured_output.py measures the
-per-token cost of each on this CPU (bench/RESULTS.md).
+Why llguidance rather than xgrammar or outlines-core (bench/structured_output.py, bench/RESULTS.md):
+a request compiles its schema and then masks each token, and for a reply of a hundred tokens the
+two add up to about the same for llguidance (4.5 ms + 167 us a token on SmolLM2's vocabulary) and
+xgrammar (16 ms + 12.5 us); outlines-core takes 450 ms + 580 us. llguidance compiles fastest,
+covers JSON Schema widely, and serving with it stays within 12% of unconstrained throughput.
 """
 
 from functools import cache
