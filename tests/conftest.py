@@ -54,7 +54,7 @@ precision = "fp32"
 
 
 # The longest test files (minutes each) start first, so that no worker is left with one at the end.
-FIRST = ("test_readme", "test_demo", "test_scale_out", "test_adapt", "test_families", "test_memory_plan")
+FIRST = ("test_demo", "test_readme", "test_scale_out", "test_adapt", "test_families", "test_memory_plan")
 
 
 def pytest_collection_modifyitems(config, items):

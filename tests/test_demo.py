@@ -15,7 +15,10 @@ def test_demo_recipe_end_to_end(demo):
     run_dir, output = demo
     assert f"report:        {(run_dir / 'report.md').resolve()}" in output
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert list(manifest["stages"]) == [
+    # the README's commands (test_readme, maybe on the other xdist worker) add judge and dpo after these
+    stages = list(manifest["stages"])
+    assert set(stages[10:]) <= {"judge", "dpo"}
+    assert stages[:10] == [
         "curate",
         "tokenizer",
         "tokenize",
