@@ -15,8 +15,9 @@ request ends and the next request takes it at once.
 
 Callers get events (events.py) through a callback called on the engine thread: `Text` pieces
 (each after its tokens' `Logprobs` when the request asks for them; with `echo`, the prompt's come
-first, from a prefill that keeps every position's logits), then one of `Done`, `Failed` or `Aborted`. `stream()` wraps that in a plain iterator. `abort_all`
-ends every request at once (a server shutting down); `close` also stops the engine thread.
+first, from a prefill that keeps every position's logits), then one of `Done`, `Failed` or
+`Aborted`. `stream()` wraps that in a plain iterator. `abort_all` ends every request at once (a
+server shutting down); `close` also stops the engine thread.
 """
 
 import queue

@@ -496,9 +496,10 @@ async def _sse(
             else:
                 yield f"data: {json.dumps(_failure(ev).body())}\n\n"
                 return
-        watch.prompt(_sum_usage(usage, req.n).prompt_tokens)
+        total = _sum_usage(usage, req.n)
+        watch.prompt(total.prompt_tokens)
         if req.stream_options and req.stream_options.include_usage:
-            yield chunk([], _sum_usage(usage, req.n))
+            yield chunk([], total)
         yield "data: [DONE]\n\n"
     finally:
         for h in handles:

@@ -7,17 +7,18 @@ field that asks for something this server does not do yet (`tools`, `logit_bias`
 penalties...) is a 400 naming it: ignoring it would hand an agent or an evaluator a
 wrong answer that looks right. Log-probabilities come in OpenAI's two shapes: chat's
 `logprobs.content[]` and the legacy completions' parallel lists (with `echo`, the prompt's tokens
-first), which is what lm-evaluation-harness's `local-completions` scores multiple choice with. Field paths read as in the request
-(`messages[0].content`), as OpenAI and vLLM name them.
+first), which is what lm-evaluation-harness's `local-completions` scores multiple choice with.
+Field paths read as in the request (`messages[0].content`), as OpenAI and vLLM name them.
 """
 
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
+from lmforge.engine.sampling import MAX_LOGPROBS
+
 MAX_N = 8
 MAX_PROMPTS = 64  # prompts in one completions request (lm-eval sends a batch as one)
-MAX_LOGPROBS = 20
 INT64 = (-(2**63), 2**63 - 1)
 UNION_MEMBERS = {
     "str",
