@@ -74,9 +74,7 @@ def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, defaults: bool, 
     rows = []
     for p in raw:
         prompt = render_chat(tok, p["prompt"], add_generation_prompt=True)
-        full = {
-            k: render_chat(tok, p["prompt"] + [{"role": "assistant", "content": p[k]}]) for k in ("chosen", "rejected")
-        }
+        full = {k: render_chat(tok, p["prompt"] + [p[k]]) for k in ("chosen", "rejected")}
         rows.append(
             {"prompt": prompt, "chosen": full["chosen"][len(prompt) :], "rejected": full["rejected"][len(prompt) :]}
         )

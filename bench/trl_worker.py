@@ -50,9 +50,7 @@ def dpo_rows(tok, path: str) -> list[dict]:
     rows = []
     for p in raw:
         prompt = render_chat(tok, p["prompt"], add_generation_prompt=True)
-        full = {
-            k: render_chat(tok, p["prompt"] + [{"role": "assistant", "content": p[k]}]) for k in ("chosen", "rejected")
-        }
+        full = {k: render_chat(tok, p["prompt"] + [p[k]]) for k in ("chosen", "rejected")}
         rows.append({"prompt": prompt, **{k: v[len(prompt) :] for k, v in full.items()}})
     return rows
 

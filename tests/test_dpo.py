@@ -35,19 +35,22 @@ def test_losses_follow_their_formulas():
 
 
 def test_formats_and_bad_records(tmp_path):
+    def said(text):
+        return {"role": "assistant", "content": text}
+
     assert to_pair({"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}, "plain") == (
         [{"role": "user", "content": "Hi"}],
-        "Hello!",
-        "Go away.",
+        said("Hello!"),
+        said("Go away."),
     )
     conv = {
         "chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
         "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "No."}],
         "prompt": "Hi",
     }
-    assert to_pair(conv, "conversational") == ([{"role": "user", "content": "Hi"}], "Hello!", "No.")  # UltraFeedback
+    assert to_pair(conv, "conversational") == ([{"role": "user", "content": "Hi"}], said("Hello!"), said("No."))
     hh = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi\n\nAssistant: No."}
-    assert to_pair(hh, "hh") == ([{"role": "user", "content": "Hi"}], "Hello!", "No.")
+    assert to_pair(hh, "hh") == ([{"role": "user", "content": "Hi"}], said("Hello!"), said("No."))
     path = write_jsonl(
         tmp_path / "p.jsonl",
         [
@@ -355,7 +358,8 @@ def test_pairs_from_a_pairwise_judge_run(tmp_path):
     s = pairs_from_judge(tmp_path / "judge", tmp_path / "pairs.jsonl")
     assert s["pairs"] == 2 and s["dropped"] == {"tie": 1, "judgment failed": 1, "second turn": 1}
     pairs, _, _ = read_pairs(PreferenceDataset(path=s["output"]))
-    assert [(p["chosen"], p["rejected"]) for p in pairs] == [("good 1", "bad 1"), ("bad 2", "good 2")]
+    said = [(p["chosen"]["content"], p["rejected"]["content"]) for p in pairs]
+    assert said == [("good 1", "bad 1"), ("bad 2", "good 2")]
 
 
 @pytest.mark.parametrize("method", ["lora"])  # full (FSDP2): on 2 processes in tests/test_scale_out.py

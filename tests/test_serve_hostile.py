@@ -86,17 +86,67 @@ CASES = [
     ("NaN temperature", "POST", "/v1/completions", b'{"prompt": "hi", "temperature": NaN}', 400, "temperature"),
     ("n over the limit", "POST", "/v1/completions", b'{"prompt": "hi", "n": 9}', 400, "n"),
     (
-        "tools",
+        "a tool named with a space",
+        "POST",
+        "/v1/chat/completions",
+        json.dumps(
+            {
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "get weather", "parameters": {}}}],
+            }
+        ).encode(),
+        400,
+        "tools[0].function.name",
+    ),
+    (
+        "a tool choice naming no tool given",
         "POST",
         "/v1/chat/completions",
         json.dumps(
             {
                 "messages": [{"role": "user", "content": "hi"}],
                 "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+                "tool_choice": {"type": "function", "function": {"name": "g"}},
             }
         ).encode(),
         400,
-        "tools",
+        "tool_choice.function.name",
+    ),
+    (
+        "a call required without tools",
+        "POST",
+        "/v1/chat/completions",
+        json.dumps({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"}).encode(),
+        400,
+        "tool_choice",
+    ),
+    (
+        "a call whose arguments are not JSON",
+        "POST",
+        "/v1/chat/completions",
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}
+                        ],
+                    },
+                ]
+            }
+        ).encode(),
+        400,
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    (
+        "legacy functions",
+        "POST",
+        "/v1/chat/completions",
+        json.dumps({"messages": [{"role": "user", "content": "hi"}], "functions": [{"name": "f"}]}).encode(),
+        400,
+        "functions",
     ),
     (
         "a response format of another kind",

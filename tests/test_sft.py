@@ -135,6 +135,45 @@ def test_labels_are_exactly_the_assistant_turns(tiny_data):
     assert "Wo ist der Brief?" in masked and "Sei knapp." in masked and "Garten" not in masked
 
 
+def test_tool_use_trains_on_the_call_and_the_answer_not_the_result(tiny_data):
+    """The shipped tool-use sample: tools listed in the system turn, the assistant's call and its
+    final answer labelled, the tool's result and the schemas masked; a DPO pair whose answers
+    are calls encodes through the same template."""
+    from transformers import AutoTokenizer
+
+    from lmforge.chat.encoding import encode_all
+    from lmforge.chat.tools import parse_calls
+    from lmforge.dpo.data import encode_pairs, read_pairs
+    from lmforge.recipe import PreferenceDataset
+
+    tok = AutoTokenizer.from_pretrained(tiny_data / "tokenizer")
+    convs, skipped, _ = read_conversations(INSTR / "tools.jsonl")
+    assert len(convs) == 120 and not skipped and all(c["tools"] for c in convs)
+    called = next(c for c in convs if len(c["messages"]) == 4)
+    ids, labels = encode(tok, called["messages"], tools=called["tools"])
+    kept = tok.decode([i for i, l in zip(ids, labels) if l != IGNORE])
+    masked = tok.decode([i for i, l in zip(ids, labels) if l == IGNORE])
+    call, result, answer = called["messages"][1:]
+    text, calls = parse_calls(kept.split("<|im_end|>")[0], "hermes")
+    assert text == "" and calls[0].name == call["tool_calls"][0]["function"]["name"]
+    assert calls[0].arguments == call["tool_calls"][0]["function"]["arguments"]
+    assert answer["content"] in kept and result["content"] not in kept
+    assert result["content"] in masked and '"name": "get_weather"' in masked  # the schemas the model is shown
+    examples, counts, _ = encode_all(tok, convs, 1024, "skip")  # the tiny tokenizer spends ~700 on the schemas
+    assert len(examples) == 120 and not counts
+    pair = {
+        "prompt": called["messages"][:1],
+        "chosen": [call],
+        "rejected": "I cannot look that up.",
+        "tools": called["tools"],
+    }
+    path = write_jsonl(tiny_data.parent / "tool_pairs.jsonl", [pair])
+    pairs, _, _ = read_pairs(PreferenceDataset(path=str(path)))
+    rows, _, _ = encode_pairs(tok, pairs, 1024, "skip")
+    chosen_ids, chosen_labels = rows[0]["chosen"]
+    assert "<tool_call>" in tok.decode([i for i, l in zip(chosen_ids, chosen_labels) if l != IGNORE])
+
+
 @pytest.fixture
 def base_run(tiny_run):
     return pretrain_tiny(tiny_run, "model.max_position_embeddings=128")

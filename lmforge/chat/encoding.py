@@ -19,16 +19,20 @@ from lmforge.errors import ConfigError
 IGNORE = -100
 
 
-def encode(tokenizer, messages: list[dict], last_only: bool = False) -> tuple[list[int], list[int]]:
+def encode(
+    tokenizer, messages: list[dict], last_only: bool = False, tools: list | None = None
+) -> tuple[list[int], list[int]]:
     """(input ids, labels) with labels only on assistant turns, found by rendering prefixes;
-    `last_only`: only on the final assistant turn (DPO scores the answer, not the prompt's turns)."""
-    text = render_chat(tokenizer, messages)
+    `last_only`: only on the final assistant turn (DPO scores the answer, not the prompt's turns).
+    `tools` are rendered as the template shows them to the model; an assistant turn that calls
+    one is labelled like any other (the model learns to write the call), a tool's result is not."""
+    text = render_chat(tokenizer, messages, tools=tools)
     spans = []
     for i, m in enumerate(messages):
         if m["role"] != "assistant" or (last_only and i != len(messages) - 1):
             continue
-        prompt = render_chat(tokenizer, messages[:i], add_generation_prompt=True)
-        upto = render_chat(tokenizer, messages[: i + 1])
+        prompt = render_chat(tokenizer, messages[:i], add_generation_prompt=True, tools=tools)
+        upto = render_chat(tokenizer, messages[: i + 1], tools=tools)
         if not (upto.startswith(prompt) and text.startswith(upto)):
             raise ConfigError(
                 "the chat template does not render a conversation's start as a prefix of the "
@@ -48,7 +52,7 @@ def encode_all(tokenizer, convs: list[dict], max_len: int, too_long: str) -> tup
     """Encode conversations; those longer than max_len are skipped or truncated, and counted."""
     out, counts, where = [], Counter(), []
     for c in convs:
-        ids, labels = encode(tokenizer, c["messages"])
+        ids, labels = encode(tokenizer, c["messages"], tools=c.get("tools"))
         if len(ids) > max_len:
             counts[f"longer than {max_len} tokens ({too_long})"] += 1
             where.append(f"{c['where']}: {len(ids)} tokens")

@@ -3,7 +3,8 @@
     alpaca    {"instruction", "input"?, "output"}                      (Stanford Alpaca, many translations)
     dolly     {"instruction", "context"?, "response", "category"?}     (Databricks Dolly-15k)
     sharegpt  {"conversations": [{"from": "human"|"gpt"|"system", "value"}]}
-    messages  {"messages": [{"role": "system"|"user"|"assistant", "content"}]}   (Tulu v2, OpenAI style)
+    messages  {"messages": [{"role": "system"|"user"|"assistant"|"tool", "content"}], "tools"?}   (Tulu v2,
+              OpenAI style; assistant turns may hold `tool_calls`, tool turns answer them: chat/tools.py)
     oasst1    one message per line: message_id, parent_id, role "prompter"|"assistant", text, lang, rank
               (OpenAssistant trees; see `oasst_conversations`)
 
@@ -15,6 +16,7 @@ by `read_conversations`, never dropped silently.
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from lmforge.chat.tools import template_messages
 from lmforge.data import iter_records
 from lmforge.errors import DataError
 
@@ -69,7 +71,8 @@ def to_messages(record: dict, fmt: str) -> list[dict]:
             out.append({"role": role, "content": turn["value"]})
         return out
     if fmt == "messages":
-        return [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
+        keep = ("role", "content", "tool_calls", "tool_call_id", "name")
+        return template_messages([{k: m[k] for k in keep if k in m} for m in record["messages"]])
     raise ValueError(f"format {fmt!r} is not per-record")
 
 
@@ -127,12 +130,13 @@ def read_conversations(path: str | Path, fmt: str = "auto") -> tuple[list[dict],
             skipped["unreadable record"] += 1
             examples.append(f"{where}: {e}")
             continue
-        convs.append({"messages": messages, "language": record.get("language") or record.get("lang"), "where": where})
+        language = record.get("language") or record.get("lang")
+        convs.append({"messages": messages, "tools": record.get("tools"), "language": language, "where": where})
     if oasst:
         convs += oasst_conversations(oasst)
     usable = []
     for c in convs:
-        if not any(m["role"] == "assistant" and m["content"].strip() for m in c["messages"]):
+        if not any(m["role"] == "assistant" and (m["content"].strip() or m.get("tool_calls")) for m in c["messages"]):
             skipped["no assistant turn"] += 1
             examples.append(f"{c['where']}: no assistant turn")
         else:

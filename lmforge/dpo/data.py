@@ -1,14 +1,17 @@
 """Preference pairs: a prompt (one or more turns), a chosen and a rejected answer.
 
     plain           {"prompt": str, "chosen": str, "rejected": str}
-    conversational  {"prompt": [messages], "chosen": [messages] | str, "rejected": ...}; UltraFeedback's
-                    binarized layout, where chosen/rejected are whole conversations, is read the same way
-                    (the prompt is their shared start when "prompt" is a plain string or missing)
+    conversational  {"prompt": [messages], "chosen": [messages] | str, "rejected": ..., "tools"?: [...]};
+                    UltraFeedback's binarized layout, where chosen/rejected are whole conversations, is read
+                    the same way (the prompt is their shared start when "prompt" is a plain string or
+                    missing). Turns may hold tool calls and tool results, and an answer may be a call
+                    (chat/tools.py): a model learns to prefer the right call as it learns a better text.
     hh              {"chosen": "\\n\\nHuman: ...\\n\\nAssistant: ...", "rejected": ...} (Anthropic HH-RLHF)
 
 A record missing a field is an error naming file:line; empty or identical answers, and pairs too
 long for the context, are counted with file:line and skipped (or truncated, as configured).
-Answers are encoded exactly as `sft` encodes an assistant turn: same template, same label mask.
+Answers are assistant messages, encoded exactly as `sft` encodes an assistant turn: same template
+(with the pair's tools), same label mask.
 """
 
 import random
@@ -16,6 +19,7 @@ import re
 from collections import Counter
 
 from lmforge.chat.encoding import IGNORE, encode
+from lmforge.chat.tools import template_messages
 from lmforge.data import iter_records
 from lmforge.errors import DataError
 from lmforge.recipe import PreferenceDataset
@@ -31,13 +35,18 @@ def detect(record: dict) -> str:
     return "plain"
 
 
-def _answer(value) -> str:
-    """The final assistant answer of a str or a messages list."""
+def _answer(value) -> dict:
+    """The final assistant message of a str or a messages list (it may be a tool call)."""
     if isinstance(value, str):
-        return value
+        return {"role": "assistant", "content": value}
     if isinstance(value, list) and value and value[-1].get("role") == "assistant":
-        return value[-1]["content"]
+        return template_messages(value[-1:])[0]
     raise ValueError("an answer must be a string or a messages list ending with the assistant")
+
+
+def _said(answer: dict) -> str:
+    """What an answer says, to tell an empty answer and two identical ones."""
+    return answer["content"].strip() + "".join(str(c["function"]) for c in answer.get("tool_calls", []))
 
 
 def _hh(text: str) -> list[dict]:
@@ -51,7 +60,7 @@ def _hh(text: str) -> list[dict]:
     return turns
 
 
-def to_pair(record: dict, fmt: str) -> tuple[list[dict], str, str]:
+def to_pair(record: dict, fmt: str) -> tuple[list[dict], dict, dict]:
     """(prompt messages, chosen answer, rejected answer)."""
     for key in ("chosen", "rejected") + (("prompt",) if fmt == "plain" else ()):
         if key not in record:
@@ -60,7 +69,7 @@ def to_pair(record: dict, fmt: str) -> tuple[list[dict], str, str]:
         chosen, rejected = _hh(record["chosen"]), _hh(record["rejected"])
         if chosen[:-1] != rejected[:-1]:
             raise ValueError("chosen and rejected do not share their prompt")
-        return chosen[:-1], chosen[-1]["content"], rejected[-1]["content"]
+        return chosen[:-1], chosen[-1], rejected[-1]
     if fmt == "plain":
         return [{"role": "user", "content": record["prompt"]}], _answer(record["chosen"]), _answer(record["rejected"])
     prompt = record.get("prompt")
@@ -70,11 +79,7 @@ def to_pair(record: dict, fmt: str) -> tuple[list[dict], str, str]:
         messages = record["chosen"][:-1]  # UltraFeedback: the conversation before the answer
     else:
         messages = [{"role": "user", "content": prompt}]
-    return (
-        [{"role": m["role"], "content": m["content"]} for m in messages],
-        _answer(record["chosen"]),
-        _answer(record["rejected"]),
-    )
+    return template_messages(messages), _answer(record["chosen"]), _answer(record["rejected"])
 
 
 def read_pairs(ds: PreferenceDataset) -> tuple[list[dict], Counter, list[str]]:
@@ -87,13 +92,8 @@ def read_pairs(ds: PreferenceDataset) -> tuple[list[dict], Counter, list[str]]:
             raise DataError(f"{where}: preference pair without '{e.args[0]}'") from None
         except (ValueError, TypeError, AttributeError) as e:
             raise DataError(f"{where}: not a {fmt} preference pair ({e})") from None
-        reason = (
-            "empty answer"
-            if not chosen.strip() or not rejected.strip()
-            else "identical answers"
-            if chosen.strip() == rejected.strip()
-            else None
-        )
+        said = _said(chosen), _said(rejected)
+        reason = "empty answer" if not all(said) else "identical answers" if said[0] == said[1] else None
         language = record.get("language") or record.get("lang") or ds.language
         if reason is None and ds.languages and language not in ds.languages:
             reason = "other language"
@@ -101,7 +101,16 @@ def read_pairs(ds: PreferenceDataset) -> tuple[list[dict], Counter, list[str]]:
             skipped[reason] += 1
             where_list.append(f"{where}: {reason}")
             continue
-        pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "language": language, "where": where})
+        pairs.append(
+            {
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "tools": record.get("tools"),
+                "language": language,
+                "where": where,
+            }
+        )
     return pairs, skipped, where_list
 
 
@@ -124,7 +133,7 @@ def encode_pairs(tokenizer, pairs: list[dict], max_len: int, too_long: str) -> t
     out, skipped, where = [], Counter(), []
     for p in pairs:
         rows = [
-            encode(tokenizer, p["prompt"] + [{"role": "assistant", "content": p[k]}], last_only=True)
+            encode(tokenizer, p["prompt"] + [p[k]], last_only=True, tools=p.get("tools"))
             for k in ("chosen", "rejected")
         ]
         longest = max(len(ids) for ids, _ in rows)

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lmforge import __version__
+from lmforge.chat.tools import CallStream, call_schema, forced_opening, parse_calls, template_messages, tool_format
 from lmforge.engine import QueueFull, SamplingParams
 from lmforge.engine.batch import ShuttingDown
 from lmforge.engine.constraints import json_grammar
@@ -54,6 +56,7 @@ from lmforge.serve.protocol import (
     Health,
     ModelCard,
     ModelList,
+    ToolCall,
     UsageInfo,
     parse,
 )
@@ -107,9 +110,9 @@ def create_app(
     max_body: int = MAX_BODY,
     metrics_public: bool = False,
 ) -> FastAPI:
-    """`backend` has `context`, `chat_prompt(messages)`, `text_prompt(text)`, `prompt_tokens`,
-    `submit(prompt, params, emit) -> handle with cancel()`, `abort_all(message)` and `load()`
-    (see backends.py)."""
+    """`backend` has `context`, `chat_prompt(messages, tools)`, `chat_template(tools)`,
+    `continuation(text)`, `text_prompt(text)`, `prompt_tokens`, `submit(prompt, params, emit) ->
+    handle with cancel()`, `abort_all(message)` and `load()` (see backends.py)."""
     app = FastAPI(title="lmforge", version=__version__, docs_url=None, redoc_url=None)
     app.state.backend, app.state.shutting_down = backend, False
     text_of = TokenText(backend.tokenizer) if getattr(backend, "logprobs", False) else None
@@ -153,10 +156,7 @@ def create_app(
         req = parse(ChatRequest, await _json(request))
         _check_model(req.model, model_name)
         _check_open(app)
-        messages = [
-            {"role": "system" if m.role == "developer" else m.role, "content": _text(m, i)}
-            for i, m in enumerate(req.messages)
-        ]
+        messages = _messages(req)
         if guardrails is not None:
             decision = await run_in_threadpool(guardrails.decide_messages, messages)  # embedding drops the GIL
             if decision is not None and not decision.allowed:
@@ -168,13 +168,16 @@ def create_app(
             raise APIError(400, "max_tokens: must be at least 1", param="max_tokens")
         _check_can(backend, "logprobs" if req.logprobs else None)
         _check_format(req)
+        plan = _tool_plan(req, backend)
         try:
-            prompt = backend.chat_prompt(messages)
+            prompt = backend.chat_prompt(messages, req.tools_offered())
         except (TemplateError, LmforgeError) as e:
             raise APIError(
                 400, f"messages: the model's chat template rejects this conversation: {e}", param="messages"
             ) from None
-        return await _answer(request, req, [(prompt, "")], backend, model_name, text_of, metrics.watch())
+        if plan is not None and plan.opening:
+            prompt = prompt + backend.continuation(plan.opening)
+        return await _answer(request, req, [(prompt, "")], backend, model_name, text_of, metrics.watch(), plan)
 
     @app.post(
         "/v1/completions",
@@ -278,6 +281,70 @@ def _check_format(req) -> None:
             raise APIError(400, f"{where}: {e}", param=where, code="invalid_schema") from None
 
 
+@dataclass
+class ToolPlan:
+    """How a chat's reply is read for tool calls: the template's convention, what the prompt was
+    extended with to force a call (its reply continues it), and the JSON schema the rest must match."""
+
+    fmt: str
+    opening: str = ""
+    schema: dict | None = None
+
+
+def _messages(req: ChatRequest) -> list[dict]:
+    """The conversation as the chat template reads it (a developer turn is a system turn)."""
+    raw = []
+    for i, m in enumerate(req.messages):
+        turn = {"role": "system" if m.role == "developer" else m.role, "content": _text(m, i)}
+        if m.tool_calls:
+            turn["tool_calls"] = [c.model_dump() for c in m.tool_calls]
+        if m.tool_call_id is not None:
+            turn["tool_call_id"] = m.tool_call_id
+        if m.name is not None:
+            turn["name"] = m.name
+        raw.append(turn)
+    try:
+        return template_messages(raw)
+    except ValueError as e:
+        where = str(e).split(":")[0]
+        raise APIError(400, str(e), param=where) from None
+
+
+def _tool_plan(req: ChatRequest, backend) -> ToolPlan | None:
+    """None without tools offered; else how calls are read, and forced when the client requires one.
+    Every mistake is a 400 naming its field: a choice without tools or naming none of them, a
+    template that takes no tools, parameters the grammar compiler cannot use."""
+    forced, name = req.forced_tool()
+    if forced and not req.tools:
+        raise APIError(400, "tool_choice: asks for a tool call but no tools are given", param="tool_choice")
+    names = [t.function.name for t in req.tools or []]
+    if name is not None and name not in names:
+        where = "tool_choice.function.name"
+        raise APIError(400, f"{where}: {name!r} is not one of the tools given ({', '.join(names)})", param=where)
+    tools = req.tools_offered()
+    if tools is None:
+        return None
+    if forced and req.response_format is not None and req.response_format.type != "text":
+        raise APIError(
+            400,
+            "response_format: a required tool call is JSON already; ask for one or the other",
+            param="response_format",
+        )
+    try:
+        fmt = tool_format(backend.chat_template(tools))
+    except LmforgeError as e:
+        raise APIError(400, f"tools: {e}", param="tools", code="unsupported_parameter") from None
+    for i, t in enumerate(tools):
+        try:
+            json_grammar(call_schema([t], fmt))
+        except LmforgeError as e:
+            where = f"tools[{i}].function.parameters"
+            raise APIError(400, f"{where}: {e}", param=where, code="invalid_schema") from None
+    if not forced:
+        return ToolPlan(fmt)
+    return ToolPlan(fmt, forced_opening(fmt), call_schema(tools, fmt, name))
+
+
 def _read_prompt(backend, prompt: str | list[int], k: int, req) -> tuple[list[int], str]:
     """A completions prompt as token ids, and its text (what `echo` returns). Ids are checked
     against the vocabulary: an id past it is the client's mistake, named, not a failed forward."""
@@ -299,7 +366,7 @@ def _text(message, i: int) -> str:
         raise APIError(400, f"messages[{i}].content: {e}", param=f"messages[{i}].content") from None
 
 
-def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
+def _params(req, prompt_len: int, context: int, index: int, plan: ToolPlan | None = None) -> SamplingParams:
     room = context - prompt_len
     if room < 1:
         raise APIError(
@@ -326,8 +393,15 @@ def _params(req, prompt_len: int, context: int, index: int) -> SamplingParams:
         stop=list(req.stop or []),
         logprobs=_logprobs_asked(req),
         echo=getattr(req, "echo", False),
-        json_schema=req.response_format.schema_wanted() if req.response_format else None,
+        json_schema=_schema(req, plan),
     )
+
+
+def _schema(req, plan: ToolPlan | None) -> dict | None:
+    """What the reply's JSON must match: a forced tool call's, or the response format's."""
+    if plan is not None and plan.schema is not None:
+        return plan.schema
+    return req.response_format.schema_wanted() if req.response_format else None
 
 
 def _logprobs_asked(req) -> int | None:
@@ -337,7 +411,7 @@ def _logprobs_asked(req) -> int | None:
     return req.logprobs
 
 
-def _submit_all(req, prompts: list[tuple[list[int], str]], backend, queue: asyncio.Queue):
+def _submit_all(req, prompts: list[tuple[list[int], str]], backend, queue: asyncio.Queue, plan: ToolPlan | None):
     """Every prompt `n` times; choice `k * n + i` is prompt k's i-th."""
     loop = asyncio.get_running_loop()
 
@@ -355,7 +429,7 @@ def _submit_all(req, prompts: list[tuple[list[int], str]], backend, queue: async
         for k, (prompt, _) in enumerate(prompts):
             length = backend.prompt_tokens(prompt)
             for i in range(req.n):
-                params = _params(req, length, backend.context, i)
+                params = _params(req, length, backend.context, i, plan)
                 handles.append(backend.submit(prompt, params, emitter(k * req.n + i)))
     except BaseException as e:
         for h in handles:
@@ -383,14 +457,23 @@ async def _watch_disconnect(request: Request, queue: asyncio.Queue) -> None:
     queue.put_nowait((None, GONE))
 
 
-async def _answer(request: Request, req, prompts, backend, model_name: str, text_of: TokenText | None, watch: Watch):
+async def _answer(
+    request: Request,
+    req,
+    prompts,
+    backend,
+    model_name: str,
+    text_of: TokenText | None,
+    watch: Watch,
+    plan: ToolPlan | None = None,
+):
     chat = isinstance(req, ChatRequest)
     queue: asyncio.Queue = asyncio.Queue()
-    handles = _submit_all(req, prompts, backend, queue)
+    handles = _submit_all(req, prompts, backend, queue, plan)
     rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
     if req.stream:
         return StreamingResponse(
-            _sse(req, prompts, queue, handles, rid, model_name, text_of, watch),
+            _sse(req, prompts, queue, handles, rid, model_name, text_of, watch, plan),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -420,15 +503,18 @@ async def _answer(request: Request, req, prompts, backend, model_name: str, text
     total, asked = _sum_usage(usage, req.n), _logprobs_asked(req) is not None
     watch.prompt(total.prompt_tokens)
     if chat:
-        choices = [
-            ChatChoice(
-                index=i,
-                message=AssistantMessage(content=t),
-                finish_reason=f,
-                logprobs=chat_logprobs(generated[i], text_of) if asked else None,
-            )
-            for i, (t, f) in enumerate(zip(texts, finish))
-        ]
+        choices = []
+        for i, (t, f) in enumerate(zip(texts, finish)):
+            message = AssistantMessage(content=t)
+            if plan is not None:
+                content, calls = parse_calls(plan.opening + t, plan.fmt)
+                if calls:
+                    message = AssistantMessage(
+                        content=content or None, tool_calls=[ToolCall.model_validate(c.openai()) for c in calls]
+                    )
+                    f = "tool_calls" if f == "stop" else f
+            logprobs = chat_logprobs(generated[i], text_of) if asked else None
+            choices.append(ChatChoice(index=i, message=message, finish_reason=f, logprobs=logprobs))
         return ChatCompletion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=choices)
     choices = []
     for i, (t, f) in enumerate(zip(texts, finish)):
@@ -442,11 +528,20 @@ async def _answer(request: Request, req, prompts, backend, model_name: str, text
 
 
 async def _sse(
-    req, prompts, queue: asyncio.Queue, handles, rid: str, model_name: str, text_of: TokenText | None, watch: Watch
+    req,
+    prompts,
+    queue: asyncio.Queue,
+    handles,
+    rid: str,
+    model_name: str,
+    text_of: TokenText | None,
+    watch: Watch,
+    plan: ToolPlan | None = None,
 ):
     """SSE chunks; the client going away cancels the requests (their slots free at the next step).
     A token's log-probs ride in the chunk that carries its text (or the final one); an echoed
-    prompt is each choice's first text."""
+    prompt is each choice's first text. With tools, text that may open a call is held back; at
+    the end its calls go out as one `delta.tool_calls` chunk, and what was not a call as text."""
     chat, created, count = isinstance(req, ChatRequest), int(time.time()), len(handles)
     echo = getattr(req, "echo", False)
 
@@ -456,6 +551,7 @@ async def _sse(
         return f"data: {body.model_dump_json(exclude={'usage'} if usage is None else None)}\n\n"
 
     pending = [[] for _ in range(count)]  # log-probs of tokens whose text has not been sent yet
+    calls = [CallStream(plan.fmt, plan.opening) if plan else None for _ in range(count)]
     offset = [len(prompts[i // req.n][1]) if echo else 0 for i in range(count)]
 
     def choice(i: int, text: str | None = None, finish: str | None = None, role: bool = False):
@@ -488,11 +584,22 @@ async def _sse(
             elif isinstance(ev, Logprobs):
                 pending[i].extend(ev.entries)
             elif isinstance(ev, Text):
-                yield chunk([choice(i, ev.piece)])
+                piece = ev.piece if calls[i] is None else calls[i].feed(ev.piece)
+                if piece:
+                    yield chunk([choice(i, piece)])
             elif isinstance(ev, Done):
                 finished += 1
                 usage[i] = ev.usage
-                yield chunk([choice(i, finish=ev.reason)])
+                reason = ev.reason
+                if calls[i] is not None:
+                    rest, found = calls[i].end()
+                    if rest:
+                        yield chunk([choice(i, rest)])
+                    if found:
+                        delta = Delta(tool_calls=[c.openai(index=j) for j, c in enumerate(found)])
+                        yield chunk([ChunkChoice(index=i, delta=delta)])
+                        reason = "tool_calls" if reason == "stop" else reason
+                yield chunk([choice(i, finish=reason)])
             else:
                 yield f"data: {json.dumps(_failure(ev).body())}\n\n"
                 return

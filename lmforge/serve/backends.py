@@ -2,7 +2,9 @@
 the page sit in front of either:
 
     context                      the model's context length in tokens
-    chat_prompt(messages)        the conversation rendered with the model's own chat template
+    chat_prompt(messages, tools) the conversation rendered with the model's own chat template
+    chat_template(tools)         that template's text (it says how the model writes tool calls)
+    continuation(text)           token ids of text that continues a prompt (no BOS)
     text_prompt(text)            a plain completion prompt
     prompt_tokens(prompt)        its length in tokens (for usage and context checks)
     submit(prompt, params, emit) start decoding; `emit` gets the engine's events (Text pieces, then
@@ -14,7 +16,7 @@ the page sit in front of either:
     vocab_size                   token ids a prompt may hold (None: the backend checks)
 """
 
-from lmforge.chat.template import encode_chat
+from lmforge.chat.template import encode_chat, template_text
 from lmforge.engine import Engine
 
 
@@ -26,8 +28,14 @@ class TorchBackend:
         self.tokenizer, self.context = tokenizer, self.engine.context
         self.logprobs, self.vocab_size = True, len(tokenizer)  # token log-probs (and echo); ids a prompt may hold
 
-    def chat_prompt(self, messages: list[dict]) -> list[int]:
-        return encode_chat(self.tokenizer, messages, add_generation_prompt=True)
+    def chat_prompt(self, messages: list[dict], tools: list | None = None) -> list[int]:
+        return encode_chat(self.tokenizer, messages, add_generation_prompt=True, tools=tools)
+
+    def chat_template(self, tools: list | None = None) -> str:
+        return template_text(self.tokenizer, tools)
+
+    def continuation(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def text_prompt(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=True).input_ids

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from lmforge.chat.template import encode_chat, render_chat
+from lmforge.chat.template import encode_chat, render_chat, template_text
 from lmforge.engine import QueueFull
 from lmforge.engine.batch import ShuttingDown
 from lmforge.engine.events import Aborted, Done, Failed, Text, Usage
@@ -91,10 +91,21 @@ class LlamaCppBackend:
         self.live: set[_Handle] = set()
         self.stopping: str | None = None
 
-    def chat_prompt(self, messages: list[dict]) -> list[int]:
+    def chat_prompt(self, messages: list[dict], tools: list | None = None) -> list[int]:
         if self.tokenizer is not None:
-            return encode_chat(self.tokenizer, messages, add_generation_prompt=True)
-        return self._tokenize(self._post("/apply-template", {"messages": messages})["prompt"])
+            return encode_chat(self.tokenizer, messages, add_generation_prompt=True, tools=tools)
+        body = {"messages": messages} | ({"tools": tools} if tools else {})
+        return self._tokenize(self._post("/apply-template", body)["prompt"])
+
+    def chat_template(self, tools: list | None = None) -> str:
+        if self.tokenizer is not None:
+            return template_text(self.tokenizer, tools)
+        return self.http.get("/props").json().get("chat_template") or ""
+
+    def continuation(self, text: str) -> list[int]:
+        if self.tokenizer is not None:
+            return self.tokenizer(text, add_special_tokens=False).input_ids
+        return self._post("/tokenize", {"content": text, "add_special": False})["tokens"]
 
     def text_prompt(self, text: str) -> list[int]:
         if self.tokenizer is not None:

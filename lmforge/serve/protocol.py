@@ -3,8 +3,8 @@
 Types are strict, as OpenAI's API checks them: `"max_tokens": "5"`, `"n": true` or
 `"stream": "yes"` are 400s naming the field, not values coerced behind the client's back. Unknown
 fields are accepted and ignored (clients send `user` and vendor extensions), but a known OpenAI
-field that asks for something this server does not do yet (`tools`, `logit_bias`,
-penalties...) is a 400 naming it: ignoring it would hand an agent or an evaluator a
+field that asks for something this server does not do (`logit_bias`, penalties, the legacy
+`functions`...) is a 400 naming it: ignoring it would hand an agent or an evaluator a
 wrong answer that looks right. Log-probabilities come in OpenAI's two shapes: chat's
 `logprobs.content[]` and the legacy completions' parallel lists (with `echo`, the prompt's tokens
 first), which is what lm-evaluation-harness's `local-completions` scores multiple choice with.
@@ -64,10 +64,26 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: Text
+    arguments: str  # JSON, as OpenAI sends it
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's calls, sent back with the conversation
+    tool_call_id: str | None = None  # a tool turn: the call it answers
+    name: str | None = None
 
     def text(self) -> str:
         """Content as text; a list of parts keeps its text parts (this server reads no images)."""
@@ -103,6 +119,31 @@ class ResponseFormat(BaseModel):
         return {"type": "object"} if self.type == "json_object" else None
 
 
+class Function(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["function"]
+    function: Function
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(strict=True)
+    name: Text
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(strict=True)
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class Sampling(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
     model: str | None = None
@@ -131,6 +172,21 @@ class ChatRequest(Sampling):
     messages: list[Message] = Field(min_length=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
+    def tools_offered(self) -> list[dict] | None:
+        """The tools the model is shown: none with `tool_choice: none` (it may not call them)."""
+        if not self.tools or self.tool_choice == "none":
+            return None
+        return [t.model_dump(exclude_none=True) for t in self.tools]
+
+    def forced_tool(self) -> tuple[bool, str | None]:
+        """(must the reply be a call, of which function: None for any)."""
+        if isinstance(self.tool_choice, NamedToolChoice):
+            return True, self.tool_choice.function.name
+        return self.tool_choice == "required", None
 
 
 TokenIds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
@@ -150,8 +206,6 @@ class CompletionRequest(Sampling):
 
 # A field that asks for a feature, and the values that do not ask for anything.
 UNSUPPORTED: dict[str, tuple] = {
-    "tools": (None, []),
-    "tool_choice": (None, "none", "auto"),
     "functions": (None, []),
     "function_call": (None, "none"),
     "logit_bias": (None, {}),
@@ -161,7 +215,7 @@ UNSUPPORTED: dict[str, tuple] = {
     "suffix": (None, ""),
     "audio": (None,),
 }
-UNSUPPORTED_IN_MESSAGES: dict[str, tuple] = {"tool_calls": (None, []), "function_call": (None,)}
+UNSUPPORTED_IN_MESSAGES: dict[str, tuple] = {"function_call": (None,)}
 
 
 def _same_kind(a, b) -> bool:
@@ -272,7 +326,8 @@ class UsageInfo(BaseModel):
 
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None  # null when the reply is only tool calls, as OpenAI sends it
+    tool_calls: list[ToolCall] | None = None
 
 
 class TopLogprob(BaseModel):
@@ -324,6 +379,7 @@ class Delta(BaseModel):
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # each with its `index`, as OpenAI streams them
 
     @model_serializer(mode="wrap")
     def _only_set(self, handler):
