@@ -91,8 +91,8 @@ def test_only_answer_tokens_are_labelled_and_the_prompt_does_not_move_the_mask(t
                 {"role": "assistant", "content": "Hello."},
                 {"role": "user", "content": prompt},
             ],
-            "chosen": answer,
-            "rejected": "No idea.",
+            "chosen": {"role": "assistant", "content": answer},
+            "rejected": {"role": "assistant", "content": "No idea."},
             "language": "en",
             "where": "x:1",
         }
@@ -120,8 +120,8 @@ def test_a_packed_pair_scores_like_two_separate_rows(tiny):
     pairs = [
         {
             "prompt": turns + [{"role": "user", "content": q}],
-            "chosen": c,
-            "rejected": r,
+            "chosen": {"role": "assistant", "content": c},
+            "rejected": {"role": "assistant", "content": r},
             "language": "en",
             "where": f"x:{i}",
         }
