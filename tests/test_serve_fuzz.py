@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
+from lmforge.models import load_tokenizer
 from tests.conftest import LiveServer, pretrain_tiny
 
 
@@ -25,9 +26,29 @@ def server(tiny_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     model = pretrain_tiny((tmp / "run", tiny_recipe(tmp, tiny_data)), "train.seq_len=128")  # replies end fast
     s = LiveServer(str(model), "--name", "tiny", "--max-batch", "8")
-    s.schema = httpx.get(s.url + "/openapi.json").json()
+    vocab = len(load_tokenizer(model))  # the ids the server accepts in a prompt
+    s.schema = within_vocabulary(httpx.get(s.url + "/openapi.json").json(), vocab)
     yield s
     s.stop()
+
+
+def within_vocabulary(schema: dict, vocab: int) -> dict:
+    """The declared schema with token ids capped at the served model's vocabulary, which the schema
+    cannot know (the server checks it per request: tests/test_serve_hostile.py), so that declared
+    bodies mostly succeed and both sides are exercised."""
+
+    def cap(node):
+        if isinstance(node, dict):
+            if node.get("type") == "integer" and node.get("minimum") == 0 and "maximum" not in node:
+                node["maximum"] = vocab - 1
+            for v in node.values():
+                cap(v)
+        elif isinstance(node, list):
+            for v in node:
+                cap(v)
+
+    cap(schema["components"]["schemas"]["CompletionRequest"]["properties"]["prompt"])
+    return schema
 
 
 def resolvable(schema: dict, name: str) -> dict:

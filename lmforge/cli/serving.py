@@ -62,7 +62,9 @@ def serve(
         str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    backend: Annotated[str, typer.Option(help="torch (lmforge's decode engine) or llama.cpp (GGUF files).")] = "torch",
+    backend: Annotated[
+        str, typer.Option(help="torch (lmforge's decode engine), llama.cpp (GGUF files) or vllm (GPUs).")
+    ] = "torch",
     api_key: Annotated[
         Optional[str], typer.Option(help="Require 'Authorization: Bearer KEY' on /v1/* (default: $LMFORGE_API_KEY).")
     ] = None,
@@ -78,6 +80,10 @@ def serve(
         float, typer.Option(help="Seconds a SIGTERM/SIGINT waits for connections to close after ending every request.")
     ] = 5.0,
     metrics_public: Annotated[bool, typer.Option(help="Serve GET /metrics (Prometheus) without the API key.")] = False,
+    tensor_parallel_size: Annotated[int, typer.Option(help="vllm backend: GPUs one model is split over.")] = 1,
+    gpu_memory_utilization: Annotated[
+        float, typer.Option(help="vllm backend: share of each GPU's memory vLLM may take.")
+    ] = 0.9,
 ):
     """Serve a model over the OpenAI API (chat and completions, streamed or not) with a web chat page at /."""
     from lmforge.serve.run import serve as run_server
@@ -100,6 +106,8 @@ def serve(
         name,
         grace_period,
         metrics_public,
+        tensor_parallel_size,
+        gpu_memory_utilization,
     )
 
 

@@ -521,8 +521,9 @@ async def _answer(
         echoed = prompts[i // req.n][1] if req.echo else ""
         logprobs = None
         if asked:  # the prompt's tokens from 0, the reply's after the echoed prompt
-            logprobs = completion_logprobs(scored[i], text_of)
-            logprobs.extend(completion_logprobs(generated[i], text_of, len(echoed)))
+            ids = req.return_tokens_as_token_ids
+            logprobs = completion_logprobs(scored[i], text_of, ids=ids)
+            logprobs.extend(completion_logprobs(generated[i], text_of, len(echoed), ids))
         choices.append(CompletionChoice(index=i, text=echoed + t, finish_reason=f, logprobs=logprobs))
     return Completion(id=rid, created=int(time.time()), model=model_name, usage=total, choices=choices)
 
@@ -543,7 +544,7 @@ async def _sse(
     prompt is each choice's first text. With tools, text that may open a call is held back; at
     the end its calls go out as one `delta.tool_calls` chunk, and what was not a call as text."""
     chat, created, count = isinstance(req, ChatRequest), int(time.time()), len(handles)
-    echo = getattr(req, "echo", False)
+    echo, as_ids = getattr(req, "echo", False), getattr(req, "return_tokens_as_token_ids", False)
 
     def chunk(choices: list, usage: UsageInfo | None = None) -> str:
         kind = ChatCompletionChunk if chat else Completion
@@ -560,8 +561,8 @@ async def _sse(
             delta = Delta(role="assistant", content="") if role else Delta(content=text)
             logprobs = chat_logprobs(entries, text_of) if entries else None
             return ChunkChoice(index=i, delta=delta, finish_reason=finish, logprobs=logprobs)
-        logprobs = completion_logprobs(entries, text_of, offset[i]) if entries else None
-        offset[i] += sum(len(t) for t in logprobs.tokens) if logprobs else 0
+        logprobs = completion_logprobs(entries, text_of, offset[i], as_ids) if entries else None
+        offset[i] += sum(len(text_of(e.token)[0]) for e in entries)
         return CompletionChoice(index=i, text=text or "", finish_reason=finish, logprobs=logprobs)
 
     finished, usage = 0, [Usage()] * count
@@ -577,7 +578,9 @@ async def _sse(
                 yield chunk(
                     [
                         CompletionChoice(
-                            index=i, text=prompts[i // req.n][1], logprobs=completion_logprobs(ev.entries, text_of)
+                            index=i,
+                            text=prompts[i // req.n][1],
+                            logprobs=completion_logprobs(ev.entries, text_of, ids=as_ids),
                         )
                     ]
                 )

@@ -19,11 +19,10 @@ from pathlib import Path
 import httpx
 
 from lmforge.chat.template import encode_chat, render_chat, template_text
-from lmforge.engine import QueueFull
-from lmforge.engine.batch import ShuttingDown
 from lmforge.engine.events import Aborted, Done, Failed, Text, Usage
 from lmforge.engine.llamacpp import LlamaServer
 from lmforge.errors import LmforgeError
+from lmforge.serve.backends import Handle, Slots
 
 PROBE = [
     {"role": "system", "content": "Antworte kurz, bitte."},
@@ -31,24 +30,6 @@ PROBE = [
     {"role": "assistant", "content": "6.28, **sechs Komma zwei acht**."},
     {"role": "user", "content": "  And in words?\n\nDanke."},
 ]
-
-
-class _Handle:
-    """One request: cancelled by its client, or ended (once) by the backend or the server."""
-
-    def __init__(self, emit):
-        self.emit, self.cancelled, self.ended = emit, False, False
-        self.lock = threading.Lock()
-
-    def cancel(self) -> None:
-        self.cancelled = True  # the request's next chunk returns True to llama.cpp, which ends it
-
-    def end(self, event) -> None:
-        with self.lock:
-            if self.ended:
-                return
-            self.ended = True
-        self.emit(event)
 
 
 def local_tokenizer(path: Path, http: httpx.Client):
@@ -86,10 +67,7 @@ class LlamaCppBackend:
         # a client asking gets a 400 naming the field rather than half of what it asked for
         self.logprobs, self.vocab_size = False, None if self.tokenizer is None else len(self.tokenizer)
         self.context = context_per_slot
-        self.max_batch, self.max_waiting = max_batch, max_waiting
-        self.in_flight, self.submitted, self.lock = 0, 0, threading.Lock()
-        self.live: set[_Handle] = set()
-        self.stopping: str | None = None
+        self.slots = Slots(max_batch, max_waiting)
 
     def chat_prompt(self, messages: list[dict], tools: list | None = None) -> list[int]:
         if self.tokenizer is not None:
@@ -125,26 +103,10 @@ class LlamaCppBackend:
         return r.json()
 
     def load(self) -> dict:
-        return {
-            "running": min(self.in_flight, self.max_batch),
-            "waiting": max(0, self.in_flight - self.max_batch),
-            "max_batch": self.max_batch,
-            "submitted": self.submitted,
-        }
+        return self.slots.load()
 
-    def submit(self, prompt: list[int], params, emit) -> _Handle:
-        handle = _Handle(emit)
-        with self.lock:
-            if self.stopping:
-                raise ShuttingDown(self.stopping)
-            # a cancelled request may still sit in llama.cpp's own queue until a slot takes it (and ends
-            # it at its first chunk): it holds no place against live requests
-            live = sum(not h.cancelled for h in self.live)
-            if live >= self.max_batch + self.max_waiting:
-                raise QueueFull(f"{live} requests are already in flight")
-            self.in_flight += 1
-            self.submitted += 1
-            self.live.add(handle)
+    def submit(self, prompt: list[int], params, emit) -> Handle:
+        handle = self.slots.admit(emit)
         body = {
             "prompt": prompt,
             "max_tokens": params.max_tokens,
@@ -164,10 +126,7 @@ class LlamaCppBackend:
         return handle
 
     def abort_all(self, message: str) -> None:
-        with self.lock:
-            self.stopping = message
-            live = list(self.live)
-        for handle in live:
+        for handle in self.slots.stop(message):
             handle.end(Aborted(message))  # llama.cpp stops each at its next chunk
 
     def close(self, timeout: float = 5.0) -> None:
@@ -176,11 +135,11 @@ class LlamaCppBackend:
         memory under its feet."""
         self.abort_all("the server is shutting down")
         end = time.monotonic() + timeout
-        while self.in_flight and time.monotonic() < end:
+        while self.slots.in_flight and time.monotonic() < end:
             time.sleep(0.02)
-        self.llama.close(stop_llama=not self.in_flight)
+        self.llama.close(stop_llama=not self.slots.in_flight)
 
-    def _run(self, body: dict, handle: _Handle) -> None:
+    def _run(self, body: dict, handle: Handle) -> None:
         state = {"finish": None, "usage": None, "error": None}
 
         def on_chunk(chunk: dict) -> bool:
@@ -211,6 +170,4 @@ class LlamaCppBackend:
         except Exception as e:  # noqa: BLE001 - reported to the request, the server goes on
             handle.end(Failed(f"{type(e).__name__}: {e}"))
         finally:
-            with self.lock:
-                self.in_flight -= 1
-                self.live.discard(handle)
+            self.slots.release(handle)

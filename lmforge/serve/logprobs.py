@@ -57,14 +57,22 @@ def chat_logprobs(entries: list[TokenLogprob], text_of: TokenText) -> ChatLogpro
     return ChatLogprobs(content=content)
 
 
-def completion_logprobs(entries: list[TokenLogprob], text_of: TokenText, offset: int = 0) -> CompletionLogprobs:
-    """The legacy lists; `offset` is where the first entry's token starts in the returned text."""
+def completion_logprobs(
+    entries: list[TokenLogprob], text_of: TokenText, offset: int = 0, ids: bool = False
+) -> CompletionLogprobs:
+    """The legacy lists; `offset` is where the first entry's token starts in the returned text.
+    `ids`: tokens named `token_id:N` (vLLM's `return_tokens_as_token_ids`), exact where a token's
+    text is ambiguous; offsets still count the text."""
+
+    def name(token: int) -> str:
+        return f"token_id:{token}" if ids else text_of(token)[0]
+
     out = CompletionLogprobs(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
     for e in entries:
         text = text_of(e.token)[0]
-        out.tokens.append(text)
+        out.tokens.append(name(e.token))
         out.token_logprobs.append(e.logprob)
-        out.top_logprobs.append(None if e.logprob is None else {text_of(t)[0]: lp for t, lp in e.top})
+        out.top_logprobs.append(None if e.logprob is None else {name(t): lp for t, lp in e.top})
         out.text_offset.append(offset)
         offset += len(text)
     return out

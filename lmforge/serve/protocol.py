@@ -8,6 +8,8 @@ field that asks for something this server does not do (`logit_bias`, penalties, 
 wrong answer that looks right. Log-probabilities come in OpenAI's two shapes: chat's
 `logprobs.content[]` and the legacy completions' parallel lists (with `echo`, the prompt's tokens
 first), which is what lm-evaluation-harness's `local-completions` scores multiple choice with.
+Tools come as OpenAI's `tools` / `tool_choice`; an assistant turn sent back may hold its
+`tool_calls` (arguments as a JSON string) and a `tool` turn the result (`tool_call_id`).
 Field paths read as in the request (`messages[0].content`), as OpenAI and vLLM name them.
 """
 
@@ -197,6 +199,7 @@ class CompletionRequest(Sampling):
     prompt: Text | TokenIds | Annotated[list[Text] | list[TokenIds], Field(min_length=1, max_length=MAX_PROMPTS)]
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS)
     echo: bool = False
+    return_tokens_as_token_ids: bool = False  # vLLM's extension: log-prob tokens as `token_id:N`
 
     def prompts(self) -> list[str | list[int]]:
         if isinstance(self.prompt, str) or isinstance(self.prompt[0], int):

@@ -26,7 +26,16 @@ def model_alias(ref: str) -> str:
     return path.stem if path.suffix == ".gguf" else (path.name or ref)
 
 
-def build_backend(ref: str, backend: str, max_batch: int, max_waiting: int, dtype: str, threads: int | None):
+def build_backend(
+    ref: str,
+    backend: str,
+    max_batch: int,
+    max_waiting: int,
+    dtype: str,
+    threads: int | None,
+    tensor_parallel_size: int = 1,
+    gpu_memory_utilization: float = 0.9,
+):
     if backend == "torch":
         import torch
 
@@ -46,7 +55,11 @@ def build_backend(ref: str, backend: str, max_batch: int, max_waiting: int, dtyp
         from lmforge.serve.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend(ref, max_batch=max_batch, max_waiting=max_waiting, threads=threads)
-    raise ConfigError(f"--backend {backend!r}: choose torch or llama.cpp")
+    if backend == "vllm":
+        from lmforge.serve.vllm import start_vllm
+
+        return start_vllm(ref, tensor_parallel_size, gpu_memory_utilization, max_batch, max_waiting)
+    raise ConfigError(f"--backend {backend!r}: choose torch, llama.cpp or vllm")
 
 
 def serve(
@@ -63,6 +76,8 @@ def serve(
     name: str | None = None,
     grace_s: float = 5.0,
     metrics_public: bool = False,
+    tensor_parallel_size: int = 1,
+    gpu_memory_utilization: float = 0.9,
 ) -> None:
     from lmforge.serve.app import begin_shutdown, create_app
 
@@ -72,7 +87,9 @@ def serve(
         from lmforge.guardrails import load_rails
 
         rails = load_rails(guardrails)
-    engine = build_backend(ref, backend, max_batch, max_waiting, dtype, threads)
+    engine = build_backend(
+        ref, backend, max_batch, max_waiting, dtype, threads, tensor_parallel_size, gpu_memory_utilization
+    )
     app = create_app(
         engine,
         name or model_alias(ref),
