@@ -225,15 +225,17 @@ def test_hostile_requests_get_4xx_and_the_connection_keeps_serving(server):
 
 
 def test_log_probs_are_given_or_refused_by_name(server):
-    """The torch backend gives them; llama.cpp's server cannot score a prompt (echo), so the
-    llama.cpp backend refuses log-probs with a 400 naming the field rather than half an answer."""
+    """Both backends give generated tokens' log-probs; llama.cpp's server cannot score a prompt, so
+    the llama.cpp backend refuses `echo` with log-probs with a 400 naming it rather than half an answer."""
     body = {"prompt": "1, 2, 3,", "max_tokens": 2, "temperature": 0, "logprobs": 1}
     r = httpx.post(server.url + "/v1/completions", json=body, timeout=120)
+    assert r.status_code == 200 and len(r.json()["choices"][0]["logprobs"]["token_logprobs"]) == 2
+    r = httpx.post(server.url + "/v1/completions", json={**body, "echo": True}, timeout=120)
     if server.backend == "llama.cpp":
         err = r.json()["error"]
-        assert r.status_code == 400 and err["param"] == "logprobs" and "llama.cpp backend" in err["message"]
+        assert r.status_code == 400 and err["param"] == "echo" and "llama.cpp backend" in err["message"]
     else:
-        assert r.status_code == 200 and len(r.json()["choices"][0]["logprobs"]["token_logprobs"]) == 2
+        assert r.status_code == 200 and r.json()["choices"][0]["logprobs"]["token_logprobs"][0] is None
 
 
 def test_abandoned_non_streamed_requests_stop_decoding(server):

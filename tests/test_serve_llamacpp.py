@@ -46,3 +46,41 @@ def test_prompts_are_rendered_and_counted_here_exactly_as_llama_cpp_does():
     backend.tokenizer = None
     remote = [backend.chat_prompt(c) for c in chats] + [backend.text_prompt("Once upon a time, Émile")]
     assert local == remote and all(len(ids) > 5 for ids in local)
+
+
+def test_generated_log_probs_come_from_llama_cpp_and_a_scored_prompt_is_refused(server):
+    """llama.cpp's log-probs of the tokens it generates, named through the local tokenizer, in both
+    OpenAI shapes, close to a transformers forward on the same GGUF (llama.cpp multiplies the 4-bit
+    blocks with 8-bit activations, so not to the last digit); `echo` with log-probs is a 400
+    naming it (llama.cpp does not score a prompt), `echo` alone returns the prompt's text."""
+    import httpx
+    import torch
+
+    from lmforge.models import load_model_and_tokenizer, resolve_model_dir
+
+    model, tok = load_model_and_tokenizer(str(resolve_model_dir(packaged_gguf())), dtype=torch.float32)
+    prompt = tok("The capital of France is").input_ids
+    body = {"prompt": prompt, "max_tokens": 4, "temperature": 0, "logprobs": 3}
+    named = httpx.post(server.url + "/v1/completions", json=body, timeout=120).json()["choices"][0]["logprobs"]
+    as_ids = {**body, "return_tokens_as_token_ids": True}
+    lp = httpx.post(server.url + "/v1/completions", json=as_ids, timeout=120).json()["choices"][0]["logprobs"]
+    generated = [int(t.split(":")[1]) for t in lp["tokens"]]
+    assert named["tokens"] == [tok.decode([t]) for t in generated] and lp["token_logprobs"] == named["token_logprobs"]
+    ids = prompt + generated
+    with torch.no_grad():
+        ref = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), dim=-1)
+    for k, token in enumerate(generated):
+        assert lp["token_logprobs"][k] == pytest.approx(
+            float(ref[len(prompt) - 1 + k, token]), abs=0.3
+        )  # measured: 0.001-0.14
+        best = torch.topk(ref[len(prompt) - 1 + k], 3).indices.tolist()
+        assert [int(t.split(":")[1]) for t in lp["top_logprobs"][k]] == best
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "logprobs": True, "top_logprobs": 2}
+    content = httpx.post(server.url + "/v1/chat/completions", json=chat, timeout=120).json()["choices"][0]["logprobs"]
+    assert len(content["content"]) >= 1 and all(len(t["top_logprobs"]) == 2 for t in content["content"])
+    scored = httpx.post(server.url + "/v1/completions", json={**body, "echo": True, "max_tokens": 0}, timeout=60)
+    assert scored.status_code == 400 and scored.json()["error"]["param"] == "echo"
+    echoed = httpx.post(
+        server.url + "/v1/completions", json={"prompt": "Hallo", "echo": True, "max_tokens": 0}, timeout=60
+    )
+    assert echoed.status_code == 200 and echoed.json()["choices"][0]["text"] == "Hallo"

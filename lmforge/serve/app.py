@@ -190,7 +190,8 @@ def create_app(
         _check_open(app)
         if req.max_tokens == 0 and not req.echo:
             raise APIError(400, "max_tokens: 0 asks for nothing unless echo is true", param="max_tokens")
-        _check_can(backend, "logprobs" if req.logprobs is not None else None, "echo" if req.echo else None)
+        asked = req.logprobs is not None  # echo alone is the prompt's text, which any backend can give
+        _check_can(backend, "logprobs" if asked else None, "echo" if req.echo and asked else None)
         _check_format(req)
         prompts = [_read_prompt(backend, p, k, req) for k, p in enumerate(req.prompts())]
         return await _answer(request, req, prompts, backend, model_name, text_of, metrics.watch())
@@ -253,9 +254,10 @@ def _check_open(app: FastAPI) -> None:
 
 
 def _check_can(backend, *asked: str | None) -> None:
-    """A 400 for a field that asks for log-probabilities from a backend that cannot give them."""
+    """A 400 for a field that asks for log-probabilities (`logprobs`) or a scored prompt (`echo`)
+    from a backend that cannot give them."""
     for name in filter(None, asked):
-        if not getattr(backend, "logprobs", False):
+        if not getattr(backend, name, False):
             raise APIError(
                 400,
                 f"{name}: not supported by the llama.cpp backend (serve with --backend torch)",

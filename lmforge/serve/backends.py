@@ -12,7 +12,8 @@ serve/upstream.py) take the same calls, so the API, the guardrails and the page 
     abort_all(message)           end every request with Aborted(message) and refuse new ones
     close()                      free the model (after abort_all; the server is stopping)
     load()                       running / waiting counts for /health
-    logprobs                     whether it gives token log-probabilities (and echo)
+    logprobs                     whether it gives generated tokens' log-probabilities
+    echo                         whether it scores a prompt's tokens too (`echo`)
     vocab_size                   token ids a prompt may hold (None: the backend checks)
 """
 
@@ -112,7 +113,8 @@ class TorchBackend(LocalPrompts):
     def __init__(self, model, tokenizer, max_batch: int = 8, max_waiting: int = 64):
         self.engine = Engine(model, tokenizer, max_batch=max_batch, max_waiting=max_waiting)
         self.tokenizer, self.context = tokenizer, self.engine.context
-        self.logprobs, self.vocab_size = True, len(tokenizer)  # token log-probs (and echo); ids a prompt may hold
+        self.logprobs = self.echo = True  # token log-probs; a prompt's too (echo)
+        self.vocab_size = len(tokenizer)  # token log-probs (and echo); ids a prompt may hold
 
     def submit(self, prompt, params, emit):
         return self.engine.submit(prompt, params, emit)

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from lmforge.chat.template import encode_chat, render_chat, template_text
-from lmforge.engine.events import Aborted, Done, Failed, Text, Usage
+from lmforge.engine.events import Aborted, Done, Failed, Logprobs, Text, TokenLogprob, Usage
 from lmforge.engine.llamacpp import LlamaServer
 from lmforge.errors import LmforgeError
 from lmforge.serve.backends import Handle, Slots
@@ -50,6 +50,14 @@ def local_tokenizer(path: Path, http: httpx.Client):
     return tokenizer
 
 
+def _entries(content: list[dict], top: int) -> tuple[TokenLogprob, ...]:
+    """llama.cpp's per-token log-probs (chat shape, with token ids) as engine entries."""
+    return tuple(
+        TokenLogprob(e["id"], e["logprob"], tuple((t["id"], t["logprob"]) for t in e["top_logprobs"][:top]))
+        for e in content
+    )
+
+
 class LlamaCppBackend:
     def __init__(
         self,
@@ -63,9 +71,11 @@ class LlamaCppBackend:
         self.llama = LlamaServer(ref, slots=max_batch, context_per_slot=context_per_slot, threads=threads)
         self.http = self.llama.http
         self.tokenizer = local_tokenizer(Path(ref), self.http) if render_here else None
-        # llama.cpp's server gives no log-probs of a prompt's tokens (echo), so none at all here:
-        # a client asking gets a 400 naming the field rather than half of what it asked for
-        self.logprobs, self.vocab_size = False, None if self.tokenizer is None else len(self.tokenizer)
+        # llama.cpp gives each generated token's log-prob (from the raw logits, as the torch engine
+        # does) but none of a prompt's tokens: `echo` is a 400 naming it. Tokens are named through
+        # the local tokenizer, so without one there are no log-probs either.
+        self.logprobs = self.tokenizer is not None
+        self.echo, self.vocab_size = False, None if self.tokenizer is None else len(self.tokenizer)
         self.context = context_per_slot
         self.slots = Slots(max_batch, max_waiting)
 
@@ -122,7 +132,9 @@ class LlamaCppBackend:
             body["json_schema"] = params.json_schema
         if params.seed is not None:
             body["seed"] = params.seed % 0xFFFFFFFF  # llama.cpp's seeds are 32-bit; 0xFFFFFFFF means "random"
-        threading.Thread(target=self._run, args=(body, handle), daemon=True).start()
+        if params.logprobs is not None:  # at least one alternative, or llama.cpp sends none at all
+            body["logprobs"], body["post_sampling_probs"] = max(1, params.logprobs), False
+        threading.Thread(target=self._run, args=(body, handle, params.logprobs), daemon=True).start()
         return handle
 
     def abort_all(self, message: str) -> None:
@@ -139,7 +151,7 @@ class LlamaCppBackend:
             time.sleep(0.02)
         self.llama.close(stop_llama=not self.slots.in_flight)
 
-    def _run(self, body: dict, handle: Handle) -> None:
+    def _run(self, body: dict, handle: Handle, top: int | None) -> None:
         state = {"finish": None, "usage": None, "error": None}
 
         def on_chunk(chunk: dict) -> bool:
@@ -152,12 +164,17 @@ class LlamaCppBackend:
                 return True
             state["usage"] = chunk.get("usage") or state["usage"]
             for choice in chunk.get("choices") or []:
+                if top is not None and choice.get("logprobs"):
+                    handle.emit(Logprobs(_entries(choice["logprobs"]["content"], top)))
                 if choice.get("text"):
                     handle.emit(Text(choice["text"]))
                 state["finish"] = choice.get("finish_reason") or state["finish"]
             return False
 
         try:
+            if body["max_tokens"] == 0:  # an echoed prompt and nothing more (llama.cpp reads 0 as "no limit")
+                handle.end(Done("length", Usage(len(body["prompt"]), 0)))
+                return
             self.llama.handle_completions(body, on_chunk)
             usage = state["usage"] or {}
             counted = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))

@@ -50,7 +50,8 @@ class UpstreamBackend(LocalPrompts):
         on_close=None,
     ):
         self.http, self.model, self.tokenizer, self.context = http, model, tokenizer, context
-        self.logprobs, self.vocab_size = True, len(tokenizer)
+        self.logprobs = self.echo = True  # token log-probs; a prompt's too (echo)
+        self.vocab_size = len(tokenizer)
         self.slots, self.on_close = Slots(max_batch, max_waiting), on_close
 
     def load(self) -> dict:
