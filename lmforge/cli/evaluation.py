@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 import typer
 
 from lmforge.cli.common import (
+    EndpointModelOpt,
+    EndpointOpt,
     RecipeArg,
     RunDirOpt,
     SetOpt,
@@ -42,10 +44,13 @@ def eval_(
     source_language: Annotated[Optional[str], typer.Option(help="Deltas in it read as forgetting.")] = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="Also evaluate every checkpoint of the run.")] = False,
     recipe: Annotated[Optional[Path], typer.Option(help="Recipe whose [eval] section to use.")] = None,
+    endpoint: EndpointOpt = None,
+    endpoint_model: EndpointModelOpt = None,
     run_dir: RunDirOpt = None,
     set: SetOpt = None,
 ):
-    """Tasks by language side by side, bits per byte, baseline comparison, checkpoint sweep."""
+    """Tasks by language side by side, bits per byte, baseline comparison, checkpoint sweep.
+    With --endpoint, generative tasks are scored through a served model instead."""
     from lmforge.models import is_run_dir
 
     harness_tasks = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
@@ -61,6 +66,7 @@ def eval_(
         harness_tasks=harness_tasks,
         sweep=True if sweep else None,
         bpb_texts=lang_files("--bpb", bpb),
+        endpoint=endpoint_values(endpoint, endpoint_model) if endpoint else None,
     )
     if run_dir is None and model:
         run_dir = Path(model) if is_run_dir(model) else Path(model) / "eval"
@@ -69,6 +75,8 @@ def eval_(
         console.print(f"{lang}: {score:.4f} bits/byte")
     for name, metrics in s["tasks"].items():
         console.print(f"{name}: " + ", ".join(f"{m} {v:.3f}" for m, v in metrics.items()))
+    for lang, value in s.get("aggregate", {}).items():
+        console.print(f"aggregate {lang}: {value:.3f} (centred accuracy: chance 0, perfect 1)")
     for row in s.get("comparison", []):
         console.print(
             f"{row['name']} [{row['language']}] {row['metric']}: {row['baseline']:.3f} -> "

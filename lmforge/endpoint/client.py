@@ -1,4 +1,4 @@
-"""Chat completions against any OpenAI-compatible endpoint, many at a time.
+"""Chat and text completions against any OpenAI-compatible endpoint, many at a time.
 
 Built on `httpx` rather than the `openai` client so that retries, `Retry-After`, the cache and the
 accounting are one visible loop: 429, 5xx, timeouts and connection errors are retried with
@@ -109,7 +109,13 @@ class EndpointClient:
     # ---- one request ---------------------------------------------------------------------------
 
     def chat(self, messages: list[dict], **params) -> Reply:
-        body = {"model": self.cfg.model, "messages": messages, **params}
+        return self._ask("/chat/completions", {"model": self.cfg.model, "messages": messages, **params})
+
+    def complete(self, prompt: str, **params) -> Reply:
+        """A text completion (`/completions`): what evaluating a base model's continuation needs."""
+        return self._ask("/completions", {"model": self.cfg.model, "prompt": prompt, **params})
+
+    def _ask(self, route: str, body: dict) -> Reply:
         key = request_key(body)  # without the transport's stream flags: the same question either way
         hit = self.cache.get(key)
         if hit is not None:
@@ -119,7 +125,7 @@ class EndpointClient:
             backoff = min(self.cfg.max_backoff_s, self.cfg.backoff_s * 2**attempt)
             wait = None
             try:
-                reply = self._send(body)
+                reply = self._send(route, body)
             except httpx.TimeoutException:
                 reason, wait = "timeout", random.uniform(backoff / 2, backoff)  # never straight back at a busy server
             except httpx.TransportError as e:
@@ -151,12 +157,12 @@ class EndpointClient:
             self.sleep(wait if wait is not None else random.uniform(0, backoff))
         raise AssertionError("unreachable")
 
-    def _send(self, body: dict) -> "Reply | httpx.Response":
+    def _send(self, route: str, body: dict) -> "Reply | httpx.Response":
         """The reply, or the error response to decide on. Streamed when `cfg.stream`; an endpoint
         that answers a stream request with plain JSON is read as such."""
         if self.cfg.stream:
             body = body | {"stream": True, "stream_options": {"include_usage": True}}
-        with self.http.stream("POST", "/chat/completions", json=body) as r:
+        with self.http.stream("POST", route, json=body) as r:
             if r.status_code != 200:
                 r.read()
                 return r
@@ -187,8 +193,8 @@ class EndpointClient:
                 raise _BrokenStream(f"stream error ({message})")
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices") or []:
-                if choice.get("index", 0) == 0:
-                    text.append((choice.get("delta") or {}).get("content") or "")
+                if choice.get("index", 0) == 0:  # a chat delta, or a text completion's piece
+                    text.append((choice.get("delta") or {}).get("content") or choice.get("text") or "")
                     finish = choice.get("finish_reason") or finish
         if finish is None:
             raise _BrokenStream("stream ended early")
@@ -206,7 +212,7 @@ class EndpointClient:
             choice = data["choices"][0]
             usage = data.get("usage") or {}
             return Reply(
-                text=choice["message"]["content"] or "",
+                text=(choice["message"]["content"] if "message" in choice else choice["text"]) or "",
                 finish_reason=choice.get("finish_reason"),
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=int(usage.get("completion_tokens", 0)),
@@ -215,7 +221,7 @@ class EndpointClient:
         except (ValueError, KeyError, IndexError, TypeError):
             self._fail("malformed response")
             raise EndpointError(
-                f"{self.cfg.base_url}: a response that is not a chat completion", "malformed response"
+                f"{self.cfg.base_url}: a response that is not a completion", "malformed response"
             ) from None
 
     def _client_error(self, r: httpx.Response) -> str:

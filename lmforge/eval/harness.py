@@ -39,12 +39,64 @@ def export_task(task: Task, out_dir: str | Path) -> Path:
         "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in spec.metrics],
         "metadata": {"version": 1.0, "language": spec.language, "benchmark": task.benchmark},
     }
+    if spec.output == "generate":
+        del config["doc_to_choice"]
+        config |= _generate_until(task)
     if spec.num_fewshot:  # the harness ignores a run's num_fewshot for tasks whose YAML says 0
         config["num_fewshot"] = spec.num_fewshot
     path = Path(out_dir) / f"{spec.name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def _first(task: Task, field: str) -> str:
+    """A target field as a harness template: its first entry where items hold a list of answers."""
+    listed = any(isinstance(d.get(field), list) for d in task.docs + task.fewshot_docs)
+    return f"{{{{{field}[0]}}}}" if listed else field
+
+
+def _generate_until(task: Task) -> dict:
+    """A generative task as the harness's `generate_until`: the same stops and length, greedy (or
+    sampled), few-shot examples ending in their worked answer, and the extraction as its regex
+    filter (the same pattern, first or last match), so both tools extract the same answer."""
+    from lmforge.eval.answers import LETTER, NUMBER
+
+    spec = task.spec
+    out = {
+        "output_type": "generate_until",
+        "doc_to_target": _first(task, spec.answer),
+        "fewshot_config": {"sampler": "default", "doc_to_target": _first(task, spec.fewshot_target or spec.answer)},
+        "generation_kwargs": {
+            "until": list(spec.until),
+            "max_gen_toks": spec.max_new_tokens,
+            "do_sample": spec.temperature > 0,
+            "temperature": spec.temperature,
+        },
+        "repeats": spec.samples,
+        "metric_list": [
+            {
+                "metric": "exact_match",
+                "aggregation": "mean",
+                "higher_is_better": True,
+                "ignore_case": "case" in spec.normalize,
+                "ignore_punctuation": "punctuation" in spec.normalize,
+            }
+        ],
+    }
+    pattern, select = {
+        "regex": (spec.regex, 0),
+        "first_number": (NUMBER.pattern, 0),
+        "last_number": (NUMBER.pattern, -1),
+        "choice_letter": (LETTER.pattern, 0),
+    }.get(spec.extract, (None, 0))
+    steps = [{"function": "regex", "regex_pattern": pattern, "group_select": select}] if pattern else []
+    out["filter_list"] = [{"name": "extracted", "filter": [*steps, {"function": "take_first"}]}]
+    return out
+
+
+def _as_list(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def _language(name: str, exported: dict[str, Task]) -> tuple[str, str]:
@@ -109,8 +161,9 @@ def run_harness(
         scores = out["results"].get(name, {})
         samples = sorted(out["samples"].get(name, []), key=lambda s: s["doc_id"])
         benchmark, language = _language(name, by_name)
-        metrics = {k.split(",")[0]: v for k, v in scores.items() if k.split(",")[0] in ("acc", "acc_norm", "acc_bytes")}
-        per_item = {m: [int(s[m]) for s in samples] for m in metrics if samples and m in samples[0]}
+        known = ("acc", "acc_norm", "acc_bytes", "exact_match")
+        metrics = {k.split(",")[0]: v for k, v in scores.items() if k.split(",")[0] in known and "_stderr" not in k}
+        per_item = {m: [float(s[m]) for s in samples] for m in metrics if samples and m in samples[0]}
         results.append(
             {
                 "task": name,
@@ -126,4 +179,7 @@ def run_harness(
                 "source": "lm-eval",
             }
         )
+        if samples and "filtered_resps" in samples[0] and name in by_name and by_name[name].spec.output == "generate":
+            results[-1]["replies"] = [[r[0] if isinstance(r, list) else r for r in s["resps"]] for s in samples]
+            results[-1]["answers"] = [_as_list(s["filtered_resps"]) for s in samples]
     return results

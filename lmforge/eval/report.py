@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from lmforge.eval.aggregate import DEFINITION
 from lmforge.eval.compare import comparison_table
 from lmforge.recipe import EvalConfig
 from lmforge.rundir.plots import grouped_bars, line_plot
@@ -25,8 +26,19 @@ def _task_table(tasks: list[dict]) -> list[str]:
 
 
 def _primary(metrics: dict[str, float]) -> float:
-    """The number a chart shows for a task: acc_norm, as the harness's leaderboards do."""
-    return metrics.get("acc_norm", next(iter(metrics.values())))
+    """The number a chart shows for a task: acc_norm, as the harness's leaderboards do (exact_match
+    for a generative task)."""
+    return metrics.get("acc_norm", metrics.get("exact_match", next(iter(metrics.values()))))
+
+
+def _aggregate(scores: dict[str, dict]) -> list[str]:
+    lines = ["", "### One number per language", "", DEFINITION + ".", ""]
+    lines += ["| language | tasks | centred accuracy | 95% interval |", "|---|---:|---:|---|"]
+    lines += [
+        f"| {lang} | {len(a['tasks'])} | {a['value']:.3f} | [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}] |"
+        for lang, a in scores.items()
+    ]
+    return lines
 
 
 def _comparison(rows: list[dict], baseline: str) -> list[str]:
@@ -50,6 +62,10 @@ def _sweep(run_dir: Path, rows: list[dict]) -> list[str]:
     tasks = {
         name: ([r["tokens"] for r in rows], [_primary(r["tasks"][name]) for r in rows])
         for name in (rows[0]["tasks"] if rows else {})
+    }
+    core = {
+        lang: ([r["tokens"] for r in rows], [r["aggregate"][lang] for r in rows])
+        for lang in (rows[0].get("aggregate", {}) if rows else {})
     }
     names = [*bpb, *tasks]
     header = "| checkpoint | tokens | " + " | ".join(f"bpb {n}" if n in bpb else n for n in names) + " |"
@@ -77,6 +93,16 @@ def _sweep(run_dir: Path, rows: list[dict]) -> list[str]:
             logx=True,
         )
         lines += ["", f"![task accuracy over training]({p.relative_to(run_dir)})"]
+    if core:
+        p = line_plot(
+            run_dir / "plots" / "eval_sweep_aggregate.png",
+            core,
+            "training tokens",
+            "centred accuracy",
+            "one number per language over training",
+            logx=True,
+        )
+        lines += ["", f"![centred accuracy per language over training]({p.relative_to(run_dir)})"]
     return lines
 
 
@@ -105,7 +131,14 @@ def eval_report(run_dir: Path, results: dict, cfg: EvalConfig) -> str:
         lines += ["", f"![bits per byte]({plot.relative_to(run_dir)})"]
     tasks = results["tasks"]
     if tasks:
-        scorer = "lm-evaluation-harness" if cfg.harness else "lmforge (shared-context log-likelihood)"
+        scorer = (
+            "lm-evaluation-harness"
+            if cfg.harness
+            else "lmforge (multiple choice by shared-context log-likelihood; generative tasks by the decode "
+            "engine, answers extracted and normalised as each task says)"
+        )
+        if cfg.endpoint is not None:
+            scorer = f"`{results['model']}` through its `/completions`"
         shots = sorted({t["num_fewshot"] for t in tasks}, key=str)
         lines += [
             "",
@@ -124,6 +157,8 @@ def eval_report(run_dir: Path, results: dict, cfg: EvalConfig) -> str:
             run_dir / "plots" / "eval_tasks.png", groups, "accuracy (acc_norm)", "tasks, languages side by side"
         )
         lines += ["", f"![tasks by language]({plot.relative_to(run_dir)})"]
+        if results.get("aggregate"):
+            lines += _aggregate(results["aggregate"])
         sample = [t for t in tasks if "sample" in t["benchmark"]]
         if sample:
             lines += ["", "The `*_sample` tasks are the small example sets shipped with lmforge, not benchmarks."]

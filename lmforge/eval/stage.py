@@ -11,8 +11,11 @@ from pathlib import Path
 import torch
 from typing_extensions import TypedDict
 
+from lmforge.errors import ConfigError
+from lmforge.eval.aggregate import aggregate, aggregate_delta
 from lmforge.eval.bits_per_byte import bits_per_byte
-from lmforge.eval.compare import compare_results
+from lmforge.eval.compare import compare_results, reading
+from lmforge.eval.generative import endpoint_replies, engine_replies, evaluate_generative, evaluate_instructions
 from lmforge.eval.harness import run_harness
 from lmforge.eval.memorization import memorization
 from lmforge.eval.multiple_choice import evaluate_task
@@ -48,11 +51,68 @@ def evaluate_model(model, tokenizer, cfg: EvalConfig, tasks: list[Task], work_di
             cfg.fewshot_seed,
         )
     else:
-        out["tasks"] = [
-            evaluate_task(model, tokenizer, t, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit, cfg.batch_size)
-            for t in tasks
-        ]
+        out["tasks"] = [score_task(model, tokenizer, t, cfg) for t in tasks]
+    out["aggregate"] = aggregate(out["tasks"], cfg.bootstrap_samples)
     return out
+
+
+def score_task(model, tokenizer, task: Task, cfg: EvalConfig) -> dict:
+    """One task by lmforge: log-likelihoods for multiple choice, the decode engine for generation."""
+
+    def replies(prompts: list[str]) -> list[list[str]]:
+        return engine_replies(model, tokenizer, prompts, task.spec, cfg.fewshot_seed, cfg.batch_size)
+
+    if task.spec.output == "instructions":
+        return evaluate_instructions(task, replies, cfg.limit)
+    if task.spec.output == "generate":
+        return evaluate_generative(task, replies, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit)
+    return evaluate_task(model, tokenizer, task, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit, cfg.batch_size)
+
+
+def evaluate_endpoint(cfg: EvalConfig, tasks: list[Task], work_dir: Path) -> dict:
+    """Generative tasks through an OpenAI-compatible endpoint (no local model)."""
+    from lmforge.endpoint import EndpointClient
+
+    needs_model = [t.spec.name for t in tasks if t.spec.output == "multiple_choice"]
+    if needs_model or cfg.bpb_texts:
+        raise ConfigError(
+            "eval.endpoint scores generative tasks only; multiple-choice tasks "
+            f"({', '.join(needs_model) or 'none'}) and bits per byte need the model's log-likelihoods: "
+            "evaluate the model itself, or a served one with eval.harness = 'lm-eval' (local-completions)"
+        )
+    client = EndpointClient(cfg.endpoint, work_dir / "endpoint_cache.jsonl")
+    try:
+        scored = []
+        for t in tasks:
+
+            def replies(prompts: list[str], spec=t.spec) -> list[list[str]]:
+                return endpoint_replies(client, prompts, spec, cfg.fewshot_seed)
+
+            if t.spec.output == "instructions":
+                scored.append(evaluate_instructions(t, replies, cfg.limit))
+            else:
+                scored.append(evaluate_generative(t, replies, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit))
+        client.check_answered("eval")
+    finally:
+        client.close()
+    aggregated = aggregate(scored, cfg.bootstrap_samples)
+    return {"bits_per_byte": {}, "tasks": scored, "aggregate": aggregated, "endpoint": client.accounting()}
+
+
+def aggregate_rows(results: dict, cfg: EvalConfig) -> list[dict]:
+    """The per-language aggregate's change, as rows of the comparison table."""
+
+    deltas = aggregate_delta(results["tasks"], results["baseline"]["tasks"], cfg.bootstrap_samples)
+    return [
+        {
+            "name": "aggregate (centred)",
+            "language": lang,
+            "metric": "core",
+            "reading": reading(lang, cfg.target_language, cfg.source_language),
+            **d,
+        }
+        for lang, d in deltas.items()
+    ]
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
@@ -75,7 +135,19 @@ def headline(results: dict) -> dict:
     return {
         "bits_per_byte": {l: s["bits_per_byte"] for l, s in results["bits_per_byte"].items()},
         "tasks": {t["task"]: {m: v["value"] for m, v in t["metrics"].items()} for t in results["tasks"]},
+        "aggregate": {lang: a["value"] for lang, a in results.get("aggregate", {}).items()},
     }
+
+
+def _run_on_endpoint(cfg: EvalConfig, run_dir: Path, tasks: list[Task], started: float) -> "EvalResult":
+    work_dir = run_dir / "eval"
+    name = f"{cfg.endpoint.base_url} ({cfg.endpoint.model or 'its only model'})"
+    results = {"model": name, **evaluate_endpoint(cfg, tasks, work_dir)}
+    atomic_write_text(work_dir / "results.json", json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    summary = {"model": name, **headline(results), "results": str(work_dir / "results.json")}
+    record_stage(run_dir, "eval", cfg.model_dump(), list(cfg.tasks), None, started, summary)
+    write_report_section(run_dir, "eval", eval_report(run_dir, results, cfg))
+    return summary
 
 
 class EvalResult(TypedDict, total=False):
@@ -84,6 +156,7 @@ class EvalResult(TypedDict, total=False):
     model: str
     bits_per_byte: dict[str, float]  # language -> bits per byte
     tasks: dict[str, dict[str, float]]  # task -> metric -> value
+    aggregate: dict[str, float]  # language -> centred accuracy over its tasks (eval/aggregate.py)
     results: str
     memorization: dict  # with eval.memorization
     comparison: list[dict]  # with eval.baseline, per benchmark: gain and forgetting with 95% intervals
@@ -95,6 +168,8 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> EvalResult:
     started = time.time()
     run_dir = Path(run_dir)
     tasks = [load_task(p) for p in cfg.tasks]
+    if cfg.endpoint is not None:
+        return _run_on_endpoint(cfg, run_dir, tasks, started)
     model_dir = resolve_model_dir(cfg.model or run_dir)
     baseline_dir = resolve_model_dir(cfg.baseline) if cfg.baseline else None
     work_dir = run_dir / "eval"
@@ -111,7 +186,7 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> EvalResult:
         results["baseline"] = {"model": str(baseline_dir), **evaluate_model(base, base_tok, cfg, tasks, work_dir)}
         results["comparison"] = compare_results(
             results, results["baseline"], cfg.target_language, cfg.source_language, cfg.bootstrap_samples
-        )
+        ) + aggregate_rows(results, cfg)
         del base
     if cfg.sweep:
         results["sweep"] = sweep(run_dir, cfg, tasks)

@@ -249,6 +249,9 @@ class EvalConfig(Section):
     memorization_prefix: int = Field(32, ge=1)
     memorization_continuation: int = Field(32, ge=1)
     judge: "JudgeConfig | None" = None  # also grade the model MT-Bench-style ([eval.judge])
+    # score generative tasks through this OpenAI-compatible endpoint's /completions instead of a
+    # local model (a served or external model; [eval.endpoint])
+    endpoint: "EndpointConfig | None" = None
 
 
 class PhaseConfig(Section):

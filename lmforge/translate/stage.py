@@ -109,6 +109,8 @@ def translate_task(client, spec_path: Path, cfg: TranslateConfig, out: Path, rej
 
     task = load_task(spec_path)
     spec = task.spec
+    if spec.output == "generate":  # answers and worked solutions need their numbers kept exact: not done
+        raise ConfigError(f"{spec_path}: translating generative tasks is not supported yet (multiple choice only)")
     fields = template_fields(spec.prompt)
     items = [(doc, f"{spec_path.parent / spec.data}:{i + 1}") for i, doc in enumerate(task.docs)]
     kept, reasons = _translate_all(client, items, lambda r: "task", cfg, (fields, spec.choices), spec.name, rejects)
