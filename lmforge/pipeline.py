@@ -144,4 +144,8 @@ def _run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
         from lmforge.dpo import run_dpo_stage
 
         return run_dpo_stage(recipe.dpo, run_dir, recipe.run.seed, tracking=recipe.train)
+    if stage == "decontaminate":
+        from lmforge.decontaminate import run_decontaminate
+
+        return run_decontaminate(recipe.decontaminate, run_dir)
     raise ConfigError(f"run.stages: unknown stage {stage!r}")

@@ -162,29 +162,42 @@ def test_batched_replies_equal_transformers_generate(smollm2):
         assert reply == want, (prompt, reply, text)
 
 
+def same_as_the_harness(model, tok, tasks, work_dir, limit: int) -> dict:
+    """Each task's extracted answers by lmforge's engine, asserted equal to lm-eval's
+    `generate_until` (HFLM over the same model, the exported YAML); lmforge's results by task."""
+    from lm_eval.models.huggingface import HFLM
+
+    from lmforge.eval.harness import run_harness
+
+    ours = {}
+    for t in tasks:
+        replies = lambda prompts, t=t: engine_replies(model, tok, prompts, t.spec)  # noqa: E731
+        ours[t.spec.name] = evaluate_generative(t, replies, limit=limit)
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=1)
+    harness = {r["task"]: r for r in run_harness(model, tok, [], tasks, work_dir, limit=limit, lm=lm)}
+    for name, r in ours.items():
+        theirs = [a[0].strip() for a in harness[name]["answers"]]
+        assert [a[0].strip() for a in r["answers"]] == theirs, name
+    return ours
+
+
+@pytest.mark.slow
+def test_the_demo_model_answers_as_the_harness_says(demo, tmp_path):
+    model, tok = load_model_and_tokenizer(str(demo[0]), dtype=torch.float32)
+    same_as_the_harness(model, tok, [load_task(p) for p in GENERATIVE], tmp_path, limit=6)
+
+
 @pytest.mark.slow
 def test_the_same_answers_through_the_harness_and_through_a_server(smollm2, tmp_path):
     """Greedy answers on the shipped arithmetic and QA samples (EN and DE): lmforge's engine,
     lm-eval's `generate_until` over the exported YAML (HFLM, the same model), and `lmforge eval
     --endpoint` against `lmforge serve` extract the same answer for every item."""
-    from lm_eval.models.huggingface import HFLM
-
-    from lmforge.eval.harness import run_harness
     from lmforge.eval.stage import run_eval_stage
     from lmforge.recipe import EndpointConfig, EvalConfig
 
     model, tok = smollm2
-    tasks = [load_task(p) for p in GENERATIVE]
+    ours = same_as_the_harness(model, tok, [load_task(p) for p in GENERATIVE], tmp_path / "h", limit=8)
     cfg = EvalConfig(tasks=[str(p) for p in GENERATIVE], limit=8)
-    ours = {}
-    for t in tasks:
-        r = evaluate_generative(t, lambda prompts, t=t: engine_replies(model, tok, prompts, t.spec), limit=8)
-        ours[t.spec.name] = r
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=1)
-    harness = {r["task"]: r for r in run_harness(model, tok, [], tasks, tmp_path / "h", limit=8, lm=lm)}
-    for name, r in ours.items():
-        theirs = [a[0] for a in harness[name]["answers"]]
-        assert [a[0].strip() for a in r["answers"]] == [a.strip() for a in theirs], name
     server = LiveServer(str(resolve_model_dir(packaged_gguf())), "--name", "smol", "--dtype", "fp32")
     try:
         endpoint = EndpointConfig(base_url=server.url + "/v1", model="smol", api_key_env=None)

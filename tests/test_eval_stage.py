@@ -23,6 +23,8 @@ def test_eval_stage_reports_languages_side_by_side_with_comparison_and_sweep(tra
         str(TASKS / "hellaswag_sample_en.toml"),
         "-t",
         str(TASKS / "hellaswag_sample_de.toml"),
+        "-t",
+        str(TASKS / "qa_sample_de.toml"),
         "--limit",
         "10",
         "--bpb",
@@ -40,12 +42,14 @@ def test_eval_stage_reports_languages_side_by_side_with_comparison_and_sweep(tra
         "eval.max_docs=4",
     ).stdout
     assert "hellaswag_sample_de: acc" in out and "(gain, p=" in out and "(forgetting, p=" in out
+    assert "qa_sample_de: exact_match" in out and "aggregate de: " in out and "aggregate en: " in out
     report = (trained / "report.md").read_text()
     assert "| benchmark | metric | en | de |" in report and "| hellaswag_sample | acc_norm |" in report
     assert "### Compared with" in report and "### Checkpoint sweep" in report
+    assert "### One number per language" in report and "| qa_sample | exact_match |" in report
     sweep_rows = [l for l in report.splitlines() if l.startswith("| step-")]
     assert [r.split(" | ")[0] for r in sweep_rows] == [f"| step-{s:06d}" for s in (0, 1, 2, 4, 8)]
-    for plot in ("eval_tasks", "eval_bits_per_byte", "eval_sweep_bpb", "eval_sweep_tasks"):
+    for plot in ("eval_tasks", "eval_bits_per_byte", "eval_sweep_bpb", "eval_sweep_tasks", "eval_sweep_aggregate"):
         assert (trained / "plots" / f"{plot}.png").stat().st_size > 1000
     results = json.loads((trained / "eval" / "results.json").read_text())
     task = results["tasks"][1]
@@ -54,8 +58,13 @@ def test_eval_stage_reports_languages_side_by_side_with_comparison_and_sweep(tra
     # bits per byte of the trained model against its own initialisation: a significant gain in German
     bpb_de = next(r for r in results["comparison"] if r["metric"] == "bpb" and r["language"] == "de")
     assert bpb_de["delta"] > 0 and bpb_de["p_value"] < 0.05
+    core = {r["language"]: r for r in results["comparison"] if r["metric"] == "core"}
+    assert set(core) == {"en", "de"} and all(-1 <= r["delta"] <= 1 for r in core.values())
+    qa = next(t for t in results["tasks"] if t["task"] == "qa_sample_de")
+    assert qa["items"] == 10 and len(qa["replies"]) == 10 and qa["chance"] == 0.0
+    assert set(results["aggregate"]["de"]["tasks"]) == {"hellaswag_sample_de", "qa_sample_de"}
     manifest = json.loads((trained / "manifest.json").read_text())
-    assert "eval" in manifest["stages"]
+    assert "eval" in manifest["stages"] and set(manifest["stages"]["eval"]["aggregate"]) == {"en", "de"}
 
 
 def test_bad_task_file_and_non_causal_model_fail_in_one_line(trained, tmp_path):

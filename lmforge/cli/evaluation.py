@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_)
     app.command()(generate)
     app.command()(judge)
+    app.command()(decontaminate)
 
 
 def eval_(
@@ -43,6 +44,9 @@ def eval_(
     target_language: Annotated[Optional[str], typer.Option(help="Deltas in it read as gain.")] = None,
     source_language: Annotated[Optional[str], typer.Option(help="Deltas in it read as forgetting.")] = None,
     sweep: Annotated[bool, typer.Option("--sweep", help="Also evaluate every checkpoint of the run.")] = False,
+    exclude_contaminated: Annotated[
+        bool, typer.Option("--exclude-contaminated", help="Also score without items `decontaminate` found.")
+    ] = False,
     recipe: Annotated[Optional[Path], typer.Option(help="Recipe whose [eval] section to use.")] = None,
     endpoint: EndpointOpt = None,
     endpoint_model: EndpointModelOpt = None,
@@ -65,6 +69,7 @@ def eval_(
         tasks=task,
         harness_tasks=harness_tasks,
         sweep=True if sweep else None,
+        exclude_contaminated=True if exclude_contaminated else None,
         bpb_texts=lang_files("--bpb", bpb),
         endpoint=endpoint_values(endpoint, endpoint_model) if endpoint else None,
     )
@@ -166,3 +171,22 @@ def judge(
                 f"(CI {p['adjusted_win_rate_ci95'][0]:.1%}-{p['adjusted_win_rate_ci95'][1]:.1%}), "
                 f"position bias {p['position_bias_rate']:.1%}"
             )
+
+
+def decontaminate(
+    run_dir: Annotated[Path, typer.Argument(help="The run whose training data to check.")],
+    task: Annotated[
+        Optional[list[str]], typer.Option("--task", "-t", help="Task spec (default: the run's eval tasks).")
+    ] = None,
+    ngram: Annotated[Optional[int], typer.Option(help="Words per n-gram (default 13).")] = None,
+    recipe: Annotated[Optional[Path], typer.Option(help="Recipe whose [decontaminate] section to use.")] = None,
+    set: SetOpt = None,
+):
+    """Which evaluation items (tasks, judge questions) the run's training data contains."""
+    s = stage("decontaminate", recipe, run_dir, {"decontaminate": flags(tasks=task, ngram=ngram)}, set)
+    for name, t in s["tasks"].items():
+        where = ", ".join(f"{src} {n}" for src, n in t["by_source"].items())
+        console.print(
+            f"{name}: {t['contaminated']} of {t['items']} items contaminated" + (f" ({where})" if where else "")
+        )
+    console.print(f"items: {s['output']}")

@@ -5,7 +5,7 @@ Slurm or Ray with the same recipe):
 
   1. filter, N tasks in parallel (input files are spread over tasks):
      readers -> bad input -> ftfy/NFC -> language ID -> heuristic filters -> [quality classifier]
-     -> PII redaction -> <out>/filtered/
+     -> [decontamination against evaluation tasks] -> PII redaction -> <out>/filtered/
   2. dedup, one task (needs every document; depends on 1):
      exact dedup -> MinHash-LSH -> <out>/data/<language>/<rank>.jsonl.gz
      or, with `minhash.multistage`, datatrove's four MinHash stages (minhash_stages.py), none of
@@ -30,6 +30,7 @@ from datatrove.pipeline.writers import JsonlWriter
 from typing_extensions import TypedDict
 
 from lmforge.curate.accounting import LengthProbe, account
+from lmforge.curate.decontaminate import DropContaminated, task_specs
 from lmforge.curate.dedup import ExactDedup, MinHashDedup
 from lmforge.curate.language import OfflineLanguageFilter
 from lmforge.curate.minhash_stages import bucket_step, cluster_step, filter_step, minhash_config, signature_step
@@ -154,6 +155,9 @@ def filter_pipeline(cfg: CurateConfig, out: Path, quality_model: Path | None) ->
                 exclusion_writer=dropped_writer(cfg, out, "quality_classifier"),
             )
         )
+    if cfg.decontaminate:
+        writer = dropped_writer(cfg, out, "decontaminate")
+        steps.append(DropContaminated(task_specs(cfg.decontaminate), exclusion_writer=writer))
     steps += [RedactPII()] if cfg.pii else []
     return steps + [JsonlWriter(str(out / "filtered"), output_filename="${rank}.jsonl.gz")]
 

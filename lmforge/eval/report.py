@@ -31,6 +31,23 @@ def _primary(metrics: dict[str, float]) -> float:
     return metrics.get("acc_norm", metrics.get("exact_match", next(iter(metrics.values()))))
 
 
+def _clean(tasks: list[dict]) -> list[str]:
+    lines = [
+        "",
+        "### Without contaminated items",
+        "",
+        "Items `lmforge decontaminate` found in the run's training data, left out (primary metric).",
+        "",
+        "| task | items | contaminated | full | clean |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for t in tasks:
+        full = _primary({m: v["value"] for m, v in t["metrics"].items()})
+        clean = _primary({m: v["value"] for m, v in t["clean"]["metrics"].items()})
+        lines.append(f"| {t['task']} | {t['items']} | {t['items'] - t['clean']['items']} | {full:.3f} | {clean:.3f} |")
+    return lines
+
+
 def _aggregate(scores: dict[str, dict]) -> list[str]:
     lines = ["", "### One number per language", "", DEFINITION + ".", ""]
     lines += ["| language | tasks | centred accuracy | 95% interval |", "|---|---:|---:|---|"]
@@ -159,6 +176,8 @@ def eval_report(run_dir: Path, results: dict, cfg: EvalConfig) -> str:
         lines += ["", f"![tasks by language]({plot.relative_to(run_dir)})"]
         if results.get("aggregate"):
             lines += _aggregate(results["aggregate"])
+        if any("clean" in t for t in tasks):
+            lines += _clean(tasks)
         sample = [t for t in tasks if "sample" in t["benchmark"]]
         if sample:
             lines += ["", "The `*_sample` tasks are the small example sets shipped with lmforge, not benchmarks."]

@@ -18,7 +18,7 @@ from lmforge.eval.compare import compare_results, reading
 from lmforge.eval.generative import endpoint_replies, engine_replies, evaluate_generative, evaluate_instructions
 from lmforge.eval.harness import run_harness
 from lmforge.eval.memorization import memorization
-from lmforge.eval.multiple_choice import evaluate_task
+from lmforge.eval.multiple_choice import evaluate_task, stderr
 from lmforge.eval.report import eval_report
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import EvalConfig
@@ -99,6 +99,17 @@ def evaluate_endpoint(cfg: EvalConfig, tasks: list[Task], work_dir: Path) -> dic
     return {"bits_per_byte": {}, "tasks": scored, "aggregate": aggregated, "endpoint": client.accounting()}
 
 
+def exclude_contaminated(tasks: list[dict], flagged: dict[str, set]) -> None:
+    """Each task's metrics again without its contaminated items, as `clean` beside the full set."""
+    for t in tasks:
+        drop = flagged.get(t["task"], set())
+        clean = {}
+        for metric, values in t["per_item"].items():
+            kept = [v for i, v in enumerate(values) if i not in drop]
+            clean[metric] = {"value": sum(kept) / len(kept) if kept else float("nan"), "stderr": stderr(kept)}
+        t["clean"] = {"items": t["items"] - len([i for i in drop if i < t["items"]]), "metrics": clean}
+
+
 def aggregate_rows(results: dict, cfg: EvalConfig) -> list[dict]:
     """The per-language aggregate's change, as rows of the comparison table."""
 
@@ -157,6 +168,7 @@ class EvalResult(TypedDict, total=False):
     bits_per_byte: dict[str, float]  # language -> bits per byte
     tasks: dict[str, dict[str, float]]  # task -> metric -> value
     aggregate: dict[str, float]  # language -> centred accuracy over its tasks (eval/aggregate.py)
+    clean: dict[str, dict[str, float]]  # with eval.exclude_contaminated: task -> metric -> value
     results: str
     memorization: dict  # with eval.memorization
     comparison: list[dict]  # with eval.baseline, per benchmark: gain and forgetting with 95% intervals
@@ -190,8 +202,16 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> EvalResult:
         del base
     if cfg.sweep:
         results["sweep"] = sweep(run_dir, cfg, tasks)
+    if cfg.exclude_contaminated:
+        from lmforge.decontaminate import contaminated_items
+
+        exclude_contaminated(results["tasks"], contaminated_items(run_dir))
     atomic_write_text(work_dir / "results.json", json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     summary = {"model": str(model_dir), **headline(results), "results": str(work_dir / "results.json")}
+    if cfg.exclude_contaminated:
+        summary["clean"] = {
+            t["task"]: {m: v["value"] for m, v in t["clean"]["metrics"].items()} for t in results["tasks"]
+        }
     for key in ("memorization", "comparison"):
         if key in results:
             summary[key] = results[key]

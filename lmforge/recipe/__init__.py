@@ -4,6 +4,7 @@ from lmforge.recipe.load import apply_overrides, load_recipe, read_config_file, 
 from lmforge.recipe.schema import (
     AdaptConfig,
     CurateConfig,
+    DecontaminateConfig,
     DpoConfig,
     EndpointConfig,
     EvalConfig,
@@ -29,6 +30,7 @@ from lmforge.recipe.schema import (
 __all__ = [
     "AdaptConfig",
     "CurateConfig",
+    "DecontaminateConfig",
     "DpoConfig",
     "PhaseConfig",
     "PreferenceDataset",

@@ -26,6 +26,7 @@ Stage = Literal[
     "self_instruct",
     "judge",
     "dpo",
+    "decontaminate",
 ]
 
 
@@ -83,6 +84,8 @@ class CurateConfig(Section):
     thresholds: dict[str, dict[str, dict]] = Field(default_factory=dict)
     quality_classifier: QualityClassifierConfig | None = None
     pii: bool = True
+    # task specs (paths or globs) whose items' 13-word n-grams drop a document ("contaminated")
+    decontaminate: list[str] = Field(default_factory=list)
     exact_dedup: bool = True
     minhash: MinHashConfig = Field(default_factory=MinHashConfig)
     write_dropped: bool = True  # side files of dropped documents (bad input is always written)
@@ -249,6 +252,8 @@ class EvalConfig(Section):
     memorization_prefix: int = Field(32, ge=1)
     memorization_continuation: int = Field(32, ge=1)
     judge: "JudgeConfig | None" = None  # also grade the model MT-Bench-style ([eval.judge])
+    # also score each task without the items `lmforge decontaminate` found in the training data
+    exclude_contaminated: bool = False
     # score generative tasks through this OpenAI-compatible endpoint's /completions instead of a
     # local model (a served or external model; [eval.endpoint])
     endpoint: "EndpointConfig | None" = None
@@ -498,6 +503,17 @@ class DpoConfig(Tuning):
     lr: float = Field(5e-6, gt=0)
 
 
+class DecontaminateConfig(Section):
+    """Which evaluation items the run's training data contains (word n-gram overlap)."""
+
+    tasks: list[str] = Field(default_factory=list)  # task specs; default: the run's eval tasks
+    judge_questions: dict[str, str] | None = None  # language -> question.jsonl; default: the run's judge's
+    # source name -> files or folders; default: the training data the run's manifest records
+    sources: dict[str, list[str]] = Field(default_factory=dict)
+    ngram: int = Field(13, ge=4)  # GPT-3's and OLMo's n
+    min_ngram: int = Field(6, ge=2)  # items shorter than this many words are not checked
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -515,6 +531,7 @@ class Recipe(Section):
     self_instruct: SelfInstructConfig = Field(default_factory=SelfInstructConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     dpo: DpoConfig = Field(default_factory=DpoConfig)
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
 
 
 EvalConfig.model_rebuild()
