@@ -78,7 +78,7 @@ def test_shipped_generative_tasks_load_and_a_perfect_reply_scores_one():
         assert task.spec.output == "generate" and len(task.docs) >= 20
         lang = task.spec.language
 
-        def perfect(prompts, task=task, lang=lang):
+        def perfect(prompts, indices, task=task, lang=lang):
             golds = [d[task.spec.answer] for d in task.docs]
             out = []
             for g in golds[: len(prompts)]:
@@ -104,7 +104,7 @@ def test_pass_and_majority_at_n(tmp_path):
     )
     task = load_task(tmp_path / "t.toml")
     replies = [["1", "7", "1"], ["5", "2", "nothing"]]
-    r = evaluate_generative(task, lambda prompts: replies)
+    r = evaluate_generative(task, lambda prompts, indices: replies)
     assert r["metrics"]["exact_match"]["value"] == pytest.approx((2 / 3 + 1 / 3) / 2)  # pass@1
     assert r["metrics"]["pass@3"]["value"] == 1.0 and r["metrics"]["maj@3"]["value"] == 0.5
     bad = 'name = "t"\nlanguage = "en"\ndata = "t.jsonl"\nprompt = "{{q}}"\noutput = "generate"\n'
@@ -171,7 +171,7 @@ def same_as_the_harness(model, tok, tasks, work_dir, limit: int) -> dict:
 
     ours = {}
     for t in tasks:
-        replies = lambda prompts, t=t: engine_replies(model, tok, prompts, t.spec)  # noqa: E731
+        replies = lambda prompts, indices, t=t: engine_replies(model, tok, prompts, t.spec, indices=indices)  # noqa: E731
         ours[t.spec.name] = evaluate_generative(t, replies, limit=limit)
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=1)
     harness = {r["task"]: r for r in run_harness(model, tok, [], tasks, work_dir, limit=limit, lm=lm)}

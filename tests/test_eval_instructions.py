@@ -61,7 +61,7 @@ def test_prompt_and_instruction_level_accuracy(tmp_path):
         'name = "i"\nlanguage = "de"\ndata = "i.jsonl"\nprompt = "{{prompt}}"\noutput = "instructions"\n'
     )
     task = load_task(tmp_path / "i.toml")
-    r = evaluate_instructions(task, lambda prompts: [["nur drei wörter hier"], ["Hier.\nDas Ende."]])
+    r = evaluate_instructions(task, lambda prompts, indices: [["nur drei wörter hier"], ["Hier.\nDas Ende."]])
     m = {k: v["value"] for k, v in r["metrics"].items()}
     assert m == {"prompt_strict": 0.5, "prompt_loose": 0.5, "instruction_strict": 2 / 3, "instruction_loose": 2 / 3}
     write_jsonl(tmp_path / "i.jsonl", [{"prompt": "a", "instructions": [{"id": "case:shouting"}]}])
@@ -91,7 +91,9 @@ def test_a_chat_model_is_scored_through_the_engine():
     model, tok = load_model_and_tokenizer(str(resolve_model_dir(packaged_gguf())), dtype=torch.float32)
     task = load_task(TASKS / "ifeval_sample_en.toml")
     spec = task.spec.model_copy(update={"max_new_tokens": 48})
-    r = evaluate_instructions(task, lambda prompts: engine_replies(model, tok, prompts, spec, batch_size=4), limit=6)
+    r = evaluate_instructions(
+        task, lambda prompts, indices: engine_replies(model, tok, prompts, spec, batch_size=4), limit=6
+    )
     assert r["items"] == 6 and set(r["metrics"]) == {
         "prompt_strict",
         "prompt_loose",

@@ -268,3 +268,41 @@ def test_a_steps_micro_batches_have_similar_lengths():
         else:  # a step's longest rows differ by a small part of the range (random steps: about half)
             assert spread / len(steps) < 0.15 * 495
     assert length_groups(lengths, 8, 0, 0, 1) == length_groups(lengths, 8, 0, 0)  # one process: as before
+
+
+def test_eval_on_two_processes_gathers_what_one_process_scores(base, tmp_path):
+    """`torchrun ... -m lmforge eval`: items of a multiple-choice task, a generative task (sampled,
+    so the seeds must follow the items) and the held-out windows are split over two processes;
+    rank 0 writes results equal to one process's."""
+    tasks = ROOT / "examples" / "tasks"
+    sampled = tmp_path / "qa_sampled_en.toml"  # the shipped QA sample, answered twice at temperature 0.8
+    text = (tasks / "qa_sample_en.toml").read_text().replace('"qa_sample_en', f'"{tasks}/qa_sample_en')
+    sampled.write_text(text + "temperature = 0.8\nsamples = 2\n")
+    args = [
+        "eval",
+        str(base),
+        "-t",
+        str(tasks / "hellaswag_sample_de.toml"),
+        "-t",
+        str(sampled),
+        "--bpb",
+        f"de={CORPUS / 'de' / 'heldout.jsonl'}",
+        "--limit",
+        "11",
+        "--set",
+        "eval.max_docs=7",
+    ]
+    lmforge(*args, "--run-dir", str(tmp_path / "one"))
+    torchrun(*args, "--run-dir", str(tmp_path / "two"))
+    one, two = (json.loads((tmp_path / r / "eval" / "results.json").read_text()) for r in ("one", "two"))
+    for a, b in zip(one["tasks"], two["tasks"]):
+        assert a["task"] == b["task"] and a["items"] == b["items"] == 11
+        assert a["per_item"] == b["per_item"]
+        assert a.get("replies") == b.get("replies")
+        if "loglikelihoods" in a:
+            for x, y in zip(a["loglikelihoods"], b["loglikelihoods"]):
+                assert y == pytest.approx(x, abs=1e-4)
+    x, y = one["bits_per_byte"]["de"], two["bits_per_byte"]["de"]
+    assert x["docs"] == y["docs"] == 7 and x["tokens"] == y["tokens"]
+    assert y["bits_per_byte"] == pytest.approx(x["bits_per_byte"], rel=1e-5)
+    assert one["aggregate"]["de"]["value"] == two["aggregate"]["de"]["value"]

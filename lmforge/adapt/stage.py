@@ -29,9 +29,10 @@ from lmforge.adapt.tokenizer_extension import extend_tokenizer, init_new_embeddi
 from lmforge.data import read_meta, tokenize_files
 from lmforge.errors import ConfigError
 from lmforge.eval import compare_results, comparison_table, evaluate_model, headline
+from lmforge.eval.during import during_report
 from lmforge.models import latest_checkpoint, load_model_and_tokenizer, run_model
 from lmforge.recipe import AdaptConfig, EvalConfig, ModelConfig, PhaseConfig, TrainConfig
-from lmforge.rundir import record_stage, write_report_section
+from lmforge.rundir import read_metrics, record_stage, write_report_section
 from lmforge.rundir.plots import grouped_bars
 from lmforge.tasks import load_task
 from lmforge.tokenizer import fertility
@@ -245,6 +246,12 @@ def _report(run_dir: Path, s: dict, cfg: AdaptConfig) -> str:
             f"{share} | {p['final_loss']:.4f} |"
         )
     lines += [""] + [f"Phase {p['name']}: {efficiency_line(p)}" for p in s["phases"]]
+    rows, offset = [], 0  # the phases' evaluations during training, on one token axis
+    for p in s["phases"]:
+        phase = read_metrics(run_dir / "adapt" / p["name"], "pretrain")
+        rows += [{**r, "tokens": r["tokens"] + offset} for r in phase if "tokens" in r]
+        offset += p["tokens"]
+    lines += during_report(run_dir, rows, "adapt")
     before, after = s["before"], s["after"]
     lines += [
         "",

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lmforge.data import iter_documents
+from lmforge.eval.shard import shard_map
 
 
 def _windows(ids: list[int], context: int) -> list[list[int]]:
@@ -24,6 +25,26 @@ def _windows(ids: list[int], context: int) -> list[list[int]]:
 
 
 @torch.no_grad()
+def _window_nll(model, windows: list[list[int]], batch_size: int, eos: int) -> list[tuple[float, int]]:
+    """(summed NLL, tokens scored) of each window."""
+    out = []
+    for i in range(0, len(windows), batch_size):
+        group = windows[i : i + batch_size]
+        width = max(len(w) for w in group)
+        batch = torch.full((len(group), width), eos, dtype=torch.long)
+        labels = torch.full((len(group), width - 1), -100, dtype=torch.long)
+        for row, w in enumerate(group):
+            batch[row, : len(w)] = torch.tensor(w)
+            labels[row, : len(w) - 1] = torch.tensor(w[1:])
+        # right padding needs no attention mask: causal attention never looks ahead at the pads
+        logits = model(input_ids=batch[:, :-1].to(model.device)).logits.float()
+        token_nll = F.cross_entropy(
+            logits.transpose(1, 2), labels.to(model.device), ignore_index=-100, reduction="none"
+        )
+        out += zip(token_nll.sum(1).tolist(), (labels != -100).sum(1).tolist())
+    return out
+
+
 def bits_per_byte(
     model,
     tokenizer,
@@ -46,24 +67,11 @@ def bits_per_byte(
         doc_bytes.append(len(text.encode("utf-8")))
         windows += [(doc, w) for w in _windows([eos, *tokenizer(text, add_special_tokens=False).input_ids], context)]
     windows.sort(key=lambda dw: len(dw[1]))  # similar lengths per batch: little padding
+    scored = shard_map(lambda part: _window_nll(model, [w for _, w in part], batch_size, eos), windows)
     doc_nll = [0.0] * len(doc_bytes)
-    ntokens = 0
-    for i in range(0, len(windows), batch_size):
-        owners, group = zip(*windows[i : i + batch_size])
-        width = max(len(w) for w in group)
-        batch = torch.full((len(group), width), eos, dtype=torch.long)
-        labels = torch.full((len(group), width - 1), -100, dtype=torch.long)
-        for row, w in enumerate(group):
-            batch[row, : len(w)] = torch.tensor(w)
-            labels[row, : len(w) - 1] = torch.tensor(w[1:])
-        # right padding needs no attention mask: causal attention never looks ahead at the pads
-        logits = model(input_ids=batch[:, :-1].to(model.device)).logits.float()
-        token_nll = F.cross_entropy(
-            logits.transpose(1, 2), labels.to(model.device), ignore_index=-100, reduction="none"
-        )
-        for doc, row_nll in zip(owners, token_nll.sum(1).tolist()):
-            doc_nll[doc] += row_nll
-        ntokens += int((labels != -100).sum())
+    for (doc, _), (row_nll, _) in zip(windows, scored):
+        doc_nll[doc] += row_nll
+    ntokens = sum(n for _, n in scored)
     nll, nbytes = sum(doc_nll), sum(doc_bytes)
     return {
         "docs": len(doc_bytes),

@@ -17,11 +17,17 @@ from lmforge.engine import Engine, GenerationError, SamplingParams
 from lmforge.engine.events import Failed, Text
 from lmforge.eval.answers import INVALID, extract, normalise, score
 from lmforge.eval.multiple_choice import stderr
+from lmforge.eval.shard import shard_map
 from lmforge.tasks import Task, build_items
 
 
-def engine_replies(model, tokenizer, prompts: list[str], spec, seed: int = 0, batch_size: int = 16) -> list[list[str]]:
-    """`spec.samples` replies per prompt from lmforge's engine, stopped at `spec.until`."""
+def engine_replies(
+    model, tokenizer, prompts: list[str], spec, seed: int = 0, batch_size: int = 16, indices: list[int] | None = None
+) -> list[list[str]]:
+    """`spec.samples` replies per prompt from lmforge's engine, stopped at `spec.until`. `indices`:
+    each prompt's place in its task (the sampling seeds follow it, so a share of the items on one
+    process samples what one process would)."""
+    indices = list(range(len(prompts))) if indices is None else indices
     n = spec.samples
     engine = Engine(model, tokenizer, max_batch=batch_size, max_waiting=len(prompts) * n, start=False)
     if not spec.chat:  # a continuation, not a chat turn: only EOS ends it
@@ -52,7 +58,7 @@ def engine_replies(model, tokenizer, prompts: list[str], spec, seed: int = 0, ba
                 temperature=spec.temperature,
                 top_k=0,
                 top_p=1.0,
-                seed=seed + i * n + j,
+                seed=seed + indices[i] * n + j,
                 stop=list(spec.until),
             )
             engine.submit(ids, params, emitter(i, j))
@@ -63,10 +69,13 @@ def engine_replies(model, tokenizer, prompts: list[str], spec, seed: int = 0, ba
     return [["".join(pieces) for pieces in row] for row in texts]
 
 
-def endpoint_replies(client, prompts: list[str], spec, seed: int = 0) -> list[list[str]]:
+def endpoint_replies(
+    client, prompts: list[str], spec, seed: int = 0, indices: list[int] | None = None
+) -> list[list[str]]:
     """The same through an OpenAI-compatible `/completions` endpoint (the shared client: retries,
     cache, `concurrency` requests at a time)."""
     n = spec.samples
+    indices = list(range(len(prompts))) if indices is None else indices
     jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
 
     def ask(job: tuple[int, int]) -> str:
@@ -74,7 +83,7 @@ def endpoint_replies(client, prompts: list[str], spec, seed: int = 0) -> list[li
         params = {
             "max_tokens": spec.max_new_tokens,
             "temperature": spec.temperature,
-            "seed": seed + i * n + j,
+            "seed": seed + indices[i] * n + j,
             "stop": list(spec.until)[:4] or None,  # the OpenAI API takes at most four
         }
         if spec.chat:
@@ -91,12 +100,12 @@ def endpoint_replies(client, prompts: list[str], spec, seed: int = 0) -> list[li
 def evaluate_generative(
     task: Task, replies_for, num_fewshot: int | None = None, seed: int = 1234, limit: int | None = None
 ) -> dict:
-    """Score a generative task; `replies_for(prompts)` returns each prompt's samples. The result has
+    """Score a generative task; `replies_for(prompts, indices)` returns each prompt's samples. The result has
     the shape of a multiple-choice task's (metrics with standard errors, per-item values for the
     bootstrap), plus each item's replies and extracted answers."""
     spec = task.spec
     items = build_items(task, num_fewshot, seed, limit)
-    replies = replies_for([it.context for it in items])
+    replies = _replies(replies_for, [it.context for it in items])
     answers = [[extract(r, spec.extract, spec.regex) for r in row] for row in replies]
     scored = [[score(a, it.golds, spec.normalize, spec.language) for a in row] for it, row in zip(items, answers)]
     per_item = {m: [sum(s[m] for s in row) / len(row) for row in scored] for m in spec.metrics}
@@ -134,7 +143,7 @@ def evaluate_instructions(task: Task, replies_for, limit: int | None = None) -> 
     spec = task.spec
     items = build_items(task, 0, 0, limit)
     docs = task.docs[: len(items)]
-    replies = replies_for([it.context for it in items])
+    replies = _replies(replies_for, [it.context for it in items])
     checked = [score_reply(row[0], doc[spec.instructions]) for row, doc in zip(replies, docs)]
     per_prompt = {f"prompt_{k}": [float(all(c[k])) for c in checked] for k in ("strict", "loose")}
     flat = {f"instruction_{k}": [float(v) for c in checked for v in c[k]] for k in ("strict", "loose")}
@@ -154,6 +163,11 @@ def evaluate_instructions(task: Task, replies_for, limit: int | None = None) -> 
         "replies": replies,
         "followed": [{"strict": c["strict"], "loose": c["loose"]} for c in checked],
     }
+
+
+def _replies(replies_for, prompts: list[str]) -> list[list[str]]:
+    """Every prompt's replies; under torchrun each process answers its share (shard.py)."""
+    return shard_map(lambda part: replies_for([p for _, p in part], [i for i, _ in part]), list(enumerate(prompts)))
 
 
 def _most_common(answers: list[str], spec) -> str:

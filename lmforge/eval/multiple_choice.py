@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from lmforge.eval.loglikelihood import encode_item, score_items
+from lmforge.eval.shard import shard_map
 from lmforge.tasks import Item, Task, build_items
 
 
@@ -46,7 +47,7 @@ def evaluate_task(
     items = build_items(task, num_fewshot, seed, limit)
     encoded = [encode_item(tokenizer, it.context, it.choices, it.delimiter) for it in items]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    lls = score_items(model, encoded, batch_size, pad)
+    lls = shard_map(lambda part: score_items(model, part, batch_size, pad), encoded)  # torchrun: items split
     per_item = [item_correct(it, ll) for it, ll in zip(items, lls)]
     spec = task.spec
     result = {

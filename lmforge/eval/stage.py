@@ -5,6 +5,7 @@ Full results, per-item correctness and per-document bits included, go to
 """
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from lmforge.eval.harness import run_harness
 from lmforge.eval.memorization import memorization
 from lmforge.eval.multiple_choice import evaluate_task, stderr
 from lmforge.eval.report import eval_report
+from lmforge.eval.shard import world
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import EvalConfig
 from lmforge.rundir import atomic_write_text, record_stage, write_report_section
@@ -27,6 +29,11 @@ from lmforge.tasks import Task, load_task
 
 
 def _device() -> str:
+    """This process's device; under torchrun it joins the process group first (items are sharded)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from lmforge.train.distributed import setup_distributed
+
+        return str(setup_distributed().device)
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -59,8 +66,8 @@ def evaluate_model(model, tokenizer, cfg: EvalConfig, tasks: list[Task], work_di
 def score_task(model, tokenizer, task: Task, cfg: EvalConfig) -> dict:
     """One task by lmforge: log-likelihoods for multiple choice, the decode engine for generation."""
 
-    def replies(prompts: list[str]) -> list[list[str]]:
-        return engine_replies(model, tokenizer, prompts, task.spec, cfg.fewshot_seed, cfg.batch_size)
+    def replies(prompts: list[str], indices: list[int]) -> list[list[str]]:
+        return engine_replies(model, tokenizer, prompts, task.spec, cfg.fewshot_seed, cfg.batch_size, indices)
 
     if task.spec.output == "instructions":
         return evaluate_instructions(task, replies, cfg.limit)
@@ -85,8 +92,8 @@ def evaluate_endpoint(cfg: EvalConfig, tasks: list[Task], work_dir: Path) -> dic
         scored = []
         for t in tasks:
 
-            def replies(prompts: list[str], spec=t.spec) -> list[list[str]]:
-                return endpoint_replies(client, prompts, spec, cfg.fewshot_seed)
+            def replies(prompts: list[str], indices: list[int], spec=t.spec) -> list[list[str]]:
+                return endpoint_replies(client, prompts, spec, cfg.fewshot_seed, indices)
 
             if t.spec.output == "instructions":
                 scored.append(evaluate_instructions(t, replies, cfg.limit))
@@ -180,6 +187,11 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> EvalResult:
     started = time.time()
     run_dir = Path(run_dir)
     tasks = [load_task(p) for p in cfg.tasks]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and (cfg.endpoint is not None or cfg.harness):
+        raise ConfigError(
+            "eval under torchrun shards lmforge's own scoring; eval.endpoint runs its requests concurrently "
+            "and eval.harness uses lm-eval's launcher: run those in one process"
+        )
     if cfg.endpoint is not None:
         return _run_on_endpoint(cfg, run_dir, tasks, started)
     model_dir = resolve_model_dir(cfg.model or run_dir)
@@ -206,8 +218,10 @@ def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> EvalResult:
         from lmforge.decontaminate import contaminated_items
 
         exclude_contaminated(results["tasks"], contaminated_items(run_dir))
-    atomic_write_text(work_dir / "results.json", json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     summary = {"model": str(model_dir), **headline(results), "results": str(work_dir / "results.json")}
+    if world()[0] != 0:  # every process holds the gathered results; one writes them
+        return summary
+    atomic_write_text(work_dir / "results.json", json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     if cfg.exclude_contaminated:
         summary["clean"] = {
             t["task"]: {m: v["value"] for m, v in t["clean"]["metrics"].items()} for t in results["tasks"]

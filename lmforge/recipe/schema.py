@@ -188,6 +188,11 @@ class TrainConfig(Section):
     log_every: int = Field(10, ge=1)
     eval_every: int = Field(100, ge=1)
     eval_batches: int = Field(8, ge=1)
+    # every eval_every steps (pretrain, adapt, sft), rank 0 also scores these task specs and this
+    # held-out text (language -> file, bits per byte), logged as eval_* metrics and plotted
+    eval_tasks: list[str] = Field(default_factory=list)
+    eval_bpb: dict[str, str] = Field(default_factory=dict)
+    eval_limit: int | None = Field(50, ge=1, description="items per task and documents per language")
     resume: bool = True
     # trackers mirror metrics.jsonl, for every training stage (pretrain, adapt, sft, dpo)
     tensorboard: bool = False  # <run>/tensorboard/<stage>

@@ -16,9 +16,10 @@ from lmforge.chat.session import make_engine, reply
 from lmforge.chat.template import CHATML_TEMPLATE
 from lmforge.engine import SamplingParams
 from lmforge.errors import ConfigError
+from lmforge.eval.during import during_report, eval_hook
 from lmforge.models import load_model_and_tokenizer, load_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import SftConfig, TrainConfig
-from lmforge.rundir import record_stage, write_report_section
+from lmforge.rundir import read_metrics, record_stage, write_report_section
 from lmforge.sft.data import mix_datasets
 from lmforge.sft.train import SftTrained, heldout_loss, train_sft
 from lmforge.train.distributed import setup_distributed
@@ -105,6 +106,9 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
             train=tracking,
             rebuild=rebuild,
             row_len=max_len if cfg.packing else None,
+            evaluate_with=lambda steps, m: eval_hook(
+                tracking, lambda: m, tokenizer, run_dir / "sft" / "eval", d, steps
+            ),
         )
     finally:
         if metrics:
@@ -161,11 +165,11 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
         started,
         summary,
     )
-    write_report_section(run_dir, "sft", _report(summary))
+    write_report_section(run_dir, "sft", _report(summary, run_dir))
     return summary
 
 
-def _report(s: dict) -> str:
+def _report(s: dict, run_dir: Path) -> str:
     lines = [
         "## SFT",
         "",
@@ -189,6 +193,7 @@ def _report(s: dict) -> str:
             f"| {lang} | {b:.4f} | {s['heldout_loss_after'][lang]:.4f} |"
             for lang, b in s["heldout_loss_before"].items()
         ]
+    lines += during_report(run_dir, read_metrics(run_dir, "sft"), "sft")
     for x in s["samples"]:
         lines += ["", f"> **user:** {x['prompt']}".replace("\n", "\n> "), ">", f"> **assistant:** {x['reply']}"]
     return "\n".join(lines)

@@ -97,6 +97,7 @@ def train_sft(
     train: TrainConfig | None = None,
     rebuild=None,
     row_len: int | None = None,
+    evaluate_with=None,
 ) -> tuple[SftTrained, torch.nn.Module | None]:
     """Train for cfg.epochs over `examples`; `log(**row)` receives the metrics rows. With `row_len`
     (sft.packing) a micro-batch is cfg.batch_size rows of that many tokens, each holding whole
@@ -137,6 +138,7 @@ def train_sft(
         rebuild=rebuild,
         weight_decay=cfg.weight_decay,
         packed=bool(row_len),
+        evaluate_with=evaluate_with,
     )
     return {
         "steps": t.steps,

@@ -18,6 +18,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from lmforge.data import PackedTokens
 from lmforge.errors import ConfigError
+from lmforge.eval.during import eval_hook
 from lmforge.models import latest_checkpoint, load_causal_lm
 from lmforge.recipe import ModelConfig, TrainConfig
 from lmforge.rundir import record_stage
@@ -151,10 +152,15 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
             cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()), {}, batch[:, 1:].numel(), len(batch)
         )
 
+    during = eval_hook(cfg, lambda: raw, _tokenizer(tokenizer_dir, cfg), run_dir / "eval_during", d, cfg.max_steps)
+
     def validate(step: int) -> dict | None:
-        if val_data is None or (step % cfg.eval_every and step != cfg.max_steps):
-            return None
-        return {"val_loss": evaluate(fwd, val_data, cfg, d, autocast, eos_id)}
+        row = {}
+        if val_data is not None and (step % cfg.eval_every == 0 or step == cfg.max_steps):
+            row["val_loss"] = evaluate(fwd, val_data, cfg, d, autocast, eos_id)
+        if during:
+            row |= during(step) or {}
+        return row or None
 
     if start.step == 0 and 0 in save_at:
         checkpoint(start, {})
@@ -226,6 +232,15 @@ def pretrain(model_cfg: ModelConfig, cfg: TrainConfig, run_dir: str | Path, seed
 def _rows(cfg: TrainConfig) -> str:
     masked = "with document masks" if cfg.document_mask else "attending across document boundaries"
     return f"windows of {cfg.seq_len} tokens {masked}"
+
+
+def _tokenizer(tokenizer_dir: Path, cfg: TrainConfig):
+    """The tokenizer evaluations during training need (None when none are asked for)."""
+    if not cfg.eval_tasks and not cfg.eval_bpb:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tokenizer_dir))
 
 
 def _pad_id(tokenizer_dir: Path) -> int | None:

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from lmforge.eval.during import during_report
 from lmforge.recipe import TrainConfig
 from lmforge.rundir import read_metrics, write_report_section
 from lmforge.rundir.plots import line_plot
@@ -48,5 +49,6 @@ def write_pretrain_report(run_dir: Path, summary: dict, config, cfg: TrainConfig
         efficiency_line(summary),
         "",
         f"![pretraining loss]({Path(plot).relative_to(run_dir)})",
+        *during_report(run_dir, rows, "pretrain"),
     ]
     write_report_section(run_dir, "pretrain", "\n".join(lines))

@@ -157,6 +157,7 @@ def tune(
     rebuild: Callable[[], torch.nn.Module] | None = None,
     weight_decay: float = 0.0,
     packed: bool = False,
+    evaluate_with: Callable[[int, torch.nn.Module], Callable | None] | None = None,
 ) -> Tuned:
     """Train `model` (already wrapped by `attach_method`) for cfg.epochs over `items` examples;
     `batch(i)` is the i-th global micro-batch and `loss(module, batch)` its loss. With `resume_dir`,
@@ -164,7 +165,8 @@ def tune(
     recipe's [train] block, says whether to shard (`fsdp`) and to recompute activations
     (`activation_checkpointing`); `rebuild()` makes an unsharded copy of the model (FSDP2 only) for
     rank 0 to load the gathered weights into. `packed`: batches hold several documents per row
-    (the attention kernel may change for them, train.attention)."""
+    (the attention kernel may change for them, train.attention). `evaluate_with(steps, model)` makes
+    the loop's evaluation hook (eval/during.py)."""
     train = train or TrainConfig()
     fsdp = train.fsdp
     if fsdp and d.world == 1:
@@ -200,6 +202,7 @@ def tune(
         log_every=cfg.log_every,
         save_at=lambda step: bool(resume_dir) and step % cfg.checkpoint_every == 0 and step < steps,
         save=save if resume_dir else None,
+        evaluate=evaluate_with(steps, model) if evaluate_with else None,
         autocast_dtype=torch.bfloat16 if bf16 and not fsdp else None,
     )
     done = loop.run(job, wrapped, optimizer, d, start, log)
