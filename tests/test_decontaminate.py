@@ -13,7 +13,7 @@ ITEMS = [
     "Question: Which tool does the carpenter use to measure the old wooden table in the kitchen? Answer: a tape measure",
     "Question: Where does the young teacher water the tomatoes every morning before school? Answer: in the garden",
     "Question: What colour is the sky? Answer: blue",  # 9 words: checked whole
-    "Name a fruit.",  # 3 words: too short to check
+    "Name a fruit. Answer: pear",  # 5 words: too short to check
 ]
 
 
@@ -77,8 +77,19 @@ def test_curate_drops_eval_items_decontaminate_finds_them_eval_excludes_them(tmp
     sft = write_jsonl(
         tmp_path / "sft.jsonl",
         [
-            {"messages": [{"role": "user", "content": ITEMS[0]}, {"role": "assistant", "content": "yes"}]},
-            {"messages": [{"role": "user", "content": "Hallo"}, {"role": "assistant", "content": ITEMS[2]}]},
+            # the task's item text is its prompt and its gold choice
+            {
+                "messages": [
+                    {"role": "user", "content": ITEMS[0].replace(" Answer:", "")},
+                    {"role": "assistant", "content": "ok"},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": "Hallo"},
+                    {"role": "assistant", "content": ITEMS[2].replace(" Answer:", "")},
+                ]
+            },
         ],
     )
     recipe.write_text(
