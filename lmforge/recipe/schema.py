@@ -321,7 +321,9 @@ class Tuning(Section):
     """What every stage that tunes a model (sft, dpo) is told the same way: the method and its LoRA
     settings, sequence limits, schedule, precision. Each stage adds its own fields and defaults."""
 
-    method: Literal["full", "lora", "adapter"] = "lora"  # adapter: LLaMA-Adapter (peft adaption prompt)
+    # adapter: LLaMA-Adapter (peft adaption prompt); adapter_v2: plus a scale and bias on every linear
+    # layer and trainable norms (lmforge/models/adapter_v2.py)
+    method: Literal["full", "lora", "adapter", "adapter_v2"] = "lora"
     lora_rank: int = Field(16, ge=1)
     lora_alpha: float = Field(32.0, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)

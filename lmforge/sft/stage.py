@@ -1,6 +1,7 @@
 """`lmforge sft`: instruction-tune the run's model into a chat model.
 
-<run>/sft/adapter/   the peft adapter (LoRA or LLaMA-Adapter), when one is trained
+<run>/sft/adapter/   the peft adapter (LoRA or LLaMA-Adapter), when one is trained; LLaMA-Adapter V2's
+                     scales, biases and norms beside it in adapter_v2.safetensors
 <run>/chat/          the chat model as a plain HF folder: full fine-tune, or LoRA merged
                      into the base (`sft.merge`); `chat`, `eval` and `generate` pick it up
 """
@@ -17,7 +18,7 @@ from lmforge.chat.template import CHATML_TEMPLATE
 from lmforge.engine import SamplingParams
 from lmforge.errors import ConfigError
 from lmforge.eval.during import during_report, eval_hook
-from lmforge.models import load_model_and_tokenizer, load_tokenizer, resolve_model_dir, run_model
+from lmforge.models import adapter_v2, load_model_and_tokenizer, load_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.rundir import read_metrics, record_stage, write_report_section
 from lmforge.sft.data import mix_datasets
@@ -25,7 +26,7 @@ from lmforge.sft.train import SftTrained, heldout_loss, train_sft
 from lmforge.train.distributed import setup_distributed
 from lmforge.train.figures import efficiency_line
 from lmforge.train.trackers import stage_metrics
-from lmforge.train.tuning import attach_method, load_quantized, merged_16bit
+from lmforge.train.tuning import attach_method, load_quantized, merged_16bit, method_parameters
 
 
 def _base(cfg: SftConfig, run_dir: Path) -> Path:
@@ -52,6 +53,7 @@ class SftResult(SftTrained):
     heldout_loss_before: dict[str, float]  # language -> answer-token loss
     heldout_loss_after: dict[str, float]
     samples: list[dict[str, str]]  # prompt, answer
+    method_params: dict[str, int]  # trainable parameters of LoRA, LLaMA-Adapter V1 and V2 on this base
     worker_rank: NotRequired[int]  # returned by ranks other than 0 (which records the stage), not recorded
 
 
@@ -126,6 +128,9 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
     else:
         model.save_pretrained(run_dir / "sft" / "adapter")
         tokenizer.save_pretrained(run_dir / "sft" / "adapter")
+        if cfg.method == "adapter_v2":  # its units beside peft's prompts; loading folds them in
+            adapter_v2.save_units(model, run_dir / "sft" / "adapter")
+            adapter_v2.fold_units(model)
         if cfg.qlora:  # the adapter merged into the 16-bit base (the samples below come from it too)
             model = merged_16bit(model, base_dir, cfg, "sft", seed)
         elif cfg.method == "lora" and cfg.merge:
@@ -154,6 +159,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
         "heldout_loss_before": before,
         "heldout_loss_after": after,
         **trained,
+        "method_params": method_parameters(model.config, cfg, "sft"),
         "samples": samples,
     }
     record_stage(
@@ -179,6 +185,14 @@ def _report(s: dict, run_dir: Path) -> str:
         "",
         efficiency_line(s),
     ]
+    if s["method_params"]:
+        names = {"lora": "LoRA (this recipe's rank and targets)", "adapter": "LLaMA-Adapter V1", "adapter_v2": "V2"}
+        lines += [
+            "",
+            "Trainable parameters by method on this base: "
+            + ", ".join(f"{names[k]} {v:,}" for k, v in s["method_params"].items())
+            + ".",
+        ]
     if s["skipped"]:
         lines += [
             "",

@@ -1,5 +1,5 @@
 """What sft and dpo share: how the model is wrapped for a tuning method (full, LoRA, LLaMA-Adapter
-through `peft`), and `tune`, which runs the training core (lmforge/train/loop.py) for them with
+through `peft`, LLaMA-Adapter V2 with lmforge's units on top), and `tune`, which runs the training core (lmforge/train/loop.py) for them with
 exact resume, DDP or FSDP2, and gathers the result into one plain model on rank 0.
 
 A bad setting fails in one line naming the stage's own key (`sft.lora_targets`, `train.fsdp`).
@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from lmforge.errors import ConfigError
+from lmforge.models import adapter_v2
 from lmforge.recipe import TrainConfig
 from lmforge.recipe.schema import Tuning
 from lmforge.train import loop
@@ -51,12 +52,40 @@ def attach_method(model, cfg: Tuning, section: str, seed: int = 0):
             task_type="CAUSAL_LM",
         )
     else:
+        if model.config.model_type not in ("llama", "mistral"):
+            raise ConfigError(
+                f"{section}.method = {cfg.method!r}: peft's adaption prompts exist for Llama and Mistral, "
+                f"not {model.config.model_type}; use lora"
+            )
+        if cfg.method == "adapter_v2":  # before peft wraps the attention: units keep the base's names
+            adapter_v2.add_units(model)
         peft_cfg = AdaptionPromptConfig(
             adapter_len=cfg.adapter_len,
             task_type="CAUSAL_LM",
             adapter_layers=min(cfg.adapter_layers, model.config.num_hidden_layers),
         )
-    return get_peft_model(model, peft_cfg)
+    model = get_peft_model(model, peft_cfg)
+    for p in adapter_v2.unit_parameters(model).values():  # peft froze all but its prompts
+        p.requires_grad_(True)
+    return model
+
+
+def method_parameters(config, cfg: Tuning, section: str) -> dict[str, int]:
+    """Trainable parameters of LoRA (this block's rank and targets) and LLaMA-Adapter V1 and V2 on
+    a model of `config`, built on the meta device (no memory, no weights): the report's comparison
+    of what each method trains. Methods the family cannot take are left out."""
+    from transformers import AutoModelForCausalLM
+
+    counts = {}
+    for method in ("lora", "adapter", "adapter_v2"):
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+        try:
+            model = attach_method(model, cfg.model_copy(update={"method": method}), section)
+        except ConfigError:
+            continue
+        counts[method] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return counts
 
 
 def load_quantized(model_dir, cfg: Tuning, section: str, device: torch.device):
