@@ -1,5 +1,7 @@
 """LoRA's variants through peft, for sft and dpo alike (one tuning block): target presets, DoRA,
-rsLoRA and LoRA+; each trains, and the merged model computes what the adapted one does."""
+rsLoRA and LoRA+; each trains, and the merged model computes what the adapted one does. And
+LLaMA-Adapter V2's units (lmforge/models/adapter_v2.py): the base at the start, saved alone,
+loaded on the base, folded exactly."""
 
 import math
 import random
@@ -128,3 +130,100 @@ def test_qlora_settings_that_cannot_work_are_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match="sft.qlora runs in one process for now"):
         load_quantized(tmp_path, SftConfig(qlora=True), "sft", torch.device("cpu"))
+
+
+def v2_config(**over) -> SftConfig:
+    return SftConfig(method="adapter_v2", adapter_len=4, adapter_layers=1, batch_size=4, epochs=4, lr=2e-2, **over)
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "attention-bias"])
+def test_adapter_v2_starts_as_the_base_trains_its_units_and_folds_exactly(bias):
+    from lmforge.models import adapter_v2
+
+    ids = torch.tensor([examples()[0][0]])
+    with torch.no_grad():
+        base_logits = tiny_llama(attention_bias=bias)(input_ids=ids).logits
+    model = attach_method(tiny_llama(attention_bias=bias), v2_config(log_every=1), "sft", seed=0)
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, base_logits)  # scale 1, shift 0, gates 0: the base exactly
+    units = adapter_v2.unit_parameters(model)
+    linears = 7 * 2  # q k v o gate up down in each of 2 layers; never the output layer
+    assert len(units) == 2 * linears + 2 * 2 + 1  # scale and shift per linear, two norms per layer and the last
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {id(p) for p in units.values()} | {id(p) for n, p in model.named_parameters() if "adaption" in n} == {
+        id(p) for n, p in model.named_parameters() if n in trainable
+    }  # units and prompts train, nothing else
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if n.endswith("base.weight")}
+    rows = []
+    trained, model = train_sft(model, examples(), v2_config(log_every=1), 0, 0, lambda **row: rows.append(row))
+    assert sum(r["loss"] for r in rows[-4:]) < sum(r["loss"] for r in rows[:4])  # it learns
+    assert trained["trainable_params"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert all(torch.equal(frozen[n], p) for n, p in model.named_parameters() if n in frozen)
+    assert all(not torch.equal(p, torch.ones_like(p)) for k, p in units.items() if k.endswith(".scale"))
+    with torch.no_grad():
+        adapted = model(input_ids=ids).logits
+        assert adapter_v2.fold_units(model) == linears
+        assert not any(isinstance(m, adapter_v2.ScaledLinear) for m in model.modules())
+        folded = model(input_ids=ids).logits
+    assert torch.allclose(adapted, folded, atol=1e-5) and not torch.allclose(adapted, base_logits, atol=1e-3)
+
+
+def test_adapter_v2_saves_only_its_units_and_loads_on_its_base(tmp_path):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    from lmforge.errors import CheckpointError
+    from lmforge.models import adapter_v2
+
+    model = attach_method(tiny_llama(), v2_config(), "sft", seed=0)
+    with torch.no_grad():
+        for p in adapter_v2.unit_parameters(model).values():
+            p.add_(0.1 * torch.randn_like(p))
+        for n, p in model.named_parameters():
+            if "adaption_gate" in n:
+                p.fill_(0.5)
+    model.save_pretrained(tmp_path)
+    adapter_v2.save_units(model, tmp_path)
+    saved = load_file(str(tmp_path / adapter_v2.FILE))
+    assert set(saved) == set(adapter_v2.unit_parameters(model))  # its own parameters, by the base's names
+    assert "model.layers.1.self_attn.q_proj.scale" in saved and "model.norm.weight" in saved
+    assert not any(k.endswith("proj.weight") or "embed" in k for k in saved)
+
+    ids = torch.tensor([examples()[1][0]])
+    base = tiny_llama()
+    adapter_v2.add_units(base)
+    adapter_v2.load_units(base, tmp_path / adapter_v2.FILE)
+    loaded = PeftModel.from_pretrained(base, tmp_path)
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=ids).logits, model(input_ids=ids).logits)
+
+    other = tiny_llama(num_hidden_layers=3)
+    adapter_v2.add_units(other)
+    with pytest.raises(CheckpointError, match=r"model.layers.2.* missing from the file"):
+        adapter_v2.load_units(other, tmp_path / adapter_v2.FILE)
+
+
+def test_parameter_counts_of_lora_and_both_adapters_and_families_without_prompts():
+    from transformers import Qwen2Config
+
+    from lmforge.train.tuning import method_parameters
+
+    base = tiny_llama()
+    c = base.config
+    counts = method_parameters(c, SftConfig(lora_rank=4, adapter_len=4, adapter_layers=1), "sft")
+    kv = c.hidden_size // c.num_attention_heads * c.num_key_value_heads
+    outs = [c.hidden_size, kv, kv, c.hidden_size, c.intermediate_size, c.intermediate_size, c.hidden_size]
+    ins = [c.hidden_size] * 6 + [c.intermediate_size]
+    prompts = 4 * c.hidden_size + 1  # one layer: adapter_len x hidden prompt and its gate
+    norms = (2 * c.num_hidden_layers + 1) * c.hidden_size
+    assert counts == {
+        "lora": c.num_hidden_layers * sum(4 * (i + o) for i, o in zip(ins, outs)),
+        "adapter": prompts,
+        "adapter_v2": prompts + c.num_hidden_layers * 2 * sum(outs) + norms,
+    }
+    qwen = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+    assert set(method_parameters(qwen, SftConfig(), "sft")) == {"lora"}
+    with pytest.raises(ConfigError, match=r"sft.method = 'adapter_v2': peft's adaption prompts exist for Llama"):
+        from transformers import AutoModelForCausalLM
+
+        attach_method(AutoModelForCausalLM.from_config(qwen), SftConfig(method="adapter_v2"), "sft")

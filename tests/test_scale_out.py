@@ -115,6 +115,18 @@ def test_two_processes_match_one_with_accumulation_and_fsdp2_matches_ddp(base, t
             assert all(torch.allclose(merged[k], saved[k], atol=1e-6) for k in saved)  # adapter = the merged model
 
 
+@pytest.mark.slow
+def test_llama_adapter_v2_on_two_processes_matches_one_with_accumulation(base, tmp_path):
+    from lmforge.models import adapter_v2
+
+    recipe = tuning_recipe(tmp_path, "sft", base, "adapter_v2")
+    lmforge("sft", str(recipe), "--set", "sft.grad_accum=2", "--run-dir", str(tmp_path / "one"))
+    lmforge("sft", str(recipe), *ONE_THREAD, "--set", "train.nproc_per_node=2", "--run-dir", str(tmp_path / "ddp"))
+    same_curve(losses(tmp_path / "one", "sft"), losses(tmp_path / "ddp", "sft"))
+    for file in (adapter_v2.FILE, "adapter_model.safetensors"):  # the units, and peft's gated prompts
+        close_weights(*(tmp_path / n / "sft" / "adapter" / file for n in ("one", "ddp")), atol=1e-4)
+
+
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
     """SIGKILL the launcher and every process under it (torchrun starts its workers in sessions of
     their own, so a killed launcher alone would leave them running) once `ready()` holds."""

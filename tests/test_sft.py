@@ -312,6 +312,31 @@ def test_llama_adapter_saves_an_adapter_that_loads_back(base_run, tmp_path):
     assert gates and all(float(g.abs().sum()) > 0 for g in gates)  # zero-initialised gates were trained and kept
 
 
+def test_llama_adapter_v2_saves_its_units_and_the_run_loads_them_folded(base_run):
+    from lmforge.models import adapter_v2, load_model_and_tokenizer
+    from lmforge.sft.stage import run_sft_stage
+
+    cfg = SftConfig(
+        method="adapter_v2",
+        adapter_len=4,
+        adapter_layers=1,
+        epochs=0.2,
+        batch_size=8,
+        lr=1e-2,
+        datasets=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))],
+    )
+    summary = run_sft_stage(cfg, base_run, seed=0)
+    units = base_run / "sft" / "adapter" / adapter_v2.FILE
+    assert units.is_file() and not (base_run / "chat").exists()
+    counts = summary["method_params"]
+    assert counts["adapter"] < counts["adapter_v2"] == summary["trainable_params"]
+    assert "Trainable parameters by method on this base: LoRA" in (base_run / "report.md").read_text()
+    model, _ = load_model_and_tokenizer(base_run)  # prompts by peft, units folded into plain linears
+    assert not any(isinstance(m, adapter_v2.ScaledLinear) for m in model.modules())
+    q = model.base_model.model.model.layers[0].self_attn.q_proj
+    assert q.bias is not None and float(q.bias.detach().abs().sum()) > 0  # trained shifts, folded into a bias
+
+
 @pytest.mark.parametrize("method", ["full"])  # LoRA (with dropout): on 2 processes in tests/test_scale_out.py
 def test_a_killed_run_resumes_to_the_same_weights(base_run, tmp_path, method):
     """kill -9 `lmforge sft` after a step checkpoint; the rerun continues from it and ends with the

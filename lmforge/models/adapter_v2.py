@@ -94,7 +94,9 @@ def load_units(model: nn.Module, path: Path) -> None:
     with torch.no_grad():
         for name, p in params.items():
             if saved[name].shape != p.shape:
-                raise CheckpointError(f"{path}: {name} has shape {tuple(saved[name].shape)}, the model {tuple(p.shape)}")
+                raise CheckpointError(
+                    f"{path}: {name} has shape {tuple(saved[name].shape)}, the model {tuple(p.shape)}"
+                )
             p.copy_(saved[name])
 
 
