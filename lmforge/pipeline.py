@@ -148,4 +148,8 @@ def _run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
         from lmforge.decontaminate import run_decontaminate
 
         return run_decontaminate(recipe.decontaminate, run_dir)
+    if stage == "merge":
+        from lmforge.merge import run_merge_stage
+
+        return run_merge_stage(recipe.merge, run_dir, recipe.run.seed)
     raise ConfigError(f"run.stages: unknown stage {stage!r}")

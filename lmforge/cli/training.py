@@ -1,4 +1,4 @@
-"""Training verbs: `pretrain`, `adapt`, `sft`, `dpo`, and `plan` (what a training run will cost)."""
+"""Training verbs: `pretrain`, `adapt`, `sft`, `dpo`, `merge`, and `plan` (what a training run will cost)."""
 
 from typing import Annotated, Optional
 
@@ -9,7 +9,7 @@ from lmforge.errors import LmforgeError
 
 
 def register(app: typer.Typer) -> None:
-    for verb in (pretrain, adapt, sft, dpo, plan):
+    for verb in (pretrain, adapt, sft, dpo, merge, plan):
         app.command()(verb)
 
 
@@ -76,6 +76,41 @@ def dpo(
             f"held-out preference accuracy (implicit reward) 0.500 -> {s['heldout_reward_accuracy_after']:.3f}, "
             f"KL {s['heldout_kl_per_token']:.4f} nats/token"
         )
+
+
+def merge(
+    recipe: RecipeArg = None,
+    method: Annotated[
+        Optional[str], typer.Option(help="linear, task_arithmetic, slerp, ties, dare or chat_vector.")
+    ] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="A model to merge (repeat).")] = None,
+    weight: Annotated[Optional[list[float]], typer.Option("--weight", help="Its weight (repeat, in order).")] = None,
+    base: Annotated[Optional[str], typer.Option(help="Base for task vectors / the chat vector.")] = None,
+    chat: Annotated[Optional[str], typer.Option(help="Chat vector: the chat model tuned from --base.")] = None,
+    onto: Annotated[Optional[str], typer.Option(help="Chat vector: --base after language adaptation.")] = None,
+    chat_vector: Annotated[bool, typer.Option("--chat-vector", help="onto + (chat - base).")] = False,
+    t: Annotated[Optional[float], typer.Option(help="SLERP position, 0 to 1.")] = None,
+    density: Annotated[Optional[float], typer.Option(help="TIES: share kept; DARE: keep probability.")] = None,
+    tokenizer_from: Annotated[Optional[str], typer.Option(help="The result's tokenizer, when inputs differ.")] = None,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Merge models of one architecture (linear, task arithmetic, SLERP, TIES, DARE, chat vector) -> <run>/merged."""
+    values = flags(
+        method="chat_vector" if chat_vector else method,
+        models=model,
+        weights=weight,
+        base=base,
+        chat=chat,
+        onto=onto,
+        t=t,
+        density=density,
+        tokenizer_from=tokenizer_from,
+    )
+    s = stage("merge", recipe, run_dir, {"merge": values}, set)
+    for lang, losses in s["heldout_loss"].items():
+        console.print(f"{lang}: held-out chat loss " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+    console.print(f"merge ({s['method']}, {s['tensors']} tensors): {s['output']}")
 
 
 MEMORY_DEVICES = ["H100-80GB", "A100-40GB", "RTX-4090-24GB", "cpu:24GiB"]

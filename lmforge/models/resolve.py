@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from lmforge.errors import CheckpointError
-from lmforge.models.runs import is_model_dir, run_model
+from lmforge.models.runs import is_model_dir, latest_checkpoint, run_model
 
 
 def looks_like_hub_id(ref: str) -> bool:
@@ -28,7 +28,7 @@ def resolve_model_dir(ref: str | Path) -> Path:
     if path.is_dir():
         if is_model_dir(path):
             return path
-        found = run_model(path)
+        found = latest_checkpoint(path) or run_model(path)  # a checkpoints folder: its latest
         if found is not None:
             return found
         raise CheckpointError(f"{path}: not a model folder (no config.json), adapter, nor a run with a model")

@@ -8,11 +8,12 @@ rerun never starts from its own earlier output (sft from the adapted model, not 
 
 from pathlib import Path
 
-STAGE_ORDER = ("pretrain", "adapt", "sft", "dpo", "release")
+STAGE_ORDER = ("pretrain", "adapt", "sft", "dpo", "merge", "release")
 
 # Newest first: (the stage that writes it, where in the run directory).
 MODEL_PLACES: tuple[tuple[str, str], ...] = (
     ("release", "release"),
+    ("merge", "merged"),
     ("dpo", "dpo/model"),
     ("sft", "chat"),
     ("sft", "sft/adapter"),

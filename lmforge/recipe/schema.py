@@ -27,6 +27,7 @@ Stage = Literal[
     "judge",
     "dpo",
     "decontaminate",
+    "merge",
 ]
 
 
@@ -521,6 +522,24 @@ class DecontaminateConfig(Section):
     min_ngram: int = Field(6, ge=2)  # items shorter than this many words are not checked
 
 
+class MergeConfig(Section):
+    """Model merging over HF folders of one architecture (lmforge/merge); the result is <run>/merged."""
+
+    # linear: weighted average of `models`; task_arithmetic, ties, dare: `base` + the models' task
+    # vectors; slerp: two models; chat_vector: `onto` + (`chat` - `base`)
+    method: Literal["linear", "task_arithmetic", "slerp", "ties", "dare", "chat_vector"] = "linear"
+    models: list[str] = Field(default_factory=list)
+    weights: list[float] = Field(default_factory=list)  # one per model (chat_vector: one, the vector's); default 1
+    base: str | None = None
+    chat: str | None = None  # chat_vector: the chat model tuned from `base`
+    onto: str | None = None  # chat_vector: `base` adapted (continued pretraining, extended tokenizer)
+    t: float = Field(0.5, ge=0, le=1)  # slerp: 0 is the first model, 1 the second
+    density: float = Field(0.5, gt=0, le=1)  # ties: share of each task vector kept; dare: keep probability
+    tokenizer_from: str | None = None  # needed when the inputs' tokenizers differ (not for chat_vector)
+    heldout: list[SftDataset] = Field(default_factory=list)  # chat loss per language: inputs vs result
+    shard_mb: int = Field(2048, ge=1)  # output shard size: the most of the result held at once
+
+
 class Recipe(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
@@ -539,6 +558,7 @@ class Recipe(Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     dpo: DpoConfig = Field(default_factory=DpoConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    merge: MergeConfig = Field(default_factory=MergeConfig)
 
 
 EvalConfig.model_rebuild()

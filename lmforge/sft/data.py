@@ -1,8 +1,9 @@
 """SFT examples: mix instruction sets, filter by language (encoding: lmforge/chat/encoding.py)."""
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 
+from lmforge.chat.encoding import encode_all
 from lmforge.chat.formats import read_conversations
 from lmforge.recipe import SftDataset
 
@@ -26,3 +27,12 @@ def mix_datasets(datasets: list[SftDataset], seed: int) -> tuple[list[dict], Cou
         out += convs * int(whole) + rng.sample(convs, round(part * len(convs)))
     rng.shuffle(out)
     return out, skipped, where
+
+
+def heldout_by_language(tokenizer, datasets: list[SftDataset], seed: int, max_len: int) -> dict[str, list]:
+    """Held-out conversations encoded for the answer-token loss, grouped by language ("-": untagged)."""
+    convs, _, _ = mix_datasets(datasets, seed)
+    by_lang = defaultdict(list)
+    for c in convs:
+        by_lang[c["language"] or "-"].append(c)
+    return {lang: encode_all(tokenizer, cs, max_len, "truncate")[0] for lang, cs in by_lang.items()}

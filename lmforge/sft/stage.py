@@ -7,7 +7,7 @@
 """
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 from typing_extensions import NotRequired
@@ -21,7 +21,7 @@ from lmforge.eval.during import during_report, eval_hook
 from lmforge.models import adapter_v2, load_model_and_tokenizer, load_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.rundir import read_metrics, record_stage, write_report_section
-from lmforge.sft.data import mix_datasets
+from lmforge.sft.data import heldout_by_language, mix_datasets
 from lmforge.sft.train import SftTrained, heldout_loss, train_sft
 from lmforge.train.distributed import setup_distributed
 from lmforge.train.figures import efficiency_line
@@ -83,11 +83,7 @@ def run_sft_stage(cfg: SftConfig, run_dir: str | Path, seed: int, tracking: Trai
     where += long_where
     if not examples:
         raise ConfigError("sft: no usable conversations in sft.datasets")
-    held_convs, _, _ = mix_datasets(cfg.heldout, seed)
-    by_lang = defaultdict(list)
-    for c in held_convs:
-        by_lang[c["language"] or "-"].append(c)
-    heldout = {lang: encode_all(tokenizer, cs, max_len, "truncate")[0] for lang, cs in by_lang.items()}
+    heldout = heldout_by_language(tokenizer, cfg.heldout, seed, max_len)
     before = {lang: heldout_loss(model, ex, cfg.batch_size, pad, d) for lang, ex in heldout.items()}
 
     def rebuild():  # FSDP2: an unsharded copy for rank 0 to gather the trained weights into
