@@ -172,6 +172,7 @@ def _treatments(manifest: dict) -> list[str]:
         ("adapt", "language-adapted"),
         ("sft", "instruction-tuned"),
         ("dpo", "preference-tuned"),
+        ("merge", "merged"),
     ]
     return [label for stage, label in names if stage in stages]
 
