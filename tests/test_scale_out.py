@@ -127,6 +127,26 @@ def test_llama_adapter_v2_on_two_processes_matches_one_with_accumulation(base, t
         close_weights(*(tmp_path / n / "sft" / "adapter" / file for n in ("one", "ddp")), atol=1e-4)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["kto", "orpo"])
+def test_kto_and_orpo_on_two_processes_match_one_with_accumulation(base, tmp_path, loss):
+    recipe = tuning_recipe(tmp_path, "dpo", base, "full")
+    loss_set = ["--set", f"dpo.loss={loss}"]
+    lmforge("dpo", str(recipe), *loss_set, "--set", "dpo.grad_accum=2", "--run-dir", str(tmp_path / "one"))
+    lmforge(
+        "dpo",
+        str(recipe),
+        *ONE_THREAD,
+        *loss_set,
+        "--set",
+        "train.nproc_per_node=2",
+        "--run-dir",
+        str(tmp_path / "ddp"),
+    )
+    same_curve(losses(tmp_path / "one", "dpo"), losses(tmp_path / "ddp", "dpo"))
+    close_weights(output(tmp_path / "one", "dpo"), output(tmp_path / "ddp", "dpo"), atol=1e-4)
+
+
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
     """SIGKILL the launcher and every process under it (torchrun starts its workers in sessions of
     their own, so a killed launcher alone would leave them running) once `ready()` holds."""

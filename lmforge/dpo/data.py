@@ -7,6 +7,9 @@
                     missing). Turns may hold tool calls and tool results, and an answer may be a call
                     (chat/tools.py): a model learns to prefer the right call as it learns a better text.
     hh              {"chosen": "\\n\\nHuman: ...\\n\\nAssistant: ...", "rejected": ...} (Anthropic HH-RLHF)
+    unpaired        {"prompt": str | [messages], "completion": str | [messages], "label": true | false}
+                    (TRL's unpaired layout, thumbs up/down feedback): KTO only. KTO also reads pairs,
+                    each as a desirable and an undesirable answer to its prompt.
 
 A record missing a field is an error naming file:line; empty or identical answers, and pairs too
 long for the context, are counted with file:line and skipped (or truncated, as configured).
@@ -28,6 +31,8 @@ HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 
 
 def detect(record: dict) -> str:
+    if "completion" in record and "label" in record:
+        return "unpaired"
     if "chosen" in record and "prompt" not in record and isinstance(record["chosen"], str):
         return "hh"
     if isinstance(record.get("prompt"), list) or isinstance(record.get("chosen"), list):
@@ -82,18 +87,42 @@ def to_pair(record: dict, fmt: str) -> tuple[list[dict], dict, dict]:
     return template_messages(messages), _answer(record["chosen"]), _answer(record["rejected"])
 
 
-def read_pairs(ds: PreferenceDataset) -> tuple[list[dict], Counter, list[str]]:
+def to_unpaired(record: dict) -> tuple[list[dict], dict, bool]:
+    """(prompt messages, answer, desirable) of an unpaired record."""
+    for key in ("prompt", "completion", "label"):
+        if key not in record:
+            raise KeyError(key)
+    if not isinstance(record["label"], bool):
+        raise ValueError(f"label must be true or false, not {record['label']!r}")
+    prompt = record["prompt"]
+    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    return template_messages(messages), _answer(record["completion"]), record["label"]
+
+
+def read_pairs(ds: PreferenceDataset, unpaired: bool = False) -> tuple[list[dict], Counter, list[str]]:
+    """The set's pairs; with `unpaired` (KTO), its answers one by one instead: an unpaired record
+    as it is, a pair as a desirable (chosen) and an undesirable (rejected) answer."""
     pairs, skipped, where_list = [], Counter(), []
     for record, where in iter_records([ds.path]):
         fmt = ds.format if ds.format != "auto" else detect(record)
+        if fmt == "unpaired" and not unpaired:
+            raise DataError(
+                f'{where}: an unpaired answer (prompt/completion/label): only dpo.loss = "kto" trains on them'
+            )
         try:
-            prompt, chosen, rejected = to_pair(record, fmt)
+            if fmt == "unpaired":
+                prompt, answer, desirable = to_unpaired(record)
+                chosen, rejected = (answer, None) if desirable else (None, answer)
+            else:
+                prompt, chosen, rejected = to_pair(record, fmt)
         except KeyError as e:
             raise DataError(f"{where}: preference pair without '{e.args[0]}'") from None
         except (ValueError, TypeError, AttributeError) as e:
             raise DataError(f"{where}: not a {fmt} preference pair ({e})") from None
-        said = _said(chosen), _said(rejected)
-        reason = "empty answer" if not all(said) else "identical answers" if said[0] == said[1] else None
+        said = [_said(a) for a in (chosen, rejected) if a is not None]
+        reason = (
+            "empty answer" if not all(said) else "identical answers" if len(said) == 2 and said[0] == said[1] else None
+        )
         language = record.get("language") or record.get("lang") or ds.language
         if reason is None and ds.languages and language not in ds.languages:
             reason = "other language"
@@ -101,25 +130,22 @@ def read_pairs(ds: PreferenceDataset) -> tuple[list[dict], Counter, list[str]]:
             skipped[reason] += 1
             where_list.append(f"{where}: {reason}")
             continue
-        pairs.append(
-            {
-                "prompt": prompt,
-                "chosen": chosen,
-                "rejected": rejected,
-                "tools": record.get("tools"),
-                "language": language,
-                "where": where,
-            }
-        )
+        common = {"prompt": prompt, "tools": record.get("tools"), "language": language, "where": where}
+        if not unpaired:
+            pairs.append({**common, "chosen": chosen, "rejected": rejected})
+            continue
+        pairs += [{**common, "answer": a, "desirable": ok} for a, ok in ((chosen, True), (rejected, False)) if a]
     return pairs, skipped, where_list
 
 
-def mix_pairs(datasets: list[PreferenceDataset], seed: int) -> tuple[list[dict], Counter, list[str]]:
-    """Every set's pairs scaled by its weight (as `sft` mixes), shuffled together."""
+def mix_pairs(
+    datasets: list[PreferenceDataset], seed: int, unpaired: bool = False
+) -> tuple[list[dict], Counter, list[str]]:
+    """Every set's pairs (`unpaired`: answers) scaled by its weight (as `sft` mixes), shuffled together."""
     rng = random.Random(seed)
     out, skipped, where = [], Counter(), []
     for ds in datasets:
-        pairs, skip, examples = read_pairs(ds)
+        pairs, skip, examples = read_pairs(ds, unpaired)
         skipped.update(skip)
         where += examples
         whole, part = divmod(ds.weight, 1)
@@ -148,4 +174,44 @@ def encode_pairs(tokenizer, pairs: list[dict], max_len: int, too_long: str) -> t
             where.append(f"{p['where']}: no answer token within {max_len} tokens")
             continue
         out.append({"chosen": rows[0], "rejected": rows[1], "language": p["language"], "where": p["where"]})
+    return out, skipped, where
+
+
+def encode_unpaired(
+    tokenizer, answers: list[dict], max_len: int, too_long: str, batch_size: int
+) -> tuple[list[dict], Counter, list[str]]:
+    """KTO's rows: each answer behind its prompt ("chosen") and, for the KL estimate, its prompt
+    with the answer of the item before it in its batch ("rejected"; batches are consecutive runs
+    of `batch_size` answers, the first taking the last's), as TRL pairs them. The mismatched answers
+    of a batch are then the same set as its matched ones."""
+    kept, skipped, where = [], Counter(), []
+    for a in answers:
+        ids, labels = encode(tokenizer, a["prompt"] + [a["answer"]], last_only=True, tools=a.get("tools"))
+        if len(ids) > max_len:
+            skipped[f"longer than {max_len} tokens ({too_long})"] += 1
+            where.append(f"{a['where']}: {len(ids)} tokens")
+            if too_long == "skip":
+                continue
+            ids, labels = ids[:max_len], labels[:max_len]
+        if all(label == IGNORE for label in labels):
+            skipped["no answer token left"] += 1
+            where.append(f"{a['where']}: no answer token within {max_len} tokens")
+            continue
+        kept.append((a, (ids, labels)))
+    out = []
+    for start in range(0, len(kept), batch_size):
+        chunk = kept[start : start + batch_size]
+        for k, (a, row) in enumerate(chunk):
+            other = chunk[k - 1][0]["answer"]
+            ids, labels = encode(tokenizer, a["prompt"] + [other], last_only=True, tools=a.get("tools"))
+            mismatched = (ids[:max_len], labels[:max_len])
+            out.append(
+                {
+                    "chosen": row,
+                    "rejected": mismatched,
+                    "desirable": a["desirable"],
+                    "language": a["language"],
+                    "where": a["where"],
+                }
+            )
     return out, skipped, where

@@ -30,9 +30,13 @@ def packed_length(pair: dict) -> int:
     return len(c) + len(r) - shared_length(c, r)
 
 
-def pack_pairs(pairs: list[dict], idx: list[int], pad_id: int, device) -> dict[str, torch.Tensor]:
+def pack_pairs(
+    pairs: list[dict], idx: list[int], pad_id: int, device, chosen_prompts: bool = False
+) -> dict[str, torch.Tensor]:
     """One row per pair; `targets` lists (row, predicting position, token, sequence) for every
-    answer token, sequence i < n the i-th chosen answer and n + i the i-th rejected one."""
+    answer token, sequence i < n the i-th chosen answer and n + i the i-th rejected one. With
+    `chosen_prompts`, also every other token of the chosen sequence after its first (prompt and
+    template) as sequence 2n + i: ORPO's and CPO's NLL runs over the whole chosen sequence."""
     n = len(idx)
     rows, positions, spans, targets = [], [], [], []
     for row, i in enumerate(idx):
@@ -44,6 +48,8 @@ def pack_pairs(pairs: list[dict], idx: list[int], pad_id: int, device) -> dict[s
         for j, label in enumerate(c_lab):
             if label != IGNORE:
                 targets.append((row, j - 1, label, row))
+            elif chosen_prompts and j > 0:
+                targets.append((row, j - 1, c_ids[j], 2 * n + row))
         for j, label in enumerate(r_lab):
             if label != IGNORE:
                 k = j - 1
@@ -70,11 +76,13 @@ def pack_pairs(pairs: list[dict], idx: list[int], pad_id: int, device) -> dict[s
         "token": token,
         "sequence": sequence,
         "pairs": n,
+        "sequences": (3 if chosen_prompts else 2) * n,
     }
 
 
 def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed log p of each answer's tokens, their count), chosen answers first, fp32."""
+    """(summed log p of each answer's tokens, their count), chosen answers first, then (with
+    `chosen_prompts`) the rest of each chosen sequence; fp32."""
     dtype = next(model.parameters()).dtype
     mask = torch.zeros(batch["allowed"].shape, dtype=dtype, device=batch["allowed"].device)
     mask = mask.masked_fill(~batch["allowed"], torch.finfo(dtype).min)[:, None]
@@ -88,6 +96,6 @@ def pair_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     ).logits
     picked = logits[batch["row"], torch.searchsorted(keep, batch["at"])].float()
     logp = torch.log_softmax(picked, dim=-1).gather(-1, batch["token"].unsqueeze(-1)).squeeze(-1)
-    sequences = 2 * batch["pairs"]
+    sequences = batch["sequences"]
     sums = torch.zeros(sequences, dtype=logp.dtype, device=logp.device).index_add(0, batch["sequence"], logp)
     return sums, torch.bincount(batch["sequence"], minlength=sequences)

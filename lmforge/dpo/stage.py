@@ -1,5 +1,6 @@
-"""`lmforge dpo`: preference tuning after `sft` (DPO, conservative DPO, IPO), full or LoRA, on the
-same chat template and answer mask as `sft`. Writes `<run>/dpo/model` (a plain HF folder; LoRA
+"""`lmforge dpo`: preference tuning after `sft` (DPO, conservative DPO, IPO against a reference;
+ORPO and SimPO without one; KTO on unpaired answers), full or LoRA, on the same chat template and
+answer mask as `sft`. Writes `<run>/dpo/model` (a plain HF folder; LoRA
 merged) and, for LoRA, `<run>/dpo/adapter`; metrics per step, held-out preference accuracy before
 and after, the KL to the reference, plots and a report section."""
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from typing_extensions import NotRequired
 
-from lmforge.dpo.data import encode_pairs, mix_pairs
+from lmforge.dpo.data import encode_pairs, encode_unpaired, mix_pairs
 from lmforge.dpo.from_judge import pairs_from_judge
 from lmforge.dpo.train import (
     DpoTrained,
@@ -43,6 +44,7 @@ class DpoResult(DpoTrained):
     skipped: dict[str, int]
     heldout_skipped: dict[str, int]
     skipped_where: list[str]
+    desirable: int | None  # KTO: of the answers trained on (`pairs`), the desirable ones
     loss: str
     beta: float
     method: str
@@ -67,10 +69,13 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
         datasets.append(PreferenceDataset(path=judged["output"]))
     if not datasets:
         raise ConfigError("dpo.datasets: give at least one preference file (or dpo.from_judge)")
+    kto = cfg.loss == "kto"
+    if kto and cfg.batch_size < 2:
+        raise ConfigError("dpo.batch_size: KTO estimates its reference point from a batch; give 2 or more")
     model_dir = resolve_model_dir(cfg.model) if cfg.model else run_model(run_dir, before="dpo")
     if model_dir is None:
         raise ConfigError(f"dpo: {run_dir} has no model to tune (run sft first, or set dpo.model)")
-    pairs, skipped, where = mix_pairs(datasets, seed)
+    pairs, skipped, where = mix_pairs(datasets, seed, unpaired=kto)
     heldout, h_skipped, _ = mix_pairs(cfg.heldout, seed) if cfg.heldout else ([], Counter(), [])
     if cfg.qlora:  # the 4-bit base is what trains and what before/after measure; the output is 16-bit
         model, tok = load_quantized(model_dir, cfg, "dpo", d.device), load_tokenizer(model_dir)
@@ -79,7 +84,10 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
         model.to(d.device)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     max_len = cfg.max_len or model.config.max_position_embeddings
-    train, too_long, where_long = encode_pairs(tok, pairs, max_len, cfg.too_long)
+    if kto:
+        train, too_long, where_long = encode_unpaired(tok, pairs, max_len, cfg.too_long, cfg.batch_size)
+    else:
+        train, too_long, where_long = encode_pairs(tok, pairs, max_len, cfg.too_long)
     held, _, _ = encode_pairs(tok, heldout, max_len, cfg.too_long)
     if not train:
         raise ConfigError("dpo: no usable preference pair (see the skip counts)")
@@ -92,7 +100,8 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
         path, key = out / name, f"{start}:{data_fingerprint(pairs)}"
         return reference_logps(model, pairs, cfg.batch_size, pad, path, key, lora, d)
 
-    ref = reference(train, "reference_logps.json")
+    # ORPO and SimPO need no reference while training; the held-out pairs are scored against the start
+    ref = reference(train, "reference_logps.json") if cfg.loss not in ("orpo", "simpo") else None
     held_ref = reference(held, "reference_logps_heldout.json") if held else None
     before = preference_accuracy(held_ref) if held else None  # likelihood per token, the reference's
 
@@ -151,6 +160,7 @@ def run_dpo_stage(cfg: DpoConfig, run_dir: str | Path, seed: int = 0, tracking: 
         "model": str(model_dir),
         "output": str(out / "model"),
         "pairs": len(train),
+        "desirable": sum(p["desirable"] for p in train) if kto else None,
         "heldout_pairs": len(held),
         "from_judge": judged,
         "judge_vs_start": {lang: r.get("pairwise") for lang, r in judged_after.items()} if cfg.judge else None,
@@ -191,6 +201,8 @@ def _plots(run_dir: Path) -> list[str]:
         "value",
         "DPO: loss and reward accuracy",
     )
+    if rows and "logp_chosen" not in rows[0]:  # KTO: unpaired answers
+        return ["plots/dpo_loss.png"]
     line_plot(
         run_dir / "plots" / "dpo_logps.png",
         {"chosen": (steps, [r["logp_chosen"] for r in rows]), "rejected": (steps, [r["logp_rejected"] for r in rows])},
@@ -201,18 +213,32 @@ def _plots(run_dir: Path) -> list[str]:
     return ["plots/dpo_loss.png", "plots/dpo_logps.png"]
 
 
+LOSSES = {
+    "sigmoid": "DPO",
+    "ipo": "IPO",
+    "kto": "KTO (Ethayarajh et al., 2024)",
+    "orpo": "ORPO (Hong et al., 2024; no reference)",
+    "simpo": "SimPO (Meng et al., 2024; no reference)",
+}
+
+
 def _fmt(x) -> str:
     return f"{x:.3f}" if isinstance(x, float) else "–"
 
 
 def dpo_report(s: dict, plots: list[str]) -> str:
     f = s["final"]
+    if s["loss"] == "kto":
+        data = f"{s['pairs']} answers ({s['desirable']} desirable)"
+        last = f"reward on the side of its label {f['reward_accuracy']:.2f}, reference point z {f['kl']:.4f}"
+    else:
+        data = f"{s['pairs']} pairs"
+        last = f"reward accuracy {f['reward_accuracy']:.2f}, margin {f['reward_margin']:.3f}"
     lines = [
         "## DPO",
         "",
-        f"{s['method']} {s['loss']} (beta {s['beta']}) on `{Path(s['model']).name}`: {s['pairs']} pairs, "
-        f"{s['steps']} steps, {s['pairs_per_s']:.1f} pairs/s; last step loss {f['loss']:.4f}, reward accuracy "
-        f"{f['reward_accuracy']:.2f}, margin {f['reward_margin']:.3f}.",
+        f"{s['method']} {LOSSES[s['loss']]} (beta {s['beta']}) on `{Path(s['model']).name}`: {data}, "
+        f"{s['steps']} steps, {s['pairs_per_s']:.1f} items/s; last step loss {f['loss']:.4f}, {last}.",
         "",
         f"Held-out ({s['heldout_pairs']} pairs, ties count half): preference accuracy by DPO's implicit reward "
         f"{_fmt(s['heldout_reward_accuracy_before'])} before (every margin is 0) → "

@@ -13,7 +13,7 @@ import torch
 from typing_extensions import TypedDict
 
 from lmforge.chat.encoding import collate, length_groups
-from lmforge.dpo.loss import preference_loss
+from lmforge.dpo.loss import kl_reference_point, kto_loss, odds_ratio_loss, preference_loss, simpo_loss
 from lmforge.dpo.packing import pack_pairs, packed_length, pair_logps
 from lmforge.errors import DataError
 from lmforge.recipe import DpoConfig, TrainConfig
@@ -56,7 +56,7 @@ def all_logps(model, pairs: list[dict], batch_size: int, pad_id: int, d: Dist | 
 def data_fingerprint(pairs: list[dict]) -> str:
     h = hashlib.sha256()
     for p in pairs:
-        h.update(json.dumps([p["chosen"], p["rejected"]]).encode())
+        h.update(json.dumps([p["chosen"], p["rejected"], p.get("desirable")]).encode())
     return h.hexdigest()
 
 
@@ -112,6 +112,75 @@ def pair_groups(
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def _against_reference(logps, counts, idx: list[int], ref: dict, cfg: DpoConfig, d: Dist):
+    """DPO / conservative DPO / IPO on a micro-batch of pairs."""
+    n = len(idx)
+    pol_c, pol_r = _normalise(logps[:n], counts[:n], cfg.loss), _normalise(logps[n:], counts[n:], cfg.loss)
+    ix = torch.tensor(idx)
+    ref_c = _normalise(ref["chosen"][ix], ref["chosen_tokens"][ix], cfg.loss).to(d.device)
+    ref_r = _normalise(ref["rejected"][ix], ref["rejected_tokens"][ix], cfg.loss).to(d.device)
+    losses, _, _ = preference_loss(pol_c, pol_r, ref_c, ref_r, cfg.beta, cfg.loss, cfg.label_smoothing)
+    # rewards on summed log-probs whatever the loss (IPO's are per-token averages), as TRL reports them
+    reward_c = cfg.beta * (logps[:n].detach() - ref["chosen"][ix].to(d.device))
+    reward_r = cfg.beta * (logps[n:].detach() - ref["rejected"][ix].to(d.device))
+    return losses.mean(), _pair_stats(reward_c, reward_r, logps, n)
+
+
+def _reference_free(logps, counts, n: int, cfg: DpoConfig):
+    """ORPO (an NLL term + the odds-ratio term) or SimPO (+ `sft_weight` x an NLL term, CPO's), on
+    per-token average log-probs of the answers. ORPO's NLL runs over the whole chosen sequences
+    (prompt and template too; `logps` then holds their rest after the answers), CPO's over the
+    chosen answers, as TRL and the authors' code compute them."""
+    avg = logps[: 2 * n] / counts[: 2 * n].clamp(min=1)
+    if cfg.loss == "orpo":
+        losses, reward_c, reward_r = odds_ratio_loss(avg[:n], avg[n:], cfg.beta)
+    else:
+        losses, reward_c, reward_r = simpo_loss(avg[:n], avg[n:], cfg.beta, cfg.simpo_gamma, cfg.label_smoothing)
+    value = losses.mean()
+    stats = _pair_stats(reward_c, reward_r, logps, n)
+    if cfg.loss == "orpo" or cfg.sft_weight > 0:
+        rest, rest_count = (logps[2 * n :].sum(), counts[2 * n :].sum()) if cfg.loss == "orpo" else (0.0, 0)
+        nll = -(logps[:n].sum() + rest) / (counts[:n].sum() + rest_count).clamp(min=1)
+        value = value + (1.0 if cfg.loss == "orpo" else cfg.sft_weight) * nll
+        stats["nll"] = nll.detach()
+    return value, stats
+
+
+def _kto(logps, idx: list[int], pairs: list[dict], ref: dict, cfg: DpoConfig, d: Dist):
+    """KTO on a micro-batch of answers ("chosen" rows) and their mismatched KL rows ("rejected");
+    the reference point z from this micro-batch (TRL averages it over the processes of a step;
+    per micro-batch, 2 processes compute what 1 does with accumulation)."""
+    n = len(idx)
+    ix = torch.tensor(idx)
+    desirable = torch.tensor([pairs[i]["desirable"] for i in idx], device=logps.device)
+    kl = kl_reference_point(logps[n:].detach(), ref["rejected"][ix].to(d.device))
+    losses, rewards = kto_loss(
+        logps[:n], ref["chosen"][ix].to(d.device), desirable, kl, cfg.beta, cfg.desirable_weight, cfg.undesirable_weight
+    )
+    stats = {
+        "kl": kl,
+        "reward_accuracy": ((rewards > 0) == desirable).float().mean(),  # rewards on the side of their label
+        "logp_answer": logps[:n].detach().mean(),
+    }
+    return losses.mean(), stats
+
+
+def _pair_stats(reward_c, reward_r, logps, n: int) -> dict:
+    return {
+        "reward_accuracy": (reward_c > reward_r).float().mean(),
+        "reward_margin": (reward_c - reward_r).mean(),
+        "logp_chosen": logps[:n].detach().mean(),
+        "logp_rejected": logps[n : 2 * n].detach().mean(),
+    }
+
+
+def fixed_groups(items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Consecutive runs of `batch_size` items, the runs in a new seeded order each epoch (KTO)."""
+    groups = [list(range(i, min(i + batch_size, items))) for i in range(0, items, batch_size)]
+    random.Random(seed * 1000 + epoch).shuffle(groups)
+    return groups
+
+
 class DpoTrained(TypedDict):
     steps: int
     resumed_from: int  # the step a killed run went on from (0: a fresh start)
@@ -143,33 +212,31 @@ def train_dpo(
     and the trained model (plain, on rank 0; None on the other ranks)."""
     d = d or setup_distributed()
     together = cfg.grad_accum * d.world  # one step's micro-batches
-    groups = EpochBatches(lambda epoch: pair_groups(pairs, cfg.batch_size, seed, cfg.group_by_length, epoch, together))
+    if cfg.loss == "kto":  # fixed batches, shuffled as wholes: each holds the answers its KL rows mix
+        groups = EpochBatches(lambda epoch: fixed_groups(len(pairs), cfg.batch_size, seed, epoch))
+    else:
+        groups = EpochBatches(
+            lambda epoch: pair_groups(pairs, cfg.batch_size, seed, cfg.group_by_length, epoch, together)
+        )
+
+    full_nll = cfg.loss == "orpo"  # its NLL term also reads the chosen prompts' tokens
 
     def batch(index: int) -> tuple[list[int], dict]:
         idx = groups[index]
-        return idx, pack_pairs(pairs, idx, pad_id, d.device)
+        return idx, pack_pairs(pairs, idx, pad_id, d.device, chosen_prompts=full_nll)
 
     def loss(module, b: tuple[list[int], dict]) -> loop.Out:
         idx, packed = b
-        n = len(idx)
         logps, counts = pair_logps(module, packed)
         logps = logps.float()
-        pol_c, pol_r = _normalise(logps[:n], counts[:n], cfg.loss), _normalise(logps[n:], counts[n:], cfg.loss)
-        ix = torch.tensor(idx)
-        ref_c = _normalise(ref["chosen"][ix], ref["chosen_tokens"][ix], cfg.loss).to(d.device)
-        ref_r = _normalise(ref["rejected"][ix], ref["rejected_tokens"][ix], cfg.loss).to(d.device)
-        losses, _, _ = preference_loss(pol_c, pol_r, ref_c, ref_r, cfg.beta, cfg.loss, cfg.label_smoothing)
-        # rewards on summed log-probs whatever the loss (IPO's are per-token averages), as TRL reports them
-        reward_c = cfg.beta * (logps[:n].detach() - ref["chosen"][ix].to(d.device))
-        reward_r = cfg.beta * (logps[n:].detach() - ref["rejected"][ix].to(d.device))
-        stats = {
-            "reward_accuracy": (reward_c > reward_r).float().mean(),
-            "reward_margin": (reward_c - reward_r).mean(),
-            "logp_chosen": logps[:n].detach().mean(),
-            "logp_rejected": logps[n:].detach().mean(),
-        }
+        if cfg.loss == "kto":
+            value, stats = _kto(logps, idx, pairs, ref, cfg, d)
+        elif cfg.loss in ("orpo", "simpo"):
+            value, stats = _reference_free(logps, counts, len(idx), cfg)
+        else:
+            value, stats = _against_reference(logps, counts, idx, ref, cfg, d)
         real = sum(packed_length(pairs[i]) for i in idx)  # the rows' tokens, padding excluded
-        return loop.Out(losses.mean(), stats, real, n, packed["input_ids"].numel())
+        return loop.Out(value, stats, real, len(idx), packed["input_ids"].numel())
 
     t = tune(
         model,

@@ -488,7 +488,8 @@ class JudgeConfig(Section):
 
 class PreferenceDataset(Section):
     path: str
-    format: Literal["auto", "plain", "conversational", "hh"] = "auto"  # see lmforge/dpo/data.py
+    # see lmforge/dpo/data.py; unpaired ({"prompt", "completion", "label"}) trains KTO only
+    format: Literal["auto", "plain", "conversational", "hh", "unpaired"] = "auto"
     weight: float = Field(1.0, gt=0)
     languages: list[str] = Field(default_factory=list)
     language: str | None = None
@@ -500,9 +501,14 @@ class DpoConfig(Tuning):
     heldout: list[PreferenceDataset] = Field(default_factory=list)  # preference accuracy before and after
     from_judge: str | None = None  # a pairwise `judge` output folder: its decided pairs become training data
     judge: "JudgeConfig | None" = None  # after training: pairwise win rate against the starting (SFT) model
-    loss: Literal["sigmoid", "ipo"] = "sigmoid"
-    beta: float = Field(0.1, gt=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # conservative DPO
+    # sigmoid (DPO), ipo: against the reference; orpo, simpo: no reference; kto: unpaired answers
+    loss: Literal["sigmoid", "ipo", "kto", "orpo", "simpo"] = "sigmoid"
+    beta: float = Field(0.1, gt=0)  # orpo: λ, the odds-ratio term's weight; simpo: its β (the paper: 2-2.5)
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # conservative DPO (and SimPO)
+    simpo_gamma: float = Field(0.5, ge=0)  # SimPO's target reward margin γ
+    sft_weight: float = Field(0.0, ge=0)  # SimPO: + this x the chosen sequences' NLL (CPO's alpha; 0 as published)
+    desirable_weight: float = Field(1.0, gt=0)  # KTO: weights of desirable and undesirable answers' losses
+    undesirable_weight: float = Field(1.0, gt=0)
     method: Literal["full", "lora"] = "lora"  # no LLaMA-Adapter: its prompts have no reference to disable
     batch_size: int = Field(8, ge=1, description="pairs per micro-batch")
     # batches of pairs of similar packed length: ~30% less padding, but batches of similar pairs,
