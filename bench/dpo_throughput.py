@@ -1,4 +1,8 @@
-"""DPO throughput with LoRA: lmforge `dpo` vs TRL's `DPOTrainer`, same model, data, LoRA and batch.
+"""Preference-tuning throughput with LoRA: lmforge `dpo` vs TRL's trainers, same model, data, LoRA
+and batch. `--loss sigmoid` (DPO, the default) against `DPOTrainer`; `--loss kto` against
+`KTOTrainer` (the pairs as unpaired answers, a desirable and an undesirable one per pair; items/s
+count answers); `--loss orpo` against `ORPOTrainer`; `--loss simpo` against `CPOTrainer` with
+loss_type "simpo" and cpo_alpha 0 (SimPO as published). ORPO and SimPO have no reference pass.
 
 Both tune the same randomly initialised Llama (demo-style 2,048-token BPE with the ChatML template)
 with the same LoRA (rank 16, alpha 32, all linear projections), AdamW, LR with warmup + cosine,
@@ -14,7 +18,10 @@ training call, lmforge's one-off reference pass included. Contenders, alternatin
   trl_default      DPOTrainer's own defaults (bf16, gradient checkpointing), first round only: as users
                    run it, slow on CPUs without bf16 math
 
-    python bench/dpo_throughput.py
+    python bench/dpo_throughput.py [--loss sigmoid|kto|orpo|simpo]
+
+For every loss the check that both learned the same thing is the share of all pairs whose chosen
+answer is more likely per token after training; for DPO also its loss over all pairs.
 """
 
 import argparse
@@ -35,9 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lmforge.chat.template import render_chat  # noqa: E402
-from lmforge.dpo.data import encode_pairs, mix_pairs  # noqa: E402
+from lmforge.dpo.data import encode_pairs, encode_unpaired, mix_pairs  # noqa: E402
 from lmforge.dpo.loss import preference_loss  # noqa: E402
-from lmforge.dpo.train import all_logps, reference_logps, train_dpo  # noqa: E402
+from lmforge.dpo.train import all_logps, preference_accuracy, reference_logps, train_dpo  # noqa: E402
 from lmforge.recipe import DpoConfig, ModelConfig, PreferenceDataset, TokenizerConfig  # noqa: E402
 from lmforge.tokenizer import run_tokenizer_stage  # noqa: E402
 from lmforge.train.model import build_model, hf_config  # noqa: E402
@@ -58,27 +65,52 @@ def final_loss(model, pairs, pad_id: int) -> float:
     return float(losses.mean())
 
 
-def run_lmforge(model, tok, pairs, cfg, seed: int, tmp: Path):
+def run_lmforge(model, tok, items, cfg, seed: int, tmp: Path):
     start = time.perf_counter()
-    ref = reference_logps(model, pairs, cfg.batch_size, tok.pad_token_id, tmp / "ref.json", "bench", adapter=True)
-    train_dpo(model, pairs, ref, cfg, seed, tok.pad_token_id, None)
+    ref = None
+    if cfg.loss not in ("orpo", "simpo"):
+        ref = reference_logps(model, items, cfg.batch_size, tok.pad_token_id, tmp / "ref.json", "bench", adapter=True)
+    train_dpo(model, items, ref, cfg, seed, tok.pad_token_id, None)
     return time.perf_counter() - start, model
+
+
+def trl_trainer(loss: str, precompute: bool):
+    """TRL's trainer and config for `loss`, and the config's loss settings."""
+    if loss == "sigmoid":
+        from trl import DPOConfig, DPOTrainer
+
+        return (
+            DPOTrainer,
+            DPOConfig,
+            {"loss_type": ["sigmoid"], "max_length": None, "precompute_ref_log_probs": precompute},
+        )
+    if loss == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        return KTOTrainer, KTOConfig, {"train_sampling_strategy": "sequential", "precompute_ref_log_probs": precompute}
+    if loss == "orpo":
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+        return ORPOTrainer, ORPOConfig, {"max_length": 256}
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+    return CPOTrainer, CPOConfig, {"loss_type": "simpo", "cpo_alpha": 0.0, "simpo_gamma": 0.5, "max_length": 256}
 
 
 def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, defaults: bool, seed: int, out: Path):
     from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
-    from trl import DPOConfig as TrlConfig
-    from trl import DPOTrainer
 
+    trainer_class, config_class, settings = trl_trainer(cfg.loss, precompute)
     rows = []
     for p in raw:
         prompt = render_chat(tok, p["prompt"], add_generation_prompt=True)
         full = {k: render_chat(tok, p["prompt"] + [p[k]]) for k in ("chosen", "rejected")}
-        rows.append(
-            {"prompt": prompt, "chosen": full["chosen"][len(prompt) :], "rejected": full["rejected"][len(prompt) :]}
-        )
-    args = TrlConfig(
+        if cfg.loss == "kto":  # the same answers as lmforge's unpaired ones: chosen desirable, rejected not
+            rows += [{"prompt": prompt, "completion": full[k][len(prompt) :], "label": k == "chosen"} for k in full]
+        else:
+            rows.append({"prompt": prompt, **{k: full[k][len(prompt) :] for k in full}})
+    args = config_class(
         output_dir=str(out),
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.lr,
@@ -92,9 +124,7 @@ def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, defaults: bool, 
         report_to=[],
         use_cpu=True,
         beta=cfg.beta,
-        loss_type=["sigmoid"],
-        max_length=None,
-        precompute_ref_log_probs=precompute,
+        **settings,
         dataloader_num_workers=0,
         seed=seed,
         disable_tqdm=True,
@@ -107,7 +137,7 @@ def run_trl(model, tok, raw, cfg, steps: int, precompute: bool, defaults: bool, 
         target_modules=cfg.lora_targets,
         task_type="CAUSAL_LM",
     )
-    trainer = DPOTrainer(
+    trainer = trainer_class(
         model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok, peft_config=lora
     )
     trainer.remove_callback(PrinterCallback)
@@ -126,6 +156,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "dpo")
     p.add_argument("--skip-default", action="store_true", help="leave out TRL's defaults (~8 min here)")
+    p.add_argument("--loss", choices=["sigmoid", "kto", "orpo", "simpo"], default="sigmoid")
     a = p.parse_args()
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
@@ -144,20 +175,33 @@ def main() -> None:
     )
     raw, _, _ = mix_pairs([PreferenceDataset(path=str(PAIRS))], 0)
     pairs, _, _ = encode_pairs(tok, raw, 256, "skip")
+    items = pairs
+    if a.loss == "kto":
+        answers, _, _ = mix_pairs([PreferenceDataset(path=str(PAIRS))], 0, unpaired=True)
+        items, _, _ = encode_unpaired(tok, answers, 256, "skip", a.batch)
     cfg = DpoConfig(
-        method="lora", batch_size=a.batch, lr=1e-3, warmup_steps=5, beta=0.1, epochs=a.steps * a.batch / len(pairs)
+        method="lora",
+        loss=a.loss,
+        batch_size=a.batch,
+        lr=1e-3,
+        warmup_steps=5,
+        beta=2.0 if a.loss == "simpo" else 0.1,
+        epochs=a.steps * a.batch / len(items),
     )  # exactly a.steps steps, TRL's max_steps
     with tempfile.TemporaryDirectory() as tmp:  # untimed: first-use costs of torch's kernels hit no contender
         run_lmforge(
             attach_method(build_model(config, seed=0), cfg, "dpo"),
             tok,
-            pairs[: 3 * a.batch],
+            items[: 3 * a.batch],
             cfg.model_copy(update={"epochs": 1.0}),
             0,
             Path(tmp),
         )
     results = {"lmforge": [], "trl_fp32": [], "trl_fp32_precompute": [], "trl_default": []}
+    if a.loss in ("orpo", "simpo"):  # no reference model: nothing to precompute
+        del results["trl_fp32_precompute"]
     losses = {}
+    unit = "answers" if a.loss == "kto" else "pairs"
     for r in range(a.rounds):
         for name in results:
             if name == "trl_default" and (r > 0 or a.skip_default):
@@ -166,26 +210,33 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 if name == "lmforge":
                     torch.manual_seed(r)  # the LoRA init, as TRL seeds it from args.seed
-                    t, tuned = run_lmforge(attach_method(model, cfg, "dpo"), tok, pairs, cfg, r, Path(tmp))
+                    t, tuned = run_lmforge(attach_method(model, cfg, "dpo"), tok, items, cfg, r, Path(tmp))
                 else:
                     t, tuned = run_trl(
                         model, tok, raw, cfg, a.steps, name.endswith("precompute"), name == "trl_default", r, Path(tmp)
                     )
-            loss = final_loss(tuned.float(), pairs, tok.pad_token_id)
+            tuned = tuned.float().eval()
+            loss = final_loss(tuned, pairs, tok.pad_token_id) if a.loss == "sigmoid" else float("nan")
+            with torch.no_grad():
+                accuracy = preference_accuracy(all_logps(tuned, pairs, 16, tok.pad_token_id))
             results[name].append(a.steps * a.batch / t)
-            losses.setdefault(name, []).append(loss)
+            losses.setdefault(name, []).append((loss, accuracy))
             print(
-                f"round {r} {name:20s} {results[name][-1]:7.2f} pairs/s  loss over all pairs after training {loss:.4f}",
+                f"round {r} {name:20s} {results[name][-1]:7.2f} {unit}/s  after training: DPO loss over all "
+                f"pairs {loss:.4f}, chosen more likely per token in {accuracy:.3f} of them",
                 flush=True,
             )
     best = {k: max(v) for k, v in results.items() if v}
     median = {k: statistics.median(v) for k, v in results.items() if v}
     print(
-        f"\n{len(pairs)} pairs, {a.steps} steps x {a.batch} pairs, d={a.hidden}, {a.layers} layers, LoRA r=16; "
-        f"round r uses seed r (batch order, LoRA init)"
+        f"\n{a.loss}: {len(items)} {unit}, {a.steps} steps x {a.batch} {unit}, d={a.hidden}, {a.layers} layers, "
+        "LoRA r=16; round r uses seed r (batch order, LoRA init)"
     )
     for name, values in losses.items():
-        print(f"{name:20s} loss over all pairs after training: {min(values):.4f}-{max(values):.4f}")
+        print(
+            f"{name:20s} after training: DPO loss {min(v[0] for v in values):.4f}-{max(v[0] for v in values):.4f}, "
+            f"likelihood accuracy {min(v[1] for v in values):.3f}-{max(v[1] for v in values):.3f}"
+        )
     for name in [n for n in ("trl_fp32", "trl_fp32_precompute", "trl_default") if n in best]:
         print(
             f"lmforge / {name}: best {best['lmforge'] / best[name]:.2f}x, median {median['lmforge'] / median[name]:.2f}x "
