@@ -152,4 +152,8 @@ def _run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
         from lmforge.merge import run_merge_stage
 
         return run_merge_stage(recipe.merge, run_dir, recipe.run.seed)
+    if stage == "reverse_instruct":
+        from lmforge.reverse_instruct import run_reverse_instruct_stage
+
+        return run_reverse_instruct_stage(recipe.reverse_instruct, run_dir)
     raise ConfigError(f"run.stages: unknown stage {stage!r}")

@@ -1,4 +1,5 @@
-"""Verbs that make instruction data through an OpenAI-compatible endpoint: `translate`, `self-instruct`."""
+"""Verbs that make instruction data through an OpenAI-compatible endpoint: `translate`, `self-instruct`,
+`reverse-instruct`."""
 
 from typing import Annotated, Optional
 
@@ -22,6 +23,7 @@ ConcurrencyOpt = Annotated[Optional[int], typer.Option(help="Requests in flight.
 def register(app: typer.Typer) -> None:
     app.command()(translate)
     app.command("self-instruct")(self_instruct)
+    app.command("reverse-instruct")(reverse_instruct)
 
 
 def translate(
@@ -79,5 +81,28 @@ def self_instruct(
         f"self-instruct: {s['generated']} generated, {s['kept_instructions']} kept, "
         f"{s['instances_kept']} with an instance -> {s['output']}"
     )
+    for reason, n in s["dropped"].items():
+        console.print(f"  dropped, {reason}: {n}", highlight=False)
+
+
+def reverse_instruct(
+    recipe: RecipeArg = None,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="Documents: file or folder.")] = None,
+    language: Annotated[
+        Optional[list[str]], typer.Option("--language", "-l", help="Keep documents in this language (repeat).")
+    ] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Documents to sample and ask about.")] = None,
+    endpoint: EndpointOpt = None,
+    model: EndpointModelOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    run_dir: RunDirOpt = None,
+    set: SetOpt = None,
+):
+    """Instructions for existing documents (LongForm): an endpoint writes the request each one answers."""
+    values = flags(
+        inputs=input, languages=language, limit=limit, endpoint=endpoint_values(endpoint, model, concurrency)
+    )
+    s = stage("reverse_instruct", recipe, run_dir, {"reverse_instruct": values}, set)
+    console.print(f"reverse-instruct: {s['sampled']} documents asked about, {s['kept']} pairs kept -> {s['output']}")
     for reason, n in s["dropped"].items():
         console.print(f"  dropped, {reason}: {n}", highlight=False)

@@ -28,6 +28,7 @@ Stage = Literal[
     "dpo",
     "decontaminate",
     "merge",
+    "reverse_instruct",
 ]
 
 
@@ -460,6 +461,33 @@ class SelfInstructConfig(Section):
     out: str | None = None  # default: <run>/self_instruct
 
 
+class ReverseInstructConfig(Section):
+    """LongForm's reverse instructions: an endpoint writes the request each document answers."""
+
+    inputs: list[str] = Field(default_factory=list)  # documents: JSONL/Parquet files or folders (curate's output)
+    text_field: str = "text"
+    languages: list[str] = Field(default_factory=list)  # keep documents in these (empty: all)
+    endpoint: EndpointConfig = Field(default_factory=lambda: EndpointConfig(temperature=0.7, max_tokens=96))
+
+    @field_validator("endpoint", mode="before")
+    @classmethod
+    def _request_sized(cls, v):
+        """A request is one short line, sampled for variety: these defaults also hold for an
+        endpoint given as a URL from a flag."""
+        return {"temperature": 0.7, "max_tokens": 96, **v} if isinstance(v, dict) else v
+
+    limit: int = Field(100, ge=1, description="documents sampled (seeded) and asked about")
+    min_doc_words: int = Field(40, ge=1)
+    max_doc_words: int = Field(1500, ge=1)
+    min_words: int = Field(3, ge=1)  # of the request
+    max_words: int = Field(60, ge=1)
+    max_copied_words: int = Field(10, ge=2)  # a run this long taken from the document: copied
+    max_similarity: float = Field(0.7, gt=0, le=1)  # ROUGE-L F against every kept request
+    length_hint: bool = True  # append "Answer in about N words" (not to search queries)
+    seed: int = 0
+    out: str | None = None  # default: <run>/reverse_instruct
+
+
 class JudgeConfig(Section):
     """MT-Bench-style judging of a chat model by an LLM judge behind an OpenAI-compatible endpoint."""
 
@@ -565,6 +593,7 @@ class Recipe(Section):
     dpo: DpoConfig = Field(default_factory=DpoConfig)
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     merge: MergeConfig = Field(default_factory=MergeConfig)
+    reverse_instruct: ReverseInstructConfig = Field(default_factory=ReverseInstructConfig)
 
 
 EvalConfig.model_rebuild()
