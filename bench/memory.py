@@ -83,7 +83,7 @@ def worker(setting: dict, steps: int) -> dict:
     def batch(i: int):
         ids = batches[i].to(d.device)
         times.append(time.perf_counter())
-        return {"input_ids": ids, "labels": ids}, ids.numel(), len(ids)
+        return {"input_ids": ids, "labels": ids}, ids.numel(), len(ids), None
 
     job = loop.Job(
         name="memory",

@@ -156,4 +156,8 @@ def _run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:
         from lmforge.reverse_instruct import run_reverse_instruct_stage
 
         return run_reverse_instruct_stage(recipe.reverse_instruct, run_dir)
+    if stage == "distill":
+        from lmforge.distill import run_distill_stage
+
+        return run_distill_stage(recipe.distill, run_dir, recipe.run.seed)
     raise ConfigError(f"run.stages: unknown stage {stage!r}")

@@ -9,6 +9,9 @@ counts, keywords, JSON only, all lowercase, an ending phrase, the reply's langua
 points), answered as a chat turn. A few dozen items cannot rank real models; they exist so `eval` and its tests have
 local generative data with known answers. Re-running this script reproduces the files.
 
+A 400-problem training split of the arithmetic sample (`arith_sample_*_train.jsonl`, no question of
+the dev or test items) is the input `lmforge distill` annotates (recipes/distill.toml).
+
     python examples/tasks/make_generative.py
 """
 
@@ -301,10 +304,18 @@ def write_spec(benchmark: str, lang: str) -> None:
 def main() -> None:
     rng = random.Random("arith-sample")
     problems = [problem(rng) for _ in range(48)]
+    # a training split for `lmforge distill` (its own seed; no question of the dev or test items)
+    seen, train, train_rng = {p[0]["question"] for p in problems}, [], random.Random("arith-sample-train")
+    while len(train) < 400:
+        p = problem(train_rng)
+        if p[0]["question"] not in seen:
+            seen.add(p[0]["question"])
+            train.append(p)
     for k, lang in enumerate(("en", "de")):
         rows = [p[k] for p in problems]
         write_jsonl(OUT / f"arith_sample_{lang}_dev.jsonl", rows[:8])
         write_jsonl(OUT / f"arith_sample_{lang}.jsonl", rows[8:])
+        write_jsonl(OUT / f"arith_sample_{lang}_train.jsonl", [p[k] for p in train])
         write_spec("arith_sample", lang)
         qa = [{"question": item[2 * k], "answers": item[2 * k + 1]} for item in QA]
         shots = [{"question": s[2 * k], "answers": [s[2 * k + 1]]} for s in QA_SHOTS]

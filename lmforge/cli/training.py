@@ -1,4 +1,4 @@
-"""Training verbs: `pretrain`, `adapt`, `sft`, `dpo`, `merge`, and `plan` (what a training run will cost)."""
+"""Training verbs: `pretrain`, `adapt`, `sft`, `dpo`, `merge`, `distill`, and `plan` (what a training run will cost)."""
 
 from typing import Annotated, Optional
 
@@ -9,7 +9,7 @@ from lmforge.errors import LmforgeError
 
 
 def register(app: typer.Typer) -> None:
-    for verb in (pretrain, adapt, sft, dpo, merge, plan):
+    for verb in (pretrain, adapt, sft, dpo, merge, distill, plan):
         app.command()(verb)
 
 
@@ -111,6 +111,20 @@ def merge(
     for lang, losses in s["heldout_loss"].items():
         console.print(f"{lang}: held-out chat loss " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
     console.print(f"merge ({s['method']}, {s['tensors']} tensors): {s['output']}")
+
+
+def distill(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = None):
+    """Distilling step-by-step: a teacher endpoint's rationales as a second task; vs label-only at each data size."""
+    s = stage("distill", recipe, run_dir, {}, set)
+    t = s["teacher"]
+    console.print(
+        f"teacher: {t.get('answered', 0)} of {s['inputs']} answered, {t.get('agreed', 0)} agreed; student trains on {s['kept']}"
+    )
+    for r in s["results"]:
+        console.print(
+            f"{r['method']:>12} {r['inputs']:>5} inputs ({r['share']:.0%}): held-out accuracy {r['accuracy']:.3f}"
+        )
+    console.print(f"student: {s['model']}")
 
 
 MEMORY_DEVICES = ["H100-80GB", "A100-40GB", "RTX-4090-24GB", "cpu:24GiB"]

@@ -29,6 +29,7 @@ Stage = Literal[
     "decontaminate",
     "merge",
     "reverse_instruct",
+    "distill",
 ]
 
 
@@ -488,6 +489,23 @@ class ReverseInstructConfig(Section):
     out: str | None = None  # default: <run>/reverse_instruct
 
 
+class DistillConfig(Section):
+    """Distilling step-by-step (Hsieh et al., 2023): a teacher's rationales as a second training task."""
+
+    task: str | None = None  # a generative task spec whose few-shot examples have worked solutions
+    train_data: str | None = None  # the training inputs, in the task's item layout (answers = gold labels)
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)  # the teacher, greedy by default
+    shots: int = Field(3, ge=1)  # worked examples in the teacher's prompt
+    disagreeing: Literal["drop", "keep"] = "drop"  # inputs whose teacher label is not the gold one
+    rationale_weight: float = Field(1.0, ge=0)  # λ: the rationale task's loss weight
+    sizes: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0])  # shares of the kept inputs
+    model: str | None = None  # the student; default: the run's newest model
+    sft: SftConfig = Field(default_factory=lambda: SftConfig(method="full", epochs=3, lr=1e-4, batch_size=8))
+    label_tokens: int = Field(24, ge=1)  # new tokens when the student answers a held-out item
+    limit: int | None = Field(None, ge=1)  # held-out items scored (default: all of the task's)
+    seed: int = 0
+
+
 class JudgeConfig(Section):
     """MT-Bench-style judging of a chat model by an LLM judge behind an OpenAI-compatible endpoint."""
 
@@ -594,6 +612,7 @@ class Recipe(Section):
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     merge: MergeConfig = Field(default_factory=MergeConfig)
     reverse_instruct: ReverseInstructConfig = Field(default_factory=ReverseInstructConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
 
 
 EvalConfig.model_rebuild()

@@ -14,6 +14,7 @@ import torch
 from typing_extensions import TypedDict
 
 from lmforge.chat.encoding import IGNORE, collate, length_groups
+from lmforge.errors import ConfigError
 from lmforge.recipe import SftConfig, TrainConfig
 from lmforge.train import loop
 from lmforge.train.data_order import EpochBatches
@@ -78,11 +79,21 @@ def examples_fingerprint(examples: list[tuple]) -> str:
     return h.hexdigest()
 
 
-def answer_loss(model, batch: tuple[dict, int, int]) -> loop.Out:
-    """`batch`: the model's inputs, the conversations' tokens in it (padding excluded), and how many."""
-    inputs, tokens, conversations = batch
-    out = model(**inputs, use_cache=False)  # training keeps no KV cache
-    return loop.Out(out.loss, {}, tokens, conversations, inputs["input_ids"].numel())
+def answer_loss(model, batch: tuple[dict, int, int, torch.Tensor | None]) -> loop.Out:
+    """`batch`: the model's inputs, the conversations' tokens in it (padding excluded), how many,
+    and per-conversation loss weights or None. Without weights: the mean over every answer token
+    of the batch. With them: each conversation's mean answer-token loss times its weight, averaged
+    over the conversations (multi-task data such as `distill`'s, where one task counts λ times)."""
+    inputs, tokens, conversations, weights = batch
+    if weights is None:
+        out = model(**inputs, use_cache=False)  # training keeps no KV cache
+        return loop.Out(out.loss, {}, tokens, conversations, inputs["input_ids"].numel())
+    labels = inputs["labels"]
+    logits = model(**{k: v for k, v in inputs.items() if k != "labels"}, use_cache=False).logits[:, :-1].float()
+    target = labels[:, 1:]
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE, reduction="none")
+    per_row = ce.sum(1) / (target != IGNORE).sum(1).clamp(min=1)
+    return loop.Out((weights * per_row).mean(), {}, tokens, conversations, inputs["input_ids"].numel())
 
 
 def train_sft(
@@ -98,11 +109,15 @@ def train_sft(
     rebuild=None,
     row_len: int | None = None,
     evaluate_with=None,
+    weights: list[float] | None = None,
 ) -> tuple[SftTrained, torch.nn.Module | None]:
     """Train for cfg.epochs over `examples`; `log(**row)` receives the metrics rows. With `row_len`
     (sft.packing) a micro-batch is cfg.batch_size rows of that many tokens, each holding whole
-    conversations; else cfg.batch_size conversations padded to the longest. Returns the figures
-    and the trained model (plain, on rank 0; None on the other ranks)."""
+    conversations; else cfg.batch_size conversations padded to the longest. `weights`: a loss
+    weight per example (padded rows only; see `answer_loss`). Returns the figures and the trained
+    model (plain, on rank 0; None on the other ranks)."""
+    if weights is not None and row_len:
+        raise ConfigError("sft: per-example loss weights need padded rows, not sft.packing")
     d = d or setup_distributed()
     lengths = [len(ids) for ids, _ in examples]
     together = cfg.grad_accum * d.world  # one step's micro-batches
@@ -120,7 +135,8 @@ def train_sft(
         else:
             chosen = [examples[j] for j in groups[index]]
             inputs = collate(chosen, pad_id)
-        return {k: v.to(d.device) for k, v in inputs.items()}, sum(len(x) for x, _ in chosen), len(chosen)
+        w = torch.tensor([weights[j] for j in groups[index]], device=d.device) if weights else None
+        return {k: v.to(d.device) for k, v in inputs.items()}, sum(len(x) for x, _ in chosen), len(chosen), w
 
     t = tune(
         model,
@@ -128,7 +144,7 @@ def train_sft(
         "sft",
         d,
         items=len(rows) if row_len else len(examples),
-        fingerprint=examples_fingerprint(examples),
+        fingerprint=examples_fingerprint(examples) + (examples_fingerprint([(weights, [])]) if weights else ""),
         seed=seed,
         batch=batch,
         loss=answer_loss,

@@ -216,11 +216,13 @@ def render(template: str, doc: dict) -> str:
     return _JINJA.from_string(template).render(**doc)
 
 
-def load_task(spec_path: str | Path) -> Task:
-    """Load a spec (.toml/.yaml) and its items; all problems are reported with the file they are in."""
+def load_task(spec_path: str | Path, data: str | Path | None = None) -> Task:
+    """Load a spec (.toml/.yaml) and its items; all problems are reported with the file they are in.
+    `data`: read these items instead of the spec's (another split in the same layout, such as the
+    training inputs `distill` annotates)."""
     path = Path(spec_path)
     spec = validate(TaskSpec, read_config_file(path, "task spec"), str(path))
-    docs = _read_items(path.parent / spec.data, spec)
+    docs = _read_items(Path(data) if data else path.parent / spec.data, spec)
     fewshot = _read_items(path.parent / spec.fewshot_data, spec) if spec.fewshot_data else docs
     return Task(spec, path, docs, fewshot)
 
