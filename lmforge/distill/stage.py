@@ -29,13 +29,12 @@ from lmforge.chat.template import CHATML_TEMPLATE
 from lmforge.distill.prompts import LABEL, RATIONALE, teacher_prompt
 from lmforge.endpoint import EndpointClient, EndpointError
 from lmforge.errors import ConfigError
-from lmforge.eval.answers import INVALID, extract, score
-from lmforge.eval.generative import engine_replies, evaluate_generative
+from lmforge.eval import INVALID, engine_replies, evaluate_generative, extract, score
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import DistillConfig
 from lmforge.rundir import atomic_write_text, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
-from lmforge.sft.train import train_sft
+from lmforge.sft import train_sft
 from lmforge.tasks.spec import build_items, load_task
 from lmforge.train.tuning import attach_method
 

@@ -24,7 +24,7 @@ from lmforge.errors import ConfigError, DataError
 from lmforge.recipe import ReverseInstructConfig
 from lmforge.reverse_instruct.prompts import STYLES, clean_reply, length_hint, reverse_prompt
 from lmforge.rundir import atomic_write_text, record_stage, write_report_section
-from lmforge.self_instruct.rouge import rouge_l, words
+from lmforge.self_instruct import rouge_l, words
 from lmforge.text import identify
 
 
