@@ -13,10 +13,8 @@ Prints the table the run's report holds; the run directory is bench/out/distill.
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 from lmforge.distill import run_distill_stage  # noqa: E402
 from lmforge.models import packaged_gguf  # noqa: E402
 from lmforge.recipe import DistillConfig, EndpointConfig, SftConfig  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.fault_endpoint import Running, chat_reply  # noqa: E402
 
 
 def oracle(rows: list[dict]):
@@ -41,29 +41,9 @@ def oracle(rows: list[dict]):
         body = await request.json()
         question = re.findall(r"(?:Question|Frage): (.*)\n", body["messages"][-1]["content"])[-1]
         text = by_question[question]
-        return {
-            "id": "x",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        }
+        return chat_reply(body, text)
 
     return app
-
-
-def serve(app) -> tuple[object, str]:
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return server, f"http://127.0.0.1:{port}/v1"
 
 
 def main() -> None:
@@ -79,7 +59,7 @@ def main() -> None:
     tasks = ROOT / "examples" / "tasks"
     rows = [json.loads(x) for x in (tasks / f"arith_sample_{a.language}_train.jsonl").read_text().splitlines()]
     rows = rows[: a.train_items]
-    server, url = serve(oracle(rows))
+    server = Running(oracle(rows), free_port())
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +68,7 @@ def main() -> None:
             cfg = DistillConfig(
                 task=str(tasks / f"arith_sample_{a.language}.toml"),
                 train_data=str(train),
-                endpoint=EndpointConfig(base_url=url, model="oracle", api_key_env=None, max_tokens=128),
+                endpoint=EndpointConfig(base_url=server.url, model="oracle", api_key_env=None, max_tokens=128),
                 model=str(packaged_gguf()),
                 sizes=a.sizes,
                 rationale_weight=a.rationale_weight,
@@ -96,7 +76,7 @@ def main() -> None:
             )
             s = run_distill_stage(cfg, a.out, 0)
     finally:
-        server.should_exit = True
+        server.stop()
     print(
         f"student SmolLM2-135M-Instruct, full fine-tune, {a.epochs} epochs, lr {a.lr}; {s['kept']} of {s['inputs']} "
         f"inputs kept; λ = {a.rationale_weight}; held-out: {s['task']} (40 items); {time.perf_counter() - start:.0f} s"

@@ -68,6 +68,18 @@ def filler(text: str, base: str) -> str:
     return " ".join([*body, *MARKER.findall(text)]).strip()
 
 
+def chat_reply(body: dict, text: str) -> dict:
+    """The chat.completion a scripted endpoint sends for `text` (token counts: 0, not measured)."""
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
 class FaultEndpoint:
     def __init__(self, latency_s: float = 0.0, slow_s: float = 3.0):
         self.latency_s, self.slow_s = latency_s, slow_s

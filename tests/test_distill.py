@@ -5,7 +5,6 @@ per-example loss weights that carry λ."""
 
 import json
 import re
-import time
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from lmforge.errors import ConfigError
 from lmforge.recipe import DistillConfig, EndpointConfig, SftConfig
 from lmforge.sft.train import answer_loss
 from tests.conftest import ROOT, free_port, pretrain_tiny, write_jsonl
-from tests.fault_endpoint import Running
+from tests.fault_endpoint import Running, chat_reply
 from tests.tiny_models import tiny_llama
 
 TASK = ROOT / "examples" / "tasks" / "arith_sample_en.toml"
@@ -41,14 +40,7 @@ def scripted_teacher(rows: list[dict]) -> FastAPI:
             text = "I am not sure how to solve this."
         elif i % 4 == 3:
             text = f"A guess: the answer is {row['answer'] + 1}."
-        return {
-            "id": "x",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }
+        return chat_reply(body, text)
 
     return app
 

@@ -5,7 +5,6 @@ output (Alpaca JSONL that `sft` reads), and the CLI runs the same; plus a run ag
 
 import json
 import re
-import time
 
 import pytest
 from fastapi import FastAPI, Request
@@ -15,7 +14,7 @@ from lmforge.reverse_instruct import run_reverse_instruct_stage
 from lmforge.reverse_instruct.prompts import clean_reply, length_hint
 from lmforge.reverse_instruct.stage import longest_shared_run
 from tests.conftest import free_port, lmforge, write_jsonl
-from tests.fault_endpoint import Running
+from tests.fault_endpoint import Running, chat_reply
 
 DOCS = {
     "DOC1": "The bakery on the corner opens long before sunrise. The baker mixes flour, water and salt, "
@@ -62,14 +61,7 @@ def scripted_endpoint() -> FastAPI:
         doc = re.search(r"<<<\n(.*)\n>>>", prompt, re.S).group(1)
         tag = next(t for t, text in DOCS.items() if text == doc)
         text = REPLIES[tag]
-        return {
-            "id": "x",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }
+        return chat_reply(body, text)
 
     return app
 

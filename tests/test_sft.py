@@ -289,35 +289,13 @@ path = "{INSTR / "chat_de_heldout.jsonl"}"
     os.close(leader)
 
 
-def test_llama_adapter_saves_an_adapter_that_loads_back(base_run, tmp_path):
-    from lmforge.models import load_model_and_tokenizer
-    from lmforge.sft.stage import run_sft_stage
-
-    cfg = SftConfig(
-        method="adapter",
-        adapter_len=4,
-        adapter_layers=1,
-        epochs=0.2,
-        batch_size=8,
-        lr=1e-2,
-        datasets=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))],
-    )
-    run_sft_stage(cfg, base_run, seed=0)
-    adapter = base_run / "sft" / "adapter"
-    assert (adapter / "adapter_config.json").exists() and not (base_run / "chat").exists()
-    model, tok = load_model_and_tokenizer(base_run)  # the run resolves to its adapter, on its base
-    assert type(model).__name__.startswith("Peft")
-    assert tok.chat_template  # saved with the adapter
-    gates = [p.detach() for n, p in model.named_parameters() if "adaption_gate" in n]
-    assert gates and all(float(g.abs().sum()) > 0 for g in gates)  # zero-initialised gates were trained and kept
-
-
-def test_llama_adapter_v2_saves_its_units_and_the_run_loads_them_folded(base_run):
+@pytest.mark.parametrize("method", ["adapter", "adapter_v2"])
+def test_llama_adapter_v1_and_v2_save_an_adapter_that_the_run_loads(base_run, method):
     from lmforge.models import adapter_v2, load_model_and_tokenizer
     from lmforge.sft.stage import run_sft_stage
 
     cfg = SftConfig(
-        method="adapter_v2",
+        method=method,
         adapter_len=4,
         adapter_layers=1,
         epochs=0.2,
@@ -326,15 +304,21 @@ def test_llama_adapter_v2_saves_its_units_and_the_run_loads_them_folded(base_run
         datasets=[SftDataset(path=str(INSTR / "chat_de_heldout.jsonl"))],
     )
     summary = run_sft_stage(cfg, base_run, seed=0)
-    units = base_run / "sft" / "adapter" / adapter_v2.FILE
-    assert units.is_file() and not (base_run / "chat").exists()
+    adapter = base_run / "sft" / "adapter"
+    assert (adapter / "adapter_config.json").exists() and not (base_run / "chat").exists()
+    assert (adapter / adapter_v2.FILE).is_file() == (method == "adapter_v2")
+    model, tok = load_model_and_tokenizer(base_run)  # the run resolves to its adapter, on its base
+    assert type(model).__name__.startswith("Peft")
+    assert tok.chat_template  # saved with the adapter
+    gates = [p.detach() for n, p in model.named_parameters() if "adaption_gate" in n]
+    assert gates and all(float(g.abs().sum()) > 0 for g in gates)  # zero-initialised gates were trained and kept
     counts = summary["method_params"]
-    assert counts["adapter"] < counts["adapter_v2"] == summary["trainable_params"]
+    assert counts["adapter"] < counts["adapter_v2"] and summary["trainable_params"] == counts[method]
     assert "Trainable parameters by method on this base: LoRA" in (base_run / "report.md").read_text()
-    model, _ = load_model_and_tokenizer(base_run)  # prompts by peft, units folded into plain linears
-    assert not any(isinstance(m, adapter_v2.ScaledLinear) for m in model.modules())
-    q = model.base_model.model.model.layers[0].self_attn.q_proj
-    assert q.bias is not None and float(q.bias.detach().abs().sum()) > 0  # trained shifts, folded into a bias
+    if method == "adapter_v2":  # units folded into plain linears on load: trained shifts are biases now
+        assert not any(isinstance(m, adapter_v2.ScaledLinear) for m in model.modules())
+        q = model.base_model.model.model.layers[0].self_attn.q_proj
+        assert q.bias is not None and float(q.bias.detach().abs().sum()) > 0
 
 
 @pytest.mark.parametrize("method", ["full"])  # LoRA (with dropout): on 2 processes in tests/test_scale_out.py

@@ -81,8 +81,7 @@ def self_instruct(
         f"self-instruct: {s['generated']} generated, {s['kept_instructions']} kept, "
         f"{s['instances_kept']} with an instance -> {s['output']}"
     )
-    for reason, n in s["dropped"].items():
-        console.print(f"  dropped, {reason}: {n}", highlight=False)
+    print_dropped(s["dropped"])
 
 
 def reverse_instruct(
@@ -104,5 +103,9 @@ def reverse_instruct(
     )
     s = stage("reverse_instruct", recipe, run_dir, {"reverse_instruct": values}, set)
     console.print(f"reverse-instruct: {s['sampled']} documents asked about, {s['kept']} pairs kept -> {s['output']}")
-    for reason, n in s["dropped"].items():
+    print_dropped(s["dropped"])
+
+
+def print_dropped(dropped: dict[str, int]) -> None:
+    for reason, n in dropped.items():
         console.print(f"  dropped, {reason}: {n}", highlight=False)
