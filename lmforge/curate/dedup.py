@@ -34,13 +34,23 @@ PRIME = (1 << 31) - 1  # Mersenne prime: a, x < 2^31 keeps a * x + b < 2^63, no 
 WORD = re.compile(r"\w+")
 
 
-def normalise(text: str) -> str:
-    return " ".join(WORD.findall(text.lower()))
+def units(text: str, code: bool = False) -> list[str]:
+    """What dedup compares: lower-cased words of text, or code tokens (comments dropped,
+    punctuation kept; lmforge/curate/code.py)."""
+    if code:
+        from lmforge.curate.code import code_tokens
+
+        return code_tokens(text)
+    return WORD.findall(text.lower())
 
 
-def ngram_hashes(text: str, n: int) -> np.ndarray:
-    """Stable 32-bit hashes of the word n-grams (the whole text when it is shorter than n words)."""
-    words = WORD.findall(text.lower())
+def normalise(text: str, code: bool = False) -> str:
+    return " ".join(units(text, code))
+
+
+def ngram_hashes(text: str, n: int, code: bool = False) -> np.ndarray:
+    """Stable 32-bit hashes of the word (or code token) n-grams (the whole text when shorter than n)."""
+    words = units(text, code)
     grams = [" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))]
     return np.unique(np.array([zlib.crc32(g.encode()) for g in grams], dtype=np.uint64))
 
@@ -49,16 +59,16 @@ class ExactDedup(PipelineStep):
     name = "🫂 exact dedup"
     type = "🫂 - DEDUP"
 
-    def __init__(self, exclusion_writer: DiskWriter | None = None):
+    def __init__(self, exclusion_writer: DiskWriter | None = None, code: bool = False):
         super().__init__()
-        self.exclusion_writer = exclusion_writer
+        self.exclusion_writer, self.code = exclusion_writer, code
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         seen = set()
         with self.exclusion_writer or nullcontext() as writer:
             for doc in data:
                 self.stat_update("total")
-                key = hashlib.blake2b(normalise(doc.text).encode(), digest_size=16).digest()
+                key = hashlib.blake2b(normalise(doc.text, self.code).encode(), digest_size=16).digest()
                 if key in seen:
                     drop(self, doc, "exact_duplicate", writer, rank)
                     continue
@@ -79,9 +89,10 @@ class MinHashDedup(PipelineStep):
         verify_threshold: float | None = None,
         seed: int = 1,
         exclusion_writer: DiskWriter | None = None,
+        code: bool = False,
     ):
         super().__init__()
-        self.bands, self.rows, self.ngram, self.verify = bands, rows, ngram, verify_threshold
+        self.bands, self.rows, self.ngram, self.verify, self.code = bands, rows, ngram, verify_threshold, code
         rng = np.random.default_rng(seed)
         self.a = rng.integers(1, PRIME, size=bands * rows, dtype=np.uint64)
         self.b = rng.integers(0, PRIME, size=bands * rows, dtype=np.uint64)
@@ -94,7 +105,7 @@ class MinHashDedup(PipelineStep):
 
     def duplicates(self, texts: list[str]) -> dict[int, int]:
         """index -> index of the kept document it duplicates, for every document to drop."""
-        grams = [ngram_hashes(t, self.ngram) for t in texts]
+        grams = [ngram_hashes(t, self.ngram, self.code) for t in texts]
         buckets = defaultdict(list)
         for i, g in enumerate(grams):
             sig = self.signature(g)

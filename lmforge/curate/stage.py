@@ -30,6 +30,7 @@ from datatrove.pipeline.writers import JsonlWriter
 from typing_extensions import TypedDict
 
 from lmforge.curate.accounting import LengthProbe, account
+from lmforge.curate.code import CodeFilters, RedactSecrets, SourceFolderReader
 from lmforge.curate.decontaminate import DropContaminated, task_specs
 from lmforge.curate.dedup import ExactDedup, MinHashDedup
 from lmforge.curate.language import OfflineLanguageFilter
@@ -104,6 +105,9 @@ def build_readers(cfg: CurateConfig, out: Path) -> list:
         if not matches or not all(m.exists() for m in matches):
             raise ConfigError(f"curate.inputs: {item}: no such file or folder")
         for m in matches:
+            if cfg.preset == "code" and m.is_dir():  # every file is a document: code has many extensions
+                readers.append(SourceFolderReader(str(m.resolve()), text_key=cfg.text_field))
+                continue
             found = sorted(p for p in m.rglob("*") if p.is_file()) if m.is_dir() else [m]
             for f in found:
                 fmt = input_format(f)
@@ -134,7 +138,25 @@ def dropped_writer(cfg: CurateConfig, out: Path, step: str) -> JsonlWriter | Non
     return side_file(out, step) if cfg.write_dropped else None
 
 
+def code_pipeline(cfg: CurateConfig, out: Path) -> list:
+    """The filter phase of `preset = "code"` (lmforge/curate/code.py)."""
+    steps = [
+        *build_readers(cfg, out),
+        RejectBadInput(side_file(out, "bad_input")),
+        LengthProbe(str(out / "stats"), "read"),
+    ]
+    steps.append(CodeFilters(cfg.code, exclusion_writer=dropped_writer(cfg, out, "code")))
+    if cfg.decontaminate:
+        writer = dropped_writer(cfg, out, "decontaminate")
+        steps.append(DropContaminated(task_specs(cfg.decontaminate), exclusion_writer=writer))
+    steps += [RedactSecrets()] if cfg.code.secrets else []
+    steps += [RedactPII()] if cfg.pii else []
+    return steps + [JsonlWriter(str(out / "filtered"), output_filename="${rank}.jsonl.gz")]
+
+
 def filter_pipeline(cfg: CurateConfig, out: Path, quality_model: Path | None) -> list:
+    if cfg.preset == "code":
+        return code_pipeline(cfg, out)
     steps = [*build_readers(cfg, out), RejectBadInput(side_file(out, "bad_input"))]
     steps += [NormaliseText()] if cfg.normalise else []
     steps += [
@@ -175,14 +197,13 @@ def written(out: Path) -> list:
 
 def dedup_pipeline(cfg: CurateConfig, out: Path) -> list:
     steps = [filtered_reader(out)]
-    steps += [ExactDedup(exclusion_writer=dropped_writer(cfg, out, "exact_dedup"))] if cfg.exact_dedup else []
+    code = cfg.preset == "code"
+    if cfg.exact_dedup:
+        steps.append(ExactDedup(exclusion_writer=dropped_writer(cfg, out, "exact_dedup"), code=code))
     m = cfg.minhash
     if m.enabled:
-        steps.append(
-            MinHashDedup(
-                m.bands, m.rows, m.ngram, m.verify_threshold, exclusion_writer=dropped_writer(cfg, out, "near_dedup")
-            )
-        )
+        writer = dropped_writer(cfg, out, "near_dedup")
+        steps.append(MinHashDedup(m.bands, m.rows, m.ngram, m.verify_threshold, exclusion_writer=writer, code=code))
     return steps + written(out)
 
 
@@ -276,7 +297,12 @@ def run_curate_stage(
     if not report_only:
         if not cfg.inputs:
             raise ConfigError("curate.inputs: give at least one input file, folder or hf:DATASET")
-        check_thresholds(cfg)
+        if cfg.preset == "code" and cfg.minhash.enabled and cfg.minhash.multistage:
+            raise ConfigError(
+                'curate.minhash.multistage: datatrove\'s MinHash stages compare words, not code tokens; with preset = "code" use the in-memory path'
+            )
+        if cfg.preset == "text":
+            check_thresholds(cfg)
         if cfg.minhash.multistage and cfg.minhash.verify_threshold is not None:
             raise ConfigError(
                 "curate.minhash.verify_threshold: exact-Jaccard verification exists only in the "

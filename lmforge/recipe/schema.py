@@ -68,11 +68,28 @@ class QualityClassifierConfig(Section):
         return self
 
 
+class CodeCurateConfig(Section):
+    """`curate.preset = "code"`: The Stack / StarCoder rules (lmforge/curate/code.py)."""
+
+    languages: list[str] = Field(default_factory=list)  # programming languages to keep (empty: all)
+    max_bytes: int = Field(1_000_000, ge=1)
+    max_avg_line_length: float = Field(100.0, gt=0)
+    max_line_length: int = Field(1000, ge=1)
+    min_alnum: float = Field(0.25, ge=0, le=1)
+    # SPDX ids allowed (header, LICENSE file or The Stack's column); None: no licence filter
+    licenses: list[str] | None = None
+    secrets: bool = True  # API keys, tokens and private keys -> <SECRET>
+
+
 class CurateConfig(Section):
     # JSONL(.gz)/Parquet/.txt/WARC files, folders or globs; "hf:NAME" streams a Hub dataset; a
     # folder written by datasets' save_to_disk is read as a dataset
     inputs: list[str] = Field(default_factory=list)
     text_field: str = "text"
+    # "code": source files (folders of them, or The Stack's parquet with text_field = "content")
+    # through `code` instead of language ID and the text filters
+    preset: Literal["text", "code"] = "text"
+    code: CodeCurateConfig = Field(default_factory=CodeCurateConfig)
     hf_split: str = "train"
     # the dataset's config (subset), for every hf: input or per dataset: { "HuggingFaceFW/fineweb-2" = "deu_Latn" }
     hf_config: str | dict[str, str] | None = None
