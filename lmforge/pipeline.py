@@ -51,7 +51,14 @@ def launch_recipe(recipe: Recipe, run_dir: Path, stage: str) -> Path:
     return path
 
 
-DISTRIBUTED = {"pretrain", "adapt", "sft", "dpo", "eval"}  # stages whose processes share one job under torchrun
+DISTRIBUTED = {
+    "pretrain",
+    "adapt",
+    "sft",
+    "dpo",
+    "eval",
+    "distill",
+}  # stages whose processes share one job under torchrun
 
 
 def run_stage(stage: str, recipe: Recipe, run_dir: Path) -> Mapping[str, Any]:

@@ -15,7 +15,7 @@ from lmforge.distill import run_distill_stage
 from lmforge.errors import ConfigError
 from lmforge.recipe import DistillConfig, EndpointConfig, SftConfig
 from lmforge.sft.train import answer_loss
-from tests.conftest import ROOT, free_port, pretrain_tiny, write_jsonl
+from tests.conftest import ROOT, free_port, lmforge, pretrain_tiny, write_jsonl
 from tests.fault_endpoint import Running, chat_reply
 from tests.tiny_models import tiny_llama
 
@@ -142,3 +142,54 @@ def test_keeping_disagreements_and_bad_settings(tiny_run, teacher, tmp_path):
     )
     s = run_distill_stage(cfg, run_dir, 0)
     assert s["kept"] == 24  # the 6 disagreeing inputs stay; the 4 without an answer cannot
+
+
+def distill_recipe(folder, url: str, train, model, epochs: float = 1) -> str:
+    recipe = folder / "distill.toml"
+    recipe.write_text(
+        f'[train]\nprecision = "fp32"\n[distill]\ntask = "{TASK}"\ntrain_data = "{train}"\nmodel = "{model}"\n'
+        f"sizes = [1.0]\nlimit = 4\nlabel_tokens = 4\n"
+        f'endpoint = {{ base_url = "{url}", model = "teacher", api_key_env = "" }}\n'
+        f'[distill.sft]\nmethod = "full"\nepochs = {epochs}\nlr = 1e-3\nbatch_size = 4\nprecision = "fp32"\n'
+        "checkpoint_every = 2\nlog_every = 1\n"
+    )
+    return str(recipe)
+
+
+@pytest.mark.slow
+def test_distill_on_two_processes_matches_one_with_accumulation(tiny_run, teacher, tmp_path):
+    from tests.test_scale_out import ONE_THREAD, close_weights
+
+    url, train = teacher
+    base = pretrain_tiny(tiny_run, "model.max_position_embeddings=256") / "checkpoints" / "step-000008"
+    recipe = distill_recipe(tmp_path, url, train, base)
+    lmforge("distill", recipe, "--set", "distill.sft.grad_accum=2", "--run-dir", str(tmp_path / "one"))
+    two = lmforge("distill", recipe, *ONE_THREAD, "--set", "train.nproc_per_node=2", "--run-dir", str(tmp_path / "ddp"))
+    assert two.returncode == 0
+    s = {n: json.loads((tmp_path / n / "manifest.json").read_text())["stages"]["distill"] for n in ("one", "ddp")}
+    assert [r["steps"] for r in s["one"]["results"]] == [r["steps"] for r in s["ddp"]["results"]]
+    for a, b in zip(s["one"]["results"], s["ddp"]["results"]):
+        assert b["final_loss"] == pytest.approx(a["final_loss"], rel=1e-4)
+    model = "distill/model/model.safetensors"
+    close_weights(tmp_path / "one" / model, tmp_path / "ddp" / model, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_killed_distill_resumes_to_the_same_weights(tiny_run, teacher, tmp_path):
+    from tests.test_scale_out import close_weights, kill_when, popen
+
+    url, train = teacher
+    base = pretrain_tiny(tiny_run, "model.max_position_embeddings=256") / "checkpoints" / "step-000008"
+    recipe = distill_recipe(tmp_path, url, train, base, epochs=3)
+    lmforge("distill", recipe, "--run-dir", str(tmp_path / "a"))
+    # killed in the step-by-step training, after the label-only one finished and was recorded
+    state = tmp_path / "b" / "distill" / "resume" / "step_by_step-1" / "state.json"
+    proc = popen(1, "distill", recipe, "--run-dir", str(tmp_path / "b"))
+    kill_when(proc, lambda: state.is_file() and json.loads(state.read_text())["step"] >= 4)
+    assert (tmp_path / "b" / "distill" / "runs" / "label-1.json").is_file()
+    assert not (tmp_path / "b" / "distill" / "model").exists()
+    lmforge("distill", recipe, "--run-dir", str(tmp_path / "b"))
+    model = "distill/model/model.safetensors"
+    close_weights(tmp_path / "a" / model, tmp_path / "b" / model, atol=0.0)  # bit-identical
+    runs = [json.loads((tmp_path / n / "manifest.json").read_text())["stages"]["distill"]["results"] for n in "ab"]
+    assert runs[0] == runs[1]

@@ -116,6 +116,10 @@ def merge(
 def distill(recipe: RecipeArg = None, run_dir: RunDirOpt = None, set: SetOpt = None):
     """Distilling step-by-step: a teacher endpoint's rationales as a second task; vs label-only at each data size."""
     s = stage("distill", recipe, run_dir, {}, set)
+    if s.get("interrupted"):
+        raise typer.Exit(143)
+    if elsewhere(s):
+        return
     t = s["teacher"]
     console.print(
         f"teacher: {t.get('answered', 0)} of {s['inputs']} answered, {t.get('agreed', 0)} agreed; student trains on {s['kept']}"

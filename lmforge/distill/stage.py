@@ -16,6 +16,7 @@ split, as the paper's figure does.
 <run>/distill/model/            the student trained step-by-step on all kept inputs (HF folder)
 """
 
+import hashlib
 import json
 import random
 import time
@@ -36,12 +37,15 @@ from lmforge.rundir import atomic_write_text, record_stage, write_report_section
 from lmforge.rundir.plots import line_plot
 from lmforge.sft import train_sft
 from lmforge.tasks.spec import build_items, load_task
+from lmforge.train.distributed import Dist, barrier, setup_distributed
 from lmforge.train.tuning import attach_method
 
 METHODS = {"label": "label only (standard fine-tuning)", "step_by_step": "distilling step-by-step"}
 
 
 class DistillResult(TypedDict):
+    """Rank 0's result; the other processes of a torchrun job return {"worker_rank": rank}."""
+
     task: str
     inputs: int  # training inputs read
     teacher: dict[str, int]  # answered, agreed, disagreed, and each drop reason
@@ -114,9 +118,14 @@ def conversations(records: list[dict], method: str, weight: float) -> tuple[list
     return convs, [1.0] * len(records) + [weight] * len(records)
 
 
-def train_and_score(cfg: DistillConfig, student_dir: Path, task, records: list[dict], method: str, seed: int):
-    """A fresh student tuned on `records` by `method`, then scored on the task's items; (row, model, tokenizer)."""
+def train_and_score(
+    cfg: DistillConfig, student_dir: Path, task, records: list[dict], method: str, seed: int, d: Dist, resume: Path
+):
+    """A fresh student tuned on `records` by `method` (every process; a killed run resumes from
+    `resume`), then scored on the task's items (under torchrun each process scores its share of
+    them, as `eval` does); (row, model, tokenizer)."""
     model, tok = load_model_and_tokenizer(student_dir)
+    model.to(d.device)
     if not tok.chat_template:
         tok.chat_template = CHATML_TEMPLATE
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -127,7 +136,10 @@ def train_and_score(cfg: DistillConfig, student_dir: Path, task, records: list[d
         ids, labels = encode(tok, c)
         examples.append((ids[:max_len], labels[:max_len]))
     model = attach_method(model, cfg.sft, "distill.sft", seed)
-    trained, model = train_sft(model, examples, cfg.sft, seed, pad, None, weights=weights)
+    trained, plain = train_sft(model, examples, cfg.sft, seed, pad, None, resume_dir=resume, d=d, weights=weights)
+    if trained["interrupted"]:  # SIGTERM: checkpointed at the step's end; a rerun continues
+        return {"interrupted": True}, None, tok
+    model = plain if d.is_main else model  # DDP left every process the same trained weights
     if cfg.sft.method == "lora":
         model = model.merge_and_unload()
     model.eval()
@@ -152,8 +164,13 @@ def train_and_score(cfg: DistillConfig, student_dir: Path, task, records: list[d
 
 
 def run_distill_stage(cfg: DistillConfig, run_dir: str | Path, seed: int = 0) -> DistillResult:
+    """Under torchrun every process runs this: rank 0 asks the teacher (the others then read its
+    cached answers), every training is shared, rank 0 scores, saves and records. Each finished
+    (method, share) is kept in <run>/distill/runs/, so a rerun of a killed stage continues where
+    it stopped (a training cut short resumes from its step checkpoint)."""
     started = time.time()
     run_dir = Path(run_dir)
+    d = setup_distributed()
     if not cfg.task or not cfg.train_data:
         raise ConfigError("distill.task and distill.train_data: give the task spec and its training inputs")
     task = load_task(cfg.task)
@@ -170,7 +187,11 @@ def run_distill_stage(cfg: DistillConfig, run_dir: str | Path, seed: int = 0) ->
     train = load_task(cfg.task, data=cfg.train_data)
     out = run_dir / "distill"
     out.mkdir(parents=True, exist_ok=True)
+    if not d.is_main:
+        barrier(d)  # rank 0 asks the teacher first; here every answer then comes from its cache
     kept, counts, accounting = annotate(cfg, task, train, out, cfg.seed)
+    if d.is_main:
+        barrier(d)
     if not kept:
         raise ConfigError(f"distill: the teacher agreed on no input ({dict(counts)}); see {out / 'teacher.jsonl'}")
     order = kept[:]
@@ -182,14 +203,29 @@ def run_distill_stage(cfg: DistillConfig, run_dir: str | Path, seed: int = 0) ->
             "".join(json.dumps({"messages": c}, ensure_ascii=False) + "\n" for c in convs),
         )
     results = []
+    fingerprint = hashlib.sha256(json.dumps([order, cfg.model_dump(), str(student_dir)]).encode()).hexdigest()
     for share in sorted(cfg.sizes):
         records = order[: max(1, round(share * len(order)))]
         for method in METHODS:
-            row, model, tok = train_and_score(cfg, student_dir, task, records, method, seed)
-            results.append({**row, "share": share})
-            if share == max(cfg.sizes) and method == "step_by_step":
-                model.save_pretrained(out / "model", safe_serialization=True)
-                tok.save_pretrained(out / "model")
+            done = out / "runs" / f"{method}-{share:g}.json"
+            last = share == max(cfg.sizes) and method == "step_by_step"
+            if done.is_file() and json.loads(done.read_text())["fingerprint"] == fingerprint:
+                results.append(json.loads(done.read_text())["row"])  # finished before a kill: not again
+                continue
+            row, model, tok = train_and_score(
+                cfg, student_dir, task, records, method, seed, d, out / "resume" / f"{method}-{share:g}"
+            )
+            if row and row.get("interrupted"):
+                return {"interrupted": True}
+            if d.is_main:
+                if last:
+                    model.save_pretrained(out / "model", safe_serialization=True)
+                    tok.save_pretrained(out / "model")
+                results.append({**row, "share": share})
+                atomic_write_text(done, json.dumps({"fingerprint": fingerprint, "row": results[-1]}))
+            barrier(d)
+    if not d.is_main:
+        return {"worker_rank": d.rank}
     summary: DistillResult = {
         "task": task.spec.name,
         "inputs": len(train.docs),
