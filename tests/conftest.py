@@ -227,12 +227,16 @@ def stage_result_types() -> dict:
     from lmforge.adapt.stage import AdaptResult
     from lmforge.curate.stage import CurateResult
     from lmforge.data.tokenize import TokenizeResult
+    from lmforge.decontaminate.stage import DecontaminateResult
+    from lmforge.distill.stage import DistillResult
     from lmforge.dpo.stage import DpoResult
     from lmforge.eval.stage import EvalResult
     from lmforge.export.stage import ExportResult
     from lmforge.generate.sample import GenerateResult
     from lmforge.judge.stage import JudgeResult
+    from lmforge.merge.stage import MergeResult
     from lmforge.release.build import ReleaseResult
+    from lmforge.reverse_instruct.stage import ReverseInstructResult
     from lmforge.self_instruct.stage import SelfInstructResult
     from lmforge.sft.stage import SftResult
     from lmforge.tokenizer.train_bpe import TokenizerResult
@@ -254,6 +258,10 @@ def stage_result_types() -> dict:
         "self_instruct": SelfInstructResult,
         "release": ReleaseResult,
         "export": ExportResult,
+        "merge": MergeResult,
+        "reverse_instruct": ReverseInstructResult,
+        "distill": DistillResult,
+        "decontaminate": DecontaminateResult,
     }
 
 

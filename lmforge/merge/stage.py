@@ -14,9 +14,9 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import TypedDict
 
 import torch
+from typing_extensions import TypedDict
 
 from lmforge.errors import ConfigError
 from lmforge.merge import methods
