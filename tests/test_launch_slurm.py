@@ -113,8 +113,8 @@ def test_two_stand_in_nodes_train_as_one_job(tiny_run, tmp_path, slurm_bin):
 
 def test_a_stage_that_runs_in_one_process_is_refused(tiny_run, tmp_path):
     _, recipe_path = tiny_run
-    proc = lmforge("launch", "slurm", str(recipe_path), "--stage", "eval", "--run-dir", str(tmp_path), check=False)
-    assert proc.returncode == 2 and "launch slurm --stage eval: runs in one process" in proc.stderr
+    proc = lmforge("launch", "slurm", str(recipe_path), "--stage", "generate", "--run-dir", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "launch slurm --stage generate: runs in one process" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "launch").exists()
 
 

@@ -260,6 +260,7 @@ def test_the_tour_after_the_demo(blocks):
     assert "predicted loss" in out and "refuse/pass accuracy" in out
 
 
+@pytest.mark.timeout(2400)  # every README command in turn: the longest test by far
 def test_every_command_of_the_readme_and_the_recipes(blocks):
     """In README order: the model from the wheel, SmolLM2 -> German, translate and Self-Instruct,
     the judge, DPO, serving (each server with the client commands), then the recipes' headers."""

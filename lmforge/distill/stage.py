@@ -30,7 +30,7 @@ from lmforge.chat.template import CHATML_TEMPLATE
 from lmforge.distill.prompts import LABEL, RATIONALE, teacher_prompt
 from lmforge.endpoint import EndpointClient, EndpointError
 from lmforge.errors import ConfigError
-from lmforge.eval import INVALID, engine_replies, evaluate_generative, extract, score
+from lmforge.eval import INVALID, engine_replies, evaluate_generative, extract, score, sharded
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir, run_model
 from lmforge.recipe import DistillConfig
 from lmforge.rundir import atomic_write_text, record_stage, write_report_section
@@ -145,12 +145,13 @@ def train_and_score(
     model.eval()
     prefix = LABEL if method == "step_by_step" else ""
     spec = task.spec.model_copy(update={"chat": True, "max_new_tokens": cfg.label_tokens, "samples": 1})
-    result = evaluate_generative(
-        task,
-        lambda prompts, idx: engine_replies(model, tok, [prefix + p.strip() for p in prompts], spec, indices=idx),
-        num_fewshot=0,
-        limit=cfg.limit,
-    )
+    with sharded():  # every process scores its share of the items
+        result = evaluate_generative(
+            task,
+            lambda prompts, idx: engine_replies(model, tok, [prefix + p.strip() for p in prompts], spec, indices=idx),
+            num_fewshot=0,
+            limit=cfg.limit,
+        )
     m = result["metrics"]["exact_match"]
     row = {
         "method": method,

@@ -7,6 +7,7 @@ from lmforge.eval.compare import compare_results, comparison_table, paired_boots
 from lmforge.eval.generative import engine_replies, evaluate_generative
 from lmforge.eval.memorization import memorization
 from lmforge.eval.multiple_choice import evaluate_task
+from lmforge.eval.shard import sharded
 from lmforge.eval.stage import evaluate_model, headline, run_eval_stage
 from lmforge.tasks import load_task
 
@@ -26,4 +27,5 @@ __all__ = [
     "paired_bootstrap",
     "run_eval_stage",
     "score",
+    "sharded",
 ]

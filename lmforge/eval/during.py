@@ -5,7 +5,7 @@ forgetting in the old one as curves over training, not a before/after pair.
 
 The other processes go on to the next step and wait for rank 0 at its gradient all-reduce (DDP);
 a sharded model (FSDP2) needs every process for a forward, so it is refused there. Item sharding
-(shard.py) is switched off: rank 0 scores alone.
+(shard.py) stays off here: rank 0 scores alone.
 """
 
 from collections.abc import Callable
@@ -35,12 +35,11 @@ def eval_hook(
     def run(step: int) -> dict | None:
         if (step % cfg.eval_every and step != last) or not d.is_main:
             return None
-        from lmforge.eval.shard import alone
         from lmforge.eval.stage import evaluate_model
 
         model = get_model()
         training = model.training
-        with alone(), torch.no_grad():
+        with torch.no_grad():  # rank 0 alone: no item sharding outside `sharded()`
             results = evaluate_model(model, tokenizer, scoring, tasks, work_dir, harness=False)
         model.train(training)
         return during_row(results)

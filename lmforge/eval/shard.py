@@ -5,6 +5,10 @@ held-out windows for bits per byte), and the per-item results are gathered back 
 every process, so the metrics, the bootstrap and the report are computed from exactly the values
 one process would have produced (up to the batch a row shares, which only moves the last float
 bits). Rank 0 writes the results. One process: the function runs on all items.
+
+Sharding is opt-in (`sharded()`, which the eval and distill stages enter on every process): any
+other caller under torchrun (adapt's before/after scores, evals during training on rank 0) scores
+everything in its own process, since the other ranks are not there to gather with.
 """
 
 import contextlib
@@ -12,22 +16,22 @@ from collections.abc import Callable
 
 import torch.distributed as dist
 
-_ALONE = [False]
+_SHARDED = [False]
 
 
 @contextlib.contextmanager
-def alone():
-    """Score everything in this process even under torchrun (rank 0 evaluating during training)."""
-    _ALONE[0] = True
+def sharded():
+    """Split the items of every evaluation inside across torchrun's processes (all must enter)."""
+    _SHARDED[0] = True
     try:
         yield
     finally:
-        _ALONE[0] = False
+        _SHARDED[0] = False
 
 
 def world() -> tuple[int, int]:
-    """(rank, world size) of this process; (0, 1) outside torchrun."""
-    if dist.is_available() and dist.is_initialized() and not _ALONE[0]:
+    """(rank, world size) of this process when sharding; (0, 1) outside torchrun or `sharded()`."""
+    if dist.is_available() and dist.is_initialized() and _SHARDED[0]:
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 

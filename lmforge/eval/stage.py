@@ -21,7 +21,7 @@ from lmforge.eval.harness import run_harness
 from lmforge.eval.memorization import memorization
 from lmforge.eval.multiple_choice import evaluate_task, stderr
 from lmforge.eval.report import eval_report
-from lmforge.eval.shard import world
+from lmforge.eval.shard import sharded, world
 from lmforge.models import load_model_and_tokenizer, resolve_model_dir
 from lmforge.recipe import EvalConfig
 from lmforge.rundir import atomic_write_text, record_stage, write_report_section
@@ -183,7 +183,13 @@ class EvalResult(TypedDict, total=False):
 
 
 def run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> EvalResult:
-    """Evaluate cfg.model (default: the run's newest checkpoint); tasks are checked before any model loads."""
+    """Evaluate cfg.model (default: the run's newest checkpoint); tasks are checked before any model
+    loads. Under torchrun every process runs this and scores its share of the items."""
+    with sharded():
+        return _run_eval_stage(cfg, run_dir)
+
+
+def _run_eval_stage(cfg: EvalConfig, run_dir: str | Path) -> EvalResult:
     started = time.time()
     run_dir = Path(run_dir)
     tasks = [load_task(p) for p in cfg.tasks]

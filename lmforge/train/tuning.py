@@ -76,12 +76,13 @@ def method_parameters(config, cfg: Tuning, section: str) -> dict[str, int]:
     of what each method trains. Methods the family cannot take are left out."""
     from transformers import AutoModelForCausalLM
 
+    plain = type(config).from_dict({k: v for k, v in config.to_dict().items() if k != "quantization_config"})
     counts = {}
     for method in ("lora", "adapter", "adapter_v2"):
         with torch.device("meta"):
-            model = AutoModelForCausalLM.from_config(config)
+            model = AutoModelForCausalLM.from_config(plain)  # a QLoRA base counts as its 16-bit self
         try:
-            model = attach_method(model, cfg.model_copy(update={"method": method}), section)
+            model = attach_method(model, cfg.model_copy(update={"method": method, "qlora": False}), section)
         except ConfigError:
             continue
         counts[method] = sum(p.numel() for p in model.parameters() if p.requires_grad)
