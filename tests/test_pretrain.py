@@ -190,21 +190,21 @@ def test_torch_compile_option_trains_like_eager(tiny_run, tmp_path):
 
 
 def test_a_one_process_stage_under_torchrun_refuses_instead_of_running_twice(tiny_run, tmp_path):
-    """Two copies of generate would each do the whole job and write the same files: it refuses."""
+    """Two copies of tokenize would each do the whole job and write the same files: it refuses."""
     _, recipe_path = tiny_run
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "lmforge"]
     proc = subprocess.run(
-        [*cmd, "generate", str(recipe_path), "--run-dir", str(tmp_path / "run")],
+        [*cmd, "tokenize", str(recipe_path), "--run-dir", str(tmp_path / "run")],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode != 0
-    refusals = [line for line in proc.stderr.splitlines() if line.startswith("error: generate runs in one process")]
+    refusals = [line for line in proc.stderr.splitlines() if line.startswith("error: tokenize runs in one process")]
     # torchrun stops the other process when the first exits, so one or both print the line
     assert 1 <= len(refusals) <= 2 and "/lmforge/" not in proc.stderr, proc.stderr  # (torchrun's own traceback)
-    assert not (tmp_path / "run" / "samples").exists() and not (tmp_path / "run" / "manifest.json").exists()
+    assert not (tmp_path / "run" / "tokens").exists() and not (tmp_path / "run" / "manifest.json").exists()
 
 
 def test_more_processes_than_gpus_is_one_line_before_anything_starts(monkeypatch):
