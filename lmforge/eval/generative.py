@@ -16,7 +16,7 @@ from lmforge.chat.template import encode_chat
 from lmforge.engine import Engine, GenerationError, SamplingParams
 from lmforge.engine.events import Failed, Text
 from lmforge.eval.answers import INVALID, extract, normalise, score
-from lmforge.eval.multiple_choice import stderr
+from lmforge.eval.multiple_choice import result_header, stderr
 from lmforge.eval.shard import shard_map
 from lmforge.tasks import Task, build_items
 
@@ -110,11 +110,7 @@ def evaluate_generative(
     scored = [[score(a, it.golds, spec.normalize, spec.language) for a in row] for it, row in zip(items, answers)]
     per_item = {m: [sum(s[m] for s in row) / len(row) for row in scored] for m in spec.metrics}
     result = {
-        "task": spec.name,
-        "benchmark": task.benchmark,
-        "language": spec.language,
-        "items": len(items),
-        "num_fewshot": spec.num_fewshot if num_fewshot is None else num_fewshot,
+        **result_header(task, len(items), num_fewshot),
         "chance": 0.0,
         "metrics": {m: {"value": sum(v) / len(v), "stderr": stderr(v)} for m, v in per_item.items()},
         "per_item": per_item,

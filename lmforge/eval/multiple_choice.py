@@ -34,6 +34,18 @@ def stderr(values: list[int]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
+def result_header(task, items: int, num_fewshot: int | None) -> dict:
+    """What every task result starts with, multiple-choice or generative."""
+    spec = task.spec
+    return {
+        "task": spec.name,
+        "benchmark": task.benchmark,
+        "language": spec.language,
+        "items": items,
+        "num_fewshot": spec.num_fewshot if num_fewshot is None else num_fewshot,
+    }
+
+
 def evaluate_task(
     model,
     tokenizer,
@@ -51,11 +63,7 @@ def evaluate_task(
     per_item = [item_correct(it, ll) for it, ll in zip(items, lls)]
     spec = task.spec
     result = {
-        "task": spec.name,
-        "benchmark": task.benchmark,
-        "language": spec.language,
-        "items": len(items),
-        "num_fewshot": spec.num_fewshot if num_fewshot is None else num_fewshot,
+        **result_header(task, len(items), num_fewshot),
         "chance": float(np.mean([1 / len(it.choices) for it in items])),
         "metrics": {},
     }
