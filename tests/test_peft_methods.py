@@ -90,9 +90,12 @@ def test_qlora_tunes_a_4bit_base_and_saves_the_adapter_merged_in_16_bit(tiny_run
     from lmforge.train.tuning import load_quantized
     from tests.conftest import ROOT, pretrain_tiny
 
-    base = pretrain_tiny(tiny_run, "model.max_position_embeddings=128") / "checkpoints" / "step-000008"
+    wide = ("model.max_position_embeddings=128", "model.hidden_size=64", "model.intermediate_size=96")
+    base = pretrain_tiny(tiny_run, *wide) / "checkpoints" / "step-000008"
     quantized = load_quantized(base, SftConfig(qlora=True), "sft", torch.device("cpu"))
-    assert type(quantized.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
+    kinds = {n.split(".")[-1]: type(m).__name__ for n, m in quantized.model.layers[0].named_modules()}
+    assert kinds["q_proj"] == kinds["up_proj"] == "Linear4bit"  # rows of 64: whole NF4 blocks
+    assert kinds["down_proj"] == type(quantized.lm_head).__name__ == "Linear"  # 96 is not; nor the output layer
     data = SftDataset(path=str(ROOT / "examples" / "instructions" / "chat_de_heldout.jsonl"))
     cfg = SftConfig(model=str(base), qlora=True, lora_rank=8, batch_size=4, epochs=2, lr=5e-3, datasets=[data])
     s = run_sft_stage(cfg.model_copy(update={"heldout": [data]}), tmp_path / "run", seed=0)

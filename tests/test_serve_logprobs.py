@@ -29,7 +29,7 @@ def smollm2():
 
 @pytest.fixture(scope="module")
 def server(smollm2):
-    s = LiveServer(str(smollm2[0]), "--name", "smol", "--max-batch", "4")
+    s = LiveServer(str(smollm2[0]), "--name", "smol", "--max-batch", "4", "--dtype", "fp32")  # as the reference
     yield s
     s.stop()
 

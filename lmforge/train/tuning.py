@@ -110,9 +110,32 @@ def load_quantized(model_dir, cfg: Tuning, section: str, device: torch.device):
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16 if use_bf16(cfg.precision, device) else torch.float32,
+        llm_int8_skip_modules=unquantizable_linears(model_dir),
     )
     model = load_causal_lm(model_dir, quantization_config=quantization, device_map={"": str(device)})
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
+NF4_BLOCK = 64  # bitsandbytes quantises 4-bit weights in blocks of 64 along a row
+
+
+def unquantizable_linears(model_dir) -> list[str]:
+    """Linear layers that stay in 16/32-bit under QLoRA: the output layer (as transformers keeps it)
+    and any layer whose rows are not whole NF4 blocks — bitsandbytes' CPU kernels cannot repack those
+    and fail at the first forward pass without grad (evaluation, generation)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from lmforge.models import resolve_model_dir
+
+    with init_empty_weights():
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve_model_dir(model_dir)))
+    out = skeleton.get_output_embeddings()
+    return [
+        name
+        for name, m in skeleton.named_modules()
+        if isinstance(m, torch.nn.Linear) and (m is out or m.in_features % NF4_BLOCK)
+    ]
 
 
 def merged_16bit(model, model_dir, cfg: Tuning, section: str, seed: int):
