@@ -128,7 +128,9 @@ def test_family_through_every_verb(family, tiny_data, tmp_path):
         new_tokens=16,
         phases=[PhaseConfig(name="de", mix={"de": 1.0}, tokens=2048, seq_len=64)],
     )
-    a = run_adapt_stage(adapt, TrainConfig(seq_len=64, micro_batch_size=4, lr=1e-3, warmup_steps=0, threads=2, precision="fp32"), run, 0)
+    a = run_adapt_stage(
+        adapt, TrainConfig(seq_len=64, micro_batch_size=4, lr=1e-3, warmup_steps=0, threads=2, precision="fp32"), run, 0
+    )
     assert a["phases"][0]["steps"] >= 2 and a["base"]["added_tokens"] == 16
     # a few steps of each, in fp32 on any CPU: the GGUF checks below compare against these weights
     short = {"epochs": 0.3, "batch_size": 8, "max_len": 128, "warmup_steps": 0, "precision": "fp32"}
