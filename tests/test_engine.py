@@ -267,3 +267,25 @@ def test_lean_step_logits_match_the_model_forward_with_either_linear_kernel(tiny
             monkeypatch.setattr(llama_step, "pick_linear", lambda dtype, k=kernel: k)
             got = llama_step.decode_step(model, ids[:, -1:], position, KVBuffer(cache, 128), mask)[0]
             assert torch.allclose(got, want, atol=1e-4, rtol=0), (kernel, float((got - want).abs().max()))
+
+
+def test_prefix_cache_finds_the_longest_shared_beginning_and_keeps_recent_prompts_within_budget():
+    from lmforge.engine.prefix_cache import MIN_SHARED, PrefixCache
+
+    def kv(prompt):  # one layer; K holds each position's token id, so a slice shows where it came from
+        x = torch.tensor(prompt, dtype=torch.float32).view(1, 1, -1, 1)
+        return [(x, -x)]
+
+    size = lambda p: 2 * 4 * len(p)  # noqa: E731 - K and V, fp32
+    a, b, c = list(range(40)), list(range(30)) + [99] * 10, list(range(100, 140))
+    cache = PrefixCache(budget_bytes=size(a) + size(b))
+    assert cache.longest(a) == (0, None)
+    cache.add(a, kv(a))
+    cache.add(b, kv(b))
+    n, got = cache.longest(list(range(35)) + [7] * 5)  # 35 shared with a, 30 with b
+    assert n == 35 and got[0][0].flatten().tolist() == list(range(35)) and torch.equal(got[0][1], -got[0][0])
+    assert cache.longest(a)[0] == 39  # the same prompt: all but its last token
+    assert cache.longest(list(range(MIN_SHARED - 1)) + [500] * 30) == (0, None)  # too short a match
+    cache.add(c, kv(c))  # over budget: the least recently used (b; a was just used) goes
+    assert list(cache.entries) == [tuple(a), tuple(c)] and cache.bytes == size(a) + size(c)
+    assert (cache.hits, cache.reused_tokens) == (2, 35 + 39)

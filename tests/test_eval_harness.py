@@ -45,6 +45,7 @@ def test_acc_and_acc_norm_equal_lm_eval_item_by_item(trained, tmp_path, shots):
     theirs = run_harness(model, tok, [], tasks, tmp_path, num_fewshot=shots)
     for a, b in zip(ours, theirs):
         assert b["source"] == "lm-eval" and b["items"] == a["items"] == 30 and b["num_fewshot"] == shots
+        assert b["chance"] == pytest.approx(a["chance"])  # so harness results enter the aggregate too
         for metric in ("acc", "acc_norm", "acc_bytes"):
             assert a["per_item"][metric] == b["per_item"][metric], (a["task"], metric)
             assert a["metrics"][metric]["value"] == b["metrics"][metric]["value"]

@@ -86,6 +86,25 @@ def test_k_shot_is_seeded_and_never_shows_the_item_its_own_answer(tmp_path):
         build_items(task, 6)
 
 
+def test_first_n_few_shot_prompts_share_one_beginning_as_the_harness_builds_them(tmp_path):
+    """`fewshot_sampler = "first_n"`: the first k examples in file order for every item (the item
+    itself left out), byte for byte the contexts lm-eval builds from the exported YAML."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from lmforge.eval.harness import export_task
+
+    task = load_task(spec(tmp_path, ROWS, num_fewshot=2, fewshot_sampler="first_n"))
+    ours = [i.context for i in build_items(task, seed=1234)]
+    assert {c.split("\n\n")[0] for c in ours[2:]} == {"Q: question 0\nA: yes 0"}  # one shared start
+    assert ours[0].startswith("Q: question 1\nA: no 1\n\nQ: question 2\nA: maybe\n\n")  # never itself
+    export_task(task, tmp_path / "harness")
+    theirs = get_task_dict(["t"], TaskManager(include_path=str(tmp_path / "harness")))["t"]
+    theirs.set_fewshot_seed(1234)
+    theirs.build_all_requests(limit=None, rank=0, world_size=1)
+    contexts = {inst.doc_id: inst.args[0] for inst in theirs.instances}
+    assert ours == [contexts[i] for i in range(len(ROWS))]
+
+
 def test_metrics_follow_the_harness_definitions():
     lls = [-1.2, -4.4, -2.0]  # raw: choice 0 wins; per character: 'bb' (-1.0); per byte: 'éééé' (8 bytes)
     assert item_correct(Item("c", ["a", "éééé", "bb"], 0, " "), lls) == {"acc": 1, "acc_norm": 0, "acc_bytes": 0}

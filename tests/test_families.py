@@ -316,3 +316,28 @@ def test_lean_decode_step_decodes_every_family_as_generate_does(family, blocks, 
     first, _ = alone(model, tok, prompts[0], 40)  # alone in the engine: identical, not just near
     ((_, req),) = decode_joining(engine, prompts[:1], [40])
     assert req.tokens == first
+
+
+@pytest.mark.parametrize("family", list(FAMILY_CONFIGS))
+def test_a_prompt_starting_like_a_kept_one_decodes_as_generate_does(family, tiny_data):
+    """The prefix cache on each family: prompts that share a 40-token beginning (past the sliding
+    windows of 8) prefill only their own ends on the kept K, V, and decode what `generate` decodes
+    from the whole prompt; a repeated prompt runs one token."""
+    from transformers import AutoTokenizer
+
+    from lmforge.engine import Engine
+    from tests.test_engine import alone, assert_same_or_near_tie, decode_joining
+
+    tok = AutoTokenizer.from_pretrained(tiny_data / "tokenizer")
+    over = {"sliding_window": 8} if family == "mistral" else {}
+    model = tiny_family(family, len(tok), tok.bos_token_id, tok.eos_token_id, **over)
+    engine = Engine(model, tok, max_batch=2, start=False)
+    engine.stops = set()
+    shared = tok.encode(" ".join(PROMPTS * 3), add_special_tokens=False)[:40]
+    prompts = [shared + tok.encode(" " + p, add_special_tokens=False) for p in PROMPTS[:3]]
+    runs = [decode_joining(engine, [ids], [12])[0] for ids in [*prompts, prompts[0]]]
+    assert engine.prefix.hits == 3
+    assert engine.prefix.reused_tokens == 40 + 40 + len(prompts[0]) - 1
+    for (_, req), ids in zip(runs, [*prompts, prompts[0]]):
+        want, logits = alone(model, tok, ids, 12)
+        assert_same_or_near_tie(req.tokens, want, logits)

@@ -200,6 +200,21 @@ def test_prometheus_metrics_count_what_was_served(server, client):
     assert after[("lmforge_requests_running", ())] == 0 and after[("lmforge_engine_max_batch", ())] == 4
     assert grew(("lmforge_engine_steps_total", ())) >= 5 and grew(("lmforge_engine_step_rows_total", ())) >= 5
 
+    # a prompt that begins like an earlier one prefills only its new end: the same answer, counted
+    story = "Am Morgen backt der Bäcker Brot, und am Abend kocht die alte Frau eine Suppe im Haus am Hafen."
+    texts = [
+        client.completions.create(model="tiny", prompt=story + end, max_tokens=6, temperature=0).choices[0].text
+        for end in (" Der Hafen", " Der Hafen", " Die Frau")
+    ]
+    assert texts[0] == texts[1]
+    reused = scrape(server.url)
+    assert reused[("lmforge_prefix_cache_hits_total", ())] - after[("lmforge_prefix_cache_hits_total", ())] == 2
+    assert (
+        reused[("lmforge_prefix_cache_reused_tokens_total", ())]
+        - after[("lmforge_prefix_cache_reused_tokens_total", ())]
+        > 2 * 16
+    )
+
 
 def test_load_with_malformed_requests_interleaved(server):
     """8 clients x 25 requests, streamed and not, with 200 malformed requests between them: no good

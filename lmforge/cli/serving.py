@@ -71,6 +71,10 @@ def serve(
     guardrails: Annotated[Optional[Path], typer.Option(help="Topical rails file (.toml/.yaml).")] = None,
     max_batch: Annotated[int, typer.Option(help="Requests decoded together.")] = 8,
     max_waiting: Annotated[int, typer.Option(help="Queued requests beyond the batch; more get 429.")] = 64,
+    prefix_cache_mb: Annotated[
+        int,
+        typer.Option(help="torch backend: memory for recent prompts' K/V, reused by prompts that begin alike; 0: off."),
+    ] = 1024,
     dtype: Annotated[
         str, typer.Option(help="torch backend weights: auto (bf16 where the chip has bf16 math), fp32 or bf16.")
     ] = "auto",
@@ -90,6 +94,8 @@ def serve(
 
     if dtype not in ("auto", "fp32", "bf16"):
         raise LmforgeError(f"--dtype {dtype!r}: choose auto, fp32 or bf16")
+    if prefix_cache_mb < 0:
+        raise LmforgeError(f"--prefix-cache-mb {prefix_cache_mb}: must be 0 (off) or more")
     if grace_period < 0:
         raise LmforgeError(f"--grace-period {grace_period}: must be 0 or more seconds")
     run_server(
@@ -108,6 +114,7 @@ def serve(
         metrics_public,
         tensor_parallel_size,
         gpu_memory_utilization,
+        prefix_cache_mb,
     )
 
 

@@ -18,6 +18,9 @@ Callers get events (events.py) through a callback called on the engine thread: `
 first, from a prefill that keeps every position's logits), then one of `Done`, `Failed` or
 `Aborted`. `stream()` wraps that in a plain iterator. `abort_all` ends every request at once (a
 server shutting down); `close` also stops the engine thread.
+
+A prompt that begins like one prefilled before (few-shot examples, a system prompt, a chat's
+history) runs only its new tokens on top of the kept K, V of that beginning (prefix_cache.py).
 """
 
 import queue
@@ -32,6 +35,7 @@ import torch
 from lmforge.engine import llama_step
 from lmforge.engine.events import Aborted, Done, Event, Failed, Logprobs, Text, Usage
 from lmforge.engine.kv_buffer import KVBuffer
+from lmforge.engine.prefix_cache import PrefixCache
 from lmforge.engine.sampling import SamplingParams, make_generator, prompt_logprobs, sample, token_logprob
 from lmforge.engine.text_stream import TextStream
 from lmforge.errors import LmforgeError
@@ -86,8 +90,18 @@ def stop_token_ids(tokenizer) -> set[int]:
 
 
 class Engine:
-    def __init__(self, model, tokenizer, max_batch: int = 8, max_waiting: int = 64, start: bool = True):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        max_batch: int = 8,
+        max_waiting: int = 64,
+        start: bool = True,
+        prefix_cache_mb: int = 1024,
+    ):
+        """`prefix_cache_mb`: memory (on the model's device) for kept prompts' K, V; 0 keeps none."""
         self.model, self.tokenizer = model.eval(), tokenizer
+        self.prefix = PrefixCache(prefix_cache_mb << 20) if prefix_cache_mb > 0 else None
         self.max_batch, self.max_waiting = max_batch, max_waiting
         self.stops = stop_token_ids(tokenizer)
         self.context = getattr(model.config, "max_position_embeddings", None) or 2048
@@ -165,6 +179,8 @@ class Engine:
             "step_rows": self.step_rows,
             "cancelled": self.cancelled,
             "cancel_lag_max_steps": self.cancel_lag_max,
+            "prefix_hits": self.prefix.hits if self.prefix else 0,
+            "prefix_tokens_reused": self.prefix.reused_tokens if self.prefix else 0,
         }
 
     def _leave_queue(self, req: Request) -> None:
@@ -233,18 +249,22 @@ class Engine:
     def _prefill(self, req: Request) -> None:
         from transformers import DynamicCache
 
-        ids = torch.tensor([req.prompt], device=self.model.device)
-        echo = req.params.echo
+        echo = req.params.echo  # every prompt position's logits: the whole prompt runs
+        shared, past = (0, None) if echo or self.prefix is None else self.prefix.longest(req.prompt)
+        ids = torch.tensor([req.prompt[shared:]], device=self.model.device)
         # a cache without the model's config keeps every column in every layer: sliding-window
         # layers (Mistral, Gemma) would otherwise keep only their window, and the buffer needs
         # one length for all layers (the masks, not the cache, apply the window)
-        out = self.model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=0 if echo else 1)
+        cache = DynamicCache() if past is None else DynamicCache(ddp_cache_data=past)
+        out = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=0 if echo else 1)
         if echo:
             req.emit(Logprobs(prompt_logprobs(out.logits[0], req.prompt, req.params.logprobs or 0), prompt=True))
             if req.params.max_tokens == 0:  # scoring only (lm-eval's log-likelihoods): nothing to decode
                 req.emit(Done("length", _usage(req)))
                 return
         kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+        if self.prefix is not None:
+            self.prefix.add(req.prompt, kv)
         req.generator, req.position = make_generator(req.params.seed), len(req.prompt)
         if req.params.json_schema is not None:
             from lmforge.engine.constraints import Constraint

@@ -22,14 +22,24 @@ from lmforge.tasks import Task, build_items
 
 
 def engine_replies(
-    model, tokenizer, prompts: list[str], spec, seed: int = 0, batch_size: int = 16, indices: list[int] | None = None
+    model,
+    tokenizer,
+    prompts: list[str],
+    spec,
+    seed: int = 0,
+    batch_size: int = 16,
+    indices: list[int] | None = None,
+    prefix_cache_mb: int = 1024,
 ) -> list[list[str]]:
     """`spec.samples` replies per prompt from lmforge's engine, stopped at `spec.until`. `indices`:
     each prompt's place in its task (the sampling seeds follow it, so a share of the items on one
-    process samples what one process would)."""
+    process samples what one process would). Prompts sharing few-shot examples prefill only what
+    differs (the engine's prefix cache, `prefix_cache_mb`; 0 turns it off)."""
     indices = list(range(len(prompts))) if indices is None else indices
     n = spec.samples
-    engine = Engine(model, tokenizer, max_batch=batch_size, max_waiting=len(prompts) * n, start=False)
+    engine = Engine(
+        model, tokenizer, batch_size, max_waiting=len(prompts) * n, start=False, prefix_cache_mb=prefix_cache_mb
+    )
     if not spec.chat:  # a continuation, not a chat turn: only EOS ends it
         engine.stops = {tokenizer.eos_token_id} - {None}
     room = engine.context - spec.max_new_tokens

@@ -42,6 +42,8 @@ def export_task(task: Task, out_dir: str | Path) -> Path:
     if spec.output == "generate":
         del config["doc_to_choice"]
         config |= _generate_until(task)
+    if spec.fewshot_sampler == "first_n":
+        config.setdefault("fewshot_config", {})["sampler"] = "first_n"
     if spec.num_fewshot:  # the harness ignores a run's num_fewshot for tasks whose YAML says 0
         config["num_fewshot"] = spec.num_fewshot
     path = Path(out_dir) / f"{spec.name}.yaml"
@@ -105,6 +107,16 @@ def _language(name: str, exported: dict[str, Task]) -> tuple[str, str]:
         return exported[name].benchmark, exported[name].spec.language
     head, _, tail = name.rpartition("_")
     return (head, tail) if head and len(tail) == 2 else (name, "-")
+
+
+def _chance(metrics: dict, samples: list[dict]) -> float | None:
+    """Guessing's expected score: 0 for exact match, else the mean of 1 / choices over the items of a
+    multiple-choice task (one log-likelihood request per choice); unknown otherwise."""
+    if "exact_match" in metrics:
+        return 0.0
+    if "acc" in metrics and samples and all(len(s.get("arguments") or ()) > 1 for s in samples):
+        return sum(1 / len(s["arguments"]) for s in samples) / len(samples)
+    return None
 
 
 def run_harness(
@@ -179,6 +191,9 @@ def run_harness(
                 "source": "lm-eval",
             }
         )
+        chance = _chance(metrics, samples)
+        if chance is not None:  # what the per-language aggregate rescales by (eval/aggregate.py)
+            results[-1]["chance"] = chance
         if samples and "filtered_resps" in samples[0] and name in by_name and by_name[name].spec.output == "generate":
             results[-1]["replies"] = [[r[0] if isinstance(r, list) else r for r in s["resps"]] for s in samples]
             results[-1]["answers"] = [_as_list(s["filtered_resps"]) for s in samples]

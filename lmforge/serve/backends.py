@@ -110,8 +110,8 @@ class LocalPrompts:
 class TorchBackend(LocalPrompts):
     """lmforge's own decode engine over any model the loader resolves."""
 
-    def __init__(self, model, tokenizer, max_batch: int = 8, max_waiting: int = 64):
-        self.engine = Engine(model, tokenizer, max_batch=max_batch, max_waiting=max_waiting)
+    def __init__(self, model, tokenizer, max_batch: int = 8, max_waiting: int = 64, prefix_cache_mb: int = 1024):
+        self.engine = Engine(model, tokenizer, max_batch, max_waiting, prefix_cache_mb=prefix_cache_mb)
         self.tokenizer, self.context = tokenizer, self.engine.context
         self.logprobs = self.echo = True  # token log-probs; a prompt's too (echo)
         self.vocab_size = len(tokenizer)  # token log-probs (and echo); ids a prompt may hold

@@ -48,6 +48,8 @@ class Metrics:
             for name, key, text in (
                 ("lmforge_engine_steps", "steps", "Decode steps"),
                 ("lmforge_engine_step_rows", "step_rows", "Rows summed over decode steps (/ steps = mean batch size)"),
+                ("lmforge_prefix_cache_hits", "prefix_hits", "Prompts that began like a kept one"),
+                ("lmforge_prefix_cache_reused_tokens", "prefix_tokens_reused", "Prompt tokens not prefilled again"),
             ):
                 Gauge(name + "_total", text + " (a counter)", registry=r).set_function(
                     lambda key=key: backend.load().get(key, 0)

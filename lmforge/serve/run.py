@@ -35,6 +35,7 @@ def build_backend(
     threads: int | None,
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.9,
+    prefix_cache_mb: int = 1024,
 ):
     if backend == "torch":
         import torch
@@ -50,7 +51,7 @@ def build_backend(
             dtype = "bf16" if use_bf16("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu")) else "fp32"
         kwargs = {"dtype": {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]}
         model, tokenizer = load_model_and_tokenizer(ref, **kwargs)
-        return TorchBackend(model, tokenizer, max_batch=max_batch, max_waiting=max_waiting)
+        return TorchBackend(model, tokenizer, max_batch, max_waiting, prefix_cache_mb)
     if backend == "llama.cpp":
         from lmforge.serve.llamacpp import LlamaCppBackend
 
@@ -78,6 +79,7 @@ def serve(
     metrics_public: bool = False,
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.9,
+    prefix_cache_mb: int = 1024,
 ) -> None:
     from lmforge.serve.app import begin_shutdown, create_app
 
@@ -88,7 +90,15 @@ def serve(
 
         rails = load_rails(guardrails)
     engine = build_backend(
-        ref, backend, max_batch, max_waiting, dtype, threads, tensor_parallel_size, gpu_memory_utilization
+        ref,
+        backend,
+        max_batch,
+        max_waiting,
+        dtype,
+        threads,
+        tensor_parallel_size,
+        gpu_memory_utilization,
+        prefix_cache_mb,
     )
     app = create_app(
         engine,

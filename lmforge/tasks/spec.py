@@ -13,6 +13,9 @@ that a shipped task exports to a harness YAML and both tools build byte-identica
     prompt = "Frage: {{question}}\\nAntwort:"
     choices = "choices"             # field holding the list of answer strings
     answer = "answer"               # field holding the index of the right one
+    fewshot_sampler = "random"      # drawn per item (the harness's default), or "first_n": the
+                                    # first examples in file order for every item (GSM8K-CoT's
+                                    # fixed exemplars), so all prompts share one beginning
 
 A generative task (`output = "generate"`) names the gold answer's field in `answer` (a string, a
 number, or a list of accepted answers), and says how to read a reply:
@@ -78,6 +81,7 @@ class TaskSpec(BaseModel):
     target_delimiter: str = " "
     fewshot_delimiter: str = "\n\n"
     num_fewshot: int = Field(0, ge=0)
+    fewshot_sampler: Literal["random", "first_n"] = "random"
     metrics: list[Metric] | None = None  # default: acc, acc_norm; generative: exact_match, f1
     output: Literal["multiple_choice", "generate", "instructions"] = "multiple_choice"
     chat: bool = False  # generative: the prompt is a user turn through the model's chat template
@@ -229,10 +233,13 @@ def load_task(spec_path: str | Path, data: str | Path | None = None) -> Task:
 
 def _shots(task: Task, doc: dict, k: int, rng: random.Random) -> list[dict]:
     """The harness's few-shot draw: with examples from the evaluated file itself, k+1 are drawn and
-    the item is removed, so an item never answers itself."""
+    the item is removed, so an item never answers itself. `first_n` takes the first k in file order
+    (the item left out likewise) and draws nothing from `rng`, as the harness's FirstNSampler."""
     if not k:
         return []
     same_pool = task.fewshot_docs is task.docs
+    if task.spec.fewshot_sampler == "first_n":
+        return [d for d in task.fewshot_docs if not (same_pool and d == doc)][:k]
     drawn = rng.sample(task.fewshot_docs, k + 1 if same_pool else k)
     return [d for d in drawn if d != doc][:k] if same_pool else drawn
 
