@@ -289,3 +289,14 @@ def test_prefix_cache_finds_the_longest_shared_beginning_and_keeps_recent_prompt
     cache.add(c, kv(c))  # over budget: the least recently used (b; a was just used) goes
     assert list(cache.entries) == [tuple(a), tuple(c)] and cache.bytes == size(a) + size(c)
     assert (cache.hits, cache.reused_tokens) == (2, 35 + 39)
+
+
+def test_block_forms_are_found_once_per_model_until_a_weight_changes(tiny):
+    from lmforge.engine import llama_step
+
+    model = gguf_blocks(tiny[0])
+    first = llama_step.projection_for(model)
+    assert llama_step.projection_for(model) is first  # a second engine on the same model
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.mul_(2)  # as an optimizer step writes in place
+    assert llama_step.projection_for(model) is not first

@@ -341,3 +341,15 @@ def test_a_prompt_starting_like_a_kept_one_decodes_as_generate_does(family, tiny
     for (_, req), ids in zip(runs, [*prompts, prompts[0]]):
         want, logits = alone(model, tok, ids, 12)
         assert_same_or_near_tie(req.tokens, want, logits)
+
+    # admitted at once into a fresh engine: the first runs alone (more than TOGETHER new tokens),
+    # the rest in one left-padded forward over its kept K, V, beside a short unrelated prompt
+    long = [tok.encode(" ".join(PROMPTS * 6), add_special_tokens=False)[:80] + p[40:] for p in prompts]
+    group = [*long, tok.encode(PROMPTS[3], add_special_tokens=False)]
+    engine = Engine(model, tok, max_batch=len(group), start=False)
+    engine.stops = set()
+    runs = decode_joining(engine, group, [12] * len(group))
+    assert engine.prefix.hits == len(long) - 1 and engine.prefix.reused_tokens >= 80 * (len(long) - 1)
+    for (_, req), ids in zip(runs, group):
+        want, logits = alone(model, tok, ids, 12)
+        assert_same_or_near_tie(req.tokens, want, logits)

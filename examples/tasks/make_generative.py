@@ -260,7 +260,7 @@ SPECS = {
         "de": {"prompt": "Frage: {{question}}\nAntwort:", "until": ["\n\n", "Frage:"]},
         "extra": (
             'output = "generate"\nanswer = "answer"\nfewshot_data = "{dev}"\nfewshot_target = "solution"\n'
-            'num_fewshot = 3\nmax_new_tokens = 96\nextract = "last_number"\nnormalize = ["whitespace", "numbers"]\n'
+            'num_fewshot = 3\nfewshot_sampler = "first_n"\nmax_new_tokens = 96\nextract = "last_number"\nnormalize = ["whitespace", "numbers"]\n'
             'metrics = ["exact_match"]\n'
         ),
     },

@@ -1,9 +1,12 @@
 """The decode engine: one thread decodes every running request together (continuous batching).
 
-A request that arrives while others decode is prefilled alone (batch of one, no padding, so its
-prompt is read exactly as `generate` reads it) and then joins the running batch before the next
-step: its KV cache is left-padded to the batch's length and stacked onto the shared cache, with
-the padding masked out. Each step feeds one token per row with its own position, samples each row
+A request that arrives while others decode is prefilled and then joins the running batch before
+the next step: its KV cache is left-padded to the batch's length and stacked onto the shared
+cache, with the padding masked out. A prompt with many new tokens is prefilled alone (batch of
+one, no padding, so it is read exactly as `generate` reads it; that much work is compute-bound,
+and batching would add only padding); prompts with few new tokens (short prompts, or ones the
+prefix cache mostly holds) are prefilled together in one left-padded forward, because a forward
+over a few tokens costs what reading every weight once costs, and the group shares that read. Each step feeds one token per row with its own position, samples each row
 with its own parameters and generator, and retires rows that hit EOS, a stop string, their
 `max_tokens` or were cancelled; columns every row has as padding are trimmed away. The cache lives
 in preallocated buffers (kv_buffer.py) and, for Llama-architecture models, decode steps skip
@@ -39,6 +42,8 @@ from lmforge.engine.prefix_cache import PrefixCache
 from lmforge.engine.sampling import SamplingParams, make_generator, prompt_logprobs, sample, token_logprob
 from lmforge.engine.text_stream import TextStream
 from lmforge.errors import LmforgeError
+
+TOGETHER = 64  # a prompt with at most this many new tokens is prefilled with the others that have few
 
 
 class QueueFull(LmforgeError):
@@ -231,13 +236,18 @@ class Engine:
                 joining.append(self.waiting.popleft())
         try:
             with torch.inference_mode():
+                few = []  # prompts with few new tokens: prefilled together, after those prefilled alone
                 for req in joining:
                     if self.stopping:
                         req.emit(Aborted(self.stopping))
                     elif req.cancelled:
                         req.emit(Done("cancelled", _usage(req)))
+                    elif req.params.echo or len(req.prompt) - self._kept(req.prompt) > TOGETHER:
+                        self._prefill(req)  # a long one is kept before the next is looked up
                     else:
-                        self._prefill(req)
+                        few.append(req)
+                if few:
+                    self._prefill_together(few)
                 if self.running:
                     self._step()
         except Exception as e:  # noqa: BLE001 - every request hears of it; the engine goes on
@@ -245,6 +255,10 @@ class Engine:
             for req in self.running + [r for r in joining if r not in self.running]:
                 req.emit(Failed(message))
             self.running, self.kv, self.mask = [], None, None
+
+    def _kept(self, prompt: list[int]) -> int:
+        """Tokens of the prompt's beginning the prefix cache holds."""
+        return self.prefix.shared(prompt) if self.prefix is not None else 0
 
     def _prefill(self, req: Request) -> None:
         from transformers import DynamicCache
@@ -263,30 +277,79 @@ class Engine:
                 req.emit(Done("length", _usage(req)))
                 return
         kv = [(layer.keys, layer.values) for layer in out.cache.layers]
-        if self.prefix is not None:
-            self.prefix.add(req.prompt, kv)
-        req.generator, req.position = make_generator(req.params.seed), len(req.prompt)
-        if req.params.json_schema is not None:
-            from lmforge.engine.constraints import Constraint
+        self._start([req], kv, torch.ones(1, len(req.prompt), dtype=torch.long), out.logits[:, -1])
 
-            req.constraint = Constraint(self.tokenizer, req.params.json_schema)
-        req.text = TextStream(self.tokenizer, req.params.stop)
-        self._join(req, kv)
-        if not self._accept(req, out.logits[0, -1].float()):
-            self._retire([req])
+    def _prefill_together(self, reqs: list[Request]) -> None:
+        """One forward for several prompts with few new tokens each. Every row runs the same number
+        of new tokens, `new` (the most any row needs): a row whose kept beginning is longer recomputes
+        a few of its last kept tokens, one whose whole prompt is shorter is left-padded. So each
+        row's tokens are contiguous and end in the last column (one logit row each), and the kept
+        K, V in front, left-padded to one length, are masked where a row has none."""
+        from transformers import DynamicCache
 
-    def _join(self, req: Request, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Stack the new row's cache onto the batch's, left-padding whichever is shorter."""
-        length = kv[0][0].shape[2]
-        row_mask = torch.ones(1, length, dtype=torch.long, device=self.model.device)
+        found = [self.prefix.longest(r.prompt) if self.prefix is not None else (0, None) for r in reqs]
+        new = max(len(r.prompt) - shared for r, (shared, _) in zip(reqs, found))
+        kept = [max(len(r.prompt) - new, 0) for r in reqs]  # <= each row's shared beginning
+        width = max(kept)
+        device, rows = self.model.device, len(reqs)
+        ids = torch.zeros(rows, new, dtype=torch.long, device=device)
+        mask = torch.zeros(rows, width + new, dtype=torch.long, device=device)
+        positions = torch.ones(rows, new, dtype=torch.long, device=device)  # padding's: any, masked
+        for i, (req, k) in enumerate(zip(reqs, kept)):
+            tail = req.prompt[k:]
+            ids[i, new - len(tail) :] = torch.tensor(tail, device=device)
+            positions[i, new - len(tail) :] = torch.arange(k, len(req.prompt), device=device)
+            mask[i, width - k : width] = 1
+            mask[i, width + new - len(tail) :] = 1
+        cache = DynamicCache()
+        if width:
+            cache = DynamicCache(ddp_cache_data=_stack_kept(found, kept, width))
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+        )
+        # each row's real columns are its last len(prompt); padding's K, V are zeroed (never NaN
+        # for the masked columns' zero weights to multiply) as the batch's buffer keeps them
+        real = (
+            torch.arange(width + new, device=device)[None, :]
+            >= width + new - torch.tensor([len(r.prompt) for r in reqs], device=device)[:, None]
+        ).long()
+        keep = real[:, None, :, None]
+        kv = [(layer.keys * keep, layer.values * keep) for layer in out.cache.layers]
+        self._start(reqs, kv, real, out.logits[:, -1])
+
+    def _start(self, reqs: list[Request], kv, row_mask: torch.Tensor, logits: torch.Tensor) -> None:
+        """Prefilled requests: their prompts' K, V kept for later prompts, then they join the batch
+        together, each with its first token sampled. `kv`: per layer [rows, heads, length, dim],
+        left-padded (`row_mask`: 1 = real column); `logits`: [rows, vocab] for each next token."""
+        for i, req in enumerate(reqs):
+            if self.prefix is not None:
+                n = len(req.prompt)
+                rows = (
+                    kv
+                    if len(reqs) == 1
+                    else [(k[i : i + 1, :, -n:].clone(), v[i : i + 1, :, -n:].clone()) for k, v in kv]
+                )
+                self.prefix.add(req.prompt, rows)
+            req.generator, req.position = make_generator(req.params.seed), len(req.prompt)
+            if req.params.json_schema is not None:
+                from lmforge.engine.constraints import Constraint
+
+                req.constraint = Constraint(self.tokenizer, req.params.json_schema)
+            req.text = TextStream(self.tokenizer, req.params.stop)
+        self._join(reqs, kv, row_mask.to(self.model.device))
+        logits = logits.float()
+        self._retire([req for i, req in enumerate(reqs) if not self._accept(req, logits[i])])
+
+    def _join(self, reqs: list[Request], kv, row_mask: torch.Tensor) -> None:
+        """Stack the new rows' cache onto the batch's, left-padding whichever is shorter."""
         if self.kv is None:
             self.kv = KVBuffer(kv, self.context)
             self.mask = row_mask
         else:
-            total = max(length, self.mask.shape[1])
+            total = max(row_mask.shape[1], self.mask.shape[1])
             self.kv.join(kv)
             self.mask = torch.cat([_left_pad_mask(self.mask, total), _left_pad_mask(row_mask, total)])
-        self.running.append(req)
+        self.running.extend(reqs)
 
     def _transformers_step(self, last: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """One step through the model's own forward (any architecture); its new K, V column is
@@ -386,6 +449,21 @@ class Engine:
 
 def _usage(req: Request) -> Usage:
     return Usage(len(req.prompt), len(req.tokens) + req.ended_by_token)
+
+
+def _stack_kept(found: list, kept: list[int], width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, each row's first `kept` cached K, V left-padded with zeros to `width` columns."""
+    template = next(kv for _, kv in found if kv is not None)
+    out = []
+    for layer, (k0, v0) in enumerate(template):
+        ks = k0.new_zeros(len(found), k0.shape[1], width, k0.shape[3])
+        vs = v0.new_zeros(len(found), v0.shape[1], width, v0.shape[3])
+        for i, ((_, kv), n) in enumerate(zip(found, kept)):
+            if n:
+                ks[i, :, width - n :] = kv[layer][0][0, :, :n]
+                vs[i, :, width - n :] = kv[layer][1][0, :, :n]
+        out.append((ks, vs))
+    return out
 
 
 def _left_pad_mask(m: torch.Tensor, length: int) -> torch.Tensor:

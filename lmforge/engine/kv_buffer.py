@@ -49,16 +49,17 @@ class KVBuffer:
         self.v[layer][:, :, column : column + 1] = v
 
     def join(self, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Add one row (a prefilled request), left-padding it or the batch to the longer length."""
-        new = kv[0][0].shape[2]
-        if new > self.length:  # shift the batch right so the new row fits
+        """Add rows (prefilled requests, left-padded with zeros to one length), left-padding them or
+        the batch to the longer length."""
+        new, added = kv[0][0].shape[2], kv[0][0].shape[0]
+        if new > self.length:  # shift the batch right so the new rows fit
             self.select(torch.arange(self.k[0].shape[0], device=self.k[0].device), drop=self.length - new)
-        rows = self.k[0].shape[0] + 1
+        rows = self.k[0].shape[0] + added
         for i, (k, v) in enumerate(kv):
             for bufs, x in ((self.k, k), (self.v, v)):
                 grown = bufs[i].new_zeros(rows, *bufs[i].shape[1:])
-                grown[:-1] = bufs[i]
-                grown[-1:, :, self.length - new : self.length] = x
+                grown[:-added] = bufs[i]
+                grown[-added:, :, self.length - new : self.length] = x
                 bufs[i] = grown
 
     def select(self, rows: torch.Tensor, drop: int = 0) -> None:

@@ -28,9 +28,11 @@ class PrefixCache:
         self.bytes = 0
         self.hits = self.reused_tokens = 0
 
-    def longest(self, prompt: list[int]) -> tuple[int, KV | None]:
-        """(n, K/V of the prompt's first n tokens) for the kept prompt sharing the longest beginning;
-        n < len(prompt), so at least one token is left to run (its logits pick the first reply token)."""
+    def shared(self, prompt: list[int]) -> int:
+        """How many of the prompt's first tokens `longest` would give (0: none), without using it."""
+        return self._best(prompt)[0]
+
+    def _best(self, prompt: list[int]) -> tuple[int, tuple[int, ...] | None]:
         if not self.entries or len(prompt) <= MIN_SHARED:
             return 0, None
         ids = torch.tensor(prompt)
@@ -41,7 +43,13 @@ class PrefixCache:
             n = m if bool(same.all()) else int(same.to(torch.int8).argmin())
             if n > best:
                 best, best_key = n, key
-        if best < MIN_SHARED:
+        return (best, best_key) if best >= MIN_SHARED else (0, None)
+
+    def longest(self, prompt: list[int]) -> tuple[int, KV | None]:
+        """(n, K/V of the prompt's first n tokens) for the kept prompt sharing the longest beginning;
+        n < len(prompt), so at least one token is left to run (its logits pick the first reply token)."""
+        best, best_key = self._best(prompt)
+        if best_key is None:
             return 0, None
         self.entries.move_to_end(best_key)
         self.hits, self.reused_tokens = self.hits + 1, self.reused_tokens + best
