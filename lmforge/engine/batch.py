@@ -307,15 +307,12 @@ class Engine:
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         )
-        # each row's real columns are its last len(prompt); padding's K, V are zeroed (never NaN
-        # for the masked columns' zero weights to multiply) as the batch's buffer keeps them
-        real = (
-            torch.arange(width + new, device=device)[None, :]
-            >= width + new - torch.tensor([len(r.prompt) for r in reqs], device=device)[:, None]
-        ).long()
-        keep = real[:, None, :, None]
+        # `mask` marks each row's real columns, its last len(prompt) (kept and new are contiguous);
+        # padding's K, V are zeroed (never NaN for the masked columns' zero weights to multiply),
+        # as the batch's buffer keeps them
+        keep = mask[:, None, :, None]
         kv = [(layer.keys * keep, layer.values * keep) for layer in out.cache.layers]
-        self._start(reqs, kv, real, out.logits[:, -1])
+        self._start(reqs, kv, mask, out.logits[:, -1])
 
     def _start(self, reqs: list[Request], kv, row_mask: torch.Tensor, logits: torch.Tensor) -> None:
         """Prefilled requests: their prompts' K, V kept for later prompts, then they join the batch

@@ -24,7 +24,7 @@ MIN_SHARED = 16  # shorter shared beginnings (a BOS, a chat header) are not wort
 class PrefixCache:
     def __init__(self, budget_bytes: int):
         self.budget = budget_bytes
-        self.entries: OrderedDict[tuple[int, ...], tuple[torch.Tensor, KV]] = OrderedDict()
+        self.entries: OrderedDict[tuple[int, ...], tuple[torch.Tensor, KV, int]] = OrderedDict()  # ids, K/V, bytes
         self.bytes = 0
         self.hits = self.reused_tokens = 0
 
@@ -37,7 +37,7 @@ class PrefixCache:
             return 0, None
         ids = torch.tensor(prompt)
         best, best_key = 0, None
-        for key, (kept, _) in self.entries.items():
+        for key, (kept, _, _) in self.entries.items():
             m = min(len(kept), len(ids) - 1)
             same = kept[:m] == ids[:m]
             n = m if bool(same.all()) else int(same.to(torch.int8).argmin())
@@ -62,8 +62,7 @@ class PrefixCache:
         size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
         if len(prompt) <= MIN_SHARED or size > self.budget or key in self.entries:
             return
-        self.entries[key] = (torch.tensor(prompt), kv)
+        self.entries[key] = (torch.tensor(prompt), kv, size)
         self.bytes += size
         while self.bytes > self.budget:
-            _, (_, old) = self.entries.popitem(last=False)
-            self.bytes -= sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in old)
+            self.bytes -= self.entries.popitem(last=False)[1][2]
