@@ -299,4 +299,13 @@ def test_block_forms_are_found_once_per_model_until_a_weight_changes(tiny):
     assert llama_step.projection_for(model) is first  # a second engine on the same model
     with torch.no_grad():
         model.model.layers[0].mlp.up_proj.weight.mul_(2)  # as an optimizer step writes in place
-    assert llama_step.projection_for(model) is not first
+    second = llama_step.projection_for(model)
+    assert second is not first
+    up = model.model.layers[0].mlp.up_proj
+    replaced = torch.nn.Parameter(up.weight.detach().clone())
+    with torch.no_grad():
+        while replaced._version < up.weight._version:  # a new tensor at the old one's version:
+            replaced.add_(0)  # only its identity tells them apart
+    assert replaced._version == up.weight._version
+    up.weight = replaced
+    assert llama_step.projection_for(model) is not second

@@ -139,7 +139,7 @@ def _groups(model) -> list[tuple[torch.Tensor, ...]]:
     return out
 
 
-_FOUND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weight versions, projection)
+_FOUND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights, versions, projection)
 
 
 def projection_for(model) -> Project:
@@ -150,14 +150,17 @@ def projection_for(model) -> Project:
     The fp32 weights stay for prefill and wider batches.
 
     Finding the forms reads every weight (~1.5 s for SmolLM2-135M on 2 cores), and evaluation
-    starts an engine per task: the result is kept per model while no weight has changed since
-    (a tensor's version counter moves with every in-place write: an optimizer step, a load)."""
-    versions = tuple(p._version for p in model.parameters())
+    starts an engine per task: the result is kept per model while its weights are the same tensors
+    and none has changed since (a tensor's version counter moves with every in-place write: an
+    optimizer step, a load). The forms are keyed by the weights' ids, which a new tensor may reuse,
+    so the kept weights are compared by identity, not by id."""
+    weights = tuple(model.parameters())
+    versions = tuple(p._version for p in weights)
     kept = _FOUND.get(model)
-    if kept is not None and kept[0] == versions:
-        return kept[1]
+    if kept is not None and kept[1] == versions and all(a is b for a, b in zip(kept[0], weights, strict=True)):
+        return kept[2]
     project = _find_projection(model)
-    _FOUND[model] = (versions, project)
+    _FOUND[model] = (weights, versions, project)
     return project
 
 
