@@ -61,39 +61,82 @@ static inline void rebuild_block(const uint8_t *c, int bits, const float *scale,
     }
 }
 
+/* rt input rows of x (1..4, a constant where it is called) times NT weight rows rebuilt into w
+ * (each K long): a GEMM's register tile, each loaded vector of x and w serving several products.
+ * Each output is one fp32 sum over k in order, eight lanes at a time, then across the lanes: the
+ * same order for every tile, so among batches of two or more rows a row's result does not depend
+ * on which rows share its batch. (A lone row sums in four chains, one_row: faster, another order.) */
+#define NT 3
+static inline __attribute__((always_inline)) void tile(const float *x, int64_t K, int rt, const float *w,
+                                                      float *y, int64_t N, int64_t n0, int nt) {
+    __m256 a[4][NT];
+    for (int r = 0; r < rt; r++)
+        for (int j = 0; j < NT; j++) a[r][j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K; k += 8) {
+        __m256 xr[4];
+        for (int r = 0; r < rt; r++) xr[r] = _mm256_loadu_ps(x + r * K + k);
+        for (int j = 0; j < NT; j++) {
+            __m256 wj = _mm256_load_ps(w + j * K + k);
+            for (int r = 0; r < rt; r++) a[r][j] = _mm256_fmadd_ps(xr[r], wj, a[r][j]);
+        }
+    }
+    for (int r = 0; r < rt; r++)
+        for (int j = 0; j < nt; j++) y[r * N + n0 + j] = hsum(a[r][j]);
+}
+
+/* One input row (a single stream's decode step, bound by reading the codes): each weight row
+ * rebuilt in registers and summed in four lane-group chains, whose latencies overlap. */
+static void one_row(const float *x, int64_t K, int bits, const uint8_t *codes, const float *scale,
+                    const float *offset, int64_t N, float *y, int threads) {
+    const int64_t B = K / 32, block_bytes = bits * 4;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t n = 0; n < N; n++) {
+        const uint8_t *c = codes + n * B * block_bytes;
+        const float *sn = scale + (bits == 16 ? 0 : n * B), *mn = offset + (bits == 16 ? 0 : n * B);
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t b = 0; b < B; b++) {
+            __m256 wb[4];
+            rebuild_block(c + b * block_bytes, bits, sn + b, mn + b, wb);
+            for (int i = 0; i < 4; i++) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + b * 32 + 8 * i), wb[i], a[i]);
+        }
+        y[n] = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+    }
+}
+
 void block_linear(const float *x, int64_t rows, int64_t K, int bits, const uint8_t *codes,
                   const float *scale, const float *offset, int64_t N, float *y, int threads) {
+    if (rows == 1) {
+        one_row(x, K, bits, codes, scale, offset, N, y, threads);
+        return;
+    }
     const int64_t B = K / 32, block_bytes = bits * 4;
     #pragma omp parallel num_threads(threads)
     {
-        /* several rows: rebuild the weight row once into L1, then one dot product per row */
-        float *w = rows > 1 ? aligned_alloc(32, K * sizeof(float)) : NULL;
+        /* NT weight rows rebuilt once into L1, then dotted with the input rows four at a time */
+        float *w = aligned_alloc(32, NT * K * sizeof(float));
         #pragma omp for schedule(static)
-        for (int64_t n = 0; n < N; n++) {
-            const uint8_t *c = codes + n * B * block_bytes;
-            const float *sn = scale + (bits == 16 ? 0 : n * B), *mn = offset + (bits == 16 ? 0 : n * B);
-            if (rows == 1) { /* one row: rebuild in registers, four independent sums */
-                __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t n0 = 0; n0 < N; n0 += NT) {
+            const int nt = N - n0 < NT ? (int)(N - n0) : NT;
+            for (int j = 0; j < NT; j++) {
+                float *wj = w + j * K;
+                if (j >= nt) { /* past the last weight row: zeros, their sums are not stored */
+                    for (int64_t k = 0; k < K; k += 8) _mm256_store_ps(wj + k, _mm256_setzero_ps());
+                    continue;
+                }
+                const int64_t n = n0 + j;
+                const uint8_t *c = codes + n * B * block_bytes;
+                const float *sn = scale + (bits == 16 ? 0 : n * B), *mn = offset + (bits == 16 ? 0 : n * B);
                 for (int64_t b = 0; b < B; b++) {
                     __m256 wb[4];
                     rebuild_block(c + b * block_bytes, bits, sn + b, mn + b, wb);
-                    for (int i = 0; i < 4; i++) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(x + b * 32 + 8 * i), wb[i], a[i]);
+                    for (int i = 0; i < 4; i++) _mm256_store_ps(wj + b * 32 + 8 * i, wb[i]);
                 }
-                y[n] = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
-                continue;
             }
-            for (int64_t b = 0; b < B; b++) {
-                __m256 wb[4];
-                rebuild_block(c + b * block_bytes, bits, sn + b, mn + b, wb);
-                for (int i = 0; i < 4; i++) _mm256_store_ps(w + b * 32 + 8 * i, wb[i]);
-            }
-            for (int64_t r = 0; r < rows; r++) {
-                const float *xr = x + r * K;
-                __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-                for (int64_t k = 0; k < K; k += 32)
-                    for (int i = 0; i < 4; i++) a[i] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + k + 8 * i), _mm256_load_ps(w + k + 8 * i), a[i]);
-                y[r * N + n] = hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
-            }
+            int64_t r = 0;
+            for (; r + 4 <= rows; r += 4) tile(x + r * K, K, 4, w, y + r * N, N, n0, nt);
+            if (rows - r == 3) tile(x + r * K, K, 3, w, y + r * N, N, n0, nt);
+            if (rows - r == 2) tile(x + r * K, K, 2, w, y + r * N, N, n0, nt);
+            if (rows - r == 1) tile(x + r * K, K, 1, w, y + r * N, N, n0, nt);
         }
         free(w);
     }

@@ -31,7 +31,7 @@ from lmforge.rundir import user_cache_dir
 
 log = logging.getLogger("lmforge.engine")
 BLOCK = 32
-MAX_ROWS = 16  # past this many rows per step, oneDNN's fp32 GEMM amortises its reads better
+MAX_ROWS = 64  # past this many rows per step, oneDNN's fp32 GEMM is as fast (bench/RESULTS.md)
 _PROBE_ROWS, _CHUNK_ROWS = 64, 4096
 
 
