@@ -4,6 +4,9 @@ token-id prompts; and lm-evaluation-harness scoring through the server as its us
 (`local-completions` for multiple choice, `local-chat-completions` for generation)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -120,6 +123,41 @@ def test_bad_log_prob_requests_name_the_field(server, route, body, param):
     assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
 
 
+def test_lmforge_eval_scores_choices_through_the_server_as_it_does_locally(smollm2, server, tmp_path):
+    """`lmforge eval MODEL --endpoint URL -t SPEC` on multiple-choice tasks: each context + choice sent
+    as MODEL's token ids with echo + logprobs; the log-likelihoods are the local scorer's (fp32 on both
+    sides) and every decision is the same."""
+    folder, model, tok = smollm2
+    specs = [ROOT / "examples" / "tasks" / f"{name}.toml" for name in ("arc_sample_en", "hellaswag_sample_de")]
+    command = [sys.executable, "-m", "lmforge", "eval", str(folder), "--endpoint", server.url + "/v1"]
+    command += ["--model", "smol", "--limit", "10", "--run-dir", str(tmp_path)]
+    for spec in specs:
+        command += ["-t", str(spec)]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=os.environ | {"OPENAI_API_KEY": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    served = {t["task"]: t for t in json.loads((tmp_path / "eval" / "results.json").read_text())["tasks"]}
+    assert model.dtype == torch.float32  # as the server's --dtype
+    for spec in specs:
+        task = load_task(spec)
+        ours = evaluate_task(model, tok, task, limit=10)
+        theirs = served[task.spec.name]
+        assert theirs["items"] == 10 and theirs["per_item"] == ours["per_item"], task.spec.name
+        for a, b in zip(theirs["loglikelihoods"], ours["loglikelihoods"]):
+            assert a == pytest.approx(b, abs=2e-3), task.spec.name
+    assert "arc_sample_en: acc" in out.stdout
+
+
+def test_choices_through_an_endpoint_need_the_model_named(tmp_path, server):
+    out = subprocess.run(
+        [sys.executable, "-m", "lmforge", "eval", "--endpoint", server.url + "/v1", "--run-dir", str(tmp_path)]
+        + ["-t", str(ROOT / "examples" / "tasks" / "arc_sample_en.toml")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert out.returncode != 0 and "name the served model too" in out.stderr and "Traceback" not in out.stderr
+
+
 @pytest.mark.slow
 def test_lm_eval_scores_through_the_server_as_lmforge_eval_and_hflm_do(smollm2, server, tmp_path):
     """Multiple choice through `local-completions` (log-likelihoods from `echo` + `logprobs`, prompts as
@@ -184,3 +222,36 @@ def test_lm_eval_scores_through_the_server_as_lmforge_eval_and_hflm_do(smollm2, 
         )
         assert reply == direct.choices[0].message.content and reply
     assert json.dumps(out["results"]["say_something"])  # scored, end to end
+
+
+def test_an_endpoint_without_prompt_log_probs_gets_a_one_line_error():
+    """A server that answers `echo` without the prompt's log-probs (or a 400 for it, as the llama.cpp
+    backend does) ends the run with an error naming what is missing, not a made-up score."""
+    from types import SimpleNamespace
+
+    from lmforge.endpoint import EndpointError, Reply
+    from lmforge.eval.endpoint_scoring import endpoint_loglikelihoods
+    from lmforge.eval.loglikelihood import Encoded
+
+    def client(logprobs):
+        def score(prompt):
+            return Reply("x", "length", len(prompt), 1, False, logprobs)
+
+        def run(fn, jobs, progress=None):
+            out = []
+            for job in jobs:
+                try:
+                    out.append(fn(job))
+                except EndpointError as e:
+                    out.append(e)
+            return out
+
+        return SimpleNamespace(cfg=SimpleNamespace(base_url="http://127.0.0.1:1/v1"), score=score, map=run)
+
+    items = [Encoded([1, 2, 3], [[4], [5, 6]])]
+    full = {"token_logprobs": [None, -1.0, -2.0, -0.5, -0.25, -0.125]}
+    assert endpoint_loglikelihoods(client(full), items) == [[-0.5, -0.75]]
+    for bad in (None, {"token_logprobs": [None, -1.0]}, {"token_logprobs": [None, -1.0, -2.0, "x", None, None]}):
+        with pytest.raises(EndpointError, match="2 of 2 scoring requests failed") as e:
+            endpoint_loglikelihoods(client(bad), items)
+        assert "log-prob" in str(e.value) and "\n" not in str(e.value)

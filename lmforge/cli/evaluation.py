@@ -54,7 +54,8 @@ def eval_(
     set: SetOpt = None,
 ):
     """Tasks by language side by side, bits per byte, baseline comparison, checkpoint sweep.
-    With --endpoint, generative tasks are scored through a served model instead."""
+    With --endpoint, tasks are scored through a served model instead (MODEL, if given, names it for
+    its tokenizer, which multiple-choice tasks need)."""
     from lmforge.models import is_run_dir
 
     harness_tasks = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None

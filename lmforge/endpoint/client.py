@@ -52,6 +52,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     cached: bool
+    logprobs: dict | None = None  # a text completion's legacy log-probs, when asked (`score`)
 
 
 @functools.cache
@@ -115,7 +116,22 @@ class EndpointClient:
         """A text completion (`/completions`): what evaluating a base model's continuation needs."""
         return self._ask("/completions", {"model": self.cfg.model, "prompt": prompt, **params})
 
-    def _ask(self, route: str, body: dict) -> Reply:
+    def score(self, prompt: list[int]) -> Reply:
+        """The log-prob of each of a prompt's tokens (`echo` with `logprobs`, given token ids, as
+        lm-eval's local-completions asks vLLM or `lmforge serve`): what scoring answer choices
+        needs. One token is generated, since some servers refuse zero; not streamed, since a
+        stream spreads the prompt's log-probs over chunks differently from server to server."""
+        body = {
+            "model": self.cfg.model,
+            "prompt": prompt,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "echo": True,
+            "logprobs": 1,
+        }
+        return self._ask("/completions", body, stream=False)
+
+    def _ask(self, route: str, body: dict, stream: bool | None = None) -> Reply:
         key = request_key(body)  # without the transport's stream flags: the same question either way
         hit = self.cache.get(key)
         if hit is not None:
@@ -125,7 +141,7 @@ class EndpointClient:
             backoff = min(self.cfg.max_backoff_s, self.cfg.backoff_s * 2**attempt)
             wait = None
             try:
-                reply = self._send(route, body)
+                reply = self._send(route, body, self.cfg.stream if stream is None else stream)
             except httpx.TimeoutException:
                 reason, wait = "timeout", random.uniform(backoff / 2, backoff)  # never straight back at a busy server
             except httpx.TransportError as e:
@@ -157,10 +173,10 @@ class EndpointClient:
             self.sleep(wait if wait is not None else random.uniform(0, backoff))
         raise AssertionError("unreachable")
 
-    def _send(self, route: str, body: dict) -> "Reply | httpx.Response":
-        """The reply, or the error response to decide on. Streamed when `cfg.stream`; an endpoint
+    def _send(self, route: str, body: dict, stream: bool) -> "Reply | httpx.Response":
+        """The reply, or the error response to decide on. Streamed when `stream`; an endpoint
         that answers a stream request with plain JSON is read as such."""
-        if self.cfg.stream:
+        if stream:
             body = body | {"stream": True, "stream_options": {"include_usage": True}}
         with self.http.stream("POST", route, json=body) as r:
             if r.status_code != 200:
@@ -217,6 +233,7 @@ class EndpointClient:
                 prompt_tokens=int(usage.get("prompt_tokens", 0)),
                 completion_tokens=int(usage.get("completion_tokens", 0)),
                 cached=False,
+                logprobs=choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None,
             )
         except (ValueError, KeyError, IndexError, TypeError):
             self._fail("malformed response")

@@ -54,12 +54,18 @@ def evaluate_task(
     seed: int = 1234,
     limit: int | None = None,
     batch_size: int = 16,
+    scorer=None,
 ) -> dict:
-    """Score a task; returns metrics, their standard errors and per-item correctness (for bootstrap)."""
+    """Score a task; returns metrics, their standard errors and per-item correctness (for bootstrap).
+    `scorer(encoded)` gives each item's choice log-likelihoods another way (an endpoint's,
+    eval/endpoint_scoring.py); by default the model scores them here."""
     items = build_items(task, num_fewshot, seed, limit)
     encoded = [encode_item(tokenizer, it.context, it.choices, it.delimiter) for it in items]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    lls = shard_map(lambda part: score_items(model, part, batch_size, pad), encoded)  # torchrun: items split
+    if scorer is None:
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        lls = shard_map(lambda part: score_items(model, part, batch_size, pad), encoded)  # torchrun: items split
+    else:
+        lls = scorer(encoded)
     per_item = [item_correct(it, ll) for it, ll in zip(items, lls)]
     spec = task.spec
     result = {

@@ -7,6 +7,7 @@ Full results, per-item correctness and per-document bits included, go to
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ from lmforge.eval.memorization import memorization
 from lmforge.eval.multiple_choice import evaluate_task, stderr
 from lmforge.eval.report import eval_report
 from lmforge.eval.shard import sharded, world
-from lmforge.models import load_model_and_tokenizer, resolve_model_dir
+from lmforge.models import load_model_and_tokenizer, load_tokenizer, resolve_model_dir
 from lmforge.recipe import EvalConfig
 from lmforge.rundir import atomic_write_text, record_stage, write_report_section
 from lmforge.tasks import Task, load_task
@@ -77,16 +78,21 @@ def score_task(model, tokenizer, task: Task, cfg: EvalConfig) -> dict:
 
 
 def evaluate_endpoint(cfg: EvalConfig, tasks: list[Task], work_dir: Path) -> dict:
-    """Generative tasks through an OpenAI-compatible endpoint (no local model)."""
+    """Every task through an OpenAI-compatible endpoint (no local model): generative ones by its
+    completions, multiple-choice ones by its prompt log-probs, split into tokens by the served
+    model's tokenizer (cfg.model names that model; only its tokenizer loads)."""
     from lmforge.endpoint import EndpointClient
+    from lmforge.eval.endpoint_scoring import endpoint_loglikelihoods
 
-    needs_model = [t.spec.name for t in tasks if t.spec.output == "multiple_choice"]
-    if needs_model or cfg.bpb_texts:
+    choices = [t.spec.name for t in tasks if t.spec.output == "multiple_choice"]
+    if cfg.bpb_texts:
+        raise ConfigError("eval.endpoint: bits per byte need the model itself; evaluate it locally")
+    if choices and not cfg.model:
         raise ConfigError(
-            "eval.endpoint scores generative tasks only; multiple-choice tasks "
-            f"({', '.join(needs_model) or 'none'}) and bits per byte need the model's log-likelihoods: "
-            "evaluate the model itself, or a served one with eval.harness = 'lm-eval' (local-completions)"
+            f"eval.endpoint: multiple-choice tasks ({', '.join(choices)}) are scored token by token: name the "
+            "served model too (`lmforge eval MODEL --endpoint URL`; a folder, run, .gguf or Hub id) for its tokenizer"
         )
+    tokenizer = load_tokenizer(cfg.model) if choices else None
     client = EndpointClient(cfg.endpoint, work_dir / "endpoint_cache.jsonl")
     try:
         scored = []
@@ -97,8 +103,13 @@ def evaluate_endpoint(cfg: EvalConfig, tasks: list[Task], work_dir: Path) -> dic
 
             if t.spec.output == "instructions":
                 scored.append(evaluate_instructions(t, replies, cfg.limit))
-            else:
+            elif t.spec.output == "generate":
                 scored.append(evaluate_generative(t, replies, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit))
+            else:
+                scorer = partial(endpoint_loglikelihoods, client)
+                scored.append(
+                    evaluate_task(None, tokenizer, t, cfg.num_fewshot, cfg.fewshot_seed, cfg.limit, scorer=scorer)
+                )
         client.check_answered("eval")
     finally:
         client.close()

@@ -279,8 +279,9 @@ class EvalConfig(Section):
     judge: "JudgeConfig | None" = None  # also grade the model MT-Bench-style ([eval.judge])
     # also score each task without the items `lmforge decontaminate` found in the training data
     exclude_contaminated: bool = False
-    # score generative tasks through this OpenAI-compatible endpoint's /completions instead of a
-    # local model (a served or external model; [eval.endpoint])
+    # score the tasks through this OpenAI-compatible endpoint instead of a local model (a served or
+    # external one; [eval.endpoint]): generative ones by its /completions, multiple-choice ones by its
+    # prompt log-probs (echo), split into tokens by `model`'s tokenizer (only that loads)
     endpoint: "EndpointConfig | None" = None
 
 
