@@ -266,6 +266,13 @@ class Engine:
         echo = req.params.echo  # every prompt position's logits: the whole prompt runs
         shared, past = (0, None) if echo or self.prefix is None else self.prefix.longest(req.prompt)
         ids = torch.tensor([req.prompt[shared:]], device=self.model.device)
+        mask = torch.ones(1, len(req.prompt), dtype=torch.long)
+        if self.lean and not echo:  # as in _prefill_together
+            buf = KVBuffer(past or _no_kv(self.model, 1), self.context, room=ids.shape[1])
+            positions = torch.arange(shared, len(req.prompt), device=ids.device)[None]
+            logits = llama_step.decode_step(self.model, ids, positions, buf, mask, self.project)
+            self._start([req], buf.layers(), mask, logits)
+            return
         # a cache without the model's config keeps every column in every layer: sliding-window
         # layers (Mistral, Gemma) would otherwise keep only their window, and the buffer needs
         # one length for all layers (the masks, not the cache, apply the window)
@@ -277,7 +284,7 @@ class Engine:
                 req.emit(Done("length", _usage(req)))
                 return
         kv = [(layer.keys, layer.values) for layer in out.cache.layers]
-        self._start([req], kv, torch.ones(1, len(req.prompt), dtype=torch.long), out.logits[:, -1])
+        self._start([req], kv, mask, out.logits[:, -1])
 
     def _prefill_together(self, reqs: list[Request]) -> None:
         """One forward for several prompts with few new tokens each. Every row runs the same number
@@ -301,9 +308,13 @@ class Engine:
             positions[i, new - len(tail) :] = torch.arange(k, len(req.prompt), device=device)
             mask[i, width - k : width] = 1
             mask[i, width + new - len(tail) :] = 1
-        cache = DynamicCache()
-        if width:
-            cache = DynamicCache(ddp_cache_data=_stack_kept(found, kept, width))
+        kept_kv = _stack_kept(found, kept, width) if width else None
+        if self.lean:  # the decode step over n new tokens a row: no per-call machinery, compact weights
+            buf = KVBuffer(kept_kv or _no_kv(self.model, rows), self.context, room=new)
+            logits = llama_step.decode_step(self.model, ids, positions, buf, mask, self.project)
+            self._start(reqs, buf.layers(), mask, logits)
+            return
+        cache = DynamicCache() if kept_kv is None else DynamicCache(ddp_cache_data=kept_kv)
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
         )
@@ -433,11 +444,15 @@ class Engine:
         if not done:
             return
         keep = [i for i, r in enumerate(self.running) if r not in done]
-        self.running = [self.running[i] for i in keep]
         if not keep:
-            self.kv, self.mask = None, None
+            self.running, self.kv, self.mask = [], None, None
             return
-        index = torch.tensor(keep, device=self.model.device)
+        # the rows past the kept count fill the places of those that left, so the rest stay put
+        tail = iter(i for i in keep if i >= len(keep))
+        kept = set(keep)
+        order = [i if i in kept else next(tail) for i in range(len(keep))]
+        self.running = [self.running[i] for i in order]
+        index = torch.tensor(order, device=self.model.device)
         self.mask = self.mask[index]
         pad = int((self.mask.cumsum(1) == 0).sum(1).min())  # columns that are padding in every row
         self.mask = self.mask[:, pad:]
@@ -461,6 +476,14 @@ def _stack_kept(found: list, kept: list[int], width: int) -> list[tuple[torch.Te
                 vs[i, :, width - n :] = kv[layer][1][0, :, :n]
         out.append((ks, vs))
     return out
+
+
+def _no_kv(model, rows: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer an empty K, V (no column yet) for `rows` rows."""
+    cfg = model.config
+    dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    empty = torch.zeros(rows, cfg.num_key_value_heads, 0, dim, dtype=model.dtype, device=model.device)
+    return [(empty, empty)] * cfg.num_hidden_layers
 
 
 def _left_pad_mask(m: torch.Tensor, length: int) -> torch.Tensor:

@@ -11,11 +11,15 @@ activation, attention-logit and final-logit soft-capping (Gemma 2), sliding wind
 (Mistral, Gemma's interleaving), a RoPE per layer type (Gemma 3) or none (SmolLM3's NoPE layers),
 and partial rotary dimensions.
 
-Why: at batch 1 a 135M model spends as long in that machinery as in its matmuls on a small CPU.
-Its projections read compact weights where that is lossless (`projection_for`, block_weights.py),
-else fp32 through oneDNN (`pick_linear`). Greedy tokens stay identical to `generate` (checked in
-tests/test_engine.py, tests/test_families.py). Prefill and every other architecture keep using
-transformers' own forward.
+The same step runs a prompt's new tokens (several per row, causal among themselves): the
+engine prefills with it, short prompts together, on top of the K/V its prefix cache kept.
+
+Why: at batch 1 a 135M model spends as long in that machinery as in its matmuls on a small CPU,
+and a prompt of a few dozen new tokens still pays it in full. Its projections read compact
+weights where that is lossless (`projection_for`, block_weights.py), else fp32 through oneDNN
+(`pick_linear`). Greedy tokens stay identical to `generate` (checked in tests/test_engine.py,
+tests/test_families.py). Scoring a prompt (`echo`: every position's logits) and every other
+architecture keep using transformers' own forward.
 """
 
 import inspect
@@ -234,6 +238,23 @@ def _attend(q, keys, values, allowed, scaling: float, softcap: float | None) -> 
     return torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype) @ values
 
 
+def _columns(mask: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each new token's column [n, 1] and every column [1, length + n]."""
+    width = mask.shape[1]
+    return torch.arange(width - n, width, device=mask.device)[:, None], torch.arange(width, device=mask.device)[None]
+
+
+def _allowed(mask: torch.Tensor, n: int) -> torch.Tensor | None:
+    """[rows, 1, n, length + n]: what each new token attends to, its row's real columns up to
+    itself; None when one token per row sees every column (every single-stream step: the
+    unmasked kernel is cheaper). A padding position sees itself, so no row of the attention is
+    empty (which would make NaNs that masked weights of 0 still spread through its K, V)."""
+    if n == 1 and bool(mask.all()):
+        return None
+    query, key = _columns(mask, n)
+    return ((mask.bool()[:, None, :] & (key <= query)) | (key == query))[:, None]
+
+
 def decode_step(
     model,
     tokens: torch.Tensor,
@@ -242,11 +263,13 @@ def decode_step(
     mask: torch.Tensor,
     project: Project | None = None,
 ) -> torch.Tensor:
-    """Logits [rows, vocab] for one token per row. `tokens`, `positions`: [rows, 1]; `mask`:
-    [rows, length + 1] (1 = real token), covering the cache and the new column; `project`: from
-    `projection_for(model)`, else `pick_linear`'s kernel weight by weight."""
+    """Logits [rows, vocab] for the token after each row's last. `tokens`, `positions`: [rows, n],
+    n new tokens per row (one when decoding; a short prompt's tail when prefilling, left-padded
+    where a row has fewer: their mask is 0); `mask`: [rows, length + n] (1 = real token),
+    covering the cache and the new columns; `project`: from `projection_for(model)`, else
+    `pick_linear`'s kernel weight by weight."""
     cfg, inner, lay = model.config, model.model, _layout(model)
-    rows = tokens.shape[0]
+    rows, n = tokens.shape
     heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
     dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     x = inner.embed_tokens(tokens)  # Gemma's module scales by sqrt(hidden) itself
@@ -255,18 +278,18 @@ def decode_step(
         angles = [ropes[t] for t in lay.rope_types]
     else:
         angles = [inner.rotary_emb(x, positions)] * len(inner.layers)
-    column = kv.next_column()
+    column = kv.next_column(n)
     if project is None:
         project = per_weight(pick_linear(x.dtype) if x.device.type == "cpu" else F.linear)
-    # no mask when no row has padding (every single-stream step): the unmasked kernel is cheaper
-    padded = not bool(mask.all())
-    allowed = mask.bool()[:, None, None, :] if padded else None
+    allowed = _allowed(mask, n)
     windowed = {}
     if any(lay.windows):  # a key is seen while the query is fewer than `window` positions past it
-        behind = positions - (mask.cumsum(-1) - 1)  # [rows, length + 1]: distance of each column
+        behind = positions[:, :, None] - (mask.cumsum(-1) - 1)[:, None, :]  # [rows, n, length + n]
+        query, key = _columns(mask, n)
+        own = key == query
         for w in set(filter(None, lay.windows)):
-            near = (behind < w)[:, None, None, :]
-            windowed[w] = near & allowed if padded else near
+            near = (behind < w)[:, None]
+            windowed[w] = near if allowed is None else (near & allowed) | own
     for i, layer in enumerate(inner.layers):
         attn, mlp = layer.self_attn, layer.mlp
         h = layer.input_layernorm.forward(x)
@@ -276,19 +299,19 @@ def decode_step(
         else:
             parts = [attn.q_proj, attn.k_proj, attn.v_proj]
             q, k, v = _with_bias(project(h, *(m.weight for m in parts)), parts)
-        q = q.view(rows, 1, heads, dim).transpose(1, 2)
-        k = k.view(rows, 1, kv_heads, dim).transpose(1, 2)
-        v = v.view(rows, 1, kv_heads, dim).transpose(1, 2)
+        q = q.view(rows, n, heads, dim).transpose(1, 2)
+        k = k.view(rows, n, kv_heads, dim).transpose(1, 2)
+        v = v.view(rows, n, kv_heads, dim).transpose(1, 2)
         if lay.qk_norm:
             q, k = attn.q_norm.forward(q), attn.k_norm.forward(k)
         if lay.ropes[i]:
             cos, sin = (t.unsqueeze(1) for t in angles[i])
             q, k = _rope(q, cos, sin), _rope(k, cos, sin)
         kv.write(i, column, k, v)
-        keys, values = kv.k[i][:, :, : kv.length], kv.v[i][:, :, : kv.length]
+        keys, values = kv.layer(i)
         window = lay.windows[i]
         a = _attend(q, keys, values, windowed[window] if window else allowed, attn.scaling, lay.softcap)
-        (o,) = _with_bias(project(a.transpose(1, 2).reshape(rows, 1, heads * dim), attn.o_proj.weight), [attn.o_proj])
+        (o,) = _with_bias(project(a.transpose(1, 2).reshape(rows, n, heads * dim), attn.o_proj.weight), [attn.o_proj])
         if lay.sandwich:
             x = x + layer.post_attention_layernorm.forward(o)
             h = layer.pre_feedforward_layernorm.forward(x)
