@@ -269,6 +269,43 @@ def test_lean_step_logits_match_the_model_forward_with_either_linear_kernel(tiny
             assert torch.allclose(got, want, atol=1e-4, rtol=0), (kernel, float((got - want).abs().max()))
 
 
+def test_lean_step_prefills_several_tokens_a_row_as_the_model_forward_does(tiny):
+    """The step over n new tokens a row (a prefill): rows left-padded to one n, one row on top of
+    kept K/V of its beginning, the other with none; each row's next-token logits are those of a
+    plain forward over its whole prompt, and the K/V it leaves let the next token decode the same."""
+    from lmforge.engine import llama_step
+    from lmforge.engine.kv_buffer import KVBuffer
+
+    model, tok = tiny
+    long = tok.encode("Am Morgen backt der Bäcker frisches Brot", add_special_tokens=False)
+    short = tok.encode("Die Katze", add_special_tokens=False)
+    kept, new = 3, len(long) - 3
+    assert len(short) < new
+    with torch.inference_mode():
+        past = model(input_ids=torch.tensor([long[:kept]]), use_cache=True).past_key_values
+        cache = [
+            (torch.cat([k, torch.zeros_like(k)]), torch.cat([v, torch.zeros_like(v)]))
+            for k, v in ((layer.keys, layer.values) for layer in past.layers)
+        ]  # row 0 keeps its first 3 tokens; row 1 has none (padding)
+        ids = torch.zeros(2, new, dtype=torch.long)
+        positions = torch.ones(2, new, dtype=torch.long)
+        mask = torch.zeros(2, kept + new, dtype=torch.long)
+        ids[0], positions[0], mask[0] = torch.tensor(long[kept:]), torch.arange(kept, len(long)), 1
+        ids[1, -len(short) :], positions[1, -len(short) :] = torch.tensor(short), torch.arange(len(short))
+        mask[1, -len(short) :] = 1
+        buf = KVBuffer(cache, 128)
+        got = llama_step.decode_step(model, ids, positions, buf, mask)
+        for row, prompt in enumerate((long, short)):
+            want = model(input_ids=torch.tensor([prompt])).logits[0, -1]
+            assert torch.allclose(got[row], want, atol=1e-4, rtol=0), (row, float((got[row] - want).abs().max()))
+        following = got.argmax(-1)  # one more token each, on the K/V the prefill left
+        mask = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], 1)
+        step = llama_step.decode_step(model, following[:, None], torch.tensor([[len(long)], [len(short)]]), buf, mask)
+        for row, prompt in enumerate((long, short)):
+            want = model(input_ids=torch.tensor([prompt + [int(following[row])]])).logits[0, -1]
+            assert torch.allclose(step[row], want, atol=1e-4, rtol=0), row
+
+
 def test_prefix_cache_finds_the_longest_shared_beginning_and_keeps_recent_prompts_within_budget():
     from lmforge.engine.prefix_cache import MIN_SHARED, PrefixCache
 
