@@ -44,6 +44,7 @@ from lmforge.engine.text_stream import TextStream
 from lmforge.errors import LmforgeError
 
 TOGETHER = 64  # a prompt with at most this many new tokens is prefilled with the others that have few
+CHUNK = 512  # a long prompt is prefilled this many tokens a call: its attention masks stay ~CHUNK x context
 
 
 class QueueFull(LmforgeError):
@@ -266,11 +267,14 @@ class Engine:
         echo = req.params.echo  # every prompt position's logits: the whole prompt runs
         shared, past = (0, None) if echo or self.prefix is None else self.prefix.longest(req.prompt)
         ids = torch.tensor([req.prompt[shared:]], device=self.model.device)
-        mask = torch.ones(1, len(req.prompt), dtype=torch.long)
-        if self.lean and not echo:  # as in _prefill_together
+        mask = torch.ones(1, len(req.prompt), dtype=torch.long, device=ids.device)
+        if self.lean and not echo:  # as in _prefill_together, CHUNK tokens a call (masks stay small)
             buf = KVBuffer(past or _no_kv(self.model, 1), self.context, room=ids.shape[1])
-            positions = torch.arange(shared, len(req.prompt), device=ids.device)[None]
-            logits = llama_step.decode_step(self.model, ids, positions, buf, mask, self.project)
+            for start in range(shared, len(req.prompt), CHUNK):
+                end = min(start + CHUNK, len(req.prompt))
+                positions = torch.arange(start, end, device=ids.device)[None]
+                piece = ids[:, start - shared : end - shared]
+                logits = llama_step.decode_step(self.model, piece, positions, buf, mask[:, :end], self.project)
             self._start([req], buf.layers(), mask, logits)
             return
         # a cache without the model's config keeps every column in every layer: sliding-window
