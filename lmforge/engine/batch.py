@@ -268,14 +268,9 @@ class Engine:
         shared, past = (0, None) if echo or self.prefix is None else self.prefix.longest(req.prompt)
         ids = torch.tensor([req.prompt[shared:]], device=self.model.device)
         mask = torch.ones(1, len(req.prompt), dtype=torch.long, device=ids.device)
-        if self.lean and not echo:  # as in _prefill_together, CHUNK tokens a call (masks stay small)
-            buf = KVBuffer(past or _no_kv(self.model, 1), self.context, room=ids.shape[1])
-            for start in range(shared, len(req.prompt), CHUNK):
-                end = min(start + CHUNK, len(req.prompt))
-                positions = torch.arange(start, end, device=ids.device)[None]
-                piece = ids[:, start - shared : end - shared]
-                logits = llama_step.decode_step(self.model, piece, positions, buf, mask[:, :end], self.project)
-            self._start([req], buf.layers(), mask, logits)
+        if self.lean and not echo:
+            positions = torch.arange(shared, len(req.prompt), device=ids.device)[None]
+            self._lean_prefill([req], past, ids, positions, mask)
             return
         # a cache without the model's config keeps every column in every layer: sliding-window
         # layers (Mistral, Gemma) would otherwise keep only their window, and the buffer needs
@@ -313,10 +308,8 @@ class Engine:
             mask[i, width - k : width] = 1
             mask[i, width + new - len(tail) :] = 1
         kept_kv = _stack_kept(found, kept, width) if width else None
-        if self.lean:  # the decode step over n new tokens a row: no per-call machinery, compact weights
-            buf = KVBuffer(kept_kv or _no_kv(self.model, rows), self.context, room=new)
-            logits = llama_step.decode_step(self.model, ids, positions, buf, mask, self.project)
-            self._start(reqs, buf.layers(), mask, logits)
+        if self.lean:
+            self._lean_prefill(reqs, kept_kv, ids, positions, mask)
             return
         cache = DynamicCache() if kept_kv is None else DynamicCache(ddp_cache_data=kept_kv)
         out = self.model(
@@ -328,6 +321,21 @@ class Engine:
         keep = mask[:, None, :, None]
         kv = [(layer.keys * keep, layer.values * keep) for layer in out.cache.layers]
         self._start(reqs, kv, mask, out.logits[:, -1])
+
+    def _lean_prefill(
+        self, reqs: list[Request], kept_kv: list | None, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor
+    ) -> None:
+        """The prompts' new tokens `ids` [rows, new] through the decode step (no per-call machinery,
+        compact weights) on their kept K, V (None: none), CHUNK columns a call so that a long
+        prompt's attention masks stay small; `mask` covers kept and new columns."""
+        rows, new = ids.shape
+        buf = KVBuffer(kept_kv or _no_kv(self.model, rows), self.context, room=new)
+        kept = mask.shape[1] - new
+        for start in range(0, new, CHUNK):
+            end = min(start + CHUNK, new)
+            piece, at = ids[:, start:end], positions[:, start:end]
+            logits = llama_step.decode_step(self.model, piece, at, buf, mask[:, : kept + end], self.project)
+        self._start(reqs, buf.layers(), mask, logits)
 
     def _start(self, reqs: list[Request], kv, row_mask: torch.Tensor, logits: torch.Tensor) -> None:
         """Prefilled requests: their prompts' K, V kept for later prompts, then they join the batch
